@@ -1,0 +1,210 @@
+"""Plain data passed between the parts of the rotator.
+
+Adapters turn SDK objects into these types, the policy reads them, the engine
+writes reports out of them. None of them ever holds a secret value: the one
+place a password lives is `NewSecret`, whose value is a `SecretStr` that prints
+as stars.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import SecretStr
+
+#: Every credential this service creates carries this display-name prefix, so that
+#: orphans from a crashed run can be told apart from credentials made by people.
+CREDENTIAL_PREFIX = "acs-smtp-rotation"
+
+
+class Mode(enum.StrEnum):
+    """How eager a run is."""
+
+    DUE = "due"  # rotate only what policy says is due
+    FORCE = "force"  # rotate every selected app now; old secrets keep their grace
+    EMERGENCY = "emergency"  # rotate now and remove every other secret at once
+
+
+class Action(enum.StrEnum):
+    NOTHING = "nothing"
+    ROTATE = "rotate"
+    RETIRE = "retire"
+
+
+class Outcome(enum.StrEnum):
+    UNCHANGED = "unchanged"
+    PLANNED = "planned"  # dry run: what would have happened
+    ROTATED = "rotated"
+    RETIRED = "retired"
+    FAILED = "failed"
+    UNFINISHED = "unfinished"  # ran out of time; the next run completes it
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedApp:
+    """An Entra application whose client secrets are ACS SMTP passwords."""
+
+    app_id: str
+    tenant_id: str
+    secret_name: str
+    usernames: tuple[str, ...]
+    acs_resource_ids: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # how discovery found it: smtp-username, role, allow-list
+
+    @property
+    def smtp_username(self) -> str:
+        """The username the rotator proves the new secret with (and consumers get)."""
+        return self.usernames[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One password credential of an Entra application (no secret text)."""
+
+    key_id: str
+    display_name: str | None
+    start: datetime | None
+    end: datetime | None
+    hint: str | None = None
+
+    @property
+    def made_by_us(self) -> bool:
+        return (self.display_name or "").startswith(CREDENTIAL_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """What Microsoft Graph says about an application."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    credentials: tuple[Credential, ...]
+
+    def credential(self, key_id: str | None) -> Credential | None:
+        return next((c for c in self.credentials if c.key_id == key_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class VaultVersion:
+    version: str
+    key_id: str | None
+    created: datetime
+    enabled: bool
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultEntry:
+    """The versions of one app's SMTP password secret, newest first."""
+
+    name: str
+    versions: tuple[VaultVersion, ...]
+
+    @property
+    def current(self) -> VaultVersion | None:
+        """The version a consumer reading "latest" gets; Key Vault serves the newest."""
+        return self.versions[0] if self.versions else None
+
+    @property
+    def known_key_ids(self) -> frozenset[str]:
+        return frozenset(v.key_id for v in self.versions if v.key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSecret:
+    """A freshly created credential and its secret text, held only in memory."""
+
+    credential: Credential
+    value: SecretStr
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    credential: Credential
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppPlan:
+    """What the policy decided for one app, with reasons a person can read."""
+
+    app: ManagedApp
+    rotate: bool
+    reason: str
+    retire: tuple[Retirement, ...] = ()
+    retire_all_after_rotation: bool = False
+
+    @property
+    def action(self) -> Action:
+        if self.rotate:
+            return Action.ROTATE
+        return Action.RETIRE if self.retire else Action.NOTHING
+
+
+@dataclass(slots=True)
+class AppOutcome:
+    app_id: str
+    secret_name: str
+    action: Action
+    reason: str
+    outcome: Outcome
+    new_key_id: str | None = None
+    removed_key_ids: list[str] = field(default_factory=list)
+    expires: datetime | None = None
+    duration_seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "appId": self.app_id,
+            "secretName": self.secret_name,
+            "action": self.action.value,
+            "reason": self.reason,
+            "outcome": self.outcome.value,
+            "newKeyId": self.new_key_id,
+            "removedKeyIds": list(self.removed_key_ids),
+            "expires": self.expires.isoformat() if self.expires else None,
+            "durationSeconds": round(self.duration_seconds, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(slots=True)
+class RunReport:
+    run_id: str
+    mode: Mode
+    dry_run: bool
+    started: datetime
+    finished: datetime | None = None
+    outcomes: list[AppOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[AppOutcome]:
+        return [o for o in self.outcomes if o.outcome is Outcome.FAILED]
+
+    @property
+    def unfinished(self) -> list[AppOutcome]:
+        return [o for o in self.outcomes if o.outcome is Outcome.UNFINISHED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.outcome.value] = counts.get(o.outcome.value, 0) + 1
+        return {
+            "runId": self.run_id,
+            "mode": self.mode.value,
+            "dryRun": self.dry_run,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "ok": self.ok,
+            "counts": counts,
+            "unfinished": [o.app_id for o in self.unfinished],
+            "apps": [o.as_dict() for o in self.outcomes],
+        }

@@ -1,0 +1,240 @@
+"""Typed settings from the environment (prefix ROTATION_), validated once at start-up.
+
+`load_settings()` is called at the edges (function_app.py, cli.py) and the result is
+passed down; nothing deeper reads os.environ. An invalid value stops start-up with
+one line that names the setting.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rotation.errors import SettingsError
+
+ENV_PREFIX = "ROTATION_"
+KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+USERNAME_SUFFIX = "-username"
+ACS_RESOURCE_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
+    r"/providers/Microsoft\.Communication/communicationServices/[^/]+$",
+    re.IGNORECASE,
+)
+
+#: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud.
+CLOUDS: dict[str, tuple[str, str, str]] = {
+    "public": (
+        "https://login.microsoftonline.com",
+        "https://graph.microsoft.com",
+        "https://management.azure.com",
+    ),
+    "usgov": (
+        "https://login.microsoftonline.us",
+        "https://graph.microsoft.us",
+        "https://management.usgovcloudapi.net",
+    ),
+    "china": (
+        "https://login.chinacloudapi.cn",
+        "https://microsoftgraph.chinacloudapi.cn",
+        "https://management.chinacloudapi.cn",
+    ),
+}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    key_vault_url: str
+    tenant_id: str
+    subscription_ids: CommaList = Field(default_factory=list)
+    acs_resource_ids: CommaList = Field(default_factory=list)
+    app_ids: CommaList = Field(default_factory=list)
+    exclude_app_ids: CommaList = Field(default_factory=list)
+
+    rotate_before_days: int = Field(30, ge=1, le=365)
+    secret_lifetime_days: int = Field(180, ge=2, le=730)
+    grace_hours: float = Field(48, ge=0, le=24 * 30)
+    verify_timeout_seconds: float = Field(300, gt=0, le=1800)
+    http_verify_timeout_seconds: float = Field(150, gt=0, le=200)
+    max_concurrency: int = Field(16, ge=1, le=64)
+    secret_name_template: str = "acs-smtp-{app_id}"  # noqa: S105 (a name, not a secret)
+
+    smtp_host: str = "smtp.azurecomm.net"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    schedule: str = "0 0 3 * * *"
+
+    cloud: Literal["public", "usgov", "china"] = "public"
+    authority_host: str | None = None
+    graph_url: str | None = None
+    arm_url: str | None = None
+    ca_bundle: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator(
+        "subscription_ids", "acs_resource_ids", "app_ids", "exclude_app_ids", mode="before"
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in re.split(r"[,;\s]+", value) if item.strip()]
+        return value
+
+    @field_validator("key_vault_url", "authority_host", "graph_url", "arm_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https://[^/\s]+", value):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_guid(cls, value: str) -> str:
+        return _guid(value)
+
+    @field_validator("subscription_ids", "exclude_app_ids")
+    @classmethod
+    def _guids(cls, values: list[str]) -> list[str]:
+        return [_guid(v) for v in values]
+
+    @field_validator("app_ids")
+    @classmethod
+    def _allow_list(cls, values: list[str]) -> list[str]:
+        # "<appId>" or "<appId>=<smtp username>"
+        return [
+            f"{_guid(v.partition('=')[0])}{v.partition('=')[1]}{v.partition('=')[2]}"
+            for v in values
+        ]
+
+    @field_validator("acs_resource_ids")
+    @classmethod
+    def _resource_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not ACS_RESOURCE_ID.match(value):
+                raise ValueError(
+                    f"{value!r} is not an ACS resource id (/subscriptions/<id>/resourceGroups/<rg>"
+                    "/providers/Microsoft.Communication/communicationServices/<name>)"
+                )
+        return values
+
+    @field_validator("secret_name_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if "{app_id}" not in value:
+            raise ValueError("must contain {app_id} so that every app gets its own secret")
+        try:
+            sample = value.format(app_id=str(uuid.UUID(int=0)))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{app_id}} may be used ({exc})") from None
+        if not KEY_VAULT_NAME.match(sample + USERNAME_SUFFIX):
+            raise ValueError(
+                "must render to a Key Vault name (letters, digits and '-', at most "
+                f"{127 - len(USERNAME_SUFFIX)} characters)"
+            )
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        if value.startswith("%") or len(value.split()) == 6:
+            return value
+        raise ValueError("must be an NCRONTAB expression with six fields, e.g. '0 0 3 * * *'")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if not (self.subscription_ids or self.acs_resource_ids or self.app_ids):
+            raise ValueError(
+                "set ROTATION_SUBSCRIPTION_IDS, ROTATION_ACS_RESOURCE_IDS or ROTATION_APP_IDS "
+                "so the rotator knows where to look"
+            )
+        if self.rotate_before_days >= self.secret_lifetime_days:
+            raise ValueError(
+                "ROTATION_ROTATE_BEFORE_DAYS must be shorter than ROTATION_SECRET_LIFETIME_DAYS"
+            )
+        return self
+
+    # ----- derived values ----------------------------------------------------------
+
+    @property
+    def authority(self) -> str:
+        return self.authority_host or CLOUDS[self.cloud][0]
+
+    @property
+    def graph_endpoint(self) -> str:
+        return self.graph_url or CLOUDS[self.cloud][1]
+
+    @property
+    def arm_endpoint(self) -> str:
+        return self.arm_url or CLOUDS[self.cloud][2]
+
+    @property
+    def rotate_before(self) -> timedelta:
+        return timedelta(days=self.rotate_before_days)
+
+    @property
+    def secret_lifetime(self) -> timedelta:
+        return timedelta(days=self.secret_lifetime_days)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(hours=self.grace_hours)
+
+    @property
+    def verify_window(self) -> timedelta:
+        """How long a new credential may legitimately sit outside Key Vault (I5)."""
+        return timedelta(seconds=self.verify_timeout_seconds * 2 + 300)
+
+    def secret_name(self, app_id: str) -> str:
+        return self.secret_name_template.format(app_id=app_id.lower())
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Builds settings from `environ` (default: the process environment) or raises
+    SettingsError with one line naming each bad setting."""
+    try:
+        if environ is None:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        values = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in environ.items()
+            if key.startswith(ENV_PREFIX)
+        }
+        return Settings.model_validate({**values, **overrides})
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]).upper() if error["loc"] else ""
+        name = f"{ENV_PREFIX}{field}" if field else "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        problems.append(f"{name}: {message}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _guid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a GUID") from None

@@ -1,0 +1,453 @@
+"""The sandbox's world: one in-memory directory, subscription and vault.
+
+Every HTTP route and the SMTP relay read and change this state; tests seed it
+through the methods below. It is a stand-in for Entra ID, Microsoft Graph, ARM,
+Key Vault and ACS, so it keeps the rules those services apply (who may do what,
+when a secret starts to work) and nothing more.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import secrets
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sandbox.clock import Clock
+
+GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
+GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
+SMTP_REQUIRED_ACTIONS = (
+    "Microsoft.Communication/CommunicationServices/Read",
+    "Microsoft.Communication/EmailServices/write",
+)
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class PasswordCredential:
+    key_id: str
+    display_name: str | None
+    secret_text: str
+    start: datetime
+    end: datetime
+    created: datetime  # when Entra accepted it; it works only after the propagation delay
+
+    @property
+    def hint(self) -> str:
+        return self.secret_text[:3]
+
+
+@dataclass
+class Application:
+    object_id: str
+    app_id: str
+    display_name: str
+    tenant_id: str
+    owners: set[str] = field(default_factory=set)  # service principal object ids
+    passwords: list[PasswordCredential] = field(default_factory=list)
+
+
+@dataclass
+class ServicePrincipal:
+    object_id: str
+    app_id: str
+    display_name: str
+    tenant_id: str
+    graph_roles: set[str] = field(default_factory=set)  # app roles granted on Microsoft Graph
+
+
+@dataclass
+class AcsResource:
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str = "global"
+    data_location: str = "Europe"
+    senders: set[str] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Communication/communicationServices/{self.name}"
+        )
+
+
+@dataclass
+class SmtpUsername:
+    acs_resource_id: str
+    name: str  # ARM child resource name
+    username: str
+    entra_app_id: str
+    tenant_id: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.acs_resource_id}/smtpUsernames/{self.name}"
+
+
+@dataclass
+class RoleDefinition:
+    name: str  # a GUID
+    role_name: str
+    actions: list[str]
+    not_actions: list[str] = field(default_factory=list)
+    role_type: str = "BuiltInRole"
+
+    @property
+    def id(self) -> str:
+        return f"/providers/Microsoft.Authorization/roleDefinitions/{self.name}"
+
+    def allows(self, action: str) -> bool:
+        def hit(patterns: list[str]) -> bool:
+            return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+        return hit(self.actions) and not hit(self.not_actions)
+
+
+@dataclass
+class RoleAssignment:
+    name: str
+    scope: str
+    principal_id: str
+    principal_type: str
+    role_definition_id: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.scope}/providers/Microsoft.Authorization/roleAssignments/{self.name}"
+
+
+@dataclass
+class SecretVersion:
+    name: str
+    version: str
+    value: str
+    content_type: str | None
+    tags: dict[str, str]
+    enabled: bool
+    expires: datetime | None
+    not_before: datetime | None
+    created: datetime
+    updated: datetime
+
+
+@dataclass
+class IssuedToken:
+    tenant_id: str
+    client_id: str
+    audience: str
+    expires: datetime
+
+
+@dataclass
+class AcceptedMessage:
+    username: str
+    acs_resource_id: str
+    mail_from: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class LoginResult:
+    ok: bool
+    reason: str
+    acs_resource: AcsResource | None = None
+
+
+BUILTIN_ROLES = {
+    "Owner": RoleDefinition("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", ["*"]),
+    "Contributor": RoleDefinition(
+        "b24988ac-6180-42a0-ab88-20f7382dd24c",
+        "Contributor",
+        ["*"],
+        [
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+        ],
+    ),
+    "Reader": RoleDefinition("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", ["*/read"]),
+}
+
+
+class SandboxState:
+    """All sandbox data plus the rules the real services apply to it."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.propagation_delay = timedelta(seconds=0)
+        self.tenants: dict[str, timedelta | None] = {}  # tenant id -> max secret lifetime
+        self.applications: dict[str, Application] = {}  # by object id
+        self.service_principals: dict[str, ServicePrincipal] = {}  # by object id
+        self.acs_resources: dict[str, AcsResource] = {}  # by lower-case ARM id
+        self.smtp_usernames: list[SmtpUsername] = []
+        self.role_definitions: dict[str, RoleDefinition] = {
+            r.name: r for r in BUILTIN_ROLES.values()
+        }
+        self.role_assignments: list[RoleAssignment] = []
+        self.subscriptions: set[str] = set()
+        self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
+        self.tokens: dict[str, IssuedToken] = {}
+        self.messages: list[AcceptedMessage] = []
+        self.requests: Counter[str] = Counter()  # "service METHOD route" -> count
+        self.issued_secrets: list[str] = []  # every secret text ever issued, for leak scans
+
+    # ----- seeding -------------------------------------------------------------------
+
+    def add_tenant(
+        self, tenant_id: str | None = None, max_secret_lifetime: timedelta | None = None
+    ) -> str:
+        tenant_id = tenant_id or new_guid()
+        self.tenants[tenant_id] = max_secret_lifetime
+        return tenant_id
+
+    def add_application(
+        self, tenant_id: str, display_name: str, app_id: str | None = None
+    ) -> Application:
+        app = Application(new_guid(), app_id or new_guid(), display_name, tenant_id)
+        self.applications[app.object_id] = app
+        return app
+
+    def add_service_principal(
+        self, app: Application, graph_roles: set[str] | None = None
+    ) -> ServicePrincipal:
+        sp = ServicePrincipal(
+            new_guid(), app.app_id, app.display_name, app.tenant_id, set(graph_roles or ())
+        )
+        self.service_principals[sp.object_id] = sp
+        return sp
+
+    def add_password(
+        self,
+        app: Application,
+        lifetime: timedelta = timedelta(days=180),
+        display_name: str | None = None,
+        *,
+        propagated: bool = True,
+        start: datetime | None = None,
+    ) -> PasswordCredential:
+        """Adds a client secret as addPassword would (or as a person did earlier)."""
+        now = self.clock.now()
+        start = start or now
+        created = start - self.propagation_delay if propagated else now
+        cred = PasswordCredential(
+            key_id=new_guid(),
+            display_name=display_name,
+            secret_text=_secret_text(),
+            start=start,
+            end=start + lifetime,
+            created=created,
+        )
+        app.passwords.append(cred)
+        self.issued_secrets.append(cred.secret_text)
+        return cred
+
+    def add_subscription(self, subscription_id: str | None = None) -> str:
+        subscription_id = subscription_id or new_guid()
+        self.subscriptions.add(subscription_id)
+        return subscription_id
+
+    def add_acs_resource(
+        self, subscription_id: str, resource_group: str, name: str, senders: set[str] | None = None
+    ) -> AcsResource:
+        self.subscriptions.add(subscription_id)
+        res = AcsResource(subscription_id, resource_group, name, senders=set(senders or ()))
+        self.acs_resources[res.id.lower()] = res
+        return res
+
+    def add_smtp_username(
+        self, resource: AcsResource, username: str, app: Application
+    ) -> SmtpUsername:
+        entry = SmtpUsername(
+            resource.id,
+            username.replace("@", "-").replace(".", "-"),
+            username,
+            app.app_id,
+            app.tenant_id,
+        )
+        self.smtp_usernames.append(entry)
+        return entry
+
+    def add_role_definition(
+        self, role_name: str, actions: list[str], not_actions: list[str] | None = None
+    ) -> RoleDefinition:
+        role = RoleDefinition(new_guid(), role_name, actions, list(not_actions or ()), "CustomRole")
+        self.role_definitions[role.name] = role
+        return role
+
+    def assign_role(
+        self, scope: str, principal: ServicePrincipal, role: RoleDefinition | str
+    ) -> RoleAssignment:
+        definition = BUILTIN_ROLES[role] if isinstance(role, str) else role
+        assignment = RoleAssignment(
+            new_guid(), scope, principal.object_id, "ServicePrincipal", definition.id
+        )
+        self.role_assignments.append(assignment)
+        return assignment
+
+    # ----- look-ups ------------------------------------------------------------------
+
+    def application_by_app_id(self, app_id: str) -> Application | None:
+        return next(
+            (a for a in self.applications.values() if a.app_id.lower() == app_id.lower()), None
+        )
+
+    def service_principal_by_app_id(self, app_id: str) -> ServicePrincipal | None:
+        return next(
+            (s for s in self.service_principals.values() if s.app_id.lower() == app_id.lower()),
+            None,
+        )
+
+    def role_definition(self, role_definition_id: str) -> RoleDefinition | None:
+        return self.role_definitions.get(role_definition_id.rstrip("/").rsplit("/", 1)[-1])
+
+    def resource_by_name(self, name: str) -> AcsResource | None:
+        return next(
+            (r for r in self.acs_resources.values() if r.name.lower() == name.lower()), None
+        )
+
+    def assignments_covering(self, resource_id: str) -> list[RoleAssignment]:
+        """Role assignments whose scope contains the resource (subscription, group or itself)."""
+        target = resource_id.lower()
+        return [
+            a
+            for a in self.role_assignments
+            if target == a.scope.lower() or target.startswith(a.scope.lower() + "/")
+        ]
+
+    # ----- rules ---------------------------------------------------------------------
+
+    def check_client_secret(
+        self, tenant_id: str, client_id: str, secret: str
+    ) -> tuple[Application | None, str]:
+        """The token endpoint's check; returns the app or an AADSTS-style reason."""
+        app = self.application_by_app_id(client_id)
+        if app is None or app.tenant_id.lower() != tenant_id.lower():
+            return (
+                None,
+                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
+            )
+        now = self.clock.now()
+        for cred in app.passwords:
+            if not secrets.compare_digest(cred.secret_text, secret):
+                continue
+            if cred.end <= now:
+                return (
+                    None,
+                    f"AADSTS7000222: The provided client secret keys for app '{client_id}' are expired.",
+                )
+            if now < cred.created + self.propagation_delay:
+                break  # not yet replicated: Entra answers exactly as for a wrong secret
+            return app, ""
+        return (
+            None,
+            f"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'.",
+        )
+
+    def smtp_login(self, username: str, password: str) -> LoginResult:
+        """ACS's SMTP AUTH rule: a live secret of the app, and the app allowed on the resource."""
+        resolved = self._resolve_username(username)
+        if resolved is None:
+            return LoginResult(False, "unknown username")
+        resource, app_id, tenant_id = resolved
+        app, reason = self.check_client_secret(tenant_id, app_id, password)
+        if app is None:
+            return LoginResult(False, reason)
+        sp = self.service_principal_by_app_id(app_id)
+        if sp is None or not self._may_send(sp, resource):
+            return LoginResult(
+                False,
+                f"app {app_id} has no role with {' and '.join(SMTP_REQUIRED_ACTIONS)} on {resource.name}",
+            )
+        return LoginResult(True, "", resource)
+
+    def _resolve_username(self, username: str) -> tuple[AcsResource, str, str] | None:
+        for sep in (".", "|"):
+            parts = username.rsplit(sep, 2)
+            if len(parts) == 3 and _is_guid(parts[1]) and _is_guid(parts[2]):
+                resource = self.resource_by_name(parts[0])
+                return (resource, parts[1], parts[2]) if resource else None
+        for entry in self.smtp_usernames:
+            if entry.username.lower() == username.lower():
+                resource = self.acs_resources.get(entry.acs_resource_id.lower())
+                return (resource, entry.entra_app_id, entry.tenant_id) if resource else None
+        return None
+
+    def _may_send(self, sp: ServicePrincipal, resource: AcsResource) -> bool:
+        for assignment in self.assignments_covering(resource.id):
+            if assignment.principal_id != sp.object_id:
+                continue
+            role = self.role_definition(assignment.role_definition_id)
+            if role and all(role.allows(a) for a in SMTP_REQUIRED_ACTIONS):
+                return True
+        return False
+
+    def may_manage_application(self, caller: ServicePrincipal, app: Application) -> bool:
+        """Graph's rule for writing an application."""
+        if GRAPH_READ_WRITE_ALL in caller.graph_roles:
+            return True
+        return GRAPH_READ_WRITE_OWNED_BY in caller.graph_roles and caller.object_id in app.owners
+
+    # ----- inspection ----------------------------------------------------------------
+
+    def live_secret(self, secret_name: str) -> SecretVersion | None:
+        """The newest enabled version of a Key Vault secret (what a consumer reads)."""
+        versions = self.vault.get(secret_name.lower(), [])
+        return versions[-1] if versions and versions[-1].enabled else None
+
+    def snapshot(self) -> dict[str, object]:
+        """A JSON-able view without any secret value."""
+        return {
+            "now": self.clock.now().isoformat(),
+            "propagationDelaySeconds": self.propagation_delay.total_seconds(),
+            "applications": [
+                {
+                    "objectId": a.object_id,
+                    "appId": a.app_id,
+                    "displayName": a.display_name,
+                    "owners": sorted(a.owners),
+                    "passwords": [
+                        {
+                            "keyId": p.key_id,
+                            "displayName": p.display_name,
+                            "hint": p.hint,
+                            "start": p.start.isoformat(),
+                            "end": p.end.isoformat(),
+                        }
+                        for p in a.passwords
+                    ],
+                }
+                for a in self.applications.values()
+            ],
+            "vault": {
+                name: [
+                    {"version": v.version, "enabled": v.enabled, "tags": v.tags} for v in versions
+                ]
+                for name, versions in self.vault.items()
+            },
+            "acsResources": [r.id for r in self.acs_resources.values()],
+            "messages": len(self.messages),
+            "requests": dict(self.requests),
+        }
+
+
+def _secret_text() -> str:
+    # Shaped like an Entra client secret: 40 characters with a '~' in it.
+    body = secrets.token_urlsafe(30)[:36]
+    return f"{body[:3]}8Q~{body[3:]}"
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
