@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sandbox.clock import Clock
+from sandbox.faults import FaultInjector
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
 GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
@@ -197,6 +198,7 @@ class SandboxState:
         self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
         self.tokens: dict[str, IssuedToken] = {}
         self.messages: list[AcceptedMessage] = []
+        self.faults = FaultInjector()
         self.requests: Counter[str] = Counter()  # "service METHOD route" -> count
         self.issued_secrets: list[str] = []  # every secret text ever issued, for leak scans
 
