@@ -1,0 +1,294 @@
+"""What every sandbox HTTP service shares: counters, injected faults, bearer tokens, errors.
+
+Each service (``login``, ``graph``, ``vault``, ``arm``, ``admin``) is its own aiohttp
+application on its own port, built with :func:`counted_app`. The middleware installed
+there does three things for every request, in this order:
+
+1. counts it in ``state.requests[key]``;
+2. applies ``state.faults.take(key)``: the latencies add up, then the first fault with a
+   ``status`` answers with that status (plus ``Retry-After`` when set) and an error body in
+   the service's own shape, or the first fault with ``drop`` closes the connection with no
+   reply at all;
+3. otherwise runs the route, turning an :class:`ApiError` into that service's error body.
+
+The route key is ``"<service> <METHOD> <route template>"``, with the template as
+registered (aiohttp's ``canonical``) minus the app's ``key_prefix``, e.g.
+``"graph POST /applications/{id}/addPassword"`` or ``"vault GET /secrets/{name}"``.
+Requests that match no route are counted as ``"<service> <METHOD> (unmatched)"``.
+
+Route handlers call :func:`require_token` for a bearer token and raise
+:class:`ApiError` (or return :func:`error_response`) for refusals. Nothing here ever puts a
+secret value into a response.
+
+Typical use (H2's vault/arm modules follow the same pattern)::
+
+    def build_app(state: SandboxState) -> web.Application:
+        app = counted_app("arm", state)
+        app.router.add_get("/subscriptions/{sub}/providers/...", list_resources)
+        return app
+
+    async def list_resources(request: web.Request) -> web.Response:
+        state = request.app[STATE]
+        token = require_token(request, ARM_AUDIENCES)
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from sandbox.state import IssuedToken, SandboxState
+
+#: The service name this app answers as: "login", "graph", "vault", "arm" or "admin".
+SERVICE = web.AppKey("service", str)
+#: The shared sandbox world.
+STATE = web.AppKey("state", SandboxState)
+#: A path prefix left out of route keys ("/v1.0" for Graph), so keys read like Graph docs.
+KEY_PREFIX = web.AppKey("key_prefix", str)
+#: The public base URL of this service (set by the server once the port is known).
+BASE_URL = web.AppKey("base_url", str)
+#: Extra Key Vault-style challenge for 401s: value of WWW-Authenticate, set per app.
+CHALLENGE = web.AppKey("challenge", str)
+
+#: Service-specific error codes for statuses injected as faults.
+_FAULT_CODES: dict[str, dict[int, str]] = {
+    "graph": {429: "TooManyRequests", 503: "serviceNotAvailable", 500: "generalException"},
+    "vault": {429: "Throttled", 503: "ServiceUnavailable", 500: "InternalServerError"},
+    "arm": {429: "TooManyRequests", 503: "ServiceUnavailable", 500: "InternalServerError"},
+    "login": {429: "temporarily_unavailable", 503: "temporarily_unavailable"},
+}
+_FAULT_MESSAGES = {
+    429: "Too many requests. Please retry after the time given in Retry-After.",
+    500: "An internal server error occurred.",
+    503: "The service is temporarily unavailable. Please retry.",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """A refusal a route raises; the middleware renders it in the service's error shape.
+
+    `code` is the service's own error code ("Authorization_RequestDenied", "SecretNotFound",
+    "invalid_client", ...); `extra` adds service-specific fields (Entra's error_codes).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def counted_app(service: str, state: SandboxState, *, key_prefix: str = "") -> web.Application:
+    """A new aiohttp app for `service` with the counting/fault/error middleware installed.
+
+    Handlers read the shared state via ``request.app[STATE]``.
+    """
+    app = web.Application(middlewares=[_middleware], client_max_size=4 * 1024 * 1024)
+    app[SERVICE] = service
+    app[STATE] = state
+    app[KEY_PREFIX] = key_prefix
+    return app
+
+
+def route_key(request: web.Request) -> str:
+    """The counter/fault key of this request: "<service> <METHOD> <route template>"."""
+    service = request.app[SERVICE]
+    resource = request.match_info.route.resource
+    if resource is None or request.match_info.http_exception is not None:
+        template = "(unmatched)"
+    else:
+        template = resource.canonical.removeprefix(request.app[KEY_PREFIX]) or "/"
+    return f"{service} {request.method} {template}"
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    key = route_key(request)
+    state.requests[key] += 1
+    faults = state.faults.take(key)
+    delay = sum(f.latency for f in faults)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    for fault in faults:
+        if fault.drop:
+            _drop(request)
+            return web.Response(status=500)  # never sent: the connection is gone
+        if fault.status is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = _retry_after(fault.retry_after)
+            code = _FAULT_CODES.get(request.app[SERVICE], {}).get(fault.status, "Error")
+            message = _FAULT_MESSAGES.get(fault.status, "Injected fault.")
+            return error_response(request, fault.status, code, message, headers=headers)
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(
+            request, err.status, err.code, err.message, headers=err.headers, extra=err.extra
+        )
+
+
+def _drop(request: web.Request) -> None:
+    """Closes the TCP connection under the request without sending a response."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _retry_after(seconds: float) -> str:
+    # Retry-After carries whole seconds; fractional values are rounded up but a zero stays zero.
+    whole = int(seconds)
+    return str(whole if whole == seconds else whole + 1)
+
+
+def error_response(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> web.Response:
+    """A JSON error in the shape the real service uses for `request.app[SERVICE]`."""
+    body = error_body(request.app[SERVICE], code, message, request=request, extra=extra)
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        content_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def error_body(
+    service: str,
+    code: str,
+    message: str,
+    *,
+    request: web.Request | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The error JSON of each service.
+
+    - graph: ``{"error": {"code", "message", "innerError": {"date", "request-id",
+      "client-request-id"}}}``
+    - login (Entra): ``{"error", "error_description", "error_codes", "timestamp",
+      "trace_id", "correlation_id"}``
+    - vault, arm, admin: ``{"error": {"code", "message"}}``
+    """
+    now = datetime.now(UTC)
+    client_request_id = ""
+    if request is not None:
+        client_request_id = request.headers.get("client-request-id", "")
+    if service == "graph":
+        return {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": client_request_id or str(uuid.uuid4()),
+                },
+            }
+        }
+    if service == "login":
+        return {
+            "error": code,
+            "error_description": (
+                f"{message}\r\nTrace ID: {uuid.uuid4()}\r\nCorrelation ID: "
+                f"{client_request_id or uuid.uuid4()}\r\nTimestamp: "
+                f"{now.strftime('%Y-%m-%d %H:%M:%SZ')}"
+            ),
+            "error_codes": list(extra.get("error_codes", [])) if extra else [],  # type: ignore[call-overload]
+            "timestamp": now.strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": str(uuid.uuid4()),
+            "correlation_id": client_request_id or str(uuid.uuid4()),
+        }
+    error: dict[str, object] = {"code": code, "message": message}
+    if extra:
+        error.update(extra)
+    return {"error": error}
+
+
+def bearer(request: web.Request) -> str | None:
+    """The bearer token of the request, or None."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def normalize_audience(audience: str) -> str:
+    """Audiences compare without "/.default", a trailing slash or case."""
+    return audience.removesuffix("/.default").rstrip("/").lower()
+
+
+def require_token(request: web.Request, audiences: Collection[str]) -> IssuedToken:
+    """The caller's live token, issued for one of `audiences`; else raises a 401 ApiError.
+
+    A missing token answers with the app's CHALLENGE (WWW-Authenticate) when one is set,
+    which is how Key Vault starts its challenge-based authentication.
+    """
+    state = request.app[STATE]
+    challenge = request.app.get(CHALLENGE)
+    headers = {"WWW-Authenticate": challenge} if challenge else {}
+    service = request.app[SERVICE]
+    code = "InvalidAuthenticationToken" if service == "graph" else "Unauthorized"
+    value = bearer(request)
+    if value is None:
+        message = (
+            "Access token is empty."
+            if service == "graph"
+            else "AKV10000: Request is missing a Bearer or PoP token."
+            if service == "vault"
+            else "Authentication failed. The 'Authorization' header is missing."
+        )
+        raise ApiError(
+            401, code if service != "arm" else "AuthenticationFailed", message, headers=headers
+        )
+    token = state.tokens.get(value)
+    if token is None:
+        raise ApiError(
+            401, code, "Access token validation failure. Invalid token.", headers=headers
+        )
+    if token.expires <= state.clock.now():
+        raise ApiError(
+            401, code, "Lifetime validation failed, the token is expired.", headers=headers
+        )
+    wanted = {normalize_audience(a) for a in audiences}
+    if normalize_audience(token.audience) not in wanted:
+        raise ApiError(
+            401, code, "Access token validation failure. Invalid audience.", headers=headers
+        )
+    return token
+
+
+async def json_body(request: web.Request) -> dict[str, object]:
+    """The request's JSON object body (empty when there is none); 400 when it is not JSON."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json(loads=json.loads)
+    except ValueError:
+        raise ApiError(400, "BadRequest", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "BadRequest", "The request body must be a JSON object.")
+    return data
