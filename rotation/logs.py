@@ -1,0 +1,161 @@
+"""structlog set-up, and the redaction that keeps secret values out of every log line.
+
+Why a registry of values and not just key names: a secret can end up inside a longer
+string (an exception text, a URL, a message an SDK logs), where no key name warns us.
+Every secret the process creates or is given is registered here the moment it exists,
+and every line, ours or a library's through stdlib logging, is scrubbed of all of them
+just before it is written. Keys that look like secrets are blanked as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from pydantic import SecretStr
+
+REDACTED = "[REDACTED]"
+_SECRET_KEY = re.compile(
+    r"(pass(word)?|secret|token|authorization|credential_value|client_secret|api_?key|sig)$",
+    re.IGNORECASE,
+)
+_MIN_SECRET_LENGTH = 8  # shorter values would blank ordinary words
+
+
+class SecretRegistry:
+    """The secret values this process knows, matched as one compiled pattern."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, value: str | SecretStr | None) -> None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not text or len(text) < _MIN_SECRET_LENGTH or text in self._values:
+            return
+        with self._lock:
+            self._values.add(text)
+            # Longest first, so a secret that contains another is scrubbed whole.
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def scrub(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(REDACTED, text) if pattern else text
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+SECRETS = SecretRegistry()
+
+
+def register_secret(value: str | SecretStr | None) -> None:
+    """Makes the logging pipeline scrub `value` from every line from now on."""
+    SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """`text` with every registered secret value replaced (for HTTP answers, reports)."""
+    return SECRETS.scrub(text)
+
+
+def _scrub_value(value: object) -> object:
+    if isinstance(value, str):
+        return SECRETS.scrub(value)
+    if isinstance(value, SecretStr):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_secret_key(k) else _scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, BaseException):
+        return SECRETS.scrub(f"{type(value).__name__}: {value}")
+    return value
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+
+
+def redact_event(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank secret-looking keys, scrub secret values everywhere."""
+    for key, value in list(event_dict.items()):
+        if key == "exc_info":
+            continue  # rendered into "exception" by format_exc_info, scrubbed after it
+        event_dict[key] = REDACTED if _is_secret_key(key) else _scrub_value(value)
+    return event_dict
+
+
+def _scrub_rendered(_logger: object, _method: str, rendered: Any) -> Any:
+    # The last word: whatever the renderer produced, no registered secret survives.
+    return SECRETS.scrub(rendered) if isinstance(rendered, str) else rendered
+
+
+def configure(
+    fmt: Literal["auto", "json", "console"] = "auto",
+    *,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    known_secrets: Iterable[str | None] = (),
+) -> None:
+    """Routes structlog and stdlib logging through one redacting pipeline.
+
+    JSON (one object a line) in Azure, where Application Insights parses it; a readable
+    console format on a terminal. `known_secrets` are values the process was given (for
+    example a client secret in the environment) that must never be printed either.
+    """
+    for value in known_secrets:
+        register_secret(value)
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_event,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_event,
+            renderer,
+            _scrub_rendered,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The SDKs log every HTTP exchange at INFO; keep their warnings and errors only.
+    for noisy in ("azure", "msal", "httpx", "httpcore", "kiota", "aiosmtplib", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str = "rotation") -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

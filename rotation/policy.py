@@ -1,0 +1,142 @@
+"""The rotator's decisions, as pure functions of what was observed.
+
+No I/O and no clock: the caller passes `now`. Everything the engine does to an app
+follows from `plan_app` (before any change) and `retirements` (after a promotion, on
+the state the engine then knows). The invariants live here:
+
+- I1: the credential the current Key Vault version points at is never retired, and
+  nothing is retired while Key Vault has no working password to fall back on.
+- I4: a credential that was ever promoted (or was made by a person) goes only once the
+  grace period since the current promotion has passed, or at once in emergency mode.
+- I5: a credential we made that never reached Key Vault is an orphan once it is older
+  than the verify window; younger ones may belong to a run still verifying them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rotation.model import AppPlan, AppRecord, ManagedApp, Mode, Retirement, VaultEntry
+from rotation.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    rotate_before: timedelta
+    lifetime: timedelta
+    grace: timedelta
+    verify_window: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        return cls(
+            rotate_before=settings.rotate_before,
+            lifetime=settings.secret_lifetime,
+            grace=settings.grace,
+            verify_window=settings.verify_window,
+        )
+
+
+def plan_app(
+    app: ManagedApp,
+    record: AppRecord,
+    vault: VaultEntry,
+    now: datetime,
+    rules: Rules,
+    mode: Mode = Mode.DUE,
+) -> AppPlan:
+    """What to do with one app now, and why."""
+    reason = rotation_reason(record, vault, now, rules, mode)
+    if reason is not None:
+        # Retirement after a rotation is decided again on the state after promotion.
+        return AppPlan(app, True, reason, retire_all_after_rotation=mode is Mode.EMERGENCY)
+    retire = retirements(record, vault, now, rules)
+    if retire:
+        return AppPlan(app, False, f"{len(retire)} old credential(s) to remove", retire)
+    return AppPlan(app, False, _healthy_reason(record, vault, now))
+
+
+def rotation_reason(
+    record: AppRecord, vault: VaultEntry, now: datetime, rules: Rules, mode: Mode
+) -> str | None:
+    """Why the app needs a new secret now, or None when it does not."""
+    if mode is Mode.EMERGENCY:
+        return "emergency rotation requested: every other secret is removed at once"
+    if mode is Mode.FORCE:
+        return "rotation forced by request"
+    current = vault.current
+    if current is None:
+        return "Key Vault holds no SMTP password for this app yet"
+    if not current.enabled:
+        return f"the current Key Vault version {current.version} is disabled"
+    credential = record.credential(current.key_id)
+    if credential is None:
+        return f"Key Vault points at credential {current.key_id}, which no longer exists"
+    if credential.end is None:
+        return None
+    left = credential.end - now
+    if left <= timedelta(0):
+        return f"secret {credential.key_id} expired {_days(-left)} ago"
+    if left <= rules.rotate_before:
+        return (
+            f"secret {credential.key_id} expires in {_days(left)} "
+            f"(rotation starts {rules.rotate_before.days} days ahead)"
+        )
+    return None
+
+
+def retirements(
+    record: AppRecord,
+    vault: VaultEntry,
+    now: datetime,
+    rules: Rules,
+    *,
+    emergency: bool = False,
+) -> tuple[Retirement, ...]:
+    """The credentials that may be removed now, each with its reason."""
+    current = vault.current
+    if current is None or not current.enabled or record.credential(current.key_id) is None:
+        return ()  # I1: keep everything until Key Vault holds a working password
+    grace_ends = current.created + rules.grace
+    out: list[Retirement] = []
+    for credential in record.credentials:
+        if credential.key_id == current.key_id:
+            continue
+        if credential.made_by_us and credential.key_id not in vault.known_key_ids:
+            # Never promoted. Even in an emergency a young one is kept: it was never
+            # handed out, and a concurrent run may be about to promote it.
+            age = now - credential.start if credential.start else rules.verify_window
+            if age >= rules.verify_window:
+                out.append(
+                    Retirement(credential, "orphan: created by a run that never promoted it")
+                )
+            continue
+        if emergency:
+            out.append(Retirement(credential, "emergency: removed at once"))
+        elif now >= grace_ends:
+            out.append(
+                Retirement(
+                    credential,
+                    f"superseded by {current.key_id}; grace of {_hours(rules.grace)} "
+                    f"ended {grace_ends.isoformat(timespec='seconds')}",
+                )
+            )
+    return tuple(out)
+
+
+def _healthy_reason(record: AppRecord, vault: VaultEntry, now: datetime) -> str:
+    current = vault.current
+    credential = record.credential(current.key_id if current else None)
+    if credential is None or credential.end is None:
+        return "current secret has no expiry"
+    return f"current secret {credential.key_id} is valid for {_days(credential.end - now)}"
+
+
+def _days(delta: timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:.1f} days"
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"

@@ -1,0 +1,281 @@
+"""The policy is pure: examples for each decision, properties for I1, I4, I5 and I7."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rotation.model import (
+    CREDENTIAL_PREFIX,
+    AppRecord,
+    Credential,
+    ManagedApp,
+    Mode,
+    VaultEntry,
+    VaultVersion,
+)
+from rotation.policy import Rules, plan_app, retirements
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+RULES = Rules(
+    rotate_before=timedelta(days=30),
+    lifetime=timedelta(days=180),
+    grace=timedelta(hours=48),
+    verify_window=timedelta(minutes=15),
+)
+APP = ManagedApp("a-app", "t-tenant", "acs-smtp-a-app", ("acs.a-app.t-tenant",))
+
+
+def cred(
+    key: str,
+    *,
+    ours: bool = True,
+    age: timedelta = timedelta(days=10),
+    left: timedelta = timedelta(days=170),
+) -> Credential:
+    name = f"{CREDENTIAL_PREFIX} 2026-01-01T00:00:00Z" if ours else "made by a person"
+    return Credential(key, name, NOW - age, NOW + left)
+
+
+def entry(*versions: tuple[str | None, timedelta], enabled: bool = True) -> VaultEntry:
+    """Versions newest first, each (key id, age)."""
+    return VaultEntry(
+        "acs-smtp-a-app",
+        tuple(
+            VaultVersion(f"v{i}", key, NOW - age, enabled if i == 0 else True)
+            for i, (key, age) in enumerate(versions)
+        ),
+    )
+
+
+def record(*credentials: Credential) -> AppRecord:
+    return AppRecord("obj", "a-app", "app", credentials)
+
+
+def test_healthy_app_needs_nothing() -> None:
+    plan = plan_app(APP, record(cred("k1")), entry(("k1", timedelta(days=10))), NOW, RULES)
+    assert not plan.rotate
+    assert plan.retire == ()
+    assert "valid for 170.0 days" in plan.reason
+
+
+def test_secret_inside_threshold_is_rotated_with_days_left_in_reason() -> None:
+    plan = plan_app(
+        APP,
+        record(cred("k1", left=timedelta(days=12))),
+        entry(("k1", timedelta(days=168))),
+        NOW,
+        RULES,
+    )
+    assert plan.rotate
+    assert "expires in 12.0 days" in plan.reason
+
+
+def test_expired_secret_is_rotated() -> None:
+    plan = plan_app(
+        APP,
+        record(cred("k1", left=-timedelta(days=2))),
+        entry(("k1", timedelta(days=200))),
+        NOW,
+        RULES,
+    )
+    assert plan.rotate
+    assert "expired 2.0 days ago" in plan.reason
+
+
+def test_missing_vault_entry_triggers_rotation() -> None:
+    plan = plan_app(APP, record(cred("k1", ours=False)), entry(), NOW, RULES)
+    assert plan.rotate
+    assert "no SMTP password" in plan.reason
+
+
+def test_vault_pointing_at_removed_credential_triggers_rotation() -> None:
+    plan = plan_app(APP, record(cred("k2")), entry(("k1", timedelta(days=1))), NOW, RULES)
+    assert plan.rotate
+    assert "k1, which no longer exists" in plan.reason
+
+
+def test_disabled_current_version_triggers_rotation() -> None:
+    plan = plan_app(
+        APP, record(cred("k1")), entry(("k1", timedelta(days=1)), enabled=False), NOW, RULES
+    )
+    assert plan.rotate
+    assert "disabled" in plan.reason
+
+
+def test_force_and_emergency_rotate_a_healthy_app() -> None:
+    healthy = (record(cred("k1")), entry(("k1", timedelta(days=1))))
+    forced = plan_app(APP, *healthy, NOW, RULES, Mode.FORCE)
+    emergency = plan_app(APP, *healthy, NOW, RULES, Mode.EMERGENCY)
+    assert forced.rotate
+    assert not forced.retire_all_after_rotation
+    assert emergency.rotate
+    assert emergency.retire_all_after_rotation
+
+
+def test_superseded_credential_waits_for_grace() -> None:
+    creds = record(cred("new", age=timedelta(hours=47)), cred("old", age=timedelta(days=170)))
+    inside = entry(("new", timedelta(hours=47)), ("old", timedelta(days=170)))
+    after = entry(("new", timedelta(hours=49)), ("old", timedelta(days=170)))
+    assert retirements(creds, inside, NOW, RULES) == ()
+    retired = retirements(creds, after, NOW, RULES)
+    assert [r.credential.key_id for r in retired] == ["old"]
+    assert "grace of 48 h" in retired[0].reason
+
+
+def test_person_made_secret_is_retired_after_grace_like_any_old_one() -> None:
+    creds = record(cred("new"), cred("manual", ours=False, age=timedelta(days=400)))
+    plan = plan_app(APP, creds, entry(("new", timedelta(days=3))), NOW, RULES)
+    assert [r.credential.key_id for r in plan.retire] == ["manual"]
+
+
+def test_emergency_retires_promoted_credentials_at_once_but_keeps_young_unpromoted_ones() -> None:
+    creds = record(
+        cred("new", age=timedelta(0)), cred("old"), cred("inflight", age=timedelta(minutes=1))
+    )
+    vault = entry(("new", timedelta(0)), ("old", timedelta(days=10)))
+    retired = {r.credential.key_id for r in retirements(creds, vault, NOW, RULES, emergency=True)}
+    assert retired == {"old"}
+
+
+def test_orphan_goes_only_after_verify_window() -> None:
+    vault = entry(("k1", timedelta(hours=1)))
+    young = record(cred("k1"), cred("orphan", age=timedelta(minutes=14)))
+    old = record(cred("k1"), cred("orphan", age=timedelta(minutes=16)))
+    assert retirements(young, vault, NOW, RULES) == ()
+    retired = retirements(old, vault, NOW, RULES)
+    assert [r.credential.key_id for r in retired] == ["orphan"]
+    assert "orphan" in retired[0].reason
+
+
+def test_nothing_is_retired_while_vault_has_no_working_password() -> None:
+    creds = record(cred("a", age=timedelta(days=300)), cred("b", age=timedelta(days=300)))
+    assert retirements(creds, entry(), NOW, RULES, emergency=True) == ()
+    assert retirements(creds, entry(("gone", timedelta(days=9))), NOW, RULES, emergency=True) == ()
+
+
+# ----- properties -----------------------------------------------------------------------
+
+KEYS = [str(uuid.UUID(int=i)) for i in range(6)]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[AppRecord, VaultEntry, Rules]:
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=5))
+    credentials = tuple(
+        Credential(
+            k,
+            CREDENTIAL_PREFIX if draw(st.booleans()) else None,
+            NOW - timedelta(minutes=draw(st.integers(0, 400 * 24 * 60))),
+            NOW + timedelta(days=draw(st.integers(-30, 400))),
+        )
+        for k in keys
+    )
+    version_keys = draw(st.lists(st.sampled_from([*KEYS, None]), max_size=4))
+    ages = sorted(
+        draw(
+            st.lists(
+                st.integers(0, 400 * 24), min_size=len(version_keys), max_size=len(version_keys)
+            )
+        )
+    )
+    vault = VaultEntry(
+        "s",
+        tuple(
+            VaultVersion(f"v{i}", k, NOW - timedelta(hours=a), draw(st.booleans()))
+            for i, (k, a) in enumerate(zip(version_keys, ages, strict=True))
+        ),
+    )
+    rules = dataclasses.replace(
+        RULES,
+        grace=timedelta(hours=draw(st.integers(0, 100))),
+        verify_window=timedelta(minutes=draw(st.integers(1, 60))),
+    )
+    return AppRecord("obj", "a-app", "app", credentials), vault, rules
+
+
+@settings(max_examples=200)
+@given(worlds(), st.booleans())
+def test_i1_current_credential_is_never_retired(
+    world: tuple[AppRecord, VaultEntry, Rules], emergency: bool
+) -> None:
+    creds, vault, rules = world
+    retired = {
+        r.credential.key_id for r in retirements(creds, vault, NOW, rules, emergency=emergency)
+    }
+    current = vault.current
+    if current is None or not current.enabled or creds.credential(current.key_id) is None:
+        assert retired == set()
+    else:
+        assert current.key_id not in retired
+        assert retired <= {c.key_id for c in creds.credentials}
+
+
+@settings(max_examples=200)
+@given(worlds())
+def test_i4_promoted_credentials_go_only_after_grace(
+    world: tuple[AppRecord, VaultEntry, Rules],
+) -> None:
+    creds, vault, rules = world
+    for r in retirements(creds, vault, NOW, rules):
+        unpromoted_orphan = (
+            r.credential.made_by_us and r.credential.key_id not in vault.known_key_ids
+        )
+        if not unpromoted_orphan:
+            assert vault.current is not None
+            assert vault.current.created + rules.grace <= NOW
+
+
+@settings(max_examples=200)
+@given(worlds(), st.booleans())
+def test_i5_orphans_go_after_verify_window_and_not_before(
+    world: tuple[AppRecord, VaultEntry, Rules], emergency: bool
+) -> None:
+    creds, vault, rules = world
+    current = vault.current
+    if current is None or not current.enabled or creds.credential(current.key_id) is None:
+        return
+    retired = {
+        r.credential.key_id for r in retirements(creds, vault, NOW, rules, emergency=emergency)
+    }
+    for c in creds.credentials:
+        if c.key_id == current.key_id or not c.made_by_us or c.key_id in vault.known_key_ids:
+            continue
+        assert c.start is not None
+        assert (c.key_id in retired) == (NOW - c.start >= rules.verify_window)
+
+
+def apply(
+    creds: AppRecord, vault: VaultEntry, mode: Mode, rules: Rules
+) -> tuple[AppRecord, VaultEntry]:
+    """Carries out a plan the way the engine does, in memory."""
+    plan = plan_app(APP, creds, vault, NOW, rules, mode)
+    if plan.rotate:
+        new = Credential(str(uuid.uuid4()), CREDENTIAL_PREFIX, NOW, NOW + rules.lifetime)
+        creds = dataclasses.replace(creds, credentials=(*creds.credentials, new))
+        vault = dataclasses.replace(
+            vault, versions=(VaultVersion("new", new.key_id, NOW, True), *vault.versions)
+        )
+        gone = retirements(creds, vault, NOW, rules, emergency=plan.retire_all_after_rotation)
+    else:
+        gone = plan.retire
+    removed = {r.credential.key_id for r in gone}
+    return dataclasses.replace(
+        creds, credentials=tuple(c for c in creds.credentials if c.key_id not in removed)
+    ), vault
+
+
+@settings(max_examples=200)
+@given(worlds(), st.sampled_from(list(Mode)))
+def test_i7_second_run_right_after_changes_nothing(
+    world: tuple[AppRecord, VaultEntry, Rules], mode: Mode
+) -> None:
+    creds, vault, rules = world
+    creds, vault = apply(creds, vault, mode, rules)
+    again = plan_app(APP, creds, vault, NOW, rules, Mode.DUE)
+    assert not again.rotate, again.reason
+    assert again.retire == ()
