@@ -196,6 +196,10 @@ class SandboxState:
         self.role_assignments: list[RoleAssignment] = []
         self.subscriptions: set[str] = set()
         self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
+        # Key Vault RBAC: client id (lower) -> secret operations it may do ("get", "list",
+        # "set", "update"). A client not listed may do all (a Secrets Officer); list one
+        # with fewer to get Key Vault's 403 ForbiddenByRbac.
+        self.vault_permissions: dict[str, frozenset[str]] = {}
         self.tokens: dict[str, IssuedToken] = {}
         self.messages: list[AcceptedMessage] = []
         self.faults = FaultInjector()
