@@ -94,6 +94,7 @@ class VaultVersion:
     created: datetime
     enabled: bool
     expires: datetime | None = None
+    smtp_username: str | None = None  # from the smtp-username tag
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,386 @@
+"""Runs the policy's plans: observe, then create -> verify -> promote -> retire per app.
+
+Each step is a named method so it can be found (and broken, in the reliability suite)
+from the outside. Apps run concurrently up to `max_concurrency`, each inside its own
+deadline; one app's failure never stops the others. Whatever happens, the report holds
+key ids and reasons, never a secret.
+
+Crash safety comes from ordering, not from locks: a secret reaches Key Vault only after
+SMTP AUTH accepted it (I2); a credential is removed only when policy says so, on state
+that includes the promotion (I1, I4); a run killed between create and promote leaves a
+credential that the next run recognises as an orphan (I5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from rotation import logs
+from rotation.errors import (
+    RotationError,
+    VaultWriteFailed,
+    VerificationFailed,
+)
+from rotation.model import (
+    CREDENTIAL_PREFIX,
+    Action,
+    AppOutcome,
+    AppPlan,
+    AppRecord,
+    ManagedApp,
+    Mode,
+    NewSecret,
+    Outcome,
+    Retirement,
+    RunReport,
+    VaultEntry,
+    VaultVersion,
+)
+from rotation.policy import Rules, plan_app, retirements
+from rotation.ports import Directory, SecretStore, Verifier
+from rotation.settings import Settings
+
+log = logs.get_logger("rotation.engine")
+
+#: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
+STEP_MARGIN_SECONDS = 60.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    app: ManagedApp
+    record: AppRecord | None
+    entry: VaultEntry
+
+
+@dataclass(slots=True)
+class _Run:
+    report: RunReport
+    mode: Mode
+    dry_run: bool
+    verify_timeout: float
+    deadline: float | None  # monotonic time by which every app must be done
+    semaphore: asyncio.Semaphore
+
+
+class AppBusy(RotationError):
+    """Another rotation of this app is under way in this process."""
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: Directory,
+        store: SecretStore,
+        verifier: Verifier,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.rules = Rules.from_settings(settings)
+        self.directory = directory
+        self.store = store
+        self.verifier = verifier
+        self.clock = clock
+        self._busy: set[str] = set()
+
+    def busy(self, app_ids: Sequence[str]) -> list[str]:
+        """The given apps that a run in this process is changing right now."""
+        return [a for a in app_ids if a.lower() in self._busy]
+
+    # ----- the run ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        apps: Sequence[ManagedApp],
+        *,
+        mode: Mode = Mode.DUE,
+        dry_run: bool = False,
+        verify_timeout: float | None = None,
+        budget_seconds: float | None = None,
+    ) -> RunReport:
+        """Plans and (unless `dry_run`) carries out the rotation of `apps`.
+
+        `budget_seconds` bounds the whole run (the HTTP path must answer in time); apps
+        it cannot finish are reported as unfinished and the next run completes them.
+        """
+        started = time.monotonic()
+        run = _Run(
+            report=RunReport(uuid.uuid4().hex[:12], mode, dry_run, self.clock()),
+            mode=mode,
+            dry_run=dry_run,
+            verify_timeout=verify_timeout or self.settings.verify_timeout_seconds,
+            deadline=started + budget_seconds if budget_seconds else None,
+            semaphore=asyncio.Semaphore(self.settings.max_concurrency),
+        )
+        with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
+            log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
+            observations = await self.observe(apps, run.semaphore)
+            outcomes = await asyncio.gather(*(self._guarded(run, o) for o in observations))
+            run.report.outcomes = list(outcomes)
+            run.report.finished = self.clock()
+            counts = run.report.as_dict()["counts"]
+            log.info(
+                "run.finished",
+                duration_seconds=round(time.monotonic() - started, 3),
+                failed=len(run.report.failed),
+                rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
+                unfinished=len(run.report.unfinished),
+                counts=counts,
+            )
+        return run.report
+
+    async def observe(
+        self, apps: Sequence[ManagedApp], semaphore: asyncio.Semaphore | None = None
+    ) -> list[Observation]:
+        """Reads every app from Graph (batched) and its Key Vault entry (one call each)."""
+        gate = semaphore or asyncio.Semaphore(self.settings.max_concurrency)
+        records = await self.directory.read_apps([a.app_id for a in apps])
+
+        async def read(app: ManagedApp) -> VaultEntry:
+            async with gate:
+                return await self.store.read(app.secret_name)
+
+        entries = await asyncio.gather(*(read(a) for a in apps))
+        return [
+            Observation(app, records.get(app.app_id.lower()), entry)
+            for app, entry in zip(apps, entries, strict=True)
+        ]
+
+    async def _guarded(self, run: _Run, obs: Observation) -> AppOutcome:
+        """One app, inside the concurrency gate, its deadline and its busy mark."""
+        app = obs.app
+        begun = time.monotonic()
+        with structlog.contextvars.bound_contextvars(app_id=app.app_id):
+            if obs.record is None:
+                return self._failed(
+                    app,
+                    Action.NOTHING,
+                    "application not found in Entra ID",
+                    f"Graph returned no application {app.app_id}: it was deleted, or the "
+                    "rotator's identity cannot see it (with Application.ReadWrite.OwnedBy "
+                    "the identity must be one of its owners)",
+                )
+            plan = plan_app(app, obs.record, obs.entry, self.clock(), self.rules, run.mode)
+            outcome = AppOutcome(
+                app.app_id, app.secret_name, plan.action, plan.reason, Outcome.UNCHANGED
+            )
+            log.info("app.planned", action=plan.action.value, reason=plan.reason)
+            if run.dry_run or plan.action is Action.NOTHING:
+                outcome.outcome = (
+                    Outcome.PLANNED if plan.action is not Action.NOTHING else Outcome.UNCHANGED
+                )
+                self._warn_if_expiring(obs)
+                return outcome
+            async with run.semaphore:
+                await self._execute(
+                    run, Observation(app, obs.record, obs.entry), obs.record, plan, outcome
+                )
+            outcome.duration_seconds = time.monotonic() - begun
+            if outcome.outcome is not Outcome.ROTATED:
+                self._warn_if_expiring(obs)
+            return outcome
+
+    async def _execute(
+        self, run: _Run, obs: Observation, record: AppRecord, plan: AppPlan, outcome: AppOutcome
+    ) -> None:
+        key = obs.app.app_id.lower()
+        if key in self._busy:
+            outcome.outcome = Outcome.UNFINISHED
+            outcome.error = "another rotation of this app is under way in this instance"
+            return
+        allowed = self._time_allowed(run)
+        if allowed is not None and allowed <= STEP_MARGIN_SECONDS:
+            outcome.outcome = Outcome.UNFINISHED
+            outcome.error = "not started: no time left in this run; the next run completes it"
+            return
+        self._busy.add(key)
+        try:
+            async with asyncio.timeout(allowed):
+                if plan.rotate:
+                    await self._rotate(run, obs.app, record, obs.entry, plan, outcome, allowed)
+                else:
+                    await self.retire(obs.app, record, obs.entry, plan.retire, outcome)
+                    outcome.outcome = Outcome.RETIRED
+        except TimeoutError:
+            outcome.outcome = Outcome.UNFINISHED
+            outcome.error = "ran out of time; the next run completes it"
+            log.warning("app.unfinished", step=outcome.action.value)
+        except RotationError as exc:
+            outcome.outcome = Outcome.FAILED
+            outcome.error = logs.scrub(str(exc))
+            log.error("app.failed", error=outcome.error, error_type=type(exc).__name__)
+        finally:
+            self._busy.discard(key)
+
+    def _time_allowed(self, run: _Run) -> float | None:
+        """Seconds this app may take: its own deadline, cut by the run's budget."""
+        own = run.verify_timeout + STEP_MARGIN_SECONDS
+        if run.deadline is None:
+            return own
+        return min(own, run.deadline - time.monotonic())
+
+    # ----- the four steps ----------------------------------------------------------------
+
+    async def _rotate(
+        self,
+        run: _Run,
+        app: ManagedApp,
+        record: AppRecord,
+        entry: VaultEntry,
+        plan: AppPlan,
+        outcome: AppOutcome,
+        allowed: float | None,
+    ) -> None:
+        new = await self.create(app, record)
+        outcome.new_key_id = new.credential.key_id
+        verify_timeout = run.verify_timeout
+        if allowed is not None:
+            verify_timeout = min(verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
+        try:
+            await self.verify(app, new, verify_timeout)
+        except VerificationFailed as exc:
+            await self.rollback(record, new, exc.kind)
+            if exc.kind == "timeout" and verify_timeout < self.settings.verify_timeout_seconds:
+                outcome.outcome = Outcome.UNFINISHED
+                outcome.error = (
+                    f"{exc} (this run allowed only {verify_timeout:.0f} s; the next timer run "
+                    "completes the rotation)"
+                )
+                return
+            raise
+        except TimeoutError:
+            await self.rollback(record, new, "deadline")
+            raise
+        version = await self.promote_or_roll_back(app, record, entry, new)
+        outcome.outcome = Outcome.ROTATED
+        outcome.expires = new.credential.end
+        after_record = dataclasses.replace(
+            record, credentials=(*record.credentials, new.credential)
+        )
+        after_entry = dataclasses.replace(entry, versions=(version, *entry.versions))
+        gone = retirements(
+            after_record,
+            after_entry,
+            self.clock(),
+            self.rules,
+            emergency=plan.retire_all_after_rotation,
+        )
+        if gone:
+            await self.retire(app, after_record, after_entry, gone, outcome)
+
+    async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
+        """Step 1: a new client secret; its text lives only in memory from here on."""
+        now = self.clock()
+        name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
+        new = await self.directory.add_password(record, name, now + self.rules.lifetime)
+        logs.register_secret(new.value)
+        log.info(
+            "credential.created", key_id=new.credential.key_id, expires=str(new.credential.end)
+        )
+        return new
+
+    async def verify(self, app: ManagedApp, new: NewSecret, timeout: float) -> None:
+        """Step 2: prove the secret with a real SMTP AUTH before anyone can read it."""
+        attempts = await self.verifier.verify(app.smtp_username, new.value, timeout)
+        log.info("smtp.verified", key_id=new.credential.key_id, attempts=attempts)
+
+    async def promote(self, app: ManagedApp, entry: VaultEntry, new: NewSecret) -> VaultVersion:
+        """Step 3: the verified secret becomes the current Key Vault version."""
+        current = entry.current
+        version = await self.store.promote(
+            app,
+            new,
+            smtp_host=self.settings.smtp_host,
+            smtp_port=self.settings.smtp_port,
+            write_username=current is None or current.smtp_username != app.smtp_username,
+        )
+        log.info("vault.promoted", key_id=new.credential.key_id, version=version.version)
+        return version
+
+    async def promote_or_roll_back(
+        self, app: ManagedApp, record: AppRecord, entry: VaultEntry, new: NewSecret
+    ) -> VaultVersion:
+        try:
+            return await self.promote(app, entry, new)
+        except VaultWriteFailed:
+            await self.rollback(record, new, "vault write refused")
+            raise
+        except RotationError:
+            # The write may have landed before the failure: ask Key Vault, not guess (I1).
+            landed = await self._landed(app, new)
+            if landed is None:
+                await self.rollback(record, new, "vault write failed")
+                raise
+            return landed
+
+    async def _landed(self, app: ManagedApp, new: NewSecret) -> VaultVersion | None:
+        try:
+            current = (await self.store.read(app.secret_name)).current
+        except RotationError:
+            return None
+        return current if current and current.key_id == new.credential.key_id else None
+
+    async def rollback(self, record: AppRecord, new: NewSecret, why: str) -> None:
+        """Removes a credential that never reached Key Vault (I3). Shielded: a
+        cancellation must not leave the removal half done."""
+        key_id = new.credential.key_id
+        try:
+            await asyncio.shield(self.directory.remove_password(record, key_id))
+        except RotationError as exc:
+            # The next run removes it as an orphan (I5); say so rather than hide it.
+            log.error("credential.rollback_failed", key_id=key_id, error=logs.scrub(str(exc)))
+            return
+        log.warning("credential.rolled_back", key_id=key_id, why=why)
+
+    async def retire(
+        self,
+        app: ManagedApp,
+        record: AppRecord,
+        entry: VaultEntry,
+        gone: Sequence[Retirement],
+        outcome: AppOutcome,
+    ) -> None:
+        """Step 4: remove superseded credentials and disable the versions that held them."""
+        try:
+            for retirement in gone:
+                key_id = retirement.credential.key_id
+                await self.directory.remove_password(record, key_id)
+                outcome.removed_key_ids.append(key_id)
+                log.info("credential.removed", key_id=key_id, reason=retirement.reason)
+        finally:
+            # Even after a partial failure: a version whose secret is gone must not be served.
+            removed = set(outcome.removed_key_ids)
+            stale = [v.version for v in entry.versions if v.enabled and v.key_id in removed]
+            if stale:
+                await self.store.disable(app.secret_name, stale)
+                log.info("vault.versions_disabled", versions=len(stale))
+
+    # ----- helpers -----------------------------------------------------------------------
+
+    def _failed(self, app: ManagedApp, action: Action, reason: str, error: str) -> AppOutcome:
+        log.error("app.failed", error=error)
+        return AppOutcome(app.app_id, app.secret_name, action, reason, Outcome.FAILED, error=error)
+
+    def _warn_if_expiring(self, obs: Observation) -> None:
+        current = obs.entry.current
+        record = obs.record
+        credential = record.credential(current.key_id if current else None) if record else None
+        if credential is None or credential.end is None:
+            return
+        days_left = (credential.end - self.clock()).total_seconds() / 86400
+        if days_left < self.rules.rotate_before.days:
+            log.warning("app.expiry_near", days_left=round(days_left, 1), key_id=credential.key_id)

@@ -1,0 +1,51 @@
+"""What the engine needs from the outside world, as protocols.
+
+The adapters in entra.py, vault.py and smtp_check.py satisfy these structurally; the
+engine depends on nothing else, which keeps it free of SDK types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from rotation.model import AppRecord, ManagedApp, NewSecret, VaultEntry, VaultVersion
+
+
+class Directory(Protocol):
+    """Entra ID applications and their password credentials (Microsoft Graph)."""
+
+    async def read_apps(self, app_ids: Collection[str]) -> dict[str, AppRecord]: ...
+
+    async def add_password(
+        self, record: AppRecord, display_name: str, end: datetime
+    ) -> NewSecret: ...
+
+    async def remove_password(self, record: AppRecord, key_id: str) -> bool: ...
+
+
+class SecretStore(Protocol):
+    """Where consumers read the SMTP password (Key Vault)."""
+
+    async def read(self, name: str) -> VaultEntry: ...
+
+    async def promote(
+        self,
+        app: ManagedApp,
+        secret: NewSecret,
+        *,
+        smtp_host: str,
+        smtp_port: int,
+        write_username: bool,
+    ) -> VaultVersion: ...
+
+    async def disable(self, name: str, versions: Collection[str]) -> None: ...
+
+
+class Verifier(Protocol):
+    """A live SMTP AUTH handshake with a username and password."""
+
+    async def verify(self, username: str, password: SecretStr, timeout: float) -> int: ...
