@@ -111,6 +111,7 @@ class Engine:
         dry_run: bool = False,
         verify_timeout: float | None = None,
         budget_seconds: float | None = None,
+        on_outcome: Callable[[AppOutcome], None] | None = None,
     ) -> RunReport:
         """Plans and (unless `dry_run`) carries out the rotation of `apps`.
 
@@ -129,7 +130,14 @@ class Engine:
         with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
             observations = await self.observe(apps, run.semaphore)
-            outcomes = await asyncio.gather(*(self._guarded(run, o) for o in observations))
+
+            async def one(obs: Observation) -> AppOutcome:
+                outcome = await self._guarded(run, obs)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                return outcome
+
+            outcomes = await asyncio.gather(*(one(o) for o in observations))
             run.report.outcomes = list(outcomes)
             run.report.finished = self.clock()
             counts = run.report.as_dict()["counts"]

@@ -1,0 +1,48 @@
+"""Azure Functions entry point (Python v2 model). It only wires triggers to rotation.http_api.
+
+Settings are read and validated here, at start-up: a bad value stops the worker with one
+line naming the setting, before any trigger can run.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from rotation import logs
+from rotation.http_api import Answer, Api, to_json
+from rotation.settings import load_settings
+
+settings = load_settings()
+logs.configure(settings.log_format)
+api = Api(settings)
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def respond(answer: Answer) -> func.HttpResponse:
+    status, body = answer
+    return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json")
+
+
+@app.timer_trigger(
+    arg_name="timer", schedule="%ROTATION_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
+async def rotation_timer(timer: func.TimerRequest) -> None:
+    report = await api.timer()
+    if not report["ok"]:
+        failed = [a["appId"] for a in report["apps"] if a["outcome"] == "failed"]
+        raise RuntimeError(f"rotation run {report['runId']}: {len(failed)} app(s) failed: {failed}")
+
+
+@app.route(route="rotations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def rotations(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await api.rotations(req.get_body()))
+
+
+@app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def status(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await api.status())
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(api.health())

@@ -1,0 +1,3 @@
+from rotation.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""`python -m rotation plan|run|status|demo`: the operator's terminal.
+
+Settings come from the environment (ROTATION_*), built once here. Results go to
+stdout (a table, or JSON with --json); logs go to stderr. The exit code is 1 when any
+app failed and 2 for a usage or settings error, so scripts and pipelines can act on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rotation import logs
+from rotation.errors import RotationError, SettingsError
+from rotation.model import AppOutcome, Mode, RunReport
+from rotation.service import RotationService, StatusRow
+from rotation.settings import Settings, load_settings
+
+OUTCOME_STYLE = {
+    "rotated": "green",
+    "retired": "cyan",
+    "planned": "yellow",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "unfinished": "magenta",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rotation",
+        description="Rotate the SMTP passwords (Entra client secrets) of ACS email senders.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("plan", "show what a run would do for each app, and why"),
+        ("run", "rotate what is due (or what --force/--emergency says), then report"),
+        ("status", "every managed app: current key, expiry, days left, Key Vault version"),
+        ("demo", "start the local sandbox and run a real rotation against it"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        if name == "demo":
+            continue
+        sub.add_argument(
+            "--app",
+            action="append",
+            default=[],
+            metavar="APP_ID",
+            help="limit to this app (repeatable)",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        if name in ("plan", "run"):
+            mode = sub.add_mutually_exclusive_group()
+            mode.add_argument("--force", action="store_true", help="rotate even if not due")
+            mode.add_argument(
+                "--emergency",
+                action="store_true",
+                help="rotate now and remove every other secret at once",
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from rotation.demo import run_demo
+
+        return asyncio.run(run_demo(Console()))
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format)
+    console = Console()
+    try:
+        return asyncio.run(_dispatch(args, settings, console))
+    except RotationError as exc:
+        print(f"error: {logs.scrub(str(exc))}", file=sys.stderr)
+        return 2
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    mode = (
+        Mode.EMERGENCY
+        if getattr(args, "emergency", False)
+        else Mode.FORCE
+        if getattr(args, "force", False)
+        else Mode.DUE
+    )
+    async with RotationService.open(settings) as service:
+        if args.command == "status":
+            rows = await service.status(args.app or None)
+            if args.json:
+                print(json.dumps([r.as_dict() for r in rows], indent=2))
+            else:
+                console.print(status_table(rows))
+            return 0
+        dry_run = args.command == "plan"
+        if args.json or dry_run:
+            report = await service.run(args.app or None, mode=mode, dry_run=dry_run)
+        else:
+            report = await _run_with_progress(service, args.app or None, mode, console)
+        if args.json:
+            print(json.dumps(report.as_dict(), indent=2))
+        else:
+            console.print(report_table(report))
+        return 0 if report.ok else 1
+
+
+async def _run_with_progress(
+    service: RotationService, app_ids: list[str] | None, mode: Mode, console: Console
+) -> RunReport:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("rotating", total=None)
+
+        def advance(outcome: AppOutcome) -> None:
+            progress.update(
+                task, advance=1, description=f"{outcome.app_id[:8]}… {outcome.outcome.value}"
+            )
+
+        apps = await service.select(app_ids)
+        progress.update(task, total=len(apps))
+        return await service.engine.run(apps, mode=mode, on_outcome=advance)
+
+
+def report_table(report: RunReport) -> Table:
+    title = f"run {report.run_id} ({report.mode.value}{', dry run' if report.dry_run else ''})"
+    table = Table(title=title, show_lines=False)
+    for column in ("app", "action", "outcome", "new key", "removed", "expires", "reason / error"):
+        table.add_column(column, overflow="fold")
+    for o in report.outcomes:
+        style = OUTCOME_STYLE.get(o.outcome.value, "")
+        table.add_row(
+            o.app_id,
+            o.action.value,
+            f"[{style}]{o.outcome.value}[/]" if style else o.outcome.value,
+            (o.new_key_id or "")[:8],
+            ", ".join(k[:8] for k in o.removed_key_ids),
+            o.expires.date().isoformat() if o.expires else "",
+            o.error or o.reason,
+        )
+    return table
+
+
+def status_table(rows: Sequence[StatusRow]) -> Table:
+    table = Table(title="managed ACS SMTP senders")
+    for column in ("app", "smtp username", "key", "expires", "days left", "vault version", "state"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.app_id,
+            r.smtp_username,
+            (r.key_id or "")[:8],
+            r.expires.date().isoformat() if r.expires else "",
+            "" if r.days_left is None else f"{r.days_left:.1f}",
+            (r.vault_version or "")[:12],
+            r.state,
+        )
+    return table

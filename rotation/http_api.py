@@ -1,0 +1,171 @@
+"""The HTTP API's rules, free of azure.functions so they can be tested and fuzzed directly.
+
+`Api` answers each route with (status, JSON body). A request is validated completely
+before anything runs: malformed JSON, unknown fields, ids that are not GUIDs, ids outside
+the managed set and unknown modes get a 4xx that names the problem, and nothing rotates.
+Answers must beat the Azure front end's 230 s limit, so the HTTP path caps verification
+and the run; what it could not finish is listed, and the next timer run completes it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rotation import logs
+from rotation.errors import RotationError
+from rotation.model import Mode
+from rotation.service import RotationService, UnknownApps
+from rotation.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+#: Seconds an HTTP-triggered run may take; the front end cuts connections at 230 s.
+HTTP_RUN_BUDGET_SECONDS = 200.0
+
+Answer = tuple[int, dict[str, Any]]
+log = logs.get_logger("rotation.http")
+
+
+class RotationRequest(BaseModel):
+    """Body of POST /api/rotations. Every field is optional; {} means every due app."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app_ids: Annotated[list[str], Field(alias="appIds", max_length=1000)] = []
+    mode: Mode = Mode.DUE
+    dry_run: Annotated[bool, Field(alias="dryRun", strict=True)] = False
+
+    @field_validator("app_ids")
+    @classmethod
+    def _guids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not _is_guid(v)]
+        if bad:
+            raise ValueError(f"not GUIDs: {', '.join(repr(b)[:60] for b in bad[:5])}")
+        return [str(uuid.UUID(v)) for v in values]
+
+
+def problem(status: int, code: str, message: str, **extra: Any) -> Answer:
+    return status, {"error": {"code": code, "message": logs.scrub(message), **extra}}
+
+
+def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
+    """The validated request, or the 4xx answer explaining why it is refused."""
+    if len(body) > MAX_BODY_BYTES:
+        return problem(413, "body_too_large", f"the body may be at most {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return RotationRequest()
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return problem(400, "malformed_json", f"the body is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return problem(400, "invalid_request", "the body must be a JSON object")
+    try:
+        return RotationRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field (allowed: appIds, mode, dryRun)"
+        if first["type"] == "enum":
+            message = "unknown mode (allowed: due, force, emergency)"
+        return problem(400, "invalid_request", f"{field}: {message}", field=field)
+
+
+class Api:
+    """The routes, over one RotationService made on first use and kept for the process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        open_service: Callable[[Settings], RotationService] = RotationService.open,
+    ) -> None:
+        self.settings = settings
+        self._open_service = open_service
+        self._service: RotationService | None = None
+        self._whole_run_active = False
+
+    @property
+    def service(self) -> RotationService:
+        if self._service is None:
+            self._service = self._open_service(self.settings)
+        return self._service
+
+    async def close(self) -> None:
+        if self._service is not None:
+            await self._service.aclose()
+            self._service = None
+
+    def health(self) -> Answer:
+        return 200, {"status": "up"}
+
+    async def status(self) -> Answer:
+        try:
+            rows = await self.service.status()
+        except RotationError as exc:
+            return problem(502, "upstream_failed", str(exc))
+        return 200, {"apps": [r.as_dict() for r in rows]}
+
+    async def rotations(self, body: bytes) -> Answer:
+        parsed = parse_rotation_request(body)
+        if not isinstance(parsed, RotationRequest):
+            return parsed
+        busy = self.service.engine.busy(parsed.app_ids)
+        if busy or (self._whole_run_active and not parsed.dry_run):
+            return problem(
+                409,
+                "rotation_in_progress",
+                "a rotation of these apps is already under way in this instance",
+                appIds=busy,
+            )
+        return await self._run(parsed)
+
+    async def _run(self, request: RotationRequest) -> Answer:
+        whole = not request.app_ids and not request.dry_run
+        self._whole_run_active = self._whole_run_active or whole
+        try:
+            report = await self.service.run(
+                request.app_ids or None,
+                mode=request.mode,
+                dry_run=request.dry_run,
+                verify_timeout=self.settings.http_verify_timeout_seconds,
+                budget_seconds=HTTP_RUN_BUDGET_SECONDS,
+            )
+        except UnknownApps as exc:
+            return problem(404, "unknown_apps", str(exc), appIds=exc.app_ids)
+        except RotationError as exc:
+            return problem(502, "upstream_failed", str(exc))
+        finally:
+            if whole:
+                self._whole_run_active = False
+        log.info("http.rotation_answered", run_id=report.run_id, ok=report.ok)
+        return 200, report.as_dict()
+
+    async def timer(self) -> dict[str, Any]:
+        """The scheduled run: every due app, with the full verify timeout."""
+        self._whole_run_active = True
+        try:
+            report = await self.service.run()
+        finally:
+            self._whole_run_active = False
+        return report.as_dict()
+
+
+def _is_guid(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def to_json(body: dict[str, Any]) -> str:
+    """The wire form of an answer, scrubbed once more as a last line of defence (I6)."""
+    return logs.scrub(json.dumps(body, default=str))

@@ -1,0 +1,202 @@
+"""The rotator as the edges use it: built once from settings, it discovers, plans,
+rotates and reports. function_app.py and cli.py call only this.
+
+The SDK clients are created here and nowhere else, and imported lazily, so that a cold
+start of the Function App pays for them only when a trigger actually runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rotation.engine import Engine, utc_now
+from rotation.errors import RotationError
+from rotation.model import AppOutcome, ManagedApp, Mode, RunReport
+from rotation.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rotation.arm import ArmReader
+    from rotation.entra import EntraAdapter
+    from rotation.vault import VaultAdapter
+
+
+class UnknownApps(RotationError):
+    """Some requested app ids are not among the managed apps."""
+
+    def __init__(self, app_ids: Sequence[str]) -> None:
+        super().__init__(
+            "not managed by this rotator (not found as ACS senders): " + ", ".join(app_ids)
+        )
+        self.app_ids = list(app_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    app_id: str
+    smtp_username: str
+    secret_name: str
+    key_id: str | None
+    expires: datetime | None
+    days_left: float | None
+    vault_version: str | None
+    credentials: int
+    state: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "appId": self.app_id,
+            "smtpUsername": self.smtp_username,
+            "secretName": self.secret_name,
+            "keyId": self.key_id,
+            "expires": self.expires.isoformat() if self.expires else None,
+            "daysLeft": None if self.days_left is None else round(self.days_left, 1),
+            "vaultVersion": self.vault_version,
+            "credentials": self.credentials,
+            "state": self.state,
+        }
+
+
+class RotationService:
+    def __init__(
+        self,
+        settings: Settings,
+        entra: EntraAdapter,
+        vault: VaultAdapter,
+        arm: ArmReader,
+        engine: Engine,
+        closers: Sequence[Callable[[], object]] = (),
+    ) -> None:
+        self.settings = settings
+        self.entra = entra
+        self.vault = vault
+        self.arm = arm
+        self.engine = engine
+        self._closers = closers
+
+    @classmethod
+    def open(
+        cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now
+    ) -> RotationService:
+        """Builds every client from settings (no network traffic yet)."""
+        from rotation.arm import ArmReader
+        from rotation.entra import EntraAdapter
+        from rotation.identity import build_credential, trusted_ssl_context
+        from rotation.smtp_check import SmtpVerifier
+        from rotation.vault import VaultAdapter
+
+        credential = build_credential(settings)
+        entra = EntraAdapter.from_settings(settings, credential)
+        vault = VaultAdapter.from_settings(settings, credential)
+        arm = ArmReader.from_settings(settings, credential)
+        verifier = SmtpVerifier(
+            settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)
+        )
+        engine = Engine(settings, entra, vault, verifier, clock=clock)
+        return cls(
+            settings,
+            entra,
+            vault,
+            arm,
+            engine,
+            (entra.close, vault.close, arm.close, credential.close),
+        )
+
+    async def __aenter__(self) -> RotationService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for close in self._closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def inventory(self) -> list[ManagedApp]:
+        """Every ACS-enabled app this rotator manages, found afresh."""
+        from rotation.discovery import discover
+
+        return await discover(self.settings, self.arm, self.entra)
+
+    async def select(self, app_ids: Sequence[str] | None) -> list[ManagedApp]:
+        apps = await self.inventory()
+        if not app_ids:
+            return apps
+        by_id = {a.app_id.lower(): a for a in apps}
+        unknown = [i for i in app_ids if i.lower() not in by_id]
+        if unknown:
+            raise UnknownApps(unknown)
+        return [by_id[i.lower()] for i in dict.fromkeys(app_ids)]
+
+    async def run(
+        self,
+        app_ids: Sequence[str] | None = None,
+        *,
+        mode: Mode = Mode.DUE,
+        dry_run: bool = False,
+        verify_timeout: float | None = None,
+        budget_seconds: float | None = None,
+        on_outcome: Callable[[AppOutcome], None] | None = None,
+    ) -> RunReport:
+        apps = await self.select(app_ids)
+        return await self.engine.run(
+            apps,
+            mode=mode,
+            dry_run=dry_run,
+            verify_timeout=verify_timeout,
+            budget_seconds=budget_seconds,
+            on_outcome=on_outcome,
+        )
+
+    async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
+        """One row per managed app: what Key Vault serves and how long it stays valid."""
+        apps = await self.select(app_ids)
+        observations = await self.engine.observe(apps)
+        now = self.engine.clock()
+        rows = []
+        for obs in observations:
+            current = obs.entry.current
+            credential = (
+                obs.record.credential(current.key_id if current else None) if obs.record else None
+            )
+            expires = credential.end if credential else None
+            days_left = (expires - now).total_seconds() / 86400 if expires else None
+            rows.append(
+                StatusRow(
+                    app_id=obs.app.app_id,
+                    smtp_username=obs.app.smtp_username,
+                    secret_name=obs.app.secret_name,
+                    key_id=credential.key_id if credential else None,
+                    expires=expires,
+                    days_left=days_left,
+                    vault_version=current.version if current else None,
+                    credentials=len(obs.record.credentials) if obs.record else 0,
+                    state=_state(
+                        obs.record is not None, credential is not None, days_left, self.settings
+                    ),
+                )
+            )
+        return rows
+
+
+def _state(found: bool, has_current: bool, days_left: float | None, settings: Settings) -> str:
+    if not found:
+        return "app-not-found"
+    if not has_current:
+        return "no-password"
+    if days_left is not None and days_left <= settings.rotate_before_days:
+        return "due"
+    return "ok"
