@@ -1,0 +1,352 @@
+"""The sandbox's Azure Resource Manager: the reads the rotator's discovery makes.
+
+Routes (any ``api-version``), with the request URLs azure-mgmt-communication 3.0 and
+azure-mgmt-authorization 4.0 (API 2022-04-01) send and the JSON their models read:
+
+- ``GET /subscriptions/{sub}/providers/Microsoft.Communication/communicationServices``
+- ``GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Communication/communicationServices``
+- ``GET .../communicationServices/{name}``, ``.../smtpUsernames`` and ``.../smtpUsernames/{username}``
+- ``GET {scope}/providers/Microsoft.Authorization/roleAssignments`` with ``$filter``
+  ``atScope()`` (at and above the scope), ``principalId eq '<id>'`` / ``assignedTo('<id>')``,
+  or none (at, above and below the scope, as ARM lists them)
+- ``GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}`` (which is also the
+  URL of ``get_by_id`` with a full role definition id) and the tenant-level
+  ``/providers/Microsoft.Authorization/roleDefinitions/{id}``
+
+Errors are ARM's ``{"error": {"code", "message"}}``: ``SubscriptionNotFound``,
+``ResourceGroupNotFound``, ``ResourceNotFound``, ``RoleDefinitionDoesNotExist``. Tokens must
+be issued for ARM: this app's own base URL (what ``ROTATION_ARM_URL`` points at) or the
+public cloud's ARM audiences.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, require_token
+from sandbox.state import (
+    AcsResource,
+    RoleAssignment,
+    RoleDefinition,
+    SandboxState,
+    SmtpUsername,
+)
+
+ACS = "/providers/Microsoft.Communication/communicationServices"
+AUTHZ = "/providers/Microsoft.Authorization"
+ACS_TYPE = "Microsoft.Communication/CommunicationServices"
+PUBLIC_ARM_AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
+_FILTER_TERM = re.compile(
+    r"^(?:(?P<at>atScope\(\))|principalId\s+eq\s+'(?P<pid>[^']+)'|assignedTo\('(?P<to>[^']+)'\))$",
+    re.IGNORECASE,
+)
+
+
+def build_app(state: SandboxState) -> web.Application:
+    """The ARM app. The server sets BASE_URL once the port is known."""
+    app = counted_app("arm", state)
+    sub = "/subscriptions/{sub}"
+    rg = sub + "/resourceGroups/{rg}"
+    app.router.add_get(sub + ACS, list_by_subscription)
+    app.router.add_get(rg + ACS, list_by_resource_group)
+    app.router.add_get(rg + ACS + "/{name}", get_resource)
+    app.router.add_get(rg + ACS + "/{name}/smtpUsernames", list_smtp_usernames)
+    app.router.add_get(rg + ACS + "/{name}/smtpUsernames/{username}", get_smtp_username)
+    app.router.add_get("/{scope:.+}" + AUTHZ + "/roleAssignments", list_role_assignments)
+    app.router.add_get(AUTHZ + "/roleDefinitions/{id}", get_role_definition)
+    app.router.add_get("/{scope:.+}" + AUTHZ + "/roleDefinitions/{id}", get_role_definition)
+    return app
+
+
+# ----- Microsoft.Communication -------------------------------------------------------------
+
+
+async def list_by_subscription(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    sub = _subscription(request)
+    found = [r for r in state.acs_resources.values() if r.subscription_id.lower() == sub]
+    return _page([_resource_json(r) for r in _sorted(found)])
+
+
+async def list_by_resource_group(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    found = _group_resources(request, state)
+    return _page([_resource_json(r) for r in _sorted(found)])
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    return web.json_response(_resource_json(_resource(request, state)))
+
+
+async def list_smtp_usernames(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    resource = _resource(request, state)
+    entries = [u for u in state.smtp_usernames if u.acs_resource_id.lower() == resource.id.lower()]
+    return _page([_smtp_username_json(u) for u in entries])
+
+
+async def get_smtp_username(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    resource = _resource(request, state)
+    wanted = request.match_info["username"].lower()
+    entry = next(
+        (
+            u
+            for u in state.smtp_usernames
+            if u.acs_resource_id.lower() == resource.id.lower() and u.name.lower() == wanted
+        ),
+        None,
+    )
+    if entry is None:
+        raise _resource_not_found(
+            f"{ACS_TYPE}/smtpUsernames",
+            f"{resource.name}/{request.match_info['username']}",
+            resource.resource_group,
+        )
+    return web.json_response(_smtp_username_json(entry))
+
+
+# ----- Microsoft.Authorization -------------------------------------------------------------
+
+
+async def list_role_assignments(request: web.Request) -> web.Response:
+    """Role assignments as ARM lists them for a scope: inherited ones included."""
+    state = _authorized(request)
+    scope = _scope(request)
+    at_scope, principal = _role_assignment_filter(request.query.get("$filter"))
+    found = [
+        a
+        for a in state.role_assignments
+        if (
+            _is_ancestor_or_self(a.scope, scope)
+            or (not at_scope and _is_ancestor_or_self(scope, a.scope))
+        )
+        and (principal is None or a.principal_id.lower() == principal)
+    ]
+    return _page([_role_assignment_json(a) for a in found])
+
+
+async def get_role_definition(request: web.Request) -> web.Response:
+    state = _authorized(request)
+    scope = _scope(request) if "scope" in request.match_info else ""
+    wanted = request.match_info["id"]
+    role = state.role_definition(wanted)
+    if role is None:
+        raise ApiError(
+            404,
+            "RoleDefinitionDoesNotExist",
+            f"The specified role definition with ID '{wanted}' does not exist.",
+        )
+    return web.json_response(_role_definition_json(role, _subscription_of(scope)))
+
+
+# ----- checks ------------------------------------------------------------------------------
+
+
+def _authorized(request: web.Request) -> SandboxState:
+    """A live ARM token, or 401 in ARM's shape."""
+    require_token(request, [_base_url(request), *PUBLIC_ARM_AUDIENCES])
+    return request.app[STATE]
+
+
+def _subscription(request: web.Request) -> str:
+    if "api-version" not in request.query:
+        raise ApiError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    sub = request.match_info["sub"].lower()
+    _require_subscription(request.app[STATE], sub)
+    return sub
+
+
+def _require_subscription(state: SandboxState, sub: str) -> None:
+    if sub not in {s.lower() for s in state.subscriptions}:
+        raise ApiError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+
+
+def _group_resources(request: web.Request, state: SandboxState) -> list[AcsResource]:
+    sub = _subscription(request)
+    rg = request.match_info["rg"].lower()
+    in_sub = [r for r in state.acs_resources.values() if r.subscription_id.lower() == sub]
+    if not any(r.resource_group.lower() == rg for r in in_sub):
+        # The sandbox knows a resource group only through the resources in it.
+        raise ApiError(
+            404,
+            "ResourceGroupNotFound",
+            f"Resource group '{request.match_info['rg']}' could not be found.",
+        )
+    return [r for r in in_sub if r.resource_group.lower() == rg]
+
+
+def _resource(request: web.Request, state: SandboxState) -> AcsResource:
+    _group_resources(request, state)
+    name = request.match_info["name"]
+    rid = (
+        f"/subscriptions/{request.match_info['sub']}/resourceGroups/{request.match_info['rg']}"
+        f"{ACS}/{name}"
+    )
+    resource = state.acs_resources.get(rid.lower())
+    if resource is None:
+        raise _resource_not_found(
+            "Microsoft.Communication/communicationServices", name, request.match_info["rg"]
+        )
+    return resource
+
+
+def _resource_not_found(kind: str, name: str, group: str) -> ApiError:
+    return ApiError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{kind}/{name}' under resource group '{group}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def _scope(request: web.Request) -> str:
+    """The scope of an authorization route ("/subscriptions/..."); its subscription must exist."""
+    if "api-version" not in request.query:
+        raise ApiError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    scope = "/" + request.match_info["scope"].strip("/")
+    sub = _subscription_of(scope)
+    if sub is None:
+        raise ApiError(400, "InvalidScope", f"The scope '{scope}' is not valid for this request.")
+    _require_subscription(request.app[STATE], sub)
+    return scope
+
+
+def _role_assignment_filter(text: str | None) -> tuple[bool, str | None]:
+    """(atScope() given, principal id or None) from a roleAssignments $filter."""
+    at_scope, principal = False, None
+    if not text:
+        return at_scope, principal
+    for term in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        match = _FILTER_TERM.match(term.strip())
+        if match is None:
+            raise ApiError(
+                400,
+                "UnsupportedQuery",
+                f"The filter '{text}' is not supported. Supported filters are atScope(), "
+                "principalId eq '{id}' and assignedTo('{id}').",
+            )
+        at_scope = at_scope or bool(match["at"])
+        principal = (match["pid"] or match["to"] or principal or "").lower() or None
+    return at_scope, principal
+
+
+def _is_ancestor_or_self(ancestor: str, scope: str) -> bool:
+    a, s = ancestor.rstrip("/").lower(), scope.rstrip("/").lower()
+    return s == a or s.startswith(a + "/")
+
+
+def _subscription_of(scope: str) -> str | None:
+    parts = scope.strip("/").split("/")
+    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+        return parts[1].lower()
+    return None
+
+
+# ----- shapes ------------------------------------------------------------------------------
+
+
+def _base_url(request: web.Request) -> str:
+    return request.app.get(BASE_URL) or f"{request.scheme}://{request.host}"
+
+
+def _page(items: list[dict[str, Any]]) -> web.Response:
+    return web.json_response({"value": items})
+
+
+def _sorted(resources: list[AcsResource]) -> list[AcsResource]:
+    return sorted(resources, key=lambda r: r.id.lower())
+
+
+def _resource_json(resource: AcsResource) -> dict[str, Any]:
+    return {
+        "id": resource.id,
+        "name": resource.name,
+        "type": ACS_TYPE,
+        "location": resource.location,
+        "tags": {},
+        "properties": {
+            "provisioningState": "Succeeded",
+            "hostName": f"{resource.name}.{resource.data_location.lower()}.communication.azure.com",
+            "dataLocation": resource.data_location,
+            "immutableResourceId": str(uuid.uuid5(uuid.NAMESPACE_URL, resource.id.lower())),
+            "version": "0.2.0",
+            "linkedDomains": [],
+            "publicNetworkAccess": "Enabled",
+            "disableLocalAuth": False,
+        },
+    }
+
+
+def _smtp_username_json(entry: SmtpUsername) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "type": f"{ACS_TYPE}/SmtpUsernames",
+        "properties": {
+            "username": entry.username,
+            "entraApplicationId": entry.entra_app_id,
+            "tenantId": entry.tenant_id,
+        },
+    }
+
+
+def _role_definition_id(definition_id: str, subscription: str | None) -> str:
+    """ARM names role definitions under the subscription it answers for."""
+    name = definition_id.rstrip("/").rsplit("/", 1)[-1]
+    prefix = f"/subscriptions/{subscription}" if subscription else ""
+    return f"{prefix}{AUTHZ}/roleDefinitions/{name}"
+
+
+def _role_assignment_json(assignment: RoleAssignment) -> dict[str, Any]:
+    return {
+        "id": assignment.id,
+        "name": assignment.name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "scope": assignment.scope,
+            "roleDefinitionId": _role_definition_id(
+                assignment.role_definition_id, _subscription_of(assignment.scope)
+            ),
+            "principalId": assignment.principal_id,
+            "principalType": assignment.principal_type,
+            "condition": None,
+            "conditionVersion": None,
+            "description": None,
+        },
+    }
+
+
+def _role_definition_json(role: RoleDefinition, subscription: str | None) -> dict[str, Any]:
+    return {
+        "id": _role_definition_id(role.id, subscription),
+        "name": role.name,
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "properties": {
+            "roleName": role.role_name,
+            "type": role.role_type,
+            "description": "",
+            "assignableScopes": ["/"],
+            "permissions": [
+                {
+                    "actions": list(role.actions),
+                    "notActions": list(role.not_actions),
+                    "dataActions": [],
+                    "notDataActions": [],
+                }
+            ],
+        },
+    }
