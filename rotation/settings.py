@@ -51,7 +51,10 @@ CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # An empty value means "not set", as in local.settings.example.json.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     key_vault_url: str
     tenant_id: str
@@ -214,7 +217,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         values = {
             key[len(ENV_PREFIX) :].lower(): value
             for key, value in environ.items()
-            if key.startswith(ENV_PREFIX)
+            if key.startswith(ENV_PREFIX) and value.strip()
         }
         return Settings.model_validate({**values, **overrides})
     except ValidationError as exc:

@@ -1,0 +1,107 @@
+"""Settings: defaults, parsing, and one clear line naming each bad setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rotation.errors import SettingsError
+from rotation.settings import load_settings
+
+TENANT = "11111111-1111-1111-1111-111111111111"
+SUB = "22222222-2222-2222-2222-222222222222"
+BASE = {
+    "ROTATION_KEY_VAULT_URL": "https://kv.vault.azure.net/",
+    "ROTATION_TENANT_ID": TENANT,
+    "ROTATION_SUBSCRIPTION_IDS": SUB,
+}
+
+
+def test_defaults_follow_the_design() -> None:
+    s = load_settings(BASE)
+    assert (s.rotate_before_days, s.secret_lifetime_days, s.grace_hours) == (30, 180, 48)
+    assert (s.verify_timeout_seconds, s.max_concurrency) == (300, 16)
+    assert (s.smtp_host, s.smtp_port) == ("smtp.azurecomm.net", 587)
+    assert s.key_vault_url == "https://kv.vault.azure.net"
+    assert s.graph_endpoint == "https://graph.microsoft.com"
+
+
+def test_lists_accept_commas_and_spaces() -> None:
+    other = "33333333-3333-3333-3333-333333333333"
+    s = load_settings({**BASE, "ROTATION_SUBSCRIPTION_IDS": f"{SUB}, {other}"})
+    assert s.subscription_ids == [SUB, other]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "graph"),
+    [("usgov", "https://graph.microsoft.us"), ("china", "https://microsoftgraph.chinacloudapi.cn")],
+)
+def test_sovereign_clouds_switch_every_endpoint(cloud: str, graph: str) -> None:
+    s = load_settings({**BASE, "ROTATION_CLOUD": cloud})
+    assert s.graph_endpoint == graph
+    assert "login" in s.authority
+
+
+def test_explicit_endpoint_overrides_the_cloud() -> None:
+    s = load_settings({**BASE, "ROTATION_GRAPH_URL": "https://127.0.0.1:9443/"})
+    assert s.graph_endpoint == "https://127.0.0.1:9443"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ROTATION_KEY_VAULT_URL", "http://kv", "must be an https:// URL"),
+        ("ROTATION_TENANT_ID", "contoso", "is not a GUID"),
+        ("ROTATION_GRACE_HOURS", "-1", "greater than or equal to 0"),
+        ("ROTATION_MAX_CONCURRENCY", "500", "less than or equal to 64"),
+        ("ROTATION_SECRET_NAME_TEMPLATE", "smtp_{app_id}", "Key Vault name"),
+        ("ROTATION_SECRET_NAME_TEMPLATE", "smtp-password", "{app_id}"),
+        ("ROTATION_SCHEDULE", "every day", "six fields"),
+        ("ROTATION_ACS_RESOURCE_IDS", "/subscriptions/x", "not an ACS resource id"),
+        ("ROTATION_CLOUD", "mars", "public"),
+        ("ROTATION_CA_BUNDLE", "/nonexistent/ca.pem", "not a readable file"),
+    ],
+)
+def test_bad_value_names_the_setting(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, name: value})
+    text = str(caught.value)
+    assert "\n" not in text
+    assert name in text
+    assert message in text
+
+
+def test_missing_required_settings_are_named() -> None:
+    with pytest.raises(
+        SettingsError, match="ROTATION_KEY_VAULT_URL: is required; ROTATION_TENANT_ID: is required"
+    ):
+        load_settings({})
+
+
+def test_a_place_to_look_is_required() -> None:
+    with pytest.raises(
+        SettingsError,
+        match="ROTATION_SUBSCRIPTION_IDS, ROTATION_ACS_RESOURCE_IDS or ROTATION_APP_IDS",
+    ):
+        load_settings(
+            {"ROTATION_KEY_VAULT_URL": BASE["ROTATION_KEY_VAULT_URL"], "ROTATION_TENANT_ID": TENANT}
+        )
+
+
+def test_rotation_threshold_must_be_inside_lifetime() -> None:
+    with pytest.raises(SettingsError, match="ROTATION_ROTATE_BEFORE_DAYS must be shorter"):
+        load_settings(
+            {**BASE, "ROTATION_ROTATE_BEFORE_DAYS": "90", "ROTATION_SECRET_LIFETIME_DAYS": "60"}
+        )
+
+
+def test_example_settings_file_lists_every_setting_and_loads() -> None:
+    example = json.loads(Path("local.settings.example.json").read_text())["Values"]
+    from rotation.settings import Settings
+
+    documented = {k.removeprefix("ROTATION_").lower() for k in example if k.startswith("ROTATION_")}
+    assert documented == set(Settings.model_fields)
+    filled = {**example, **BASE}
+    assert load_settings(filled).grace_hours == 48
