@@ -87,8 +87,13 @@ class SmtpRelay:
         self._server.close()
         tasks = [s.abort() for s in list(self._sessions)]
         pending = [t for t in tasks if t is not None]
+        for task in pending:
+            # A session cut mid-handshake never hears connection_lost (asyncio's SSL layer
+            # only reports it once the handshake is done), so its reader would wait forever.
+            task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=1.0)
+        self._sessions.clear()
         await self._server.wait_closed()
         self._server = None
 

@@ -1,0 +1,281 @@
+"""Proves a new SMTP password works: a live SMTP AUTH handshake with ACS (step 2, "verify").
+
+Why retries: Entra replicates a new client secret over seconds to minutes (4-18 s is
+commonly seen). Until it has, ACS's own token request with that secret fails and the relay
+answers ``535 5.7.3``, exactly as for a wrong secret. A 535 right after ``addPassword`` is
+therefore expected, not a verdict: it is retried, like the transient faults (4xx replies,
+dropped or refused connections, timeouts), with exponential backoff and jitter (stamina)
+until the verify timeout. Only then is the secret called rejected.
+
+Why some failures are not retried: a certificate or host-name mismatch, a TLS protocol
+failure, or a host name that does not resolve will not heal by waiting. They fail at once
+with a message that says what to fix, instead of after five minutes of retries.
+
+Every attempt is the whole conversation a consumer has (EHLO, STARTTLS with certificate and
+host-name checks at TLS 1.2 or newer, EHLO, AUTH, QUIT) on a fresh connection, so a pass
+means a real mail client with this username and password will get in.
+
+The password is sent in the AUTH exchange and nowhere else: messages are built from reply
+codes and texts with any trace of the password removed, and aiosmtplib's exceptions are
+never chained into ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosmtplib
+import stamina
+from pydantic import SecretStr
+
+from rotation.errors import VerificationFailed
+
+FailureKind = Literal["rejected", "tls", "dns", "connection", "timeout"]
+
+_AUTH_REJECTED = 535
+_FIX_REJECTED = (
+    "A new Entra secret can take minutes to work; if this persists, check the SMTP username "
+    "(<ACS resource>.<app id>.<tenant id> or a registered SMTP Username) and that the app "
+    "holds a role with Microsoft.Communication/CommunicationServices/Read and "
+    "Microsoft.Communication/EmailServices/write on the ACS resource"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """stamina's wait between attempts: min(max, initial * exp_base**(n-1) + jitter)."""
+
+    initial: float = 1.0
+    max: float = 15.0
+    jitter: float = 1.0
+    exp_base: float = 2.0
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that waiting may cure. Its text is already scrubbed
+    (stamina logs its repr when it schedules the next attempt)."""
+
+    def __init__(self, message: str, kind: FailureKind) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+class SmtpVerifier:
+    """SMTP AUTH checks against one ACS SMTP endpoint (smtp.azurecomm.net:587 in Azure)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls_context: ssl.SSLContext,
+        *,
+        attempt_timeout: float = 30,
+        backoff: Backoff | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        _require_strict_tls(tls_context)
+        self.host = host
+        self.port = port
+        self.tls_context = tls_context
+        self.attempt_timeout = attempt_timeout
+        self.backoff = backoff or Backoff()
+        # Given explicitly: aiosmtplib's default (socket.getfqdn) may wait on reverse DNS.
+        self.local_hostname = local_hostname or socket.gethostname() or "localhost"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def verify(self, username: str, password: SecretStr, timeout: float) -> int:
+        """Retries SMTP AUTH through Entra's propagation delay; returns the attempts made.
+
+        Raises VerificationFailed: at once for TLS and DNS problems (and other permanent
+        refusals), else with the last failure's kind once `timeout` seconds have passed.
+        """
+        attempts = 0
+        last: _Retryable | None = None
+        retrying = stamina.retry_context(
+            on=_Retryable,
+            attempts=None,
+            timeout=timeout,
+            wait_initial=self.backoff.initial,
+            wait_max=self.backoff.max,
+            wait_jitter=self.backoff.jitter,
+            wait_exp_base=self.backoff.exp_base,
+        )
+        try:
+            async with asyncio.timeout(timeout):  # stamina's timeout stops retrying, this cuts
+                async for attempt in retrying:
+                    with attempt:
+                        attempts = attempt.num
+                        try:
+                            await self._attempt(username, password)
+                        except _Retryable as exc:
+                            last = exc
+                            raise
+        except _Retryable as exc:
+            raise self._gave_up(username, exc, attempts, timeout) from None
+        except TimeoutError:
+            raise self._gave_up(username, last, attempts, timeout) from None
+        return attempts
+
+    async def probe(self, username: str, password: SecretStr) -> None:
+        """One attempt, no retries (for `status` and the CLI); raises VerificationFailed."""
+        try:
+            await self._attempt(username, password)
+        except _Retryable as exc:
+            raise VerificationFailed(
+                f"SMTP AUTH as {username} at {self.endpoint} failed: {exc.message}", exc.kind
+            ) from None
+
+    # ----- one attempt ----------------------------------------------------------------------
+
+    async def _attempt(self, username: str, password: SecretStr) -> None:
+        """EHLO, STARTTLS, EHLO, AUTH, QUIT on a new connection; raises _Retryable or
+        VerificationFailed (permanent), both with scrubbed messages."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            tls_context=self.tls_context,
+            start_tls=False,
+            local_hostname=self.local_hostname,
+            timeout=self.attempt_timeout,
+        )
+        step = "connect"
+        try:
+            async with asyncio.timeout(self.attempt_timeout):
+                await client.connect()
+                step = "EHLO"
+                await client.ehlo()
+                step = "STARTTLS"
+                await client.starttls(server_hostname=self.host)
+                step = "EHLO after STARTTLS"
+                await client.ehlo()
+                step = "AUTH"
+                await _authenticate(client, username, password.get_secret_value())
+        except Exception as exc:
+            client.close()
+            raise _classify(exc, step, self.endpoint, username, password) from None
+        except BaseException:  # cancelled (the verify deadline): leave no socket behind
+            client.close()
+            raise
+        await _quit_quietly(client)
+
+    def _gave_up(
+        self, username: str, last: _Retryable | None, attempts: int, timeout: float
+    ) -> VerificationFailed:
+        kind: FailureKind = last.kind if last else "timeout"
+        detail = last.message if last else "no attempt finished"
+        message = (
+            f"SMTP AUTH as {username} at {self.endpoint} did not succeed within {timeout:g}s "
+            f"({attempts} attempt{'s' if attempts != 1 else ''}); last failure: {detail}"
+        )
+        if kind == "rejected":
+            message += f". {_FIX_REJECTED}"
+        return VerificationFailed(message, kind)
+
+
+async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH command (aiosmtplib's login() would try every mechanism on a 535)."""
+    methods = client.server_auth_methods
+    if "login" in methods:
+        await client.auth_login(username, password)
+    elif "plain" in methods:
+        await client.auth_plain(username, password)
+    else:
+        raise aiosmtplib.SMTPNotSupported(
+            "the server offers neither AUTH LOGIN nor AUTH PLAIN after STARTTLS"
+        )
+
+
+async def _quit_quietly(client: aiosmtplib.SMTP) -> None:
+    """QUIT politely; AUTH already succeeded, so a failure here changes nothing."""
+    try:
+        await client.quit(timeout=5)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
+
+
+def _require_strict_tls(context: ssl.SSLContext) -> None:
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ValueError("the SMTP TLS context must verify certificates and host names")
+    if context.minimum_version < ssl.TLSVersion.TLSv1_2:
+        raise ValueError("the SMTP TLS context must require TLS 1.2 or newer (ACS's minimum)")
+
+
+# ----- classifying failures (pure) ------------------------------------------------------------
+
+
+def _classify(
+    exc: BaseException, step: str, endpoint: str, username: str, password: SecretStr
+) -> _Retryable | VerificationFailed:
+    """Turns what went wrong into a retryable or a final failure, with a safe message."""
+    host = endpoint.rpartition(":")[0]
+    cause = exc.__cause__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return VerificationFailed(
+            f"TLS certificate of {endpoint} failed verification during {step}: "
+            f"{exc.verify_message.rstrip('.')}. Use the DNS name smtp.azurecomm.net (not an IP address) "
+            "and make sure the certificate's issuer is trusted",
+            "tls",
+        )
+    if isinstance(exc, ssl.SSLError):
+        return VerificationFailed(
+            f"TLS handshake with {endpoint} failed during {step}: {exc.reason or exc}. "
+            "ACS requires TLS 1.2 or newer",
+            "tls",
+        )
+    resolution = exc if isinstance(exc, socket.gaierror) else cause
+    if isinstance(resolution, socket.gaierror):
+        reason = resolution.strerror
+        return VerificationFailed(
+            f"cannot resolve the SMTP host {host!r}: {reason}. Check ROTATION_SMTP_HOST "
+            "(smtp.azurecomm.net) and the Function App's DNS",
+            "dns",
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        text = _scrub(f"{exc.code} {exc.message}", username, password)
+        if exc.code == _AUTH_REJECTED:
+            return _Retryable(f"{step} answered {text}", "rejected")
+        if 400 <= exc.code < 500:
+            return _Retryable(f"{step} answered {text}", "connection")
+        return VerificationFailed(f"{endpoint} refused {step}: {text}", "rejected")
+    if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
+        return _Retryable(f"{step} timed out", "timeout")
+    if isinstance(exc, OSError):  # refused, reset, dropped (SMTPServerDisconnected is one)
+        text = _scrub(str(exc), username, password)
+        return _Retryable(f"connection lost during {step}: {text}", "connection")
+    if step == "STARTTLS":
+        return VerificationFailed(
+            f"{endpoint} does not offer STARTTLS; ACS always does. Check ROTATION_SMTP_HOST "
+            "and ROTATION_SMTP_PORT (587)",
+            "tls",
+        )
+    text = _scrub(str(exc), username, password)
+    return VerificationFailed(f"{endpoint} failed during {step}: {text}", "rejected")
+
+
+def _scrub(text: str, username: str, password: SecretStr) -> str:
+    """`text` without the password in any form a server could echo (plain or base64)."""
+    secret = password.get_secret_value()
+    if not secret:
+        return text[:300]
+    forms = {
+        secret,
+        _b64(secret),
+        _b64(f"\0{username}\0{secret}"),
+        _b64(f"{username}\0{username}\0{secret}"),
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "[REDACTED]")
+    return text[:300]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
