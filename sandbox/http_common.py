@@ -200,17 +200,13 @@ def error_body(
     if request is not None:
         client_request_id = request.headers.get("client-request-id", "")
     if service == "graph":
-        return {
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "request-id": str(uuid.uuid4()),
-                    "client-request-id": client_request_id or str(uuid.uuid4()),
-                },
-            }
+        graph_error: dict[str, object] = {"code": code, "message": message, **(extra or {})}
+        graph_error["innerError"] = {
+            "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+            "request-id": str(uuid.uuid4()),
+            "client-request-id": client_request_id or str(uuid.uuid4()),
         }
+        return {"error": graph_error}
     if service == "login":
         return {
             "error": code,
@@ -269,7 +265,7 @@ def require_token(request: web.Request, audiences: Collection[str]) -> IssuedTok
         raise ApiError(
             401, code, "Access token validation failure. Invalid token.", headers=headers
         )
-    if token.expires <= state.clock.now():
+    if token.expires <= datetime.now(UTC):  # real time: see entra_api (tokens ignore the clock)
         raise ApiError(
             401, code, "Lifetime validation failed, the token is expired.", headers=headers
         )

@@ -1,0 +1,164 @@
+"""A small JSON control surface for a running sandbox (for `python -m sandbox`, scripts, bench).
+
+Loopback only and unauthenticated, like any local test fixture; it never returns a
+secret value (seeded senders come back without their password).
+
+- ``GET  /snapshot``                 state.snapshot()
+- ``GET  /requests``                 request counters; ``DELETE /requests`` resets them
+- ``GET  /faults``                   injected faults; ``POST /faults`` adds one
+  (``{"route", "status", "retryAfter", "latency", "drop", "probability", "times"}``);
+  ``DELETE /faults[?route=...]`` clears them
+- ``PUT  /propagation-delay``        ``{"seconds": 20}``
+- ``POST /clock/advance``            ``{"days": 160}`` or ``{"seconds": 30}``
+- ``POST /senders``                  seed an ACS sender: ``{"via", "role", "lifetimeDays",
+  "owned", "name", "resource", "senders"}``
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sandbox.http_common import STATE, ApiError, counted_app, json_body
+from sandbox.seed import Via
+from sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from sandbox.server import Sandbox
+
+SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
+_VIAS: tuple[Via, ...] = ("role", "smtp-username", "both")
+
+
+def build_app(state: SandboxState, sandbox: Sandbox) -> web.Application:
+    app = counted_app("admin", state)
+    app[SANDBOX] = sandbox
+    r = app.router
+    r.add_get("/snapshot", snapshot)
+    r.add_get("/requests", requests)
+    r.add_delete("/requests", reset_requests)
+    r.add_get("/faults", list_faults)
+    r.add_post("/faults", add_fault)
+    r.add_delete("/faults", clear_faults)
+    r.add_put("/propagation-delay", set_propagation_delay)
+    r.add_post("/clock/advance", advance_clock)
+    r.add_post("/senders", add_sender)
+    return app
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].snapshot())
+
+
+async def requests(request: web.Request) -> web.Response:
+    return web.json_response({"requests": dict(request.app[STATE].requests)})
+
+
+async def reset_requests(request: web.Request) -> web.Response:
+    request.app[STATE].requests.clear()
+    return web.Response(status=204)
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    faults = [asdict(f) for f in request.app[STATE].faults.faults]
+    return web.json_response({"faults": faults})
+
+
+def _number(body: dict[str, Any], key: str, default: float | None) -> float | None:
+    value = body.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, "BadRequest", f"'{key}' must be a number.")
+    return float(value)
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    route = body.get("route")
+    if not isinstance(route, str) or not route:
+        raise ApiError(
+            400,
+            "BadRequest",
+            "'route' is required, e.g. \"graph POST /applications/{id}/addPassword\".",
+        )
+    status, times = _number(body, "status", None), _number(body, "times", None)
+    fault = request.app[STATE].faults.inject(
+        route,
+        status=int(status) if status is not None else None,
+        retry_after=_number(body, "retryAfter", None),
+        latency=_number(body, "latency", 0.0) or 0.0,
+        drop=bool(body.get("drop", False)),
+        probability=_number(body, "probability", 1.0) or 0.0,
+        times=int(times) if times is not None else None,
+    )
+    return web.json_response(asdict(fault), status=201)
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[STATE].faults.clear(request.query.get("route"))
+    return web.Response(status=204)
+
+
+async def set_propagation_delay(request: web.Request) -> web.Response:
+    seconds = _number(await json_body(request), "seconds", None)
+    if seconds is None or seconds < 0:
+        raise ApiError(400, "BadRequest", "'seconds' must be a number >= 0.")
+    request.app[STATE].propagation_delay = timedelta(seconds=seconds)
+    return web.Response(status=204)
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    delta = timedelta(
+        days=_number(body, "days", 0.0) or 0.0, seconds=_number(body, "seconds", 0.0) or 0.0
+    )
+    state = request.app[STATE]
+    state.clock.advance(delta)
+    return web.json_response({"now": state.clock.now().isoformat()})
+
+
+def _list(body: dict[str, Any], key: str) -> list[object]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise ApiError(400, "BadRequest", f"'{key}' must be a list.")
+    return value
+
+
+async def add_sender(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    sandbox = request.app[SANDBOX]
+    via = body.get("via", "role")
+    if via not in _VIAS:
+        raise ApiError(400, "BadRequest", f"'via' must be one of {', '.join(_VIAS)}.")
+    resource = None
+    if body.get("resource"):
+        resource = sandbox.state.resource_by_name(str(body["resource"]))
+        if resource is None:
+            resource = sandbox.add_acs_resource(str(body["resource"]))
+    role = body.get("role", "Contributor")
+    if role is not None and role not in ("Owner", "Contributor", "Reader"):
+        raise ApiError(400, "BadRequest", "'role' must be Owner, Contributor, Reader or null.")
+    sender = sandbox.add_sender(
+        resource,
+        via=via,
+        role=role,
+        lifetime=timedelta(days=_number(body, "lifetimeDays", 180.0) or 180.0),
+        owned=bool(body.get("owned", True)),
+        name=str(body["name"]) if body.get("name") else None,
+        senders=[str(s) for s in _list(body, "senders")],
+    )
+    return web.json_response(
+        {
+            "appId": sender.app_id,
+            "objectId": sender.app.object_id,
+            "servicePrincipalId": sender.principal_id,
+            "keyId": sender.password.key_id,
+            "resourceId": sender.resource.id,
+            "usernames": list(sender.usernames),
+        },
+        status=201,
+    )

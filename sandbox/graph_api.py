@@ -1,0 +1,438 @@
+"""The sandbox's Microsoft Graph v1.0: the applications and service principals subset.
+
+Routes (all under ``/v1.0``; route keys leave the prefix out, e.g.
+``"graph POST /applications/{id}/addPassword"``):
+
+- ``GET /applications`` with ``$filter`` (``appId``/``id``/``displayName`` ``eq '..'`` or
+  ``in ('..', ..)``, at most 15 values as in Graph), ``$select``, ``$top`` (1..999, default
+  100) and ``@odata.nextLink`` paging through ``$skiptoken``;
+- ``GET /applications/{id}`` and ``GET /applications(appId='{appId}')``;
+- ``POST .../addPassword`` and ``POST .../removePassword`` on both addresses;
+- ``GET /servicePrincipals`` (same query options) and ``GET /servicePrincipals/{id}``.
+
+Permissions, as Graph applies them to app-only tokens: reading needs one of
+Application.Read.All, Application.ReadWrite.All, Application.ReadWrite.OwnedBy or
+Directory.Read(Write).All. OwnedBy reads *every* application of the tenant (Microsoft's
+documented behaviour: the ownership limit applies to writes only). Writing needs
+``SandboxState.may_manage_application``; otherwise 403 ``Authorization_RequestDenied``.
+A tenant's maximum secret lifetime (``state.tenants[tid]``) refuses a longer
+``endDateTime`` with Graph's 400 ``CredentialInvalidLifetimeAsPerAppPolicy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, json_body, require_token
+from sandbox.state import (
+    GRAPH_READ_WRITE_ALL,
+    GRAPH_READ_WRITE_OWNED_BY,
+    Application,
+    IssuedToken,
+    PasswordCredential,
+    SandboxState,
+    ServicePrincipal,
+)
+
+#: Audiences a Graph token may carry besides the sandbox's own URL.
+GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+READ_ROLES = frozenset(
+    {
+        "Application.Read.All",
+        GRAPH_READ_WRITE_ALL,
+        GRAPH_READ_WRITE_OWNED_BY,
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)
+MAX_IN_VALUES = 15
+MAX_PAGE = 999
+DEFAULT_PAGE = 100
+DEFAULT_SECRET_LIFETIME = timedelta(days=730)  # Graph's default: startDateTime + 2 years
+DENIED = "Insufficient privileges to complete the operation."
+
+APP_PROPERTIES = (
+    "id",
+    "appId",
+    "displayName",
+    "signInAudience",
+    "passwordCredentials",
+    "keyCredentials",
+)
+SP_PROPERTIES = ("id", "appId", "displayName", "servicePrincipalType", "accountEnabled")
+_FILTERABLE = {"id", "appid", "displayname"}
+
+
+def build_app(state: SandboxState) -> web.Application:
+    """The Graph service (the server sets BASE_URL once its port is known)."""
+    app = counted_app("graph", state, key_prefix="/v1.0")
+    r = app.router
+    r.add_get("/v1.0/applications", list_applications)
+    r.add_get("/v1.0/applications/{id}", get_application)
+    r.add_get("/v1.0/applications(appId='{appId}')", get_application)
+    for base in ("/v1.0/applications/{id}", "/v1.0/applications(appId='{appId}')"):
+        r.add_post(f"{base}/addPassword", add_password)
+        r.add_post(f"{base}/removePassword", remove_password)
+    r.add_get("/v1.0/servicePrincipals", list_service_principals)
+    r.add_get("/v1.0/servicePrincipals/{id}", get_service_principal)
+    return app
+
+
+# ----- callers and permissions -----------------------------------------------------------
+
+
+def _caller(request: web.Request) -> tuple[IssuedToken, ServicePrincipal]:
+    token = require_token(request, (request.app[BASE_URL], *GRAPH_AUDIENCES))
+    sp = request.app[STATE].service_principal_by_app_id(token.client_id)
+    if sp is None:
+        raise ApiError(403, "Authorization_RequestDenied", DENIED)
+    return token, sp
+
+
+def _reader(request: web.Request) -> tuple[IssuedToken, ServicePrincipal]:
+    token, sp = _caller(request)
+    if not sp.graph_roles & READ_ROLES:
+        raise ApiError(403, "Authorization_RequestDenied", DENIED)
+    return token, sp
+
+
+def _not_found(key: str) -> ApiError:
+    return ApiError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
+def _application(request: web.Request, token: IssuedToken) -> Application:
+    """The application addressed by id or appId, within the caller's tenant."""
+    state = request.app[STATE]
+    if "appId" in request.match_info:
+        key = request.match_info["appId"]
+        app = state.application_by_app_id(key)
+    else:
+        key = request.match_info["id"]
+        app = next(
+            (a for a in state.applications.values() if a.object_id.lower() == key.lower()), None
+        )
+    if app is None or app.tenant_id.lower() != token.tenant_id.lower():
+        raise _not_found(key)
+    return app
+
+
+# ----- rendering ------------------------------------------------------------------------
+
+
+def graph_time(moment: datetime) -> str:
+    """Graph's timestamp format: UTC with a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _password_json(cred: PasswordCredential, *, with_secret: bool = False) -> dict[str, Any]:
+    return {
+        "customKeyIdentifier": None,
+        "displayName": cred.display_name,
+        "endDateTime": graph_time(cred.end),
+        "hint": cred.hint,
+        "keyId": cred.key_id,
+        "secretText": cred.secret_text if with_secret else None,
+        "startDateTime": graph_time(cred.start),
+    }
+
+
+def _app_json(app: Application) -> dict[str, Any]:
+    return {
+        "id": app.object_id,
+        "appId": app.app_id,
+        "displayName": app.display_name,
+        "signInAudience": "AzureADMyOrg",
+        "passwordCredentials": [_password_json(p) for p in app.passwords],
+        "keyCredentials": [],
+    }
+
+
+def _sp_json(sp: ServicePrincipal) -> dict[str, Any]:
+    return {
+        "id": sp.object_id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "servicePrincipalType": "Application",
+        "accountEnabled": True,
+    }
+
+
+def _select(request: web.Request, allowed: Sequence[str], type_name: str) -> list[str] | None:
+    raw = request.query.get("$select")
+    if not raw:
+        return None
+    chosen = [p.strip() for p in raw.split(",") if p.strip()]
+    by_lower = {p.lower(): p for p in allowed}
+    for prop in chosen:
+        if prop.lower() not in by_lower:
+            raise ApiError(
+                400,
+                "Request_BadRequest",
+                f"Could not find a property named '{prop}' on type 'microsoft.graph.{type_name}'.",
+            )
+    return [by_lower[p.lower()] for p in chosen]
+
+
+def _project(item: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
+    return item if select is None else {k: item[k] for k in select}
+
+
+def _context(request: web.Request, entity_set: str, select: list[str] | None) -> str:
+    suffix = f"({','.join(select)})" if select else ""
+    return f"{request.app[BASE_URL]}/v1.0/$metadata#{entity_set}{suffix}"
+
+
+# ----- $filter, $top, $skiptoken -----------------------------------------------------------
+
+_EQ = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+_IN = re.compile(r"^\s*(\w+)\s+in\s+\((.*)\)\s*$", re.IGNORECASE)
+_QUOTED = re.compile(r"\s*'((?:[^']|'')*)'\s*(?:,|$)")
+
+
+def parse_filter(raw: str, resource: str) -> tuple[str, set[str]] | None:
+    """``prop eq 'v'`` or ``prop in ('a', 'b')`` -> (lower-case prop, lower-case values)."""
+    if not raw.strip():
+        return None
+    match = _EQ.match(raw)
+    if match:
+        prop, values = match.group(1), [match.group(2)]
+    else:
+        match = _IN.match(raw)
+        if match is None:
+            raise ApiError(400, "BadRequest", f"Invalid filter clause: {raw}")
+        prop, body = match.group(1), match.group(2)
+        values = [m.group(1) for m in _QUOTED.finditer(body)]
+        if not values or _QUOTED.sub("", body).strip():
+            raise ApiError(400, "BadRequest", f"Invalid filter clause: {raw}")
+        if len(values) > MAX_IN_VALUES:
+            raise ApiError(
+                400,
+                "Request_UnsupportedQuery",
+                "Too many child clauses specified in search filter expression containing 'OR' "
+                f"operators: {len(values)}. Max allowed: {MAX_IN_VALUES}.",
+            )
+    if prop.lower() not in _FILTERABLE:
+        raise ApiError(
+            400,
+            "Request_UnsupportedQuery",
+            f"Unsupported or invalid query filter clause specified for property '{prop}' of "
+            f"resource '{resource}'.",
+        )
+    return prop.lower(), {v.replace("''", "'").lower() for v in values}
+
+
+def _page_size(request: web.Request) -> int:
+    raw = request.query.get("$top", str(DEFAULT_PAGE))
+    try:
+        top = int(raw)
+    except ValueError:
+        top = 0
+    if not 1 <= top <= MAX_PAGE:
+        raise ApiError(
+            400,
+            "Request_BadRequest",
+            f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE} inclusive.",
+        )
+    return top
+
+
+def _offset(request: web.Request) -> int:
+    raw = request.query.get("$skiptoken")
+    if raw is None:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(raw.encode()))["offset"]
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, "Request_BadRequest", "Invalid paging token.") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise ApiError(400, "Request_BadRequest", "Invalid paging token.")
+    return offset
+
+
+def _skiptoken(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _paged(
+    request: web.Request,
+    items: list[dict[str, Any]],
+    entity_set: str,
+    select: list[str] | None,
+) -> web.Response:
+    top, offset = _page_size(request), _offset(request)
+    page = items[offset : offset + top]
+    body: dict[str, Any] = {
+        "@odata.context": _context(request, entity_set, select),
+        "value": [_project(i, select) for i in page],
+    }
+    if offset + top < len(items):
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        query["$skiptoken"] = _skiptoken(offset + top)
+        url = URL(request.app[BASE_URL] + request.path).with_query(query)
+        body["@odata.nextLink"] = str(url)
+    return web.json_response(body)
+
+
+def _matching(
+    objects: Iterable[Any],
+    clause: tuple[str, set[str]] | None,
+    fields: dict[str, Callable[[Any], str]],
+) -> list[Any]:
+    if clause is None:
+        return list(objects)
+    prop, values = clause
+    get = fields[prop]
+    return [o for o in objects if get(o).lower() in values]
+
+
+_APP_FIELDS: dict[str, Callable[[Any], str]] = {
+    "id": lambda a: a.object_id,
+    "appid": lambda a: a.app_id,
+    "displayname": lambda a: a.display_name,
+}
+
+
+# ----- applications ----------------------------------------------------------------------
+
+
+async def list_applications(request: web.Request) -> web.Response:
+    token, _ = _reader(request)
+    state = request.app[STATE]
+    select = _select(request, APP_PROPERTIES, "application")
+    clause = parse_filter(request.query.get("$filter", ""), "application")
+    tenant_apps = (
+        a for a in state.applications.values() if a.tenant_id.lower() == token.tenant_id.lower()
+    )
+    apps = _matching(tenant_apps, clause, _APP_FIELDS)
+    return _paged(request, [_app_json(a) for a in apps], "applications", select)
+
+
+async def get_application(request: web.Request) -> web.Response:
+    token, _ = _reader(request)
+    select = _select(request, APP_PROPERTIES, "application")
+    app = _application(request, token)
+    body = {"@odata.context": _context(request, "applications/$entity", select)}
+    return web.json_response(body | _project(_app_json(app), select))
+
+
+def _writable(request: web.Request) -> tuple[SandboxState, Application]:
+    token, sp = _caller(request)
+    app = _application(request, token)
+    state = request.app[STATE]
+    if not state.may_manage_application(sp, app):
+        raise ApiError(403, "Authorization_RequestDenied", DENIED)
+    return state, app
+
+
+def _parse_time(value: object, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400, "Request_BadRequest", f"Invalid value specified for property '{name}'."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def add_password(request: web.Request) -> web.Response:
+    """Creates a client secret; it starts to work only after the propagation delay."""
+    state, app = _writable(request)
+    body = await json_body(request)
+    spec = body.get("passwordCredential") or {}
+    if not isinstance(spec, dict):
+        raise ApiError(400, "Request_BadRequest", "Invalid passwordCredential.")
+    now = state.clock.now()
+    start = _parse_time(spec.get("startDateTime"), "startDateTime") or now
+    end = _parse_time(spec.get("endDateTime"), "endDateTime") or start + DEFAULT_SECRET_LIFETIME
+    if end <= start:
+        raise ApiError(
+            400,
+            "Request_BadRequest",
+            "Key credential end date time must be greater than start date time.",
+        )
+    limit = state.tenants.get(app.tenant_id)
+    if limit is not None and end - start > limit:
+        policy = uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-policy:{app.tenant_id}")
+        message = (
+            f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy}'."
+        )
+        raise ApiError(
+            400,
+            "CredentialInvalidLifetimeAsPerAppPolicy",
+            message,
+            extra={
+                "details": [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}]
+            },
+        )
+    display_name = spec.get("displayName")
+    cred = state.add_password(
+        app,
+        lifetime=end - start,
+        display_name=str(display_name) if display_name is not None else None,
+        propagated=False,
+        start=start,
+    )
+    context = {
+        "@odata.context": f"{request.app[BASE_URL]}/v1.0/$metadata#microsoft.graph.passwordCredential"
+    }
+    return web.json_response(context | _password_json(cred, with_secret=True))
+
+
+async def remove_password(request: web.Request) -> web.Response:
+    """Removes a client secret at once (ACS stops accepting it immediately)."""
+    _, app = _writable(request)
+    body = await json_body(request)
+    key_id = str(body.get("keyId") or "")
+    for cred in app.passwords:
+        if cred.key_id.lower() == key_id.lower():
+            app.passwords.remove(cred)
+            return web.Response(status=204)
+    raise ApiError(400, "Request_BadRequest", f"No password credential found with keyId {key_id}.")
+
+
+# ----- service principals ------------------------------------------------------------------
+
+
+async def list_service_principals(request: web.Request) -> web.Response:
+    token, _ = _reader(request)
+    state = request.app[STATE]
+    select = _select(request, SP_PROPERTIES, "servicePrincipal")
+    clause = parse_filter(request.query.get("$filter", ""), "servicePrincipal")
+    tenant_sps = (
+        s
+        for s in state.service_principals.values()
+        if s.tenant_id.lower() == token.tenant_id.lower()
+    )
+    sps = _matching(tenant_sps, clause, _APP_FIELDS)
+    return _paged(request, [_sp_json(s) for s in sps], "servicePrincipals", select)
+
+
+async def get_service_principal(request: web.Request) -> web.Response:
+    token, _ = _reader(request)
+    state = request.app[STATE]
+    select = _select(request, SP_PROPERTIES, "servicePrincipal")
+    key = request.match_info["id"]
+    sp = next(
+        (s for s in state.service_principals.values() if s.object_id.lower() == key.lower()),
+        None,
+    )
+    if sp is None or sp.tenant_id.lower() != token.tenant_id.lower():
+        raise _not_found(key)
+    body = {"@odata.context": _context(request, "servicePrincipals/$entity", select)}
+    return web.json_response(body | _project(_sp_json(sp), select))

@@ -1,0 +1,278 @@
+"""The sandbox as one object: every fake Azure service on its own loopback port, over TLS.
+
+``async with Sandbox() as sb:`` starts Entra (login), Microsoft Graph, Key Vault, ARM, the
+admin surface and the ACS-like SMTP relay in the running event loop, each on its own
+port because the real services live on separate hosts. A throw-away CA (``sb.ca_path``)
+signs a certificate for localhost/127.0.0.1/::1; clients trust it as an extra CA and keep
+every certificate and hostname check.
+
+The home tenant, one subscription and the rotator's own identity (``sb.rotator``: an app
+with Graph's Application.ReadWrite.OwnedBy and ARM Reader) exist from the start;
+``sb.env()`` hands the product ready settings and ``sb.add_sender()`` seeds an ACS
+sender in one call.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api
+from sandbox.http_common import BASE_URL, CHALLENGE
+from sandbox.seed import (
+    DEFAULT_SENDER_ADDRESS,
+    Principal,
+    Sender,
+    Via,
+    add_acs_resource,
+    add_rotator,
+    add_sender,
+)
+from sandbox.smtp_relay import SmtpRelay
+from sandbox.state import AcsResource, RoleDefinition, SandboxState
+from sandbox.tls import SandboxTls, create_tls
+
+HOST = "127.0.0.1"
+SMTP_HOST = "localhost"  # ACS accepts SMTP by DNS name only; the certificate names localhost
+
+
+@dataclass
+class _Service:
+    name: str
+    app: web.Application
+    sock: socket.socket
+    runner: web.AppRunner | None = field(default=None)
+
+    @property
+    def url(self) -> str:
+        return f"https://{HOST}:{self.sock.getsockname()[1]}"
+
+
+class Sandbox:
+    """A running local stand-in for Entra, Graph, Key Vault, ARM and the ACS SMTP relay."""
+
+    def __init__(
+        self,
+        state: SandboxState | None = None,
+        *,
+        propagation_delay: timedelta = timedelta(0),
+        max_secret_lifetime: timedelta | None = None,
+    ) -> None:
+        self.state = state or SandboxState()
+        self.state.propagation_delay = propagation_delay
+        self.tenant_id = self.state.add_tenant(max_secret_lifetime=max_secret_lifetime)
+        self.subscription_id = self.state.add_subscription()
+        self.rotator: Principal = add_rotator(self.state, self.tenant_id, self.subscription_id)
+        self._default_resource: AcsResource | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tls: SandboxTls | None = None
+        self._services: dict[str, _Service] = {}
+        self._relay: SmtpRelay | None = None
+
+    # ----- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Binds every port first (so each service knows the others' URLs), then serves."""
+        self._tmp = tempfile.TemporaryDirectory(prefix="acs-sandbox-")
+        self._tls = create_tls(Path(self._tmp.name))
+        apps = {
+            "login": entra_api.build_app(self.state),
+            "graph": graph_api.build_app(self.state),
+            "vault": vault_api.build_app(self.state),
+            "arm": arm_api.build_app(self.state),
+            "admin": admin_api.build_app(self.state, self),
+        }
+        self._services = {name: _Service(name, app, _bound_socket()) for name, app in apps.items()}
+        for service in self._services.values():
+            service.app[BASE_URL] = service.url
+        vault = self._services["vault"].app
+        vault[CHALLENGE] = vault_api.challenge_header(
+            self.vault_url, self.login_url, self.tenant_id
+        )
+        try:
+            for service in self._services.values():
+                service.runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=0.1)
+                await service.runner.setup()
+                site = web.SockSite(service.runner, service.sock, ssl_context=self.server_ssl)
+                await site.start()
+            self._relay = SmtpRelay(self.state, self.server_ssl, host=HOST, port=0)
+            await self._relay.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._relay is not None:
+            await self._relay.stop()
+            self._relay = None
+        for service in self._services.values():
+            if service.runner is not None:
+                await service.runner.cleanup()
+            service.sock.close()
+        self._services = {}
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # ----- endpoints ------------------------------------------------------------------
+
+    def _url(self, name: str) -> str:
+        if name not in self._services:
+            raise RuntimeError("the sandbox is not running")
+        return self._services[name].url
+
+    @property
+    def login_url(self) -> str:
+        return self._url("login")
+
+    @property
+    def graph_url(self) -> str:
+        return self._url("graph")
+
+    @property
+    def vault_url(self) -> str:
+        return self._url("vault")
+
+    @property
+    def arm_url(self) -> str:
+        return self._url("arm")
+
+    @property
+    def admin_url(self) -> str:
+        return self._url("admin")
+
+    @property
+    def smtp_host(self) -> str:
+        return SMTP_HOST
+
+    @property
+    def smtp_port(self) -> int:
+        if self._relay is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._relay.port
+
+    @property
+    def ca_path(self) -> Path:
+        if self._tls is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._tls.ca_path
+
+    @property
+    def server_ssl(self) -> ssl.SSLContext:
+        if self._tls is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._tls.server_context
+
+    def client_ssl(self) -> ssl.SSLContext:
+        """A client context trusting the sandbox CA (TLS 1.2+), for tests' own clients."""
+        if self._tls is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._tls.client_context()
+
+    def env(self, **overrides: object) -> dict[str, str]:
+        """ROTATION_* settings and the AZURE_* variables EnvironmentCredential reads.
+
+        Overrides may be full names (``ROTATION_GRACE_HOURS=0``) or setting names
+        (``grace_hours=0``); a value of None removes the variable.
+        """
+        env = {
+            "ROTATION_KEY_VAULT_URL": self.vault_url,
+            "ROTATION_TENANT_ID": self.tenant_id,
+            "ROTATION_SUBSCRIPTION_IDS": self.subscription_id,
+            "ROTATION_AUTHORITY_HOST": self.login_url,
+            "ROTATION_GRAPH_URL": self.graph_url,
+            "ROTATION_ARM_URL": self.arm_url,
+            "ROTATION_SMTP_HOST": self.smtp_host,
+            "ROTATION_SMTP_PORT": str(self.smtp_port),
+            "ROTATION_CA_BUNDLE": str(self.ca_path),
+            "AZURE_CLIENT_ID": self.rotator.client_id,
+            "AZURE_CLIENT_SECRET": self.rotator.client_secret,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_AUTHORITY_HOST": self.login_url,
+        }
+        for key, value in overrides.items():
+            name = key if key.isupper() else f"ROTATION_{key.upper()}"
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        return env
+
+    # ----- seeding --------------------------------------------------------------------
+
+    @property
+    def default_resource(self) -> AcsResource:
+        """The ACS resource senders join unless told otherwise (made on first use)."""
+        if self._default_resource is None:
+            self._default_resource = self.add_acs_resource("acs-sandbox")
+        return self._default_resource
+
+    def add_acs_resource(
+        self,
+        name: str | None = None,
+        *,
+        resource_group: str = "rg-email",
+        senders: Iterable[str] = (DEFAULT_SENDER_ADDRESS,),
+        subscription_id: str | None = None,
+    ) -> AcsResource:
+        return add_acs_resource(
+            self.state,
+            subscription_id or self.subscription_id,
+            name,
+            resource_group=resource_group,
+            senders=senders,
+        )
+
+    def add_sender(
+        self,
+        resource: AcsResource | None = None,
+        *,
+        via: Via = "role",
+        role: str | RoleDefinition | None = "Contributor",
+        lifetime: timedelta = timedelta(days=180),
+        owned: bool = True,
+        name: str | None = None,
+        senders: Iterable[str] = (),
+    ) -> Sender:
+        """An ACS sender (app + SP + secret + role/SMTP Username), owned by the rotator
+        unless ``owned=False``. See sandbox.seed.add_sender."""
+        return add_sender(
+            self.state,
+            resource or self.default_resource,
+            tenant_id=self.tenant_id,
+            owner=self.rotator.sp if owned else None,
+            via=via,
+            role=role,
+            lifetime=lifetime,
+            name=name,
+            senders=senders,
+        )
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
