@@ -221,13 +221,13 @@ def _classify(
     if isinstance(exc, ssl.SSLCertVerificationError):
         return VerificationFailed(
             f"TLS certificate of {endpoint} failed verification during {step}: "
-            f"{exc.verify_message.rstrip('.')}. Use the DNS name smtp.azurecomm.net (not an IP address) "
+            f"{_tls_reason(exc)}. Use the DNS name smtp.azurecomm.net (not an IP address) "
             "and make sure the certificate's issuer is trusted",
             "tls",
         )
     if isinstance(exc, ssl.SSLError):
         return VerificationFailed(
-            f"TLS handshake with {endpoint} failed during {step}: {exc.reason or exc}. "
+            f"TLS handshake with {endpoint} failed during {step}: {_tls_reason(exc)}. "
             "ACS requires TLS 1.2 or newer",
             "tls",
         )
@@ -259,6 +259,11 @@ def _classify(
         )
     text = _scrub(str(exc), username, password)
     return VerificationFailed(f"{endpoint} failed during {step}: {text}", "rejected")
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+    return str(reason).rstrip(".")
 
 
 def _scrub(text: str, username: str, password: SecretStr) -> str:
