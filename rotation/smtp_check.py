@@ -98,6 +98,10 @@ class SmtpVerifier:
         Raises VerificationFailed: at once for TLS and DNS problems (and other permanent
         refusals), else with the last failure's kind once `timeout` seconds have passed.
         """
+        if timeout <= 0:
+            raise VerificationFailed(
+                f"no time left to verify SMTP AUTH as {username} at {self.endpoint}", "timeout"
+            )
         attempts = 0
         last: _Retryable | None = None
         retrying = stamina.retry_context(

@@ -203,3 +203,12 @@ async def test_the_password_appears_in_no_message_or_log(
     for text in (str(failed.value), repr(failed.value), caplog.text, captured.out, captured.err):
         assert value not in text
     assert failed.value.__cause__ is None
+
+
+async def test_no_time_left_fails_as_timeout_without_connecting(
+    verifier: SmtpVerifier, world: World
+) -> None:
+    with pytest.raises(VerificationFailed) as failed:
+        await verifier.verify(world.username, new_secret(world), timeout=0)
+    assert failed.value.kind == "timeout"
+    assert world.state.requests["smtp CONNECT"] == 0
