@@ -30,6 +30,7 @@ from aiohttp import web
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, require_token
 from sandbox.state import (
     AcsResource,
+    IssuedToken,
     RoleAssignment,
     RoleDefinition,
     SandboxState,
@@ -40,6 +41,10 @@ ACS = "/providers/Microsoft.Communication/communicationServices"
 AUTHZ = "/providers/Microsoft.Authorization"
 ACS_TYPE = "Microsoft.Communication/CommunicationServices"
 PUBLIC_ARM_AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
+READ_ACS = "Microsoft.Communication/communicationServices/read"
+READ_SMTP_USERNAMES = "Microsoft.Communication/communicationServices/smtpUsernames/read"
+READ_ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments/read"
+READ_ROLE_DEFINITIONS = "Microsoft.Authorization/roleDefinitions/read"
 _FILTER_TERM = re.compile(
     r"^(?:(?P<at>atScope\(\))|principalId\s+eq\s+'(?P<pid>[^']+)'|assignedTo\('(?P<to>[^']+)'\))$",
     re.IGNORECASE,
@@ -66,34 +71,49 @@ def build_app(state: SandboxState) -> web.Application:
 
 
 async def list_by_subscription(request: web.Request) -> web.Response:
-    state = _authorized(request)
+    """The ACS resources of a subscription the caller may read (403 if none at all)."""
+    state, token = _authorized(request)
     sub = _subscription(request)
-    found = [r for r in state.acs_resources.values() if r.subscription_id.lower() == sub]
+    scope = f"/subscriptions/{sub}"
+    found = [
+        r
+        for r in state.acs_resources.values()
+        if r.subscription_id.lower() == sub and _may(state, token, READ_ACS, r.id)
+    ]
+    if not found:
+        _require(state, token, READ_ACS, scope)
     return _page([_resource_json(r) for r in _sorted(found)])
 
 
 async def list_by_resource_group(request: web.Request) -> web.Response:
-    state = _authorized(request)
+    state, token = _authorized(request)
     found = _group_resources(request, state)
-    return _page([_resource_json(r) for r in _sorted(found)])
+    visible = [r for r in found if _may(state, token, READ_ACS, r.id)]
+    if not visible:
+        _require(state, token, READ_ACS, _group_scope(request))
+    return _page([_resource_json(r) for r in _sorted(visible)])
 
 
 async def get_resource(request: web.Request) -> web.Response:
-    state = _authorized(request)
-    return web.json_response(_resource_json(_resource(request, state)))
+    state, token = _authorized(request)
+    resource = _resource(request, state)
+    _require(state, token, READ_ACS, resource.id)
+    return web.json_response(_resource_json(resource))
 
 
 async def list_smtp_usernames(request: web.Request) -> web.Response:
-    state = _authorized(request)
+    state, token = _authorized(request)
     resource = _resource(request, state)
+    _require(state, token, READ_SMTP_USERNAMES, resource.id + "/smtpUsernames")
     entries = [u for u in state.smtp_usernames if u.acs_resource_id.lower() == resource.id.lower()]
     return _page([_smtp_username_json(u) for u in entries])
 
 
 async def get_smtp_username(request: web.Request) -> web.Response:
-    state = _authorized(request)
+    state, token = _authorized(request)
     resource = _resource(request, state)
     wanted = request.match_info["username"].lower()
+    _require(state, token, READ_SMTP_USERNAMES, f"{resource.id}/smtpUsernames/{wanted}")
     entry = next(
         (
             u
@@ -116,8 +136,9 @@ async def get_smtp_username(request: web.Request) -> web.Response:
 
 async def list_role_assignments(request: web.Request) -> web.Response:
     """Role assignments as ARM lists them for a scope: inherited ones included."""
-    state = _authorized(request)
+    state, token = _authorized(request)
     scope = _scope(request)
+    _require(state, token, READ_ROLE_ASSIGNMENTS, scope)
     at_scope, principal = _role_assignment_filter(request.query.get("$filter"))
     found = [
         a
@@ -132,8 +153,12 @@ async def list_role_assignments(request: web.Request) -> web.Response:
 
 
 async def get_role_definition(request: web.Request) -> web.Response:
-    state = _authorized(request)
+    """A role definition; built-in and custom roles are readable by every signed-in caller
+    at the tenant root, and with roleDefinitions/read at a subscription scope."""
+    state, token = _authorized(request)
     scope = _scope(request) if "scope" in request.match_info else ""
+    if scope:
+        _require(state, token, READ_ROLE_DEFINITIONS, scope)
     wanted = request.match_info["id"]
     role = state.role_definition(wanted)
     if role is None:
@@ -148,10 +173,42 @@ async def get_role_definition(request: web.Request) -> web.Response:
 # ----- checks ------------------------------------------------------------------------------
 
 
-def _authorized(request: web.Request) -> SandboxState:
+def _authorized(request: web.Request) -> tuple[SandboxState, IssuedToken]:
     """A live ARM token, or 401 in ARM's shape."""
-    require_token(request, [_base_url(request), *PUBLIC_ARM_AUDIENCES])
-    return request.app[STATE]
+    token = require_token(request, [_base_url(request), *PUBLIC_ARM_AUDIENCES])
+    return request.app[STATE], token
+
+
+def _may(state: SandboxState, token: IssuedToken, action: str, scope: str) -> bool:
+    """Azure RBAC: a role assigned to the caller at or above `scope` allows `action`."""
+    caller = state.service_principal_by_app_id(token.client_id)
+    if caller is None:
+        return False
+    for assignment in state.assignments_covering(scope):
+        if assignment.principal_id != caller.object_id:
+            continue
+        role = state.role_definition(assignment.role_definition_id)
+        if role is not None and role.allows(action):
+            return True
+    return False
+
+
+def _require(state: SandboxState, token: IssuedToken, action: str, scope: str) -> None:
+    if _may(state, token, action, scope):
+        return
+    caller = state.service_principal_by_app_id(token.client_id)
+    object_id = caller.object_id if caller else token.client_id
+    raise ApiError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{token.client_id}' with object id '{object_id}' does not have "
+        f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
+        "invalid. If access was recently granted, please refresh your credentials.",
+    )
+
+
+def _group_scope(request: web.Request) -> str:
+    return f"/subscriptions/{request.match_info['sub']}/resourceGroups/{request.match_info['rg']}"
 
 
 def _subscription(request: web.Request) -> str:

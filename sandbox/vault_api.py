@@ -156,12 +156,16 @@ async def get_version(request: web.Request) -> web.Response:
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    """One page of version items (no values), newest-created last as Key Vault stores them."""
+    """One page of version items (no values).
+
+    Like the real service, versions come ordered by their id, not by age (callers sort by
+    ``created``), and an unknown secret lists as empty rather than 404.
+    """
     _authorize(request, LIST)
     name = _name(request)
     page_size = _page_size(request)
     offset = _skip(request)
-    versions = request.app[STATE].vault.get(name.lower(), [])
+    versions = sorted(request.app[STATE].vault.get(name.lower(), []), key=lambda v: v.version)
     page = versions[offset : offset + page_size]
     next_link = None
     if offset + page_size < len(versions):

@@ -1,0 +1,254 @@
+"""Azure Resource Manager reader: ACS resources, their SMTP usernames, who holds which role.
+
+A thin layer over the async management clients (azure-mgmt-communication,
+azure-mgmt-authorization) that hands discovery plain, frozen data and nothing from the
+SDKs. It only reads. Role definitions are cached for the reader's life (one run): many
+assignments share a handful of roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.authorization.aio import AuthorizationManagementClient
+from azure.mgmt.communication.aio import CommunicationServiceManagementClient
+
+from rotation.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from rotation.identity import connection_options
+from rotation.settings import Settings
+
+#: azure-core retry policy for ARM reads (429 and 5xx, Retry-After honoured).
+RETRY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
+
+
+@dataclass(frozen=True, slots=True)
+class AcsResource:
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpUsernameEntry:
+    """An ACS SMTP Username resource: a custom username bound to an Entra app."""
+
+    resource_id: str
+    username: str
+    app_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignmentEntry:
+    scope: str
+    principal_id: str
+    principal_type: str
+    role_definition_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDefinitionEntry:
+    id: str
+    role_name: str
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...]
+
+
+def parse_resource_id(resource_id: str) -> AcsResource:
+    """An ACS resource id split into its parts (the id's own casing is kept)."""
+    parts = resource_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if (
+        len(parts) != 8
+        or lowered[0] != "subscriptions"
+        or lowered[2] != "resourcegroups"
+        or lowered[5:7] != ["microsoft.communication", "communicationservices"]
+    ):
+        raise ValueError(f"{resource_id!r} is not an ACS resource id")
+    return AcsResource("/" + "/".join(parts), parts[7], parts[3], parts[1])
+
+
+class ArmReader:
+    """Reads through one pair of management clients per subscription."""
+
+    def __init__(
+        self, credential: AsyncTokenCredential, endpoint: str, options: dict[str, Any]
+    ) -> None:
+        self._credential = credential
+        self._endpoint = endpoint.rstrip("/")
+        self._options = {
+            **RETRY,
+            **options,
+            "base_url": self._endpoint,
+            "credential_scopes": [self._endpoint + "/.default"],
+        }
+        self._communication: dict[str, CommunicationServiceManagementClient] = {}
+        self._authorization: dict[str, AuthorizationManagementClient] = {}
+        self._definitions: dict[str, RoleDefinitionEntry] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> ArmReader:
+        return cls(credential, settings.arm_endpoint, connection_options(settings))
+
+    async def acs_resources(
+        self, subscription_ids: Iterable[str], resource_ids: Iterable[str] = ()
+    ) -> list[AcsResource]:
+        """Every ACS resource in the subscriptions, plus the named ones, each once."""
+        found: dict[str, AcsResource] = {}
+        for subscription_id in subscription_ids:
+            client = self._comm(subscription_id)
+            try:
+                async for item in client.communication_services.list_by_subscription():
+                    resource = parse_resource_id(str(item.id))
+                    found.setdefault(resource.id.lower(), resource)
+            except Exception as exc:  # translated, never swallowed
+                _raise(exc, f"the ACS resources of subscription {subscription_id}")
+        for resource_id in resource_ids:
+            wanted = parse_resource_id(resource_id)
+            if wanted.id.lower() in found:
+                continue
+            client = self._comm(wanted.subscription_id)
+            try:
+                item = await client.communication_services.get(wanted.resource_group, wanted.name)
+            except Exception as exc:  # translated, never swallowed
+                _raise(exc, f"ACS resource {resource_id} (ROTATION_ACS_RESOURCE_IDS)")
+            resource = parse_resource_id(str(item.id))
+            found[resource.id.lower()] = resource
+        return sorted(found.values(), key=lambda r: r.id.lower())
+
+    async def smtp_usernames(self, resource: AcsResource) -> list[SmtpUsernameEntry]:
+        client = self._comm(resource.subscription_id)
+        entries = []
+        try:
+            async for item in client.smtp_usernames.list(resource.resource_group, resource.name):
+                entries.append(
+                    SmtpUsernameEntry(
+                        resource.id,
+                        str(item.username),
+                        str(item.entra_application_id).lower(),
+                        str(item.tenant_id).lower(),
+                    )
+                )
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, f"the SMTP usernames of {resource.id}")
+        return entries
+
+    async def role_assignments(self, resource: AcsResource) -> list[RoleAssignmentEntry]:
+        """Assignments that apply to the resource: at its scope and inherited from above."""
+        client = self._authz(resource.subscription_id)
+        entries = []
+        try:
+            pages = client.role_assignments.list_for_scope(resource.id, filter="atScope()")
+            async for item in pages:
+                entries.append(
+                    RoleAssignmentEntry(
+                        str(item.scope),
+                        str(item.principal_id).lower(),
+                        str(item.principal_type),
+                        str(item.role_definition_id),
+                    )
+                )
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, f"the role assignments on {resource.id}")
+        return entries
+
+    async def role_definition(self, definition_id: str) -> RoleDefinitionEntry:
+        """A role's actions and notActions (cached by the definition's GUID)."""
+        key = definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+        if key in self._definitions:
+            return self._definitions[key]
+        client = self._authz(_subscription_of(definition_id) or next(iter(self._authorization), ""))
+        try:
+            item = await client.role_definitions.get_by_id(definition_id)
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, f"role definition {definition_id}")
+        actions: list[str] = []
+        not_actions: list[str] = []
+        for permission in item.permissions or ():
+            actions.extend(permission.actions or ())
+            not_actions.extend(permission.not_actions or ())
+        entry = RoleDefinitionEntry(
+            str(item.id), str(item.role_name), tuple(actions), tuple(not_actions)
+        )
+        self._definitions[key] = entry
+        return entry
+
+    async def close(self) -> None:
+        clients: list[Any] = [*self._communication.values(), *self._authorization.values()]
+        self._communication.clear()
+        self._authorization.clear()
+        for client in clients:
+            await client.close()
+
+    # ----- helpers -----------------------------------------------------------------------
+
+    def _comm(self, subscription_id: str) -> CommunicationServiceManagementClient:
+        key = subscription_id.lower()
+        if key not in self._communication:
+            self._communication[key] = CommunicationServiceManagementClient(
+                self._credential, subscription_id, **self._options
+            )
+        return self._communication[key]
+
+    def _authz(self, subscription_id: str) -> AuthorizationManagementClient:
+        key = subscription_id.lower()
+        if key not in self._authorization:
+            self._authorization[key] = AuthorizationManagementClient(
+                self._credential,
+                subscription_id or "00000000-0000-0000-0000-000000000000",
+                **self._options,
+            )
+        return self._authorization[key]
+
+
+def _subscription_of(resource_id: str) -> str | None:
+    parts = resource_id.strip("/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else None
+
+
+def _raise(exc: Exception, what: str) -> NoReturn:
+    """Re-raises `exc` as a rotation error naming what could not be read and how to fix it."""
+    if isinstance(exc, ResourceNotFoundError) or (
+        isinstance(exc, HttpResponseError) and exc.status_code == 404
+    ):
+        raise NotFound(f"{what} not found ({_reason(exc)})") from None
+    if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
+        raise PermissionDenied(
+            f"could not read {what}: the rotator's identity failed to authenticate to Azure "
+            f"Resource Manager ({_reason(exc)})"
+        ) from None
+    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        raise PermissionDenied(
+            f"could not read {what}: grant the rotator's identity the Reader role on the "
+            f"subscription or resource ({_reason(exc)})"
+        ) from None
+    status = exc.status_code if isinstance(exc, HttpResponseError) else None
+    if status is not None and 400 <= status < 500 and status != 429:
+        raise InvalidRequest(
+            f"Azure Resource Manager refused to read {what} ({_reason(exc)})"
+        ) from None
+    if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
+        raise ServiceUnavailable(
+            f"Azure Resource Manager kept failing while reading {what} ({_reason(exc)}); "
+            "the next run tries again"
+        ) from None
+    raise exc
+
+
+def _reason(exc: Exception) -> str:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    message = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
+    first = message.strip().splitlines()[0][:300] if message.strip() else type(exc).__name__
+    return f"{code}: {first}" if code else first

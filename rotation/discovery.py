@@ -1,0 +1,359 @@
+"""Which Entra apps are ACS email senders, and by which SMTP usernames.
+
+Three sources, merged so that each app appears once with every username it is known by:
+
+- ``smtp-username``: ACS *SMTP Username* resources (a custom username bound to an app);
+- ``role``: service principals holding, on an ACS resource, a role whose actions cover
+  ``Microsoft.Communication/CommunicationServices/Read`` and
+  ``Microsoft.Communication/EmailServices/write`` (Contributor, Owner or a custom role);
+  their username is ``<resource>.<appId>.<tenantId>``;
+- ``allow-list``: ``ROTATION_APP_IDS`` entries, ``<appId>`` or ``<appId>=<username>``.
+
+Decisions, and why:
+
+- A role assigned *on the ACS resource itself* makes an app a sender. A role inherited from
+  the subscription or resource group counts only when it is email-specific (its actions
+  name the two ACS actions rather than a bare ``*``): Owner and Contributor at those
+  scopes are held by admins and deployment pipelines, whose client secrets are not SMTP
+  passwords and must not be rotated behind their owners' backs. Allow-listing such an app
+  makes it a sender, with the usernames its inherited role gives it.
+- The first username is the one the rotator proves each new secret with and publishes
+  (tag and ``<name>-username`` secret). Order: an allow-list username (the operator said
+  so), then SMTP Username resources (a name someone chose for consumers), then the
+  ``<resource>.<appId>.<tenantId>`` forms; alphabetical within each, so it is stable.
+- SMTP Username resources of apps in another tenant are skipped (the rotator can only
+  manage its own tenant's apps); so are allow-listed apps without any known username.
+  Both are logged as ``discovery.skipped`` with the fix.
+
+The decisions are pure functions below, tested directly; :func:`discover` is the thin
+I/O shell around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import structlog
+
+from rotation.arm import (
+    AcsResource,
+    ArmReader,
+    RoleAssignmentEntry,
+    RoleDefinitionEntry,
+    SmtpUsernameEntry,
+)
+from rotation.errors import NotFound
+from rotation.model import ManagedApp
+from rotation.settings import Settings
+
+log = structlog.get_logger("rotation.discovery")
+
+SMTP_ACTIONS = (
+    "Microsoft.Communication/CommunicationServices/Read",
+    "Microsoft.Communication/EmailServices/write",
+)
+SOURCE_SMTP_USERNAME = "smtp-username"
+SOURCE_ROLE = "role"
+SOURCE_ALLOW_LIST = "allow-list"
+_SOURCE_ORDER = (SOURCE_SMTP_USERNAME, SOURCE_ROLE, SOURCE_ALLOW_LIST)
+
+# Username ranks: lower comes first (see the module docstring).
+RANK_ALLOW_LIST, RANK_SMTP_USERNAME, RANK_ROLE, RANK_INHERITED = 0, 1, 2, 3
+
+T = TypeVar("T")
+
+
+class ServicePrincipalDirectory(Protocol):
+    """What discovery needs from Entra: the app id behind each service principal."""
+
+    async def service_principal_app_ids(self, object_ids: Collection[str]) -> dict[str, str]: ...
+
+
+# ----- pure decisions ------------------------------------------------------------------------
+
+
+def action_allowed(action: str, actions: Iterable[str], not_actions: Iterable[str]) -> bool:
+    """Azure RBAC's rule: some action pattern matches and no notAction pattern does.
+
+    Patterns are case-insensitive and ``*`` matches any run of characters, ``/`` included.
+    """
+    return _matches_any(action, actions) and not _matches_any(action, not_actions)
+
+
+def grants_smtp(role: RoleDefinitionEntry) -> bool:
+    """Whether a role lets an app send mail through ACS SMTP."""
+    return all(action_allowed(a, role.actions, role.not_actions) for a in SMTP_ACTIONS)
+
+
+def is_broad(role: RoleDefinitionEntry) -> bool:
+    """A role that allows everything (``*``), such as Owner or Contributor."""
+    return any(pattern.strip() == "*" for pattern in role.actions)
+
+
+def definition_key(definition_id: str) -> str:
+    """Role definitions compare by GUID: ARM names one role under many scopes."""
+    return definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def dotted_username(resource_name: str, app_id: str, tenant_id: str) -> str:
+    return f"{resource_name}.{app_id}.{tenant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleHolder:
+    """A service principal whose role on an ACS resource allows SMTP."""
+
+    resource: AcsResource
+    principal_id: str
+    automatic: bool  # False: inherited broad role, a sender only if allow-listed
+
+
+def role_holders(
+    resource: AcsResource,
+    assignments: Iterable[RoleAssignmentEntry],
+    definitions: Mapping[str, RoleDefinitionEntry],
+) -> list[RoleHolder]:
+    """The service principals that may send through `resource`, each once.
+
+    `definitions` is keyed by :func:`definition_key`; an assignment whose role is missing
+    from it (deleted, unreadable) grants nothing.
+    """
+    found: dict[str, RoleHolder] = {}
+    for assignment in assignments:
+        if assignment.principal_type.lower() != "serviceprincipal":
+            continue
+        role = definitions.get(definition_key(assignment.role_definition_id))
+        if role is None or not grants_smtp(role):
+            continue
+        direct = _same_scope(assignment.scope, resource.id)
+        holder = RoleHolder(resource, assignment.principal_id.lower(), direct or not is_broad(role))
+        previous = found.get(holder.principal_id)
+        if previous is None or (holder.automatic and not previous.automatic):
+            found[holder.principal_id] = holder
+    return sorted(found.values(), key=lambda h: h.principal_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One reason to believe an app sends mail, with the username it implies (if any)."""
+
+    app_id: str
+    source: str
+    rank: int
+    username: str | None = None
+    resource_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    app_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    apps: list[ManagedApp]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def smtp_username_sightings(
+    entries: Iterable[SmtpUsernameEntry], tenant_id: str
+) -> tuple[list[Sighting], list[Skipped]]:
+    sightings, skipped = [], []
+    for entry in entries:
+        app_id = entry.app_id.lower()
+        if entry.tenant_id.lower() != tenant_id.lower():
+            skipped.append(
+                Skipped(
+                    app_id,
+                    f"SMTP username {entry.username!r} on {entry.resource_id} belongs to tenant "
+                    f"{entry.tenant_id}; this rotator manages tenant {tenant_id} only",
+                )
+            )
+            continue
+        sightings.append(
+            Sighting(
+                app_id, SOURCE_SMTP_USERNAME, RANK_SMTP_USERNAME, entry.username, entry.resource_id
+            )
+        )
+    return sightings, skipped
+
+
+def role_sightings(
+    holders: Iterable[RoleHolder], app_ids: Mapping[str, str], tenant_id: str
+) -> list[Sighting]:
+    """Sightings from role holders whose service principal resolved to an app id."""
+    resolved = {k.lower(): v.lower() for k, v in app_ids.items()}
+    sightings = []
+    for holder in holders:
+        app_id = resolved.get(holder.principal_id)
+        if app_id is None:
+            continue  # not an app registration in this tenant (or gone)
+        sightings.append(
+            Sighting(
+                app_id,
+                SOURCE_ROLE,
+                RANK_ROLE if holder.automatic else RANK_INHERITED,
+                dotted_username(holder.resource.name, app_id, tenant_id.lower()),
+                holder.resource.id,
+            )
+        )
+    return sightings
+
+
+def allow_list_sightings(entries: Iterable[str]) -> list[Sighting]:
+    """``<appId>`` or ``<appId>=<username>`` (settings has already checked the GUID)."""
+    sightings = []
+    for entry in entries:
+        app_id, _, username = entry.partition("=")
+        sightings.append(
+            Sighting(
+                app_id.strip().lower(), SOURCE_ALLOW_LIST, RANK_ALLOW_LIST, username.strip() or None
+            )
+        )
+    return sightings
+
+
+def build_inventory(settings: Settings, sightings: Iterable[Sighting]) -> Inventory:
+    """Merges sightings into one ManagedApp per app, minus the excluded ones."""
+    excluded = {a.lower() for a in settings.exclude_app_ids}
+    by_app: dict[str, list[Sighting]] = {}
+    for sighting in sightings:
+        if sighting.app_id not in excluded:
+            by_app.setdefault(sighting.app_id, []).append(sighting)
+    apps, skipped = [], []
+    for app_id in sorted(by_app):
+        seen = by_app[app_id]
+        allow_listed = any(s.source == SOURCE_ALLOW_LIST for s in seen)
+        # An inherited broad role alone does not make a sender (see the module docstring).
+        kept = [s for s in seen if s.rank != RANK_INHERITED or allow_listed]
+        if not kept:
+            continue
+        usernames = _ordered_usernames(kept)
+        if not usernames:
+            skipped.append(
+                Skipped(
+                    app_id,
+                    "allow-listed but no SMTP username is known for it: give one as "
+                    "<appId>=<username> in ROTATION_APP_IDS, or grant the app a role on an "
+                    "ACS resource in ROTATION_SUBSCRIPTION_IDS / ROTATION_ACS_RESOURCE_IDS",
+                )
+            )
+            continue
+        sources = {s.source for s in kept}
+        apps.append(
+            ManagedApp(
+                app_id=app_id,
+                tenant_id=settings.tenant_id,
+                secret_name=settings.secret_name(app_id),
+                usernames=usernames,
+                acs_resource_ids=tuple(
+                    sorted({s.resource_id for s in kept if s.resource_id}, key=str.lower)
+                ),
+                sources=tuple(s for s in _SOURCE_ORDER if s in sources),
+            )
+        )
+    return Inventory(apps, skipped)
+
+
+def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[str, ...]:
+    ordered = sorted(
+        (s for s in sightings if s.username),
+        key=lambda s: (s.rank, (s.username or "").lower()),
+    )
+    unique: dict[str, str] = {}
+    for sighting in ordered:
+        assert sighting.username is not None
+        unique.setdefault(sighting.username.lower(), sighting.username)
+    return tuple(unique.values())
+
+
+def _matches_any(action: str, patterns: Iterable[str]) -> bool:
+    return any(_pattern(p).fullmatch(action) for p in patterns)
+
+
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.strip().split("*")), re.I)
+
+
+def _same_scope(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+# ----- the I/O shell ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    resource: AcsResource
+    usernames: list[SmtpUsernameEntry]
+    assignments: list[RoleAssignmentEntry]
+
+
+async def discover(
+    settings: Settings, arm: ArmReader, entra: ServicePrincipalDirectory
+) -> list[ManagedApp]:
+    """Every ACS-enabled app in the configured scope, each once, sorted by app id."""
+    sightings = allow_list_sightings(settings.app_ids)
+    skipped: list[Skipped] = []
+    if settings.subscription_ids or settings.acs_resource_ids:
+        resources = await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
+        limit = asyncio.Semaphore(settings.max_concurrency)
+        scans = await _gather(limit, [_scan(arm, r) for r in resources])
+        for scan in scans:
+            found, skips = smtp_username_sightings(scan.usernames, settings.tenant_id)
+            sightings += found
+            skipped += skips
+        holders = await _role_holders(arm, limit, scans)
+        if holders:
+            app_ids = await entra.service_principal_app_ids(
+                sorted({h.principal_id for h in holders})
+            )
+            sightings += role_sightings(holders, app_ids, settings.tenant_id)
+        log.info("discovery.scanned", resources=len(resources), role_holders=len(holders))
+    inventory = build_inventory(settings, sightings)
+    for skip in [*skipped, *inventory.skipped]:
+        log.warning("discovery.skipped", app_id=skip.app_id, reason=skip.reason)
+    log.info("discovery.finished", apps=len(inventory.apps))
+    return inventory.apps
+
+
+async def _scan(arm: ArmReader, resource: AcsResource) -> _Scan:
+    usernames, assignments = await asyncio.gather(
+        arm.smtp_usernames(resource), arm.role_assignments(resource)
+    )
+    return _Scan(resource, usernames, assignments)
+
+
+async def _role_holders(
+    arm: ArmReader, limit: asyncio.Semaphore, scans: Sequence[_Scan]
+) -> list[RoleHolder]:
+    wanted = {
+        definition_key(a.role_definition_id): a.role_definition_id
+        for scan in scans
+        for a in scan.assignments
+        if a.principal_type.lower() == "serviceprincipal"
+    }
+    fetched = await _gather(limit, [_definition(arm, i) for i in wanted.values()])
+    definitions = {definition_key(d.id): d for d in fetched if d is not None}
+    return [h for scan in scans for h in role_holders(scan.resource, scan.assignments, definitions)]
+
+
+async def _definition(arm: ArmReader, definition_id: str) -> RoleDefinitionEntry | None:
+    try:
+        return await arm.role_definition(definition_id)
+    except NotFound:
+        log.warning("discovery.role_missing", role_definition_id=definition_id)
+        return None
+
+
+async def _gather(limit: asyncio.Semaphore, work: Sequence[Awaitable[T]]) -> list[T]:
+    async def bounded(item: Awaitable[T]) -> T:
+        async with limit:
+            return await item
+
+    return list(await asyncio.gather(*(bounded(w) for w in work)))

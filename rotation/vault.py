@@ -1,0 +1,196 @@
+"""Key Vault adapter: the current entry of an app's secret, promotion, and retirement.
+
+Consumers read the SMTP password from Key Vault, so this is where a rotation becomes
+visible. The adapter reads version *properties* only (never a value), writes a new version
+with tags that tie it to the Entra credential (``key-id``) and the SMTP endpoint, and
+disables versions whose credential is gone. Throttling and transient failures (429, 5xx
+with Retry-After) are retried by azure-core's retry policy, configured here, not
+re-implemented.
+
+Errors come out as rotation.errors types. A write Key Vault *refused* (4xx) is a
+VaultWriteFailed: it certainly did not land, so the engine may roll back at once. A write
+whose fate is unknown (retries exhausted, connection lost) is a ServiceUnavailable: the
+engine then reads Key Vault to find out whether it landed before it rolls anything back.
+No message ever contains a secret value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretProperties
+from azure.keyvault.secrets.aio import SecretClient
+
+from rotation.errors import (
+    InvalidRequest,
+    PermissionDenied,
+    ServiceUnavailable,
+    VaultWriteFailed,
+)
+from rotation.identity import connection_options
+from rotation.model import ManagedApp, NewSecret, VaultEntry, VaultVersion
+from rotation.settings import USERNAME_SUFFIX, Settings
+
+MANAGED_BY = "acs-smtp-rotation"
+PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)
+USERNAME_CONTENT_TYPE = "smtp-username"
+#: azure-core retry policy: up to 5 retries, exponential back-off from 0.8 s capped at
+#: 30 s, and Retry-After honoured whenever Key Vault sends it.
+RETRY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
+#: Key Vault's largest page; one page holds every version of a normal app's secret.
+PAGE_SIZE = 25
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+class VaultAdapter:
+    """The rotator's view of one Key Vault (satisfies rotation.ports.SecretStore)."""
+
+    def __init__(self, client: SecretClient, vault_url: str) -> None:
+        self._client = client
+        self.vault_url = vault_url
+
+    @classmethod
+    def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> VaultAdapter:
+        client = SecretClient(
+            settings.key_vault_url, credential, **RETRY, **connection_options(settings)
+        )
+        return cls(client, settings.key_vault_url)
+
+    async def read(self, name: str) -> VaultEntry:
+        """Every version's properties, newest first (one list call); none if the secret is new."""
+        versions: list[VaultVersion] = []
+        try:
+            pages = self._client.list_properties_of_secret_versions(name, max_page_size=PAGE_SIZE)
+            async for properties in pages:
+                versions.append(_version(properties))
+        except ResourceNotFoundError:
+            return VaultEntry(name, ())
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, name, "read")
+        versions.sort(key=lambda v: v.created, reverse=True)
+        return VaultEntry(name, tuple(versions))
+
+    async def promote(
+        self,
+        app: ManagedApp,
+        secret: NewSecret,
+        *,
+        smtp_host: str,
+        smtp_port: int,
+        write_username: bool,
+    ) -> VaultVersion:
+        """Writes the verified password as the new current version of the app's secret.
+
+        The companion ``<name>-username`` secret is written first, when asked: if that
+        fails nothing has been promoted and the engine can roll back safely (I1).
+        """
+        common = {"app-id": app.app_id, "managed-by": MANAGED_BY}
+        if write_username:
+            await self._set(
+                app.secret_name + USERNAME_SUFFIX,
+                app.smtp_username,
+                content_type=USERNAME_CONTENT_TYPE,
+                tags={**common, "smtp-username": app.smtp_username},
+            )
+        properties = await self._set(
+            app.secret_name,
+            secret.value.get_secret_value(),
+            content_type=PASSWORD_CONTENT_TYPE,
+            expires_on=secret.credential.end,
+            tags={
+                **common,
+                "key-id": secret.credential.key_id,
+                "smtp-username": app.smtp_username,
+                "smtp-host": smtp_host,
+                "smtp-port": str(smtp_port),
+            },
+        )
+        return _version(properties)
+
+    async def disable(self, name: str, versions: Collection[str]) -> None:
+        """Disables versions whose credential was removed, so nobody is served a dead password."""
+        for version in versions:
+            try:
+                await self._client.update_secret_properties(name, version, enabled=False)
+            except ResourceNotFoundError:
+                continue  # gone already: nothing left to serve
+            except Exception as exc:  # translated, never swallowed
+                self._raise(exc, name, "disable", write=True)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # ----- helpers -----------------------------------------------------------------------
+
+    async def _set(self, name: str, value: str, **kwargs: Any) -> SecretProperties:
+        try:
+            secret = await self._client.set_secret(name, value, **kwargs)
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, name, "write", write=True)
+        return secret.properties
+
+    def _raise(self, exc: Exception, name: str, verb: str, *, write: bool = False) -> NoReturn:
+        """Re-raises `exc` as a rotation error an operator can act on."""
+        where = f"secret '{name}' in {self.vault_url}"
+        if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
+            raise PermissionDenied(
+                f"could not {verb} {where}: the rotator's identity failed to authenticate to "
+                f"Key Vault ({_reason(exc)}); check its managed identity and tenant"
+            ) from None
+        if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+            message = (
+                f"Key Vault refused to {verb} {where} (403 {_code(exc)}): grant the rotator's "
+                f"identity the 'Key Vault Secrets Officer' role on {self.vault_url}"
+            )
+            raise (VaultWriteFailed if write else PermissionDenied)(message) from None
+        if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+            if 400 <= exc.status_code < 500 and exc.status_code != 429:
+                message = (
+                    f"Key Vault refused to {verb} {where} ({exc.status_code} {_code(exc)}: "
+                    f"{_reason(exc)})"
+                )
+                raise (VaultWriteFailed if write else InvalidRequest)(message) from None
+            raise ServiceUnavailable(
+                f"Key Vault kept failing to {verb} {where} after retries "
+                f"({exc.status_code} {_code(exc)}); the next run tries again"
+            ) from None
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            raise ServiceUnavailable(
+                f"could not reach Key Vault to {verb} {where} ({type(exc).__name__}: "
+                f"{_reason(exc)}); check ROTATION_KEY_VAULT_URL, network access and CA trust"
+            ) from None
+        raise exc
+
+
+def _version(properties: SecretProperties) -> VaultVersion:
+    tags = properties.tags or {}
+    return VaultVersion(
+        version=properties.version or "",
+        key_id=tags.get("key-id"),
+        created=properties.created_on or _EPOCH,
+        enabled=bool(properties.enabled),
+        expires=properties.expires_on,
+        smtp_username=tags.get("smtp-username"),
+    )
+
+
+def _code(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", None) or exc.reason or "error")
+
+
+def _reason(exc: Exception) -> str:
+    """The service's own words, first line only (Key Vault never echoes a value)."""
+    error = getattr(exc, "error", None)
+    text = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
+    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
