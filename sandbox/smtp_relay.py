@@ -125,6 +125,9 @@ class _AcsSmtp(SMTP):
 
     # ----- connection life --------------------------------------------------------------
 
+    def _create_session(self) -> Session:
+        return _QuietSession(self.loop)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:
             self.relay._opened(self)
@@ -137,7 +140,7 @@ class _AcsSmtp(SMTP):
     def abort(self) -> asyncio.Task[None] | None:
         """Cuts the connection now; returns the session task to wait for."""
         for transport in (self.transport, self._original_transport):
-            if transport is not None:
+            if isinstance(transport, asyncio.WriteTransport):
                 transport.abort()
         task: asyncio.Task[None] | None = self._handler_coroutine
         return task
@@ -221,13 +224,25 @@ class _AcsSmtp(SMTP):
         )
 
 
+class _QuietSession(Session):
+    """aiosmtpd's session without the deprecation warning it logs on every successful AUTH
+    (its own AUTH code sets the deprecated ``login_data``)."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
 class _Login:
     """What a successful AUTH leaves on the session: who, and for which ACS resource."""
 
     def __init__(self, username: str, resource: AcsResource) -> None:
         self.username = username
         self.resource = resource
-        self.login = username.encode()  # aiosmtpd copies this to its legacy login_data
 
 
 class _AcsHandler:
