@@ -102,7 +102,10 @@ class Sandbox:
             "arm": arm_api.build_app(self.state),
             "admin": admin_api.build_app(self.state, self),
         }
-        self._services = {name: _Service(name, app, _bound_socket()) for name, app in apps.items()}
+        self._services = {
+            name: _Service(name, app, _vault_socket() if name == "vault" else _bound_socket())
+            for name, app in apps.items()
+        }
         for service in self._services.values():
             service.app[BASE_URL] = service.url
         vault = self._services["vault"].app
@@ -267,6 +270,26 @@ class Sandbox:
             name=name,
             senders=senders,
         )
+
+
+#: Every port a sandbox vault has listened on in this process (see `_vault_socket`).
+_VAULT_PORTS: set[int] = set()
+
+
+def _vault_socket() -> socket.socket:
+    """A port no earlier sandbox vault in this process used.
+
+    azure-keyvault-secrets caches each vault's challenge (its tenant) process-wide by
+    host:port. A real vault's address never moves to another tenant; a reused loopback
+    port would, and the SDK would then ask for a token in the previous sandbox's tenant.
+    """
+    while True:
+        sock = _bound_socket()
+        port = sock.getsockname()[1]
+        if port not in _VAULT_PORTS:
+            _VAULT_PORTS.add(port)
+            return sock
+        sock.close()
 
 
 def _bound_socket() -> socket.socket:
