@@ -1,0 +1,316 @@
+"""Microsoft Graph adapter: read applications, add and remove their passwords.
+
+Built on msgraph-sdk's GraphServiceClient (async). Retries of 429/503/504 are the SDK's
+own RetryHandler (it honours Retry-After), configured here, not re-implemented; only
+transport failures (a dropped connection) of idempotent calls are retried here, because
+the SDK does not. The adapter returns rotation.model types and raises rotation.errors
+types whose messages say what to do; a secret's text never appears in either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import httpx
+import stamina
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.applications.applications_request_builder import (
+    ApplicationsRequestBuilder,
+)
+from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+    AddPasswordPostRequestBody,
+)
+from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
+    RemovePasswordPostRequestBody,
+)
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.password_credential import PasswordCredential
+from msgraph.generated.service_principals.service_principals_request_builder import (
+    ServicePrincipalsRequestBuilder,
+)
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_options
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+from msgraph_core.authentication import AzureIdentityAuthenticationProvider
+from pydantic import SecretStr
+
+from rotation.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from rotation.identity import trusted_ssl_context
+from rotation.model import AppRecord, Credential, NewSecret
+from rotation.settings import Settings
+
+#: Graph accepts at most 15 values in one `in (...)` filter.
+IN_BATCH = 15
+#: Above this many app ids, one paged listing of all applications is cheaper than batches.
+LIST_ALL_ABOVE = 150
+PAGE_SIZE = 999
+APP_FIELDS = ["id", "appId", "displayName", "passwordCredentials"]
+CONCURRENT_QUERIES = 4
+LIFETIME_POLICY = "CredentialInvalidLifetimeAsPerAppPolicy"
+OWNER_HINT = (
+    "make the rotator's identity an owner: `az ad app owner add --id {app_id} "
+    "--owner-object-id <object id of the rotator's identity>` or grant it the Microsoft "
+    "Graph application permission Application.ReadWrite.All"
+)
+
+T = TypeVar("T")
+
+
+class EntraAdapter:
+    """Applications and service principals through Microsoft Graph v1.0."""
+
+    def __init__(self, client: GraphServiceClient, http: httpx.AsyncClient, endpoint: str) -> None:
+        self._client = client
+        self._http = http
+        self._endpoint = endpoint
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        credential: AsyncTokenCredential,
+        *,
+        max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
+        retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+    ) -> EntraAdapter:
+        """A client for ``settings.graph_endpoint`` that trusts ``settings.ca_bundle`` too.
+
+        `max_retries`/`retry_delay` configure the SDK's RetryHandler (a Retry-After header
+        wins over the delay).
+        """
+        endpoint = settings.graph_endpoint
+        host = urlsplit(endpoint).hostname or ""
+        auth = AzureIdentityAuthenticationProvider(
+            credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host]
+        )
+        options = dict(graph_options)
+        options[RetryHandlerOption.get_key()] = RetryHandlerOption(
+            delay=retry_delay, max_retries=max_retries
+        )
+        http = httpx.AsyncClient(
+            base_url=f"{endpoint}/v1.0",
+            verify=trusted_ssl_context(settings),
+            timeout=httpx.Timeout(30.0, connect=10.0),
+        )
+        http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+        adapter = GraphRequestAdapter(auth, client=http)
+        adapter.base_url = f"{endpoint}/v1.0"
+        return cls(GraphServiceClient(request_adapter=adapter), http, endpoint)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # ----- applications ------------------------------------------------------------------
+
+    async def read_apps(self, app_ids: Collection[str]) -> dict[str, AppRecord]:
+        """The applications with these app ids, keyed by lower-case app id; missing apps
+        (deleted, or in another tenant) are simply absent."""
+        wanted = {a.lower() for a in app_ids}
+        if not wanted:
+            return {}
+        if len(wanted) > LIST_ALL_ABOVE:
+            found = await self._list_applications(None)
+        else:
+            limit = asyncio.Semaphore(CONCURRENT_QUERIES)
+
+            async def batch(ids: list[str]) -> list[Application]:
+                async with limit:
+                    return await self._list_applications(f"appId in ({_quoted(ids)})")
+
+            batches = await asyncio.gather(*(batch(b) for b in _chunks(sorted(wanted))))
+            found = [app for b in batches for app in b]
+        records = (_record(a) for a in found)
+        return {r.app_id: r for r in records if r.app_id in wanted}
+
+    async def _list_applications(self, filter_: str | None) -> list[Application]:
+        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+            filter=filter_, select=APP_FIELDS, top=PAGE_SIZE
+        )
+        config = RequestConfiguration(query_parameters=query)
+        found: list[Application] = []
+        page = await self._read(lambda: self._client.applications.get(config), "read applications")
+        while page is not None:
+            found.extend(page.value or [])
+            link = page.odata_next_link
+            if not link:
+                break
+            builder = self._client.applications.with_url(link)
+            page = await self._read(builder.get, "read applications")
+        return found
+
+    async def add_password(self, record: AppRecord, display_name: str, end: datetime) -> NewSecret:
+        """Step 1 of a rotation: a new client secret (not retried on a dropped connection:
+        a secret created without our hearing of it is an orphan the next run removes)."""
+        body = AddPasswordPostRequestBody(
+            password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
+        )
+        item = self._client.applications.by_application_id(record.object_id)
+        try:
+            created = await item.add_password.post(body)
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, f"add a password to app {record.app_id}", record.app_id, self._endpoint)
+        if created is None or not created.secret_text or created.key_id is None:
+            raise ServiceUnavailable(
+                f"Microsoft Graph returned no secret for the new password of app {record.app_id}"
+            )
+        credential = _credential(created)
+        return NewSecret(credential, SecretStr(created.secret_text))
+
+    async def remove_password(self, record: AppRecord, key_id: str) -> bool:
+        """Removes one password; False when it was already gone (removal is idempotent)."""
+        body = RemovePasswordPostRequestBody(key_id=UUID(key_id))
+        item = self._client.applications.by_application_id(record.object_id)
+        what = f"remove password {key_id} of app {record.app_id}"
+        try:
+            await _retry_transport(lambda: item.remove_password.post(body))
+        except APIError as exc:
+            if exc.response_status_code == 400 and "no password credential" in _message(exc):
+                return False
+            _raise(exc, what, record.app_id, self._endpoint)
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, what, record.app_id, self._endpoint)
+        return True
+
+    # ----- service principals ------------------------------------------------------------
+
+    async def service_principal_app_ids(self, object_ids: Collection[str]) -> dict[str, str]:
+        """Service principal object id -> app id (both lower-case); unknown ids absent."""
+        wanted = sorted({o.lower() for o in object_ids})
+        result: dict[str, str] = {}
+        for ids in _chunks(wanted):
+            query = (
+                ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+                    filter=f"id in ({_quoted(ids)})", select=["id", "appId"], top=PAGE_SIZE
+                )
+            )
+            config = RequestConfiguration(query_parameters=query)
+            page = await self._read(
+                lambda c=config: self._client.service_principals.get(c),  # type: ignore[misc]
+                "read service principals",
+            )
+            for sp in (page.value if page else None) or []:
+                if sp.id and sp.app_id:
+                    result[sp.id.lower()] = sp.app_id.lower()
+        return result
+
+    async def _read(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        try:
+            return await _retry_transport(call)
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, what, None, self._endpoint)
+
+
+# ----- helpers -------------------------------------------------------------------------------
+
+
+async def _retry_transport(call: Callable[[], Awaitable[T]]) -> T:
+    """Retries an idempotent call whose connection failed before an answer arrived."""
+    async for attempt in stamina.retry_context(
+        on=httpx.TransportError, attempts=3, wait_initial=0.1, wait_max=1.0, timeout=30.0
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    return (items[i : i + IN_BATCH] for i in range(0, len(items), IN_BATCH))
+
+
+def _quoted(ids: Iterable[str]) -> str:
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+
+
+def _credential(c: PasswordCredential) -> Credential:
+    return Credential(
+        key_id=str(c.key_id).lower(),
+        display_name=c.display_name,
+        start=c.start_date_time,
+        end=c.end_date_time,
+        hint=c.hint,
+    )
+
+
+def _record(app: Application) -> AppRecord:
+    return AppRecord(
+        object_id=str(app.id),
+        app_id=str(app.app_id).lower(),
+        display_name=app.display_name or "",
+        credentials=tuple(_credential(c) for c in app.password_credentials or ()),
+    )
+
+
+def _code(exc: APIError) -> str:
+    error: Any = getattr(exc, "error", None)
+    return str(getattr(error, "code", None) or "")
+
+
+def _message(exc: APIError) -> str:
+    error: Any = getattr(exc, "error", None)
+    return str(getattr(error, "message", None) or exc.message or "").lower()
+
+
+def _reason(exc: APIError) -> str:
+    error: Any = getattr(exc, "error", None)
+    message = str(getattr(error, "message", None) or exc.message or "").strip()
+    first = message.splitlines()[0][:300] if message else ""
+    return f"{exc.response_status_code} {_code(exc)}: {first}".strip().rstrip(":")
+
+
+def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoReturn:
+    """Re-raises `exc` as a rotation error naming what failed and how to fix it."""
+    if isinstance(exc, ClientAuthenticationError):
+        raise PermissionDenied(
+            f"could not {what}: the rotator's identity failed to get a token for Microsoft "
+            f"Graph ({type(exc).__name__}); check its managed identity (or AZURE_CLIENT_ID, "
+            "AZURE_TENANT_ID and AZURE_CLIENT_SECRET) and ROTATION_TENANT_ID"
+        ) from None
+    if isinstance(exc, httpx.TransportError):
+        raise ServiceUnavailable(
+            f"could not reach Microsoft Graph at {endpoint} to {what} ({type(exc).__name__}); "
+            "check ROTATION_GRAPH_URL, network access and CA trust"
+        ) from None
+    if not isinstance(exc, APIError) or exc.response_status_code is None:
+        raise exc
+    status = exc.response_status_code
+    if status == 401:
+        raise PermissionDenied(
+            f"Microsoft Graph refused the rotator's token to {what} ({_reason(exc)}); "
+            "check that the identity belongs to ROTATION_TENANT_ID"
+        ) from None
+    if status == 403:
+        hint = (
+            OWNER_HINT.format(app_id=app_id)
+            if app_id
+            else "grant the rotator's identity the Microsoft Graph application permission "
+            "Application.ReadWrite.OwnedBy (and make it an owner of each sender app) or "
+            "Application.Read.All"
+        )
+        raise PermissionDenied(
+            f"Microsoft Graph refused to {what} ({_reason(exc)}): {hint}"
+        ) from None
+    if status == 404:
+        raise NotFound(
+            f"could not {what}: Microsoft Graph says it does not exist ({_reason(exc)})"
+        ) from None
+    if status == 400 and _code(exc) == LIFETIME_POLICY:
+        raise InvalidRequest(
+            f"could not {what}: the tenant's app management policy caps secret lifetime "
+            f"({_reason(exc)}); lower ROTATION_SECRET_LIFETIME_DAYS below the cap"
+        ) from None
+    if 400 <= status < 500 and status != 429:
+        raise InvalidRequest(f"Microsoft Graph refused to {what} ({_reason(exc)})") from None
+    raise ServiceUnavailable(
+        f"Microsoft Graph kept failing to {what} after the SDK's retries ({_reason(exc)}); "
+        "the next run tries again"
+    ) from None

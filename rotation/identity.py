@@ -1,0 +1,105 @@
+"""Who the rotator is, and whom it trusts.
+
+The credential is azure-identity's DefaultAzureCredential (async): the Function App's
+managed identity in Azure, EnvironmentCredential (AZURE_CLIENT_ID/SECRET/TENANT_ID)
+on a laptop or against the sandbox. Nothing here reads the environment itself; the
+credential classes do, as documented by azure-identity.
+
+Trust: ``ROTATION_CA_BUNDLE`` adds a CA *on top of* the public roots, never instead of
+them, and no check is ever switched off. azure-core clients take one ``connection_verify``
+path, which replaces their default bundle, so a combined bundle (certifi's roots plus
+the extra CA) is written once, under a name derived from its content;
+`trusted_ssl_context` serves httpx, aiohttp and aiosmtplib.
+
+Authority validation: MSAL validates an authority host it does not know by asking
+``login.microsoftonline.com`` (instance discovery). When ``ROTATION_AUTHORITY_HOST`` names
+a host that is not one of Azure's clouds (the sandbox, a proxy), that host is one the
+operator configured on purpose, so discovery is disabled for it
+(``disable_instance_discovery=True``); Azure's own authorities keep full validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import certifi
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential
+
+from rotation.settings import CLOUDS, Settings
+
+#: The azure-identity default authority hosts of each cloud (no path, no trailing slash).
+_AZURE_AUTHORITIES = frozenset(c[0].lower() for c in CLOUDS.values())
+
+
+def is_azure_authority(settings: Settings) -> bool:
+    """True when the authority is one of Azure's clouds (full instance discovery applies)."""
+    return settings.authority.rstrip("/").lower() in _AZURE_AUTHORITIES
+
+
+def credential_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for any azure-identity credential built from settings."""
+    options: dict[str, Any] = {"authority": settings.authority, **connection_options(settings)}
+    if not is_azure_authority(settings):
+        options["disable_instance_discovery"] = True
+    return options
+
+
+def build_credential(settings: Settings) -> AsyncTokenCredential:
+    """DefaultAzureCredential for the settings' cloud (async, for the async SDK clients).
+
+    Interactive and developer-tool credentials are left out: a rotator runs unattended,
+    and a stray `az login` on a build agent must not become its identity by accident.
+    """
+    return DefaultAzureCredential(
+        exclude_interactive_browser_credential=True,
+        exclude_visual_studio_code_credential=True,
+        exclude_shared_token_cache_credential=True,
+        exclude_cli_credential=True,
+        exclude_powershell_credential=True,
+        exclude_developer_cli_credential=True,
+        **credential_options(settings),
+    )
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """``connection_verify`` for azure-core based clients when an extra CA is configured."""
+    bundle = combined_ca_bundle(settings)
+    return {"connection_verify": str(bundle)} if bundle else {}
+
+
+def combined_ca_bundle(settings: Settings) -> Path | None:
+    """certifi's roots plus ``settings.ca_bundle`` in one PEM file, or None without one.
+
+    The file name is a hash of its content, so concurrent callers (or processes) agree on
+    it and a changed CA gets a new file; it is written atomically.
+    """
+    if settings.ca_bundle is None:
+        return None
+    extra = settings.ca_bundle.read_bytes()
+    roots = Path(certifi.where()).read_bytes()
+    content = roots.rstrip(b"\n") + b"\n" + extra
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"rotation-ca-{digest}.pem"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rotation-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        os.replace(tmp, path)
+    return path
+
+
+def trusted_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A client context: system and certifi roots plus the extra CA; TLS 1.2 minimum;
+    certificate and host name checks on (as ACS and every Azure endpoint require)."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_default_certs()
+    if settings.ca_bundle is not None:
+        context.load_verify_locations(cafile=str(settings.ca_bundle))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
