@@ -8,7 +8,7 @@ assignments share a handful of roles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -28,7 +28,11 @@ from rotation.identity import connection_options
 from rotation.settings import Settings
 
 #: azure-core retry policy for ARM reads (429 and 5xx, Retry-After honoured).
-RETRY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
+RETRY: Mapping[str, float] = {
+    "retry_total": 5,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 30,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +87,17 @@ class ArmReader:
     """Reads through one pair of management clients per subscription."""
 
     def __init__(
-        self, credential: AsyncTokenCredential, endpoint: str, options: dict[str, Any]
+        self,
+        credential: AsyncTokenCredential,
+        endpoint: str,
+        options: Mapping[str, Any],
+        *,
+        retry: Mapping[str, float] = RETRY,
     ) -> None:
         self._credential = credential
         self._endpoint = endpoint.rstrip("/")
         self._options = {
-            **RETRY,
+            **retry,
             **options,
             "base_url": self._endpoint,
             "credential_scopes": [self._endpoint + "/.default"],
@@ -98,8 +107,15 @@ class ArmReader:
         self._definitions: dict[str, RoleDefinitionEntry] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> ArmReader:
-        return cls(credential, settings.arm_endpoint, connection_options(settings))
+    def from_settings(
+        cls,
+        settings: Settings,
+        credential: AsyncTokenCredential,
+        *,
+        retry: Mapping[str, float] = RETRY,
+    ) -> ArmReader:
+        """`retry` holds azure-core RetryPolicy options (tests and benches shorten them)."""
+        return cls(credential, settings.arm_endpoint, connection_options(settings), retry=retry)
 
     async def acs_resources(
         self, subscription_ids: Iterable[str], resource_ids: Iterable[str] = ()

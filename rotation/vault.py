@@ -16,7 +16,7 @@ No message ever contains a secret value.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -33,11 +33,13 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from rotation.errors import (
     InvalidRequest,
+    NotFound,
     PermissionDenied,
     ServiceUnavailable,
     VaultWriteFailed,
 )
 from rotation.identity import connection_options
+from rotation.logs import register_secret
 from rotation.model import ManagedApp, NewSecret, VaultEntry, VaultVersion
 from rotation.settings import USERNAME_SUFFIX, Settings
 
@@ -46,7 +48,11 @@ PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a pas
 USERNAME_CONTENT_TYPE = "smtp-username"
 #: azure-core retry policy: up to 5 retries, exponential back-off from 0.8 s capped at
 #: 30 s, and Retry-After honoured whenever Key Vault sends it.
-RETRY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
+RETRY: Mapping[str, float] = {
+    "retry_total": 5,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 30,
+}
 #: Key Vault's largest page; one page holds every version of a normal app's secret.
 PAGE_SIZE = 25
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -60,9 +66,16 @@ class VaultAdapter:
         self.vault_url = vault_url
 
     @classmethod
-    def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> VaultAdapter:
+    def from_settings(
+        cls,
+        settings: Settings,
+        credential: AsyncTokenCredential,
+        *,
+        retry: Mapping[str, float] = RETRY,
+    ) -> VaultAdapter:
+        """`retry` holds azure-core RetryPolicy options (tests and benches shorten them)."""
         client = SecretClient(
-            settings.key_vault_url, credential, **RETRY, **connection_options(settings)
+            settings.key_vault_url, credential, **retry, **connection_options(settings)
         )
         return cls(client, settings.key_vault_url)
 
@@ -126,6 +139,22 @@ class VaultAdapter:
                 continue  # gone already: nothing left to serve
             except Exception as exc:  # translated, never swallowed
                 self._raise(exc, name, "disable", write=True)
+
+    async def read_value(self, name: str) -> str:
+        """The value a consumer reads (latest version), for the demo and smoke checks.
+
+        The rotator itself never reads a value. The value is registered with the log
+        redaction before it is returned, so no later log line can carry it.
+        """
+        try:
+            secret = await self._client.get_secret(name)
+        except ResourceNotFoundError:
+            raise NotFound(f"secret '{name}' does not exist in {self.vault_url}") from None
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, name, "read")
+        value = secret.value or ""
+        register_secret(value)
+        return value
 
     async def close(self) -> None:
         await self._client.close()
