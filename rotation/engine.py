@@ -262,7 +262,10 @@ class Engine:
             await self.verify(app, new, verify_timeout)
         except VerificationFailed as exc:
             await self.rollback(record, new, exc.kind)
-            if exc.kind == "timeout" and verify_timeout < self.settings.verify_timeout_seconds:
+            capped = verify_timeout < self.settings.verify_timeout_seconds
+            if capped and exc.kind in ("rejected", "timeout"):
+                # A shortened budget cannot tell slow propagation from a real refusal;
+                # the next timer run, with the full verify timeout, can.
                 outcome.outcome = Outcome.UNFINISHED
                 outcome.error = (
                     f"{exc} (this run allowed only {verify_timeout:.0f} s; the next timer run "
