@@ -1,0 +1,28 @@
+"""A small demo tenant for `python -m sandbox`: a few ACS senders in the states that matter.
+
+- ``billing-app``: its secret expires in 12 days, so the rotator's next run rotates it;
+- ``alerts-app``: found through an ACS SMTP Username, secret fresh (nothing to do);
+- ``reports-app``: both username forms, secret 90 days old;
+- ``legacy-app``: the rotator is *not* an owner, so rotating it shows Graph's 403 and the
+  operator hint (`az ad app owner add ...`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sandbox.seed import Sender
+from sandbox.server import Sandbox
+
+SENDER_ADDRESS = "DoNotReply@contoso.example"
+
+
+def seed_demo(sandbox: Sandbox) -> list[Sender]:
+    """Seeds the demo senders on one ACS resource and returns them."""
+    resource = sandbox.add_acs_resource("acs-contoso", senders=[SENDER_ADDRESS])
+    return [
+        sandbox.add_sender(resource, name="billing-app", lifetime=timedelta(days=12)),
+        sandbox.add_sender(resource, name="alerts-app", via="smtp-username"),
+        sandbox.add_sender(resource, name="reports-app", via="both", lifetime=timedelta(days=90)),
+        sandbox.add_sender(resource, name="legacy-app", owned=False),
+    ]
