@@ -17,6 +17,11 @@ Errors are ARM's ``{"error": {"code", "message"}}``: ``SubscriptionNotFound``,
 ``ResourceGroupNotFound``, ``ResourceNotFound``, ``RoleDefinitionDoesNotExist``. Tokens must
 be issued for ARM: this app's own base URL (what ``ROTATION_ARM_URL`` points at) or the
 public cloud's ARM audiences.
+
+Reads are checked with Azure RBAC against the sandbox's own role assignments: the caller's
+service principal needs a role at or above the scope that allows the read action
+(Reader does), else 403 ``AuthorizationFailed``; a subscription or group listing shows only
+the resources the caller may read. The sandbox's rotator holds Reader on its subscription.
 """
 
 from __future__ import annotations
