@@ -23,8 +23,25 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict rotation
 
-test: lint types
+test: lint types infra-check
 	$(PY) -m pytest -q
+
+# checkov over infra/ in its own venv (its dependencies clash with the app's); see
+# infra/requirements-check.txt for why pycep-parser is lifted past checkov's pin.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+PYCEP := pycep-parser==0.7.1
+
+$(INFRA_STAMP): infra/requirements-check.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	echo '*' > $(INFRA_VENV)/.gitignore
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/requirements-check.txt
+	$(INFRA_VENV)/bin/python -m pip install --quiet --no-deps $(PYCEP)
+	touch $(INFRA_STAMP)
+
+.PHONY: infra-check
+infra-check: $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/python infra/scripts/checkov_gate.py
 
 bench: $(STAMP)
 	$(PY) -m bench

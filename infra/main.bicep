@@ -1,0 +1,400 @@
+// ACS SMTP secret rotation: everything `azd up` creates, with the least privilege each part
+// needs. docs/deploy.md names every permission granted here and why.
+//
+//   resource group  Function App (Flex Consumption, Python 3.11, system-assigned identity)
+//                   Storage (host state + deployment package, identity only, no keys)
+//                   Log Analytics + Application Insights (Entra-authenticated ingestion)
+//                   Key Vault (RBAC, soft delete, purge protection), or an existing vault
+//                   alert rules (failed run, password near expiry, no run for two days)
+//   subscription    custom roles "reader" and "secret writer" (or built-in fallbacks)
+//   ACS scopes      reader role on each subscription or ACS resource the rotator scans
+//   Entra ID        Microsoft Graph Application.ReadWrite.OwnedBy for the identity
+targetScope = 'subscription'
+
+// ----- azd ---------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names the resource group and seeds unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for all resources. It must offer Flex Consumption.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create or reuse; empty means rg-<environmentName>.')
+param resourceGroupName string = ''
+
+// ----- where the rotator looks -------------------------------------------------------------
+
+// Lists are comma-separated strings, exactly as the ROTATION_* settings take them, so an
+// azd environment variable can carry them (azd substitutes text, not JSON arrays).
+
+@description('Comma-separated subscription ids whose ACS resources the rotator scans (ROTATION_SUBSCRIPTION_IDS). Empty, with acsResourceIds empty too, means this deployment\'s subscription.')
+param subscriptionIds string = ''
+
+@description('Comma-separated ACS resource ids to scan instead of whole subscriptions (ROTATION_ACS_RESOURCE_IDS): /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Communication/communicationServices/<name>.')
+param acsResourceIds string = ''
+
+@description('Optional comma-separated allow-list of Entra app ids, each "<appId>" or "<appId>=<smtp username>" (ROTATION_APP_IDS).')
+param appIds string = ''
+
+@description('Comma-separated Entra app ids never to touch (ROTATION_EXCLUDE_APP_IDS).')
+param excludeAppIds string = ''
+
+// ----- how it rotates (defaults match rotation/settings.py) -----------------------------------
+
+@description('Rotate when the current password expires within this many days.')
+@minValue(1)
+@maxValue(365)
+param rotateBeforeDays int = 30
+
+@description('Lifetime of each new client secret, in days. Your tenant\'s app management policy may cap it.')
+@minValue(2)
+@maxValue(730)
+param secretLifetimeDays int = 180
+
+@description('Hours an old password keeps working after its successor is in Key Vault. 48 covers App Service Key Vault references, which refresh every 24 hours.')
+@minValue(0)
+@maxValue(720)
+param graceHours int = 48
+
+@description('How long to keep trying SMTP AUTH with a new secret while Entra propagates it.')
+@minValue(30)
+@maxValue(1800)
+param verifyTimeoutSeconds int = 300
+
+@description('Cap on verify time for rotations started over HTTP (the front end cuts requests at 230 s).')
+@minValue(10)
+@maxValue(200)
+param httpVerifyTimeoutSeconds int = 150
+
+@minValue(1)
+@maxValue(64)
+param maxConcurrency int = 16
+
+@description('Key Vault secret name for each app; must contain {app_id}. Empty means acs-smtp-{app_id}.')
+param secretNameTemplate string = ''
+
+@description('Timer schedule (NCRONTAB, six fields, UTC). Default: daily at 03:00.')
+param schedule string = '0 0 3 * * *'
+
+param smtpHost string = 'smtp.azurecomm.net'
+
+@minValue(1)
+@maxValue(65535)
+param smtpPort int = 587
+
+// ----- vault ------------------------------------------------------------------------------
+
+@description('Use this existing Key Vault (RBAC authorization) instead of creating one. Empty creates a new vault.')
+param existingKeyVaultName string = ''
+
+@description('Resource group of the existing vault (same subscription); empty means the deployment\'s resource group.')
+param existingKeyVaultResourceGroupName string = ''
+
+// ----- permissions --------------------------------------------------------------------------
+
+@description('true: grant the identity two custom roles with exactly the actions it uses (needs Microsoft.Authorization/roleDefinitions/write, e.g. Owner or User Access Administrator). false: built-in Reader and Key Vault Secrets Officer instead.')
+param useCustomRoles bool = true
+
+@description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the identity in this deployment (the deployer needs Privileged Role Administrator or equivalent). false: an administrator runs infra/scripts/grant-graph-permission.sh afterwards.')
+param grantGraphPermission bool = true
+
+// ----- monitoring ---------------------------------------------------------------------------
+
+@description('Email for alert notifications; empty: alerts show in Azure Monitor only.')
+param alertEmail string = ''
+
+@description('Alert when an app that was not rotated is this many days or fewer from expiry.')
+@minValue(1)
+@maxValue(365)
+param alertExpiryDays int = 14
+
+@description('Alert when no rotation run has finished for two days.')
+param silenceAlert bool = true
+
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+// ----- hosting ------------------------------------------------------------------------------
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+// ===== names ==================================================================================
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'acs-smtp-rotation'
+}
+var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var functionAppName = 'func-acs-rotation-${token}'
+var deploymentContainerName = 'app-package-${token}'
+var createVault = empty(existingKeyVaultName)
+var vaultName = createVault ? 'kv-${token}' : existingKeyVaultName
+// Built from the name (not read from the vault) so the app settings need not wait for it.
+var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}/'
+var vaultResourceGroupName = createVault || empty(existingKeyVaultResourceGroupName) ? rgName : existingKeyVaultResourceGroupName
+
+// Where discovery reads: the named subscriptions, the subscriptions of the named ACS
+// resources, or (neither given) this subscription.
+var subscriptionIdList = empty(subscriptionIds) ? [] : split(replace(subscriptionIds, ' ', ''), ',')
+var acsResourceIdList = empty(acsResourceIds) ? [] : split(replace(acsResourceIds, ' ', ''), ',')
+var scanWholeSubscriptions = empty(subscriptionIdList) && empty(acsResourceIdList) ? [subscription().subscriptionId] : subscriptionIdList
+var acsSubscriptionScopes = [for id in acsResourceIdList: '/subscriptions/${split(id, '/')[2]}']
+var subscriptionScopes = [for id in scanWholeSubscriptions: '/subscriptions/${id}']
+var readerAssignableScopes = union(
+  [
+    subscription().id
+  ],
+  subscriptionScopes,
+  acsSubscriptionScopes
+)
+
+// Built-in fallbacks when useCustomRoles is false.
+var builtInReader = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
+var builtInKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+
+var cloudNames = {
+  AzureCloud: 'public'
+  AzureUSGovernment: 'usgov'
+  AzureChinaCloud: 'china'
+}
+
+// ===== resources ==============================================================================
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: rgName
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    workspaceName: 'log-${token}'
+    appInsightsName: 'appi-${token}'
+    retentionDays: logRetentionDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'st${token}'
+    deploymentContainerName: deploymentContainerName
+    skuName: storageSku
+  }
+}
+
+module vault 'modules/keyvault.bicep' = if (createVault) {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: vaultName
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    planName: 'plan-${token}'
+    name: functionAppName
+    storageName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    rotationSettings: [
+      {
+        name: 'ROTATION_KEY_VAULT_URL'
+        value: vaultUrl
+      }
+      {
+        name: 'ROTATION_TENANT_ID'
+        value: tenant().tenantId
+      }
+      {
+        name: 'ROTATION_CLOUD'
+        value: contains(cloudNames, environment().name) ? cloudNames[environment().name] : 'public'
+      }
+      {
+        name: 'ROTATION_SUBSCRIPTION_IDS'
+        value: join(scanWholeSubscriptions, ',')
+      }
+      {
+        name: 'ROTATION_ACS_RESOURCE_IDS'
+        value: join(acsResourceIdList, ',')
+      }
+      {
+        name: 'ROTATION_APP_IDS'
+        value: replace(appIds, ' ', '')
+      }
+      {
+        name: 'ROTATION_EXCLUDE_APP_IDS'
+        value: replace(excludeAppIds, ' ', '')
+      }
+      {
+        name: 'ROTATION_ROTATE_BEFORE_DAYS'
+        value: string(rotateBeforeDays)
+      }
+      {
+        name: 'ROTATION_SECRET_LIFETIME_DAYS'
+        value: string(secretLifetimeDays)
+      }
+      {
+        name: 'ROTATION_GRACE_HOURS'
+        value: string(graceHours)
+      }
+      {
+        name: 'ROTATION_VERIFY_TIMEOUT_SECONDS'
+        value: string(verifyTimeoutSeconds)
+      }
+      {
+        name: 'ROTATION_HTTP_VERIFY_TIMEOUT_SECONDS'
+        value: string(httpVerifyTimeoutSeconds)
+      }
+      {
+        name: 'ROTATION_MAX_CONCURRENCY'
+        value: string(maxConcurrency)
+      }
+      {
+        name: 'ROTATION_SECRET_NAME_TEMPLATE'
+        value: empty(secretNameTemplate) ? 'acs-smtp-{app_id}' : secretNameTemplate
+      }
+      {
+        name: 'ROTATION_SMTP_HOST'
+        value: smtpHost
+      }
+      {
+        name: 'ROTATION_SMTP_PORT'
+        value: string(smtpPort)
+      }
+      {
+        name: 'ROTATION_SCHEDULE'
+        value: schedule
+      }
+      {
+        name: 'ROTATION_LOG_FORMAT'
+        value: 'json'
+      }
+    ]
+  }
+}
+
+// ----- the rotator's permissions ----------------------------------------------------------------
+
+module customRoles 'modules/custom-roles.bicep' = if (useCustomRoles) {
+  name: 'custom-roles'
+  params: {
+    token: token
+    readerScopes: readerAssignableScopes
+    vaultScope: subscriptionResourceId('Microsoft.Resources/resourceGroups', vaultResourceGroupName)
+  }
+}
+
+var readerRole = useCustomRoles ? customRoles.outputs.readerGuid : builtInReader
+var vaultRole = useCustomRoles ? customRoles.outputs.secretWriterGuid : builtInKeyVaultSecretsOfficer
+
+module vaultAccess 'modules/vault-access.bicep' = {
+  name: 'vault-access'
+  scope: resourceGroup(vaultResourceGroupName)
+  params: {
+    vaultName: createVault ? vault.outputs.name : vaultName
+    principalId: functionApp.outputs.principalId
+    roleDefinitionGuid: vaultRole
+  }
+}
+
+module readerOnSubscriptions 'modules/reader-subscription.bicep' = [
+  for id in scanWholeSubscriptions: {
+    name: 'reader-${uniqueString(id)}'
+    scope: subscription(id)
+    params: {
+      principalId: functionApp.outputs.principalId
+      roleDefinitionGuid: readerRole
+    }
+  }
+]
+
+module readerOnAcs 'modules/reader-acs.bicep' = [
+  for id in acsResourceIdList: {
+    name: 'reader-${uniqueString(id)}'
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      acsName: last(split(id, '/'))
+      principalId: functionApp.outputs.principalId
+      roleDefinitionGuid: readerRole
+    }
+  }
+]
+
+module graphPermission 'modules/graph-permission.bicep' = if (grantGraphPermission) {
+  name: 'graph-permission'
+  scope: rg
+  params: {
+    principalId: functionApp.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'acs-rotation-${token}'
+    appInsightsId: monitoring.outputs.appInsightsId
+    expiryDays: alertExpiryDays
+    email: alertEmail
+    silenceAlert: silenceAlert
+  }
+}
+
+// ===== outputs (azd stores them in .azure/<env>/.env) =========================================
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output ROTATION_KEY_VAULT_URL string = vaultUrl
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
+output ROTATOR_PRINCIPAL_ID string = functionApp.outputs.principalId
+output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission

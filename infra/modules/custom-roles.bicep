@@ -1,0 +1,73 @@
+// Two custom roles that give the rotator exactly what it does and nothing more.
+//
+// reader: what discovery reads through Azure Resource Manager. The built-in Reader also
+//   covers it (its "*/read" includes all four), but Reader would let the identity read the
+//   configuration of every resource in scope; these four actions cannot.
+// secretWriter: the four Key Vault data actions the rotator performs. Key Vault Secrets
+//   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
+//   rotator that only adds versions and disables old ones never needs.
+targetScope = 'subscription'
+
+@description('Short, stable token that makes role names unique in the tenant (role names are tenant-wide).')
+param token string
+
+@description('Scopes at which the reader role may be assigned (subscription ids as /subscriptions/<id>).')
+param readerScopes array
+
+@description('Scope at which the secret writer role may be assigned (the vault\'s resource group id).')
+param vaultScope string
+
+var readerActions = [
+  'Microsoft.Communication/CommunicationServices/read' // list ACS resources in a subscription
+  'Microsoft.Communication/CommunicationServices/*/read' // list their SMTP Usernames (smtpUsernames/read)
+  'Microsoft.Authorization/roleAssignments/read' // which apps hold a role on an ACS resource
+  'Microsoft.Authorization/roleDefinitions/read' // whether that role grants the SMTP actions
+]
+
+var secretWriterDataActions = [
+  'Microsoft.KeyVault/vaults/secrets/getSecret/action' // read the current password (I1 checks)
+  'Microsoft.KeyVault/vaults/secrets/readMetadata/action' // list versions, tags, created time
+  'Microsoft.KeyVault/vaults/secrets/setSecret/action' // promote: write the new version
+  'Microsoft.KeyVault/vaults/secrets/update/action' // retire: disable the old versions
+]
+
+resource reader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'acs-smtp-rotation-reader', token)
+  properties: {
+    roleName: 'ACS SMTP rotation reader (${token})'
+    description: 'Lists Azure Communication Services resources, their SMTP Usernames and the role assignments on them. Read-only.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: readerActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: readerScopes
+  }
+}
+
+resource secretWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'acs-smtp-rotation-secret-writer', token)
+  properties: {
+    roleName: 'ACS SMTP rotation secret writer (${token})'
+    description: 'Reads secrets and their versions, writes new versions and disables old ones. Cannot delete, back up, restore or purge.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: secretWriterDataActions
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      vaultScope
+    ]
+  }
+}
+
+output readerGuid string = reader.name
+output secretWriterGuid string = secretWriter.name

@@ -1,0 +1,187 @@
+// The rotator: a Python 3.11 Function App on Flex Consumption with a system-assigned
+// managed identity, which is its only credential anywhere (storage, telemetry, Key Vault,
+// Resource Manager, Microsoft Graph). HTTPS only, TLS 1.2 minimum, FTP and basic
+// publishing credentials off: azd deploys with an Entra token.
+
+param location string
+param tags object
+param planName string
+param name string
+param storageName string
+param storageBlobEndpoint string
+param deploymentContainerName string
+param appInsightsName string
+param appInsightsConnectionString string
+
+@description('ROTATION_* settings the product reads (see rotation/settings.py), as [{name, value}].')
+param rotationSettings array
+
+@description('Most instances Flex Consumption may scale out to. A daily rotation needs one.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@allowed([
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+// The host reaches storage and Application Insights with the identity: no keys anywhere.
+var hostSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storageName
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'Authorization=AAD'
+  }
+]
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption exists only in some regions; a daily job that misses a run catches up on the next one, long before any password expires.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222:Operators call the HTTP API (POST /api/rotations, GET /api/status) from outside Azure; every route but /api/health needs a function key. A VNet-integrated variant with a private endpoint can close it.
+  // checkov:skip=CKV_AZURE_17:Callers authenticate with function keys; requiring client certificates would force every operator and pipeline to hold one, for no gain over the key.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales to zero by design; a timer job needs no standing instances, and a missed run is caught up by the next.
+  // checkov:skip=CKV_AZURE_213:App Service health check probes instances to evict them from a load balancer; a scale-to-zero timer app has none to evict. The silence alert (no run.finished in 48 h) watches liveness instead.
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'rotation'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION
+      // (the runtime is set in functionAppConfig), so neither appears here.
+      appSettings: concat(hostSettings, rotationSettings)
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// ----- what the host itself needs --------------------------------------------------------
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+// Blob: the host keeps timer schedule status, singleton leases and function keys in blobs,
+// and Flex reads the deployment package from a blob container.
+resource storageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, site.id, storageBlobDataOwner)
+  scope: storage
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    description: 'Functions host storage (AzureWebJobsStorage) and the Flex deployment package.'
+  }
+}
+
+// Table: the host records its diagnostic events in a table of AzureWebJobsStorage and,
+// without this role, logs a 403 every few minutes. Queue Data Contributor is not granted:
+// the host uses queues only for blob triggers and Durable Functions, and this app has neither.
+resource storageTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, site.id, storageTableDataContributor)
+  scope: storage
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    description: 'Functions host diagnostic events (AzureWebJobsStorage tables).'
+  }
+}
+
+// Application Insights has local (key) auth off: telemetry is accepted from this identity.
+resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, site.id, monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    description: 'Send logs and metrics to Application Insights with Entra authentication.'
+  }
+}
+
+output name string = site.name
+output principalId string = site.identity.principalId
+output defaultHostName string = site.properties.defaultHostName
