@@ -164,7 +164,9 @@ var vaultResourceGroupName = createVault || empty(existingKeyVaultResourceGroupN
 var subscriptionIdList = empty(subscriptionIds) ? [] : split(replace(subscriptionIds, ' ', ''), ',')
 var acsResourceIdList = empty(acsResourceIds) ? [] : split(replace(acsResourceIds, ' ', ''), ',')
 var scanWholeSubscriptions = empty(subscriptionIdList) && empty(acsResourceIdList) ? [subscription().subscriptionId] : subscriptionIdList
-var acsSubscriptionScopes = [for id in acsResourceIdList: '/subscriptions/${split(id, '/')[2]}']
+var acsSubscriptionIdsRepeated = [for id in acsResourceIdList: split(id, '/')[2]]
+var acsSubscriptionIds = union(acsSubscriptionIdsRepeated, []) // union() drops duplicates
+var acsSubscriptionScopes = [for id in acsSubscriptionIds: '/subscriptions/${id}']
 var subscriptionScopes = [for id in scanWholeSubscriptions: '/subscriptions/${id}']
 var readerAssignableScopes = union(
   [
@@ -331,6 +333,7 @@ module customRoles 'modules/custom-roles.bicep' = if (useCustomRoles) {
 }
 
 var readerRole = useCustomRoles ? customRoles.outputs.readerGuid : builtInReader
+var definitionReaderRole = useCustomRoles ? customRoles.outputs.definitionReaderGuid : builtInReader
 var vaultRole = useCustomRoles ? customRoles.outputs.secretWriterGuid : builtInKeyVaultSecretsOfficer
 
 module vaultAccess 'modules/vault-access.bicep' = {
@@ -362,6 +365,19 @@ module readerOnAcs 'modules/reader-acs.bicep' = [
       acsName: last(split(id, '/'))
       principalId: functionApp.outputs.principalId
       roleDefinitionGuid: readerRole
+    }
+  }
+]
+
+// With the reader role on single ACS resources, role definitions are still read at the
+// subscription scope: grant just that there (built-in fallback: Reader on the subscription).
+module definitionReaderOnAcsSubscriptions 'modules/reader-subscription.bicep' = [
+  for id in acsSubscriptionIds: {
+    name: 'definitions-${uniqueString(id)}'
+    scope: subscription(id)
+    params: {
+      principalId: functionApp.outputs.principalId
+      roleDefinitionGuid: definitionReaderRole
     }
   }
 ]

@@ -3,6 +3,10 @@
 // reader: what discovery reads through Azure Resource Manager. The built-in Reader also
 //   covers it (its "*/read" includes all four), but Reader would let the identity read the
 //   configuration of every resource in scope; these four actions cannot.
+// definitionReader: with the reader role on single ACS resources only, role definitions are
+//   still read at their subscription's scope (/subscriptions/<id>/providers/
+//   Microsoft.Authorization/roleDefinitions/<id>), so that one action is granted there. Role
+//   definitions describe roles; they hold no customer data.
 // secretWriter: the four Key Vault data actions the rotator performs. Key Vault Secrets
 //   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
 //   rotator that only adds versions and disables old ones never needs.
@@ -24,6 +28,10 @@ var readerActions = [
   'Microsoft.Authorization/roleDefinitions/read' // whether that role grants the SMTP actions
 ]
 
+var definitionReaderActions = [
+  'Microsoft.Authorization/roleDefinitions/read'
+]
+
 var secretWriterDataActions = [
   'Microsoft.KeyVault/vaults/secrets/getSecret/action' // read the current password (I1 checks)
   'Microsoft.KeyVault/vaults/secrets/readMetadata/action' // list versions, tags, created time
@@ -40,6 +48,24 @@ resource reader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     permissions: [
       {
         actions: readerActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: readerScopes
+  }
+}
+
+resource definitionReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'acs-smtp-rotation-definition-reader', token)
+  properties: {
+    roleName: 'ACS SMTP rotation role definition reader (${token})'
+    description: 'Reads role definitions, to tell which roles on an ACS resource grant the SMTP send actions. Read-only.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: definitionReaderActions
         notActions: []
         dataActions: []
         notDataActions: []
@@ -70,4 +96,5 @@ resource secretWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 }
 
 output readerGuid string = reader.name
+output definitionReaderGuid string = definitionReader.name
 output secretWriterGuid string = secretWriter.name

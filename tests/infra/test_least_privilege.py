@@ -1,0 +1,123 @@
+"""The custom roles in infra/modules/custom-roles.bicep are enough, and each action in them
+is needed: discovery and the Key Vault adapter run against the sandbox, whose Resource
+Manager and Key Vault check Azure RBAC, with the rotator holding exactly those roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from azure.core.credentials_async import AsyncTokenCredential
+
+from rotation.arm import ArmReader
+from rotation.discovery import discover
+from rotation.entra import EntraAdapter
+from rotation.errors import RotationError
+from rotation.identity import build_credential
+from rotation.settings import Settings, load_settings
+from sandbox.server import Sandbox
+from sandbox.vault_api import ALL_OPERATIONS, GET, LIST, SET, UPDATE
+from tests.infra import bicep
+
+ROLES = bicep.INFRA / "modules" / "custom-roles.bicep"
+READER_ACTIONS: list[str] = bicep.variable(ROLES, "readerActions")
+DEFINITION_READER_ACTIONS: list[str] = bicep.variable(ROLES, "definitionReaderActions")
+SECRET_WRITER_DATA_ACTIONS: list[str] = bicep.variable(ROLES, "secretWriterDataActions")
+FAST_RETRY = {"retry_total": 1, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
+
+
+@dataclass
+class Discovery:
+    credential: AsyncTokenCredential
+    arm: ArmReader
+    entra: EntraAdapter
+
+
+@pytest.fixture
+async def discovery(
+    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Discovery]:
+    for key, value in sandbox.env().items():
+        if key.startswith("AZURE_"):
+            monkeypatch.setenv(key, value)
+    credential = build_credential(settings)
+    clients = Discovery(
+        credential,
+        ArmReader.from_settings(settings, credential, retry=FAST_RETRY),
+        EntraAdapter.from_settings(settings, credential),
+    )
+    yield clients
+    await clients.arm.close()
+    await clients.entra.close()
+    await credential.close()
+
+
+def give_rotator_only(sandbox: Sandbox, *grants: tuple[list[str], str]) -> None:
+    """Replaces the rotator's Resource Manager roles with custom roles: (actions, scope)."""
+    state = sandbox.state
+    state.role_assignments[:] = [
+        a for a in state.role_assignments if a.principal_id != sandbox.rotator.sp.object_id
+    ]
+    for number, (actions, scope) in enumerate(grants):
+        role = state.add_role_definition(f"ACS SMTP rotation test role {number}", actions)
+        state.assign_role(scope, sandbox.rotator.sp, role)
+
+
+async def found(clients: Discovery, settings: Settings) -> set[str] | str:
+    try:
+        return {app.app_id for app in await discover(settings, clients.arm, clients.entra)}
+    except RotationError as exc:
+        return type(exc).__name__
+
+
+async def test_custom_reader_role_on_the_subscription_finds_every_kind_of_sender(
+    sandbox: Sandbox, settings: Settings, discovery: Discovery
+) -> None:
+    senders = [sandbox.add_sender(via=via) for via in ("role", "smtp-username", "both")]
+    give_rotator_only(sandbox, (READER_ACTIONS, f"/subscriptions/{sandbox.subscription_id}"))
+
+    assert await found(discovery, settings) == {s.app_id for s in senders}
+
+
+@pytest.mark.parametrize("missing", READER_ACTIONS)
+async def test_every_reader_action_is_needed(
+    sandbox: Sandbox, settings: Settings, discovery: Discovery, missing: str
+) -> None:
+    senders = [sandbox.add_sender(via=via) for via in ("role", "smtp-username")]
+    fewer = [a for a in READER_ACTIONS if a != missing]
+    give_rotator_only(sandbox, (fewer, f"/subscriptions/{sandbox.subscription_id}"))
+
+    assert await found(discovery, settings) != {s.app_id for s in senders}
+
+
+async def test_reader_on_named_acs_resources_plus_definition_reader_finds_their_senders(
+    sandbox: Sandbox, discovery: Discovery
+) -> None:
+    sender = sandbox.add_sender()
+    by_username = sandbox.add_sender(via="smtp-username", role=None)
+    give_rotator_only(
+        sandbox,
+        (READER_ACTIONS, sender.resource.id),
+        (DEFINITION_READER_ACTIONS, f"/subscriptions/{sandbox.subscription_id}"),
+    )
+    settings = load_settings(
+        sandbox.env(subscription_ids=None, acs_resource_ids=sender.resource.id)
+    )
+
+    assert await found(discovery, settings) == {sender.app_id, by_username.app_id}
+
+
+def test_secret_writer_data_actions_are_exactly_the_vault_operations_the_rotator_makes() -> None:
+    prefix = "Microsoft.KeyVault/vaults/secrets/"
+    operations = {
+        "getSecret/action": GET,
+        "readMetadata/action": LIST,
+        "setSecret/action": SET,
+        "update/action": UPDATE,
+    }
+    assert all(a.startswith(prefix) for a in SECRET_WRITER_DATA_ACTIONS)
+    granted = {operations[a.removeprefix(prefix)] for a in SECRET_WRITER_DATA_ACTIONS}
+    assert granted == ALL_OPERATIONS
+    assert len(SECRET_WRITER_DATA_ACTIONS) == len(ALL_OPERATIONS)

@@ -1,0 +1,186 @@
+"""infra/ agrees with the product and with itself: every template parses, the parameter file
+fits main.bicep, the Function App gets every setting the product reads (with the product's
+defaults), nothing authenticates with a key, and the alerts watch events the engine logs.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotation.settings import Settings, load_settings
+from tests.infra import bicep
+
+#: Settings a deployment never sets: endpoints come from ROTATION_CLOUD, the CA is the sandbox's.
+NOT_DEPLOYED = {"authority_host", "graph_url", "arm_url", "ca_bundle"}
+#: Settings whose value the template computes rather than takes from a parameter.
+COMPUTED = {"key_vault_url", "tenant_id", "cloud", "log_format"}
+
+
+def deployed_name(field: str) -> str:
+    return f"ROTATION_{field.upper()}"
+
+
+def resource(path: Path, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = bicep.parse(path)["resources"][name]["config"]
+    return found
+
+
+@pytest.mark.parametrize("path", bicep.bicep_files(), ids=lambda p: p.name)
+def test_every_bicep_file_parses(path: Path) -> None:
+    assert bicep.parse(path)
+
+
+def test_parameter_file_has_the_deployment_parameters_shape() -> None:
+    document = bicep.parameter_file()
+
+    assert document["$schema"].endswith("/deploymentParameters.json#")
+    assert document["contentVersion"] == "1.0.0.0"
+    for name, entry in document["parameters"].items():
+        assert list(entry) == ["value"], name
+        assert isinstance(entry["value"], str), name
+
+
+def test_parameter_file_sets_only_parameters_main_bicep_declares() -> None:
+    declared = bicep.parameters()
+
+    assert set(bicep.parameter_file()["parameters"]) <= set(declared)
+
+
+def test_every_parameter_without_a_default_comes_from_azd() -> None:
+    given = bicep.parameter_file()["parameters"]
+    required = [name for name, p in bicep.parameters().items() if p["default"] is None]
+
+    assert sorted(required) == ["environmentName", "location"]
+    for name in required:
+        variable, default = bicep.azd_value(given[name]["value"])
+        assert variable in {"AZURE_ENV_NAME", "AZURE_LOCATION"}
+        assert default is None
+
+
+def test_parameter_file_defaults_equal_the_template_defaults_and_fit_their_bounds() -> None:
+    declared = bicep.parameters()
+    for name, entry in bicep.parameter_file()["parameters"].items():
+        variable, default = bicep.azd_value(entry["value"])
+        if variable is None or default is None:
+            continue
+        param = declared[name]
+        value = bicep.convert(param["type"], default)
+        assert value == param["default"], f"{name}: file says {value!r}, Bicep {param['default']!r}"
+        allowed = bicep.decorator(param, "allowed")
+        assert allowed is None or value in allowed, name
+        low, high = bicep.decorator(param, "min_value"), bicep.decorator(param, "max_value")
+        assert low is None or value >= low, name
+        assert high is None or value <= high, name
+
+
+def test_template_defaults_are_the_products_defaults() -> None:
+    """A ROTATION_* variable in the parameter file feeds the same-named app setting; its
+    default there must be the product's own default, so a bare `azd up` changes nothing."""
+    fields = Settings.model_fields
+    for entry in bicep.parameter_file()["parameters"].values():
+        variable, default = bicep.azd_value(entry["value"])
+        if not variable or not variable.startswith("ROTATION_") or not default:
+            continue
+        field = fields[variable.removeprefix("ROTATION_").lower()]
+        assert str(field.default) == default or field.default == float(default), variable
+
+
+def test_the_function_app_gets_every_setting_the_product_reads() -> None:
+    expected = {deployed_name(f) for f in Settings.model_fields if f not in NOT_DEPLOYED}
+
+    assert set(bicep.app_settings()) == expected
+
+
+def test_every_parameter_fed_setting_is_reachable_from_the_parameter_file() -> None:
+    variables = {
+        bicep.azd_value(e["value"])[0] for e in bicep.parameter_file()["parameters"].values()
+    }
+    for field in Settings.model_fields:
+        if field not in NOT_DEPLOYED | COMPUTED:
+            assert deployed_name(field) in variables, field
+
+
+def test_a_default_deployment_passes_the_products_settings_validation() -> None:
+    """What a bare `azd up` hands the app (parameter defaults plus the computed values)
+    starts the product: load_settings would stop it with one line otherwise."""
+    environ = {
+        "ROTATION_KEY_VAULT_URL": "https://kv-abc.vault.azure.net/",
+        "ROTATION_TENANT_ID": str(uuid.uuid4()),
+        "ROTATION_SUBSCRIPTION_IDS": str(uuid.uuid4()),  # the deployment's own, by default
+        "ROTATION_CLOUD": "public",
+        "ROTATION_LOG_FORMAT": "json",
+    }
+    for entry in bicep.parameter_file()["parameters"].values():
+        variable, default = bicep.azd_value(entry["value"])
+        if variable and variable.startswith("ROTATION_") and default:
+            environ.setdefault(variable, default)
+
+    settings = load_settings(environ)
+
+    assert settings.secret_name_template == "acs-smtp-{app_id}"  # the template's fallback
+    assert "'acs-smtp-{app_id}'" in bicep.MAIN.read_text(encoding="utf-8")
+
+
+def test_nothing_in_infra_authenticates_with_a_key_or_a_connection_string() -> None:
+    forbidden = re.compile(
+        r"listKeys\(|AccountKey=|InstrumentationKey=|SharedAccessSignature|"
+        r"FUNCTIONS_WORKER_RUNTIME|FUNCTIONS_EXTENSION_VERSION|WEBSITE_RUN_FROM_PACKAGE",
+    )
+    for path in [*bicep.bicep_files(), bicep.PARAMETERS]:
+        code = "\n".join(
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("//")
+        )
+        assert not forbidden.search(code), path.name
+
+
+def test_the_locked_down_properties_are_set() -> None:
+    modules = bicep.INFRA / "modules"
+    site = resource(modules / "functionapp.bicep", "site")
+    storage = resource(modules / "storage.bicep", "storage")
+    vault = resource(modules / "keyvault.bicep", "vault")
+    insights = resource(modules / "monitoring.bicep", "appInsights")
+
+    assert site["identity"] == {"type": "SystemAssigned"}
+    assert site["properties"]["httpsOnly"] is True
+    assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
+    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
+    assert site["properties"]["functionAppConfig"]["runtime"] == {
+        "name": "python",
+        "version": "3.11",
+    }
+    deployment = site["properties"]["functionAppConfig"]["deployment"]["storage"]
+    assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
+    assert storage["properties"]["allowSharedKeyAccess"] is False
+    assert storage["properties"]["allowBlobPublicAccess"] is False
+    assert storage["properties"]["minimumTlsVersion"] == "TLS1_2"
+    assert vault["properties"]["enableRbacAuthorization"] is True
+    assert vault["properties"]["enableSoftDelete"] is True
+    assert vault["properties"]["enablePurgeProtection"] is True
+    assert insights["properties"]["DisableLocalAuth"] is True
+
+
+def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
+    """The alert rules parse the engine's JSON log lines; renaming an event or a field in
+    the engine without the alert would silence the alert, so this ties the two together."""
+    alerts = (bicep.INFRA / "modules" / "alerts.bicep").read_text(encoding="utf-8")
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
+    )
+    for event, fields in {
+        "run.finished": ("failed", "rotated", "unfinished"),
+        "app.expiry_near": ("days_left",),
+    }.items():
+        assert f'"{event}"' in alerts
+        at = source.find(f'"{event}",')
+        assert at >= 0, f"the product no longer logs {event}"
+        call = "\n".join(source[at:].splitlines()[:12])  # the logging call's keyword arguments
+        for field in fields:
+            assert f"body.{field}" in alerts, (event, field)
+            assert re.search(rf"\b{field}=", call), (event, field)
