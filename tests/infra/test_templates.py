@@ -184,3 +184,32 @@ def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
         for field in fields:
             assert f"body.{field}" in alerts, (event, field)
             assert re.search(rf"\b{field}=", call), (event, field)
+
+
+#: Every role or app role the templates grant, by the id they use, and its name in the docs.
+GRANTED_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "18a4783c-866b-4cc7-a460-3d5e5662c884": "Application.ReadWrite.OwnedBy",
+}
+NOT_ROLES = {"00000003-0000-0000-c000-000000000000"}  # Microsoft Graph's application id
+
+
+def test_deploy_doc_names_every_permission_the_templates_grant() -> None:
+    """A role added to the templates without a line in docs/deploy.md fails here."""
+    doc = (bicep.ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    guid = re.compile(r"'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'")
+    used = {g for path in bicep.bicep_files() for g in guid.findall(path.read_text())}
+
+    assert used - NOT_ROLES == set(GRANTED_ROLES)
+    for name in GRANTED_ROLES.values():
+        assert f"**{name}**" in doc or f"**Microsoft Graph {name}**" in doc, name
+    roles = bicep.INFRA / "modules" / "custom-roles.bicep"
+    for variable in ("readerActions", "definitionReaderActions", "secretWriterDataActions"):
+        for action in bicep.variable(roles, variable):
+            assert "/".join(action.split("/")[-2:]) in doc, action
+    for role_name in ("reader", "role definition reader", "secret writer"):
+        assert f"**ACS SMTP rotation {role_name}**" in doc

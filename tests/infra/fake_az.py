@@ -1,0 +1,98 @@
+"""A stand-in for the Azure CLI, for testing infra/scripts/*.sh without Azure.
+
+It answers only the `az` commands those scripts run, from a JSON world file named by
+$FAKE_AZ_WORLD, applies their writes to that file, and appends each command line to
+$FAKE_AZ_WORLD.log. Azure itself is unreachable here; the scripts' own logic (idempotence,
+discovery, exit codes) is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def main(args: list[str]) -> int:
+    path = Path(os.environ["FAKE_AZ_WORLD"])
+    world: dict[str, Any] = json.loads(path.read_text())
+    with path.with_suffix(".log").open("a") as log:
+        log.write(" ".join(args) + "\n")
+    owners: dict[str, list[str]] = world["owners"]  # app id -> owner object ids
+    words = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    command = " ".join(words)
+
+    if command == "account show":
+        print(world["default_subscription"])
+    elif command == "cloud show":
+        print("https://graph.example.test/")
+    elif command == "resource list":
+        for resource in world["resources"].get(option(args, "--subscription"), []):
+            print(resource)
+    elif command == "ad sp show":
+        print(world["graph_sp"] if option(args, "--id") == GRAPH_APP_ID else "")
+    elif command == "ad app show":
+        if option(args, "--id") not in owners:
+            print("ERROR: Resource does not exist", file=sys.stderr)
+            return 3
+        print("object-" + option(args, "--id"))
+    elif command == "ad app owner list":
+        wanted = re.search(r"id=='([^']+)'", option(args, "--query"))
+        print(sum(1 for o in owners[option(args, "--id")] if wanted and o == wanted[1]))
+    elif command == "ad app owner add":
+        app = option(args, "--id")
+        if app in world.get("not_mine", []):
+            print("ERROR: Insufficient privileges to complete the operation.", file=sys.stderr)
+            return 1
+        owners[app].append(option(args, "--owner-object-id"))
+    elif command == "rest":
+        return rest(args, world)
+    else:
+        print(f"fake az: unsupported command {args}", file=sys.stderr)
+        return 2
+    path.write_text(json.dumps(world))
+    return 0
+
+
+def rest(args: list[str], world: dict[str, Any]) -> int:
+    url, method = option(args, "--url"), option(args, "--method")
+    path = Path(os.environ["FAKE_AZ_WORLD"])
+    if "/smtpUsernames?" in url:
+        for app in world["smtp_usernames"].get(url.split("/smtpUsernames?")[0], []):
+            print(app)
+    elif url.endswith("/appRoleAssignments") and method == "get":
+        wanted = re.search(
+            r"appRoleId=='([^']+)' && resourceId=='([^']+)'", option(args, "--query")
+        )
+        assert wanted
+        print(
+            sum(
+                1
+                for a in world["app_roles"]
+                if (a["appRoleId"], a["resourceId"]) == wanted.groups()
+            )
+        )
+    elif url.endswith("/appRoleAssignments") and method == "post":
+        world["app_roles"].append(json.loads(option(args, "--body")))
+        path.write_text(json.dumps(world))
+    else:
+        print(f"fake az: unsupported url {url}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,181 @@
+"""infra/scripts/*.sh against a fake `az` (tests/infra/fake_az.py): they add only what is
+missing, find apps through SMTP Usernames, and fail loudly, naming what they could not do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra import bicep
+
+SCRIPTS = bicep.INFRA / "scripts"
+ROTATOR = "7a0e0a0e-0000-4000-8000-000000000001"
+OWNED = "aaaaaaaa-0000-4000-8000-000000000001"
+NOT_YET = "bbbbbbbb-0000-4000-8000-000000000002"
+OTHER = "cccccccc-0000-4000-8000-000000000003"
+SUB = "11111111-0000-4000-8000-000000000000"
+ACS = f"/subscriptions/{SUB}/resourceGroups/rg-email/providers/Microsoft.Communication/CommunicationServices/acs-one"
+
+BASH = shutil.which("bash") or "bash"
+
+
+class FakeAz:
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        launcher = self.bin / "az"
+        launcher.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).with_name("fake_az.py")}" "$@"\n'
+        )
+        launcher.chmod(0o755)
+        self.world_path = tmp_path / "world.json"
+        self.world_path.write_text(
+            json.dumps(
+                {
+                    "default_subscription": SUB,
+                    "owners": {OWNED: [ROTATOR], NOT_YET: [], OTHER: []},
+                    "resources": {SUB: [ACS]},
+                    "smtp_usernames": {ACS: [NOT_YET.upper()]},
+                    "graph_sp": "graph-sp-object-id",
+                    "app_roles": [],
+                }
+            )
+        )
+
+    @property
+    def world(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.world_path.read_text())
+        return loaded
+
+    def update(self, **changes: object) -> None:
+        self.world_path.write_text(json.dumps({**self.world, **changes}))
+
+    def calls(self, prefix: str) -> list[str]:
+        log = self.world_path.with_suffix(".log")
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [line for line in lines if line.startswith(prefix)]
+
+    def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environ = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",  # no azd: the scripts must not need it
+            "FAKE_AZ_WORLD": str(self.world_path),
+            "HOME": os.environ.get("HOME", str(self.bin)),
+            **env,
+        }
+        return subprocess.run(  # noqa: S603 (our own scripts, our own arguments)
+            [BASH, str(SCRIPTS / script), *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture
+def az(tmp_path: Path) -> FakeAz:
+    return FakeAz(tmp_path)
+
+
+def test_add_owner_adds_only_the_missing_owners(az: FakeAz) -> None:
+    done = az.run("add-owner.sh", "--principal-id", ROTATOR, OWNED, NOT_YET)
+
+    assert done.returncode == 0, done.stderr
+    assert az.world["owners"] == {OWNED: [ROTATOR], NOT_YET: [ROTATOR], OTHER: []}
+    assert f"ok     {OWNED}" in done.stdout
+    assert f"added  {NOT_YET}" in done.stdout
+    assert len(az.calls("ad app owner add")) == 1
+
+
+def test_add_owner_run_twice_changes_nothing_the_second_time(az: FakeAz) -> None:
+    az.run("add-owner.sh", "--principal-id", ROTATOR, NOT_YET)
+    again = az.run("add-owner.sh", "--principal-id", ROTATOR, NOT_YET)
+
+    assert again.returncode == 0
+    assert f"ok     {NOT_YET}" in again.stdout
+    assert len(az.calls("ad app owner add")) == 1
+
+
+def test_add_owner_names_each_app_it_could_not_do_and_fails(az: FakeAz) -> None:
+    az.update(not_mine=[OTHER])
+    missing = "dddddddd-0000-4000-8000-000000000004"
+
+    done = az.run("add-owner.sh", NOT_YET, OTHER, missing, ROTATOR_PRINCIPAL_ID=ROTATOR)
+
+    assert done.returncode == 1
+    assert f"added  {NOT_YET}" in done.stdout  # the others still get done
+    assert f"FAIL   {OTHER}: could not add the owner" in done.stderr
+    assert f"FAIL   {missing}: no such application" in done.stderr
+    assert "2 app(s) not done" in done.stderr
+
+
+def test_add_owner_discovers_apps_from_smtp_usernames_and_acs_app_ids(az: FakeAz) -> None:
+    done = az.run(
+        "add-owner.sh", "--discover", ROTATOR_PRINCIPAL_ID=ROTATOR, ACS_APP_IDS=f"{OTHER}, {OWNED}"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert az.world["owners"] == {OWNED: [ROTATOR], NOT_YET: [ROTATOR], OTHER: [ROTATOR]}
+    assert az.calls("resource list --subscription " + SUB)
+
+
+def test_add_owner_without_a_principal_or_apps_says_what_is_missing(az: FakeAz) -> None:
+    no_principal = az.run("add-owner.sh", NOT_YET)
+    no_apps = az.run("add-owner.sh", ROTATOR_PRINCIPAL_ID=ROTATOR)
+
+    assert no_principal.returncode == 2
+    assert "--principal-id" in no_principal.stderr
+    assert no_apps.returncode == 2
+    assert "ACS_APP_IDS" in no_apps.stderr
+    assert not az.calls("ad app owner add")
+
+
+def test_grant_graph_permission_assigns_owned_by_once(az: FakeAz) -> None:
+    first = az.run("grant-graph-permission.sh", "--principal-id", ROTATOR)
+    second = az.run("grant-graph-permission.sh", ROTATOR_PRINCIPAL_ID=ROTATOR)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert az.world["app_roles"] == [
+        {
+            "principalId": ROTATOR,
+            "resourceId": "graph-sp-object-id",
+            "appRoleId": "18a4783c-866b-4cc7-a460-3d5e5662c884",
+        }
+    ]
+    assert "already holds" in second.stdout
+    assert all("graph.example.test/v1.0/" in c for c in az.calls("rest"))
+
+
+def test_graph_role_id_is_the_same_in_the_script_and_the_template() -> None:
+    module = (bicep.INFRA / "modules" / "graph-permission.bicep").read_text(encoding="utf-8")
+    for script in ("grant-graph-permission.sh", "grant-graph-permission.ps1"):
+        assert "18a4783c-866b-4cc7-a460-3d5e5662c884" in (SCRIPTS / script).read_text()
+    assert "'18a4783c-866b-4cc7-a460-3d5e5662c884'" in module
+
+
+def test_postprovision_hands_acs_app_ids_to_add_owner_and_never_fails_the_deployment(
+    az: FakeAz,
+) -> None:
+    az.update(not_mine=[OTHER])
+
+    done = az.run(
+        "postprovision.sh",
+        ROTATOR_PRINCIPAL_ID=ROTATOR,
+        ACS_APP_IDS=f"{NOT_YET},{OTHER}",
+        FUNCTION_URL="https://func.example.test/api",
+        GRANT_GRAPH_PERMISSION="false",
+    )
+
+    assert done.returncode == 0
+    assert az.world["owners"][NOT_YET] == [ROTATOR]
+    assert "grant-graph-permission.sh --principal-id " + ROTATOR in done.stdout
+    assert "run infra/scripts/add-owner.sh again" in done.stderr
