@@ -23,26 +23,27 @@ param email string
 param silenceAlert bool
 
 // The JSON object is taken from the first '{' on, so a prefix added by the host does not matter.
+// (No blank lines inside a query: trim() keeps the spliced text free of them.)
 var parse = '''
 | extend body = parse_json(extract(@"(\{.*\})", 1, message))
-| extend event = tostring(body.event)
+| extend eventName = tostring(body.event)
 '''
 
 var problemQuery = replace('''
 traces
-| where message has_any ("run.finished", "app.expiry_near")
+| where message contains "run.finished" or message contains "app.expiry_near"
 __PARSE__
 | extend failed = toint(body.failed), unfinished = toint(body.unfinished), rotated = toint(body.rotated)
 | extend appId = tostring(body.app_id), daysLeft = todouble(body.days_left), runId = tostring(body.run_id)
-| where (event == "run.finished" and failed > 0) or (event == "app.expiry_near" and daysLeft <= __DAYS__)
-| project timestamp, event, runId, failed, rotated, unfinished, appId, daysLeft
+| where (eventName == "run.finished" and failed > 0) or (eventName == "app.expiry_near" and daysLeft <= __DAYS__)
+| project timestamp, eventName, runId, failed, rotated, unfinished, appId, daysLeft
 ''', '__DAYS__', string(expiryDays))
 
 var silenceQuery = '''
 traces
-| where message has "run.finished"
+| where message contains "run.finished"
 __PARSE__
-| where event == "run.finished"
+| where eventName == "run.finished"
 | summarize runs = count()
 '''
 
@@ -86,11 +87,11 @@ resource problems 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
     criteria: {
       allOf: [
         {
-          query: replace(problemQuery, '__PARSE__', parse)
+          query: trim(replace(problemQuery, '__PARSE__', trim(parse)))
           timeAggregation: 'Count'
           dimensions: [
             {
-              name: 'event'
+              name: 'eventName'
               operator: 'Include'
               values: [
                 '*'
@@ -131,7 +132,7 @@ resource silence 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = if (silen
     criteria: {
       allOf: [
         {
-          query: replace(silenceQuery, '__PARSE__', parse)
+          query: trim(replace(silenceQuery, '__PARSE__', trim(parse)))
           timeAggregation: 'Total'
           metricMeasureColumn: 'runs'
           operator: 'LessThan'

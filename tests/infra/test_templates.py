@@ -5,6 +5,9 @@ defaults), nothing authenticates with a key, and the alerts watch events the eng
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from rotation import logs
 from rotation.settings import Settings, load_settings
 from tests.infra import bicep
 
@@ -213,3 +217,26 @@ def test_deploy_doc_names_every_permission_the_templates_grant() -> None:
             assert "/".join(action.split("/")[-2:]) in doc, action
     for role_name in ("reader", "role definition reader", "secret writer"):
         assert f"**ACS SMTP rotation {role_name}**" in doc
+
+
+def test_alert_parsing_reads_the_fields_from_a_real_log_line() -> None:
+    """The alert takes the JSON from the first '{' of a trace message; the product's JSON
+    log line must carry event and fields at its top level for that to work."""
+    alerts = (bicep.INFRA / "modules" / "alerts.bicep").read_text(encoding="utf-8")
+    pattern = re.search(r'extract\(@"(?P<regex>[^"]+)", 1, message\)', alerts)
+    assert pattern
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    try:
+        logs.configure("json", stream=stream)
+        logs.get_logger("rotation.engine").info("run.finished", failed=2, rotated=1, unfinished=0)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    message = "Host.Function.Console: " + stream.getvalue().strip()  # a prefix must not matter
+
+    body = json.loads(re.search(pattern["regex"], message)[1])  # type: ignore[index]
+
+    assert body["event"] == "run.finished"
+    assert (body["failed"], body["rotated"], body["unfinished"]) == (2, 1, 0)
