@@ -88,24 +88,10 @@ class EntraAdapter:
         `max_retries`/`retry_delay` configure the SDK's RetryHandler (a Retry-After header
         wins over the delay).
         """
-        endpoint = settings.graph_endpoint
-        host = urlsplit(endpoint).hostname or ""
-        auth = AzureIdentityAuthenticationProvider(
-            credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host]
+        client, http = graph_client(
+            settings, credential, max_retries=max_retries, retry_delay=retry_delay
         )
-        options = dict(graph_options)
-        options[RetryHandlerOption.get_key()] = RetryHandlerOption(
-            delay=retry_delay, max_retries=max_retries
-        )
-        http = httpx.AsyncClient(
-            base_url=f"{endpoint}/v1.0",
-            verify=trusted_ssl_context(settings),
-            timeout=httpx.Timeout(30.0, connect=10.0),
-        )
-        http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
-        adapter = GraphRequestAdapter(auth, client=http)
-        adapter.base_url = f"{endpoint}/v1.0"
-        return cls(GraphServiceClient(request_adapter=adapter), http, endpoint)
+        return cls(client, http, settings.graph_endpoint)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -208,6 +194,36 @@ class EntraAdapter:
             return await _retry_transport(call)
         except Exception as exc:  # translated, never swallowed
             _raise(exc, what, None, self._endpoint)
+
+
+def graph_client(
+    settings: Settings,
+    credential: AsyncTokenCredential,
+    *,
+    max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
+    retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """msgraph-sdk's client for ``settings.graph_endpoint`` (v1.0), with the SDK's default
+    middleware (its RetryHandler configured here) and the trusted SSL context. Returns
+    the httpx client too, which the caller closes."""
+    endpoint = settings.graph_endpoint
+    host = urlsplit(endpoint).hostname or ""
+    auth = AzureIdentityAuthenticationProvider(
+        credential, scopes=[f"{endpoint}/.default"], allowed_hosts=[host]
+    )
+    options = dict(graph_options)
+    options[RetryHandlerOption.get_key()] = RetryHandlerOption(
+        delay=retry_delay, max_retries=max_retries
+    )
+    http = httpx.AsyncClient(
+        base_url=f"{endpoint}/v1.0",
+        verify=trusted_ssl_context(settings),
+        timeout=httpx.Timeout(30.0, connect=10.0),
+    )
+    http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = f"{endpoint}/v1.0"
+    return GraphServiceClient(request_adapter=adapter), http
 
 
 # ----- helpers -------------------------------------------------------------------------------
