@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from rotation.arm import ArmReader
     from rotation.entra import EntraAdapter
+    from rotation.smtp_check import Backoff
     from rotation.vault import VaultAdapter
 
 
@@ -82,9 +83,14 @@ class RotationService:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        backoff: Backoff | None = None,
     ) -> RotationService:
-        """Builds every client from settings (no network traffic yet)."""
+        """Builds every client from settings (no network traffic yet). `backoff` paces
+        SMTP verification retries (tests shorten it)."""
         from rotation.arm import ArmReader
         from rotation.entra import EntraAdapter
         from rotation.identity import build_credential, trusted_ssl_context
@@ -96,7 +102,7 @@ class RotationService:
         vault = VaultAdapter.from_settings(settings, credential)
         arm = ArmReader.from_settings(settings, credential)
         verifier = SmtpVerifier(
-            settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)
+            settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings), backoff=backoff
         )
         engine = Engine(settings, entra, vault, verifier, clock=clock)
         return cls(

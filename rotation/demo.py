@@ -1,0 +1,104 @@
+"""`python -m rotation demo`: a real rotation against the local sandbox, step by step.
+
+Nothing here is simulated on the rotator's side: the same RotationService the Function
+App uses talks to the sandbox's Entra, Graph, Key Vault, ARM and SMTP relay through the
+real SDKs and a real SMTP client. Only the sandbox's clock is moved forward, to show the
+grace period ending without waiting two days.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import aiosmtplib
+from rich.console import Console
+from rich.rule import Rule
+
+from rotation import logs
+from rotation.cli import report_table, status_table
+from rotation.identity import trusted_ssl_context
+from rotation.model import RunReport
+from rotation.service import RotationService
+from rotation.settings import Settings, load_settings
+
+PROPAGATION_DELAY = timedelta(seconds=3)
+SENDER_ADDRESS = "DoNotReply@contoso.example"
+
+
+async def run_demo(console: Console) -> int:
+    from sandbox.server import Sandbox
+
+    async with Sandbox(propagation_delay=PROPAGATION_DELAY) as sandbox:
+        resource = sandbox.add_acs_resource("acs-contoso", senders=[SENDER_ADDRESS])
+        sandbox.add_sender(resource, name="billing-app", lifetime=timedelta(days=12))
+        sandbox.add_sender(resource, name="alerts-app", via="smtp-username")
+        sandbox.add_sender(resource, name="reports-app", via="both", lifetime=timedelta(days=90))
+        env = sandbox.env()
+        os.environ.update(env)  # DefaultAzureCredential reads AZURE_* from the environment
+        settings = load_settings(env)
+        logs.configure("console", known_secrets=[env["AZURE_CLIENT_SECRET"]])
+        console.print(Rule("sandbox"))
+        console.print(f"Entra {sandbox.login_url}  Graph {sandbox.graph_url}  Key Vault {sandbox.vault_url}")
+        console.print(f"ARM {sandbox.arm_url}  SMTP {sandbox.smtp_host}:{sandbox.smtp_port}  CA {sandbox.ca_path}")
+        console.print(f"new secrets start working {PROPAGATION_DELAY.seconds} s after creation, as in Entra")
+
+        async with RotationService.open(settings, clock=sandbox.state.clock.now) as service:
+            console.print(Rule("1. discovery: ACS-enabled apps"))
+            console.print(status_table(await service.status()))
+
+            console.print(Rule("2. rotation: create -> verify (SMTP AUTH) -> promote (Key Vault)"))
+            first = await service.run()
+            console.print(report_table(first))
+
+            console.print(Rule("3. a consumer reads Key Vault and sends mail"))
+            for app in await service.inventory():
+                await _send_with_vault_password(service, settings, app.secret_name, console)
+
+            console.print(Rule("4. 49 hours later: the grace period is over, old secrets go"))
+            sandbox.state.clock.advance(timedelta(hours=settings.grace_hours + 1))
+            second = await service.run()
+            console.print(report_table(second))
+
+            console.print(Rule("5. one more run right away changes nothing"))
+            writes_before = _writes(sandbox.state.requests)
+            third = await service.run()
+            writes = _writes(sandbox.state.requests) - writes_before
+            console.print(report_table(third))
+            console.print(f"write requests to Graph and Key Vault in that run: {writes}")
+
+            console.print(Rule("status"))
+            console.print(status_table(await service.status()))
+    ok = all(r.ok for r in (first, second, third)) and writes == 0 and _rotated(first) == 3
+    console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
+    return 0 if ok else 1
+
+
+async def _send_with_vault_password(
+    service: RotationService, settings: Settings, secret_name: str, console: Console
+) -> None:
+    """What a consumer does: read username and password from Key Vault, then send."""
+    username = await service.vault.read_value(f"{secret_name}-username")
+    password = await service.vault.read_value(secret_name)
+    logs.register_secret(password)
+    message = f"From: {SENDER_ADDRESS}\r\nTo: ops@example.com\r\nSubject: demo\r\n\r\nhello\r\n"
+    await aiosmtplib.send(
+        message,
+        sender=SENDER_ADDRESS,
+        recipients=["ops@example.com"],
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        start_tls=True,
+        tls_context=trusted_ssl_context(settings),
+        username=username,
+        password=password,
+    )
+    console.print(f"sent as [bold]{username}[/] with the password from Key Vault secret {secret_name}")
+
+
+def _writes(requests: dict[str, int]) -> int:
+    return sum(n for key, n in requests.items() if key.split()[0] in ("graph", "vault") and key.split()[1] in ("POST", "PUT", "PATCH", "DELETE"))
+
+
+def _rotated(report: RunReport) -> int:
+    return sum(o.outcome.value == "rotated" for o in report.outcomes)

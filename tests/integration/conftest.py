@@ -1,0 +1,35 @@
+"""The real RotationService pointed at a fresh sandbox, with quick SMTP retry pacing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from rotation.service import RotationService
+from rotation.settings import load_settings
+from rotation.smtp_check import Backoff
+from sandbox.server import Sandbox
+
+FAST = Backoff(initial=0.05, max=0.2, jitter=0.02)
+
+OpenService = Callable[..., RotationService]
+
+
+@pytest.fixture
+def open_service(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> OpenService:
+    """Builds a RotationService for `sandbox` with setting overrides (e.g. grace_hours=0)."""
+
+    def make(**overrides: object) -> RotationService:
+        env = sandbox.env(**overrides)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)  # DefaultAzureCredential reads AZURE_* here
+        return RotationService.open(load_settings(env), clock=sandbox.state.clock.now, backoff=FAST)
+
+    return make
+
+
+@pytest.fixture
+async def service(open_service: OpenService) -> AsyncIterator[RotationService]:
+    async with open_service() as svc:
+        yield svc
