@@ -90,6 +90,9 @@ class VaultAdapter:
             return VaultEntry(name, ())
         except Exception as exc:  # translated, never swallowed
             self._raise(exc, name, "read")
+        # Key Vault lists versions by id, not age, so sort by created. Its times are whole
+        # seconds: two writes within one second tie, and then nothing in the listing says
+        # which one "latest" serves (a limit of the service, not of this adapter).
         versions.sort(key=lambda v: v.created, reverse=True)
         return VaultEntry(name, tuple(versions))
 
