@@ -269,15 +269,17 @@ def _skiptoken(offset: int) -> str:
 
 def _paged(
     request: web.Request,
-    items: list[dict[str, Any]],
+    items: list[Any],
+    render: Callable[[Any], dict[str, Any]],
     entity_set: str,
     select: list[str] | None,
 ) -> web.Response:
+    """One page of `items` (rendered only for this page) with its @odata.nextLink."""
     top, offset = _page_size(request), _offset(request)
     page = items[offset : offset + top]
     body: dict[str, Any] = {
         "@odata.context": _context(request, entity_set, select),
-        "value": [_project(i, select) for i in page],
+        "value": [_project(render(i), select) for i in page],
     }
     if offset + top < len(items):
         query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
@@ -318,7 +320,7 @@ async def list_applications(request: web.Request) -> web.Response:
         a for a in state.applications.values() if a.tenant_id.lower() == token.tenant_id.lower()
     )
     apps = _matching(tenant_apps, clause, _APP_FIELDS)
-    return _paged(request, [_app_json(a) for a in apps], "applications", select)
+    return _paged(request, apps, _app_json, "applications", select)
 
 
 async def get_application(request: web.Request) -> web.Response:
@@ -420,7 +422,7 @@ async def list_service_principals(request: web.Request) -> web.Response:
         if s.tenant_id.lower() == token.tenant_id.lower()
     )
     sps = _matching(tenant_sps, clause, _APP_FIELDS)
-    return _paged(request, [_sp_json(s) for s in sps], "servicePrincipals", select)
+    return _paged(request, sps, _sp_json, "servicePrincipals", select)
 
 
 async def get_service_principal(request: web.Request) -> web.Response:

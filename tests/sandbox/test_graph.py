@@ -129,6 +129,15 @@ async def test_select_returns_only_the_selected_properties(
     assert app.password_credentials is None
 
 
+async def test_select_of_an_unknown_property_is_refused(connect: Connect) -> None:
+    client = await connect()
+    with pytest.raises(ODataError) as caught:
+        await _apps(client, select=["id", "secretSauce"])
+    assert caught.value.response_status_code == 400
+    assert caught.value.error is not None
+    assert "secretSauce" in str(caught.value.error.message)
+
+
 async def test_paging_follows_next_links_to_every_application(
     sandbox: Sandbox, connect: Connect
 ) -> None:
