@@ -1,0 +1,56 @@
+"""Many senders cost a few Graph pages, never a request per app or per 15 apps
+(the request counts bench/ reports, proven here without timing anything)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rotation.entra import IN_BATCH, LIST_ALL_ABOVE, EntraAdapter
+from rotation.identity import build_credential
+from rotation.settings import Settings
+from sandbox.server import Sandbox
+
+LIST_APPS = "graph GET /applications"
+LIST_SPS = "graph GET /servicePrincipals"
+
+
+@pytest.fixture
+async def entra(
+    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[EntraAdapter]:
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)  # DefaultAzureCredential reads AZURE_* here
+    credential = build_credential(settings)
+    adapter = EntraAdapter.from_settings(settings, credential)
+    yield adapter
+    await adapter.close()
+    await credential.close()
+
+
+async def test_many_service_principals_are_read_in_one_listing(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(LIST_ALL_ABOVE + 1)]
+    mapping = await entra.service_principal_app_ids([s.principal_id.upper() for s in senders])
+    assert mapping == {s.principal_id: s.app_id for s in senders}
+    assert sandbox.state.requests[LIST_SPS] == 1  # every SP fits one page of 999
+
+
+async def test_a_few_service_principals_are_read_in_batches_of_15(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(2 * IN_BATCH + 1)]
+    mapping = await entra.service_principal_app_ids([s.principal_id for s in senders[:-1]])
+    assert mapping == {s.principal_id: s.app_id for s in senders[:-1]}
+    assert sandbox.state.requests[LIST_SPS] == 2
+
+
+async def test_many_applications_are_read_in_one_listing(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(LIST_ALL_ABOVE + 1)]
+    records = await entra.read_apps([s.app_id for s in senders])
+    assert set(records) == {s.app_id for s in senders}
+    assert sandbox.state.requests[LIST_APPS] == 1
