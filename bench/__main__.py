@@ -1,0 +1,140 @@
+"""`python -m bench` (`make bench`): the performance figures of issue 7, against the sandbox.
+
+Runs, each case in fresh processes: rotations of N due apps at concurrency C (N = 10, 100,
+1,000; C = 16 and 32 everywhere, C = 1 up to `--c1-up-to`), a first rotation (no Key Vault
+entry yet), a plan over 10,000 apps with nothing due, and the cold-start import comparison.
+Prints the tables with each target and writes bench/results/latest.md and latest.json.
+
+Modes: the default takes about 11 minutes on 2 cores; `--quick` about 3 (N up to 100, plan
+over 2,000 apps); `--full` also measures concurrency 1 at N=100 (8 more minutes);
+`--c1-up-to 1000` measures concurrency 1 at N=1,000 too (about 80 more minutes). Without a
+measurement, concurrency 1 is derived as critical path x N (stated in the output).
+Exit status: 1 if a case failed (an app not rotated, a write during a plan); with
+`--strict`, also if a target was not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import coldstart, machine, report
+from bench.case import run_case
+from bench.config import WorldConfig
+from bench.plan import PlanResult
+from bench.rotate import RotationResult
+
+Case = tuple[int, int, str]  # apps, concurrency, scenario
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="N up to 100, plan over 2,000 apps")
+    mode.add_argument("--full", action="store_true", help="also concurrency 1 at N=100")
+    parser.add_argument("--sizes", type=_ints, help="N values, e.g. 10,100,1000")
+    parser.add_argument("--concurrency", type=_ints, help="C values besides 1, e.g. 16,32")
+    parser.add_argument(
+        "--c1-up-to", type=int, help="measure concurrency 1 at N up to this (default 10)"
+    )
+    parser.add_argument("--first-time-apps", type=int, help="N of the first-rotation case")
+    parser.add_argument("--plan-apps", type=int, help="apps in the plan case (0: skip)")
+    parser.add_argument("--coldstart-runs", type=int, help="fresh processes per import (0: skip)")
+    parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    WorldConfig.add_arguments(parser)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "sizes": [10, 100] if quick else [10, 100, 1000],
+        "concurrency": [16, 32],
+        "c1_up_to": 100 if args.full else 10,
+        "first_time_apps": 10 if quick else 100,
+        "plan_apps": 2000 if quick else 10_000,
+        "coldstart_runs": 3 if quick else 7,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.mode = "quick" if quick else "full" if args.full else "default"
+    if any(v != defaults[k] for k, v in vars(args).items() if k in defaults):
+        args.mode += " (custom)"
+    return args
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    out: list[Case] = []
+    for apps in args.sizes:
+        if apps <= args.c1_up_to:
+            out.append((apps, 1, "due"))
+        out += [(apps, c, "due") for c in args.concurrency if c != 1]
+    if args.first_time_apps:
+        out.append((args.first_time_apps, max(args.concurrency, default=16), "new"))
+    return out
+
+
+def _timeout(apps: int, concurrency: int, config: WorldConfig) -> float:
+    per_app = config.floor_seconds * 3 + 5
+    return 180 + per_app * -(-apps // concurrency) * 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    config = WorldConfig.from_args(args)
+    console = Console()
+    suite = report.Suite(args.mode, config)
+    started = time.perf_counter()
+    broken = False
+    for apps, concurrency, scenario in cases(args):
+        console.print(f"rotate N={apps:,} C={concurrency} ({scenario}) ...", end=" ")
+        data = run_case(
+            "rotate",
+            [f"--apps={apps}", f"--concurrency={concurrency}", f"--scenario={scenario}"],
+            config,
+            _timeout(apps, concurrency, config),
+        )
+        result = RotationResult.from_dict(data)
+        suite.rotations.append(result)
+        broken |= not result.ok
+        console.print(f"{result.wall_seconds:.1f} s, {result.rotated} rotated")
+    if args.plan_apps:
+        console.print(f"plan over {args.plan_apps:,} apps ...", end=" ")
+        data = run_case("plan", [f"--apps={args.plan_apps}"], config, 1800)
+        suite.plan = PlanResult.from_dict(data)
+        broken |= not suite.plan.ok
+        console.print(f"{suite.plan.wall_seconds:.1f} s")
+    if args.coldstart_runs:
+        console.print(f"cold start, {args.coldstart_runs} runs each ...", end=" ")
+        suite.coldstart = coldstart.measure(args.coldstart_runs)
+        console.print(
+            f"{suite.coldstart.time_ratio:.2f}x time, {suite.coldstart.memory_ratio:.2f}x memory"
+        )
+    suite.total_seconds = time.perf_counter() - started
+    if suite.rotations:
+        console.print(report.rotation_table(suite))
+        for note in report.critical_path_notes(suite, config):
+            console.print(f"- {note}")
+    if suite.plan is not None:
+        console.print(report.plan_table(suite.plan))
+    console.print(report.targets_table(suite))
+    path = report.write(suite, machine.describe(), args.out)
+    console.print(f"written: {path} (and latest.json), {suite.total_seconds / 60:.1f} min in all")
+    missed = any(t.met is False for t in report.targets(suite))
+    return 1 if broken or (args.strict and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

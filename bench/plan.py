@@ -1,0 +1,93 @@
+"""Planning over many apps when nothing is due: what a daily timer run costs on most days.
+
+The sandbox holds N senders whose secrets are healthy and already in Key Vault; the rotator
+runs a dry run (`python -m rotation plan`), discovery included. The figures that matter are
+the Graph requests (a paged `$select` listing and batched look-ups, never one GET per app)
+and the wall time; Key Vault still costs one version listing per app.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.config import WorldConfig
+from bench.memory import peak_rss_kib, reset_peak, rss_kib
+from bench.product import open_product
+from bench.world import SandboxProcess
+from rotation.model import Outcome
+
+GET_ONE_APP = ("/applications/{id}", "/applications(appId='{appId}')")
+
+
+@dataclass
+class PlanResult:
+    apps: int
+    concurrency: int
+    wall_seconds: float
+    unchanged: int
+    other_outcomes: int
+    graph_requests: int
+    graph_list_applications: int
+    graph_list_service_principals: int
+    graph_get_one_app: int
+    graph_writes: int
+    vault_requests: int
+    vault_writes: int
+    arm_requests: int
+    peak_rss_mib: float
+    rss_growth_mib: float
+    seed_seconds: float
+    discovery_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.unchanged == self.apps
+            and not self.other_outcomes
+            and not self.graph_writes
+            and not self.vault_writes
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanResult:
+        return cls(**data)
+
+
+async def run_plan(apps: int, config: WorldConfig, *, concurrency: int = 16) -> PlanResult:
+    async with SandboxProcess.start(apps=apps, scenario="steady", config=config) as world:  # noqa: SIM117
+        async with open_product(world, max_concurrency=concurrency) as (service, _):
+            await world.reset()
+            reset_peak()
+            baseline = rss_kib()
+            started = time.perf_counter()
+            inventory = await service.inventory()
+            discovered = time.perf_counter()
+            report = await service.engine.run(inventory, dry_run=True)
+            wall = time.perf_counter() - started
+            peak = peak_rss_kib()
+            stats = await world.stats()
+    unchanged = sum(o.outcome is Outcome.UNCHANGED for o in report.outcomes)
+    return PlanResult(
+        apps=apps,
+        concurrency=concurrency,
+        wall_seconds=wall,
+        unchanged=unchanged,
+        other_outcomes=len(report.outcomes) - unchanged,
+        graph_requests=stats.count("graph"),
+        graph_list_applications=stats.count("graph", "GET", "/applications"),
+        graph_list_service_principals=stats.count("graph", "GET", "/servicePrincipals"),
+        graph_get_one_app=sum(stats.count("graph", "GET", r) for r in GET_ONE_APP),
+        graph_writes=stats.count("graph", "POST"),
+        vault_requests=stats.count("vault"),
+        vault_writes=stats.count("vault", "PUT") + stats.count("vault", "PATCH"),
+        arm_requests=stats.count("arm"),
+        peak_rss_mib=peak / 1024,
+        rss_growth_mib=(peak - baseline) / 1024,
+        seed_seconds=world.seed_seconds,
+        discovery_seconds=discovered - started,
+    )
