@@ -275,16 +275,20 @@ def critical_path_notes(suite: Suite, config: WorldConfig) -> list[str]:
     attempts = statistics.median([a for r in c1 for a in r.verify_attempts])
     create = statistics.median([v for r in c1 for v in r.create_seconds] or [float("nan")])
     cp = suite.critical_path
-    return [
+    notes = [
         f"critical path {cp:.2f} s (median of {sum(len(r.per_app_seconds) for r in c1)} apps "
         f"run back to back): create {create:.3f} s, verify {verify:.2f} s (median "
-        f"{attempts:g} SMTP attempts), promote {promote:.3f} s (medians)",
-        f"floor {config.floor_seconds:.2f} s (addPassword + propagation delay + one handshake + "
-        f"one Key Vault write, no retry pacing): the critical path is "
-        f"{cp / config.floor_seconds:.2f}x the floor because verification retries with backoff "
-        "(1 s, then 2 s, then 4 s, each plus up to 1 s of jitter) and passes at the first "
-        "attempt after the secret has propagated",
+        f"{attempts:g} SMTP attempts), promote {promote:.3f} s (medians)"
     ]
+    floor = config.floor_seconds
+    if floor > 0:
+        notes.append(
+            f"floor {floor:.2f} s (addPassword + propagation delay + one handshake + one Key "
+            f"Vault write, no retry pacing): the critical path is {cp / floor:.2f}x the floor "
+            "because verification retries with backoff (1 s, then 2 s, then 4 s, each plus up "
+            "to 1 s of jitter) and passes at the first attempt after the secret has propagated"
+        )
+    return notes
 
 
 # ----- output ------------------------------------------------------------------------------
