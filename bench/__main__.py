@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     suite = report.Suite(args.mode, config)
     started = time.perf_counter()
+    load_at_start = machine.load_average()
     broken = False
     for apps, concurrency, scenario in cases(args):
         console.print(f"rotate N={apps:,} C={concurrency} ({scenario}) ...", end=" ")
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if suite.plan is not None:
         console.print(report.plan_table(suite.plan))
     console.print(report.targets_table(suite))
-    path = report.write(suite, machine.describe(), args.out)
+    path = report.write(suite, machine.describe(load_at_start), args.out)
     console.print(f"written: {path} (and latest.json), {suite.total_seconds / 60:.1f} min in all")
     missed = any(t.met is False for t in report.targets(suite))
     return 1 if broken or (args.strict and missed) else 0

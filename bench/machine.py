@@ -44,7 +44,15 @@ def git_commit() -> str:
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
-def describe() -> dict[str, str]:
+def load_average() -> str:
+    """1-minute load average: other work on the machine skews every figure."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
+
+
+def describe(load_at_start: str = "") -> dict[str, str]:
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
@@ -52,4 +60,5 @@ def describe() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "os": f"{platform.system()} {platform.release()}",
         "commit": git_commit(),
+        "load average (1 min) at start / end": f"{load_at_start or '?'} / {load_average()}",
     }
