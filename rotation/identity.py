@@ -6,10 +6,11 @@ on a laptop or against the sandbox. Nothing here reads the environment itself; t
 credential classes do, as documented by azure-identity.
 
 Trust: ``ROTATION_CA_BUNDLE`` adds a CA *on top of* the public roots, never instead of
-them, and no check is ever switched off. azure-core clients take one ``connection_verify``
-path, which replaces their default bundle, so a combined bundle (certifi's roots plus
-the extra CA) is written once, under a name derived from its content;
-`trusted_ssl_context` serves httpx, aiohttp and aiosmtplib.
+them, and no check is ever switched off. `trusted_ssl_context` (system and certifi roots
+plus the extra CA) serves httpx, aiohttp and aiosmtplib, and the Key Vault and ARM clients
+through `TrustedTransport`. azure-identity's credentials take a ``connection_verify``
+path instead, which replaces their default bundle, so a combined bundle (certifi's roots
+plus the extra CA) is written once, under a name derived from its content.
 
 Authority validation: MSAL validates an authority host it does not know by asking
 ``login.microsoftonline.com`` (instance discovery). When ``ROTATION_AUTHORITY_HOST`` names
@@ -27,8 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import certifi
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 
 from rotation.settings import CLOUDS, Settings
@@ -44,7 +47,11 @@ def is_azure_authority(settings: Settings) -> bool:
 
 def credential_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for any azure-identity credential built from settings."""
-    options: dict[str, Any] = {"authority": settings.authority, **connection_options(settings)}
+    options: dict[str, Any] = {"authority": settings.authority}
+    bundle = combined_ca_bundle(settings)
+    if bundle is not None:
+        # A CA path: azure-core parses it per request, but token requests are rare (cached).
+        options["connection_verify"] = str(bundle)
     if not is_azure_authority(settings):
         options["disable_instance_discovery"] = True
     return options
@@ -68,9 +75,36 @@ def build_credential(settings: Settings) -> AsyncTokenCredential:
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
-    """``connection_verify`` for azure-core based clients when an extra CA is configured."""
-    bundle = combined_ca_bundle(settings)
-    return {"connection_verify": str(bundle)} if bundle else {}
+    """A ``transport`` for azure-core data-plane clients (Key Vault, ARM) when an extra CA
+    is configured; none otherwise (azure-core's default trust is then the right one)."""
+    if settings.ca_bundle is None:
+        return {}
+    return {"transport": TrustedTransport(trusted_ssl_context(settings))}
+
+
+class TrustedTransport(AioHttpTransport):  # type: ignore[misc]  # lazily exported: Any to mypy
+    """azure-core's aiohttp transport, its connector holding one ready SSL context.
+
+    Why not ``connection_verify=<CA path>``: azure-core then builds a new SSLContext for
+    every request, parsing the whole CA bundle each time (tens of milliseconds of CPU that
+    block the event loop, per Key Vault call). The session is made on first use, inside
+    the running loop, as aiohttp requires; made again if a shared transport was closed.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(session_owner=True)
+        self.session: aiohttp.ClientSession | None
+        self._context = context
+
+    async def open(self) -> None:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._context),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,  # as azure-core's own session: it decompresses itself
+                trust_env=True,
+            )
+        await super().open()
 
 
 def combined_ca_bundle(settings: Settings) -> Path | None:
