@@ -13,7 +13,8 @@ from rotation.http_api import Answer, Api, to_json
 from rotation.settings import load_settings
 
 settings = load_settings()
-logs.configure(settings.log_format)
+# The worker's own log handler carries records to Application Insights: keep it, redacting.
+logs.configure(settings.log_format, keep_handlers=True)
 api = Api(settings)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -146,12 +146,15 @@ def configure(
     level: int = logging.INFO,
     stream: TextIO | None = None,
     known_secrets: Iterable[str | None] = (),
+    keep_handlers: bool = False,
 ) -> None:
     """Routes structlog and stdlib logging through one redacting pipeline.
 
     JSON (one object a line) in Azure, where Application Insights parses it; a readable
     console format on a terminal. `known_secrets` are values the process was given (for
     example a client secret in the environment) that must never be printed either.
+    `keep_handlers` keeps the root handlers already installed (the Functions worker's,
+    which ships records to Application Insights) and gives them the redacting formatter.
     """
     for value in known_secrets:
         register_secret(value)
@@ -186,10 +189,13 @@ def configure(
             _scrub_rendered,
         ],
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    handlers = list(root.handlers) if keep_handlers else []
+    if not handlers:
+        handlers = [logging.StreamHandler(stream)]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    root.handlers[:] = handlers
     root.setLevel(level)
     # The SDKs log every HTTP exchange at INFO; keep their warnings and errors only.
     for noisy in ("azure", "msal", "httpx", "httpcore", "kiota", "aiosmtplib", "mail.log"):

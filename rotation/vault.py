@@ -91,10 +91,24 @@ class VaultAdapter:
         except Exception as exc:  # translated, never swallowed
             self._raise(exc, name, "read")
         # Key Vault lists versions by id, not age, so sort by created. Its times are whole
-        # seconds: two writes within one second tie, and then nothing in the listing says
-        # which one "latest" serves (a limit of the service, not of this adapter).
+        # seconds: when the newest two tie (two promotions within a second, as two racing
+        # runs can make), only Key Vault itself can say which one "latest" serves, and the
+        # retire step must know it exactly (I1). Then, and only then, ask it.
         versions.sort(key=lambda v: v.created, reverse=True)
+        if len(versions) > 1 and versions[0].created == versions[1].created:
+            latest = await self._latest_version(name)
+            versions.sort(key=lambda v: (v.created, v.version == latest), reverse=True)
         return VaultEntry(name, tuple(versions))
+
+    async def _latest_version(self, name: str) -> str:
+        """The version id Key Vault serves as latest. Reading it returns the value too,
+        which is registered for redaction and dropped at once."""
+        try:
+            secret = await self._client.get_secret(name)
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, name, "read")
+        register_secret(secret.value)
+        return secret.properties.version or ""
 
     async def promote(
         self,

@@ -76,3 +76,21 @@ def test_secret_containing_another_is_scrubbed_whole() -> None:
     registry.add("inner-secret")
     registry.add("outer-inner-secret-more")
     assert registry.scrub("x outer-inner-secret-more y") == "x [REDACTED] y"
+
+
+def test_existing_handlers_can_be_kept_and_given_the_redacting_formatter() -> None:
+    """The Functions worker's handler ships records to Application Insights: it must stay,
+    and it must format through the redacting pipeline."""
+    shipped = io.StringIO()
+    worker_handler = logging.StreamHandler(shipped)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [worker_handler]
+    try:
+        logs.configure("json", keep_handlers=True)
+        logs.register_secret(SECRET)
+        logs.get_logger().info("x", note=SECRET)
+        assert root.handlers == [worker_handler]
+        assert json.loads(shipped.getvalue())["note"] == "[REDACTED]"
+    finally:
+        root.handlers[:] = saved
