@@ -14,3 +14,18 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, poll: floa
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 (no event exists for sandbox state)
             await asyncio.sleep(poll)
+
+
+async def cancel(task: asyncio.Task[object], timeout: float = 10.0) -> None:
+    """Cancels `task` the way a crash would, and waits until it has stopped.
+
+    Python 3.11's asyncio.wait_for (used inside aiosmtplib and httpcore) can swallow a
+    cancellation that lands just as the awaited I/O completes; the task then runs on. So
+    the cancellation is repeated until the task has really ended."""
+    async with asyncio.timeout(timeout):
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error

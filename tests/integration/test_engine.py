@@ -12,7 +12,7 @@ from rotation.service import RotationService, UnknownApps
 from sandbox.server import Sandbox
 from sandbox.state import GRAPH_READ_WRITE_OWNED_BY, SandboxState
 from tests.integration.conftest import OpenService
-from tests.waiting import until
+from tests.waiting import cancel, until
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -199,9 +199,7 @@ async def test_crash_after_create_leaves_an_orphan_that_a_later_run_removes(
     sandbox.state.propagation_delay = timedelta(hours=1)  # verification cannot finish
     run = asyncio.create_task(service.run())
     await until(lambda: len(sender.app.passwords) == 2)
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    await cancel(run)
     sandbox.state.propagation_delay = timedelta(0)
     (orphan,) = [p for p in sender.app.passwords if p.key_id != sender.password.key_id]
     # The next run rotates (the app is still due) but leaves the young orphan alone ...
