@@ -1,0 +1,314 @@
+"""function_app.py as the Functions host sees it: what it indexes, and each trigger called
+with azure.functions request objects against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+from rotation.errors import SettingsError
+from rotation.http_api import Api
+from rotation.service import RotationService
+from sandbox.server import Sandbox
+from sandbox.state import SandboxState
+from tests.integration.conftest import FAST
+from tests.waiting import until
+
+APP_A = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def writes(state: SandboxState) -> int:
+    return sum(
+        n
+        for k, n in state.requests.items()
+        if k.split()[0] in ("graph", "vault") and k.split()[1] in WRITES
+    )
+
+
+def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> ModuleType:
+    """Imports function_app afresh, as a worker start does, with settings for `sandbox`."""
+    for key, value in sandbox.env(**overrides).items():
+        monkeypatch.setenv(key, value)
+    import function_app
+
+    module = importlib.reload(function_app)
+    clock = sandbox.state.clock.now
+    module.api = Api(module.settings, lambda s: RotationService.open(s, clock=clock, backoff=FAST))
+    return module
+
+
+@pytest.fixture
+async def fa(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModuleType]:
+    module = load(sandbox, monkeypatch)
+    yield module
+    await module.api.close()
+
+
+def indexed(module: ModuleType) -> list[Any]:
+    """What the host indexes. FunctionApp.get_functions() may run once per app object
+    (a second call reports every function as a duplicate), as in the host."""
+    if not hasattr(module, "_indexed"):
+        module._indexed = module.app.get_functions()
+    return module._indexed  # type: ignore[no-any-return]
+
+
+def trigger(module: ModuleType, name: str) -> Callable[..., Any]:
+    (function,) = [f for f in indexed(module) if f.get_function_name() == name]
+    return function.get_user_function()  # type: ignore[no-any-return]
+
+
+async def post(
+    module: ModuleType, body: bytes | dict[str, Any] = b""
+) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    request = func.HttpRequest(
+        "POST", "/api/rotations", body=data, headers={"content-type": "application/json"}
+    )
+    response: func.HttpResponse = await trigger(module, "rotations")(request)
+    assert response.mimetype == "application/json"
+    return response.status_code, json.loads(response.get_body())
+
+
+async def get(module: ModuleType, name: str) -> tuple[int, dict[str, Any]]:
+    response: func.HttpResponse = await _maybe_await(
+        trigger(module, name)(func.HttpRequest("GET", f"/api/{name}", body=b""))
+    )
+    return response.status_code, json.loads(response.get_body())
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+# ----- what the host indexes ----------------------------------------------------------------
+
+
+def bindings(module: ModuleType) -> dict[str, list[dict[str, Any]]]:
+    return {
+        f.get_function_name(): json.loads(f.get_function_json())["bindings"]
+        for f in indexed(module)
+    }
+
+
+async def test_host_indexes_four_functions_with_their_routes_methods_and_auth(
+    fa: ModuleType,
+) -> None:
+    found = bindings(fa)
+    assert set(found) == {"rotation_timer", "rotations", "status", "health"}
+    http = {name: b[0] for name, b in found.items() if b[0]["type"] == "httpTrigger"}
+    assert {n: (b["route"], b["methods"], b["authLevel"]) for n, b in http.items()} == {
+        "rotations": ("rotations", ["POST"], "FUNCTION"),
+        "status": ("status", ["GET"], "FUNCTION"),
+        "health": ("health", ["GET"], "ANONYMOUS"),
+    }
+    for name in http:
+        assert found[name][1] == {"direction": "OUT", "type": "http", "name": "$return"}
+
+
+async def test_timer_runs_on_the_configured_schedule_without_startup_run(fa: ModuleType) -> None:
+    (timer,) = bindings(fa)["rotation_timer"]
+    assert timer == {
+        "direction": "IN",
+        "type": "timerTrigger",
+        "name": "timer",
+        "schedule": "%ROTATION_SCHEDULE%",
+        "runOnStartup": False,
+        "useMonitor": True,
+    }
+
+
+def test_host_json_and_requirements_fit_the_app() -> None:
+    host = json.loads(Path("host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+    assert host["extensions"]["http"]["routePrefix"] == "api"
+    pinned = [
+        line
+        for line in Path("requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all("==" in line for line in pinned)
+    assert {line.split("==")[0] for line in pinned} >= {
+        "azure-functions",
+        "azure-identity",
+        "msgraph-sdk",
+        "azure-keyvault-secrets",
+        "azure-mgmt-communication",
+        "structlog",
+    }
+
+
+async def test_bad_setting_stops_startup_naming_it(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SettingsError, match="ROTATION_GRACE_HOURS"):
+        load(sandbox, monkeypatch, grace_hours="soon")
+
+
+# ----- health and status ------------------------------------------------------------------
+
+
+async def test_health_says_up_and_nothing_else(fa: ModuleType) -> None:
+    assert await get(fa, "health") == (200, {"status": "up"})
+
+
+async def test_status_lists_the_inventory(sandbox: Sandbox, fa: ModuleType) -> None:
+    sender = sandbox.add_sender(via="smtp-username")
+    status, body = await get(fa, "status")
+    assert status == 200
+    (row,) = body["apps"]
+    assert row["appId"] == sender.app_id
+    assert row["smtpUsername"] == sender.username
+    assert row["state"] == "no-password"
+
+
+# ----- POST /api/rotations: 2xx ------------------------------------------------------------
+
+
+async def test_empty_body_rotates_every_due_app(sandbox: Sandbox, fa: ModuleType) -> None:
+    sender = sandbox.add_sender()
+    status, report = await post(fa)
+    assert status == 200
+    assert report["ok"] is True
+    (app,) = report["apps"]
+    assert (app["appId"], app["outcome"]) == (sender.app_id, "rotated")
+    assert sandbox.state.live_secret(app["secretName"]) is not None
+
+
+async def test_force_rotates_only_the_named_app(sandbox: Sandbox, fa: ModuleType) -> None:
+    one, other = sandbox.add_sender(), sandbox.add_sender()
+    await post(fa)
+    status, report = await post(fa, {"appIds": [one.app_id.upper()], "mode": "force"})
+    assert status == 200
+    assert [(a["appId"], a["outcome"]) for a in report["apps"]] == [(one.app_id, "rotated")]
+    assert len(other.app.passwords) == 2
+
+
+async def test_emergency_leaves_only_the_new_secret(sandbox: Sandbox, fa: ModuleType) -> None:
+    sender = sandbox.add_sender()
+    status, report = await post(fa, {"appIds": [sender.app_id], "mode": "emergency"})
+    assert status == 200
+    (app,) = report["apps"]
+    assert app["removedKeyIds"] == [sender.password.key_id]
+    assert [p.key_id for p in sender.app.passwords] == [app["newKeyId"]]
+
+
+async def test_dry_run_reports_the_plan_and_writes_nothing(
+    sandbox: Sandbox, fa: ModuleType
+) -> None:
+    sandbox.add_sender()
+    status, report = await post(fa, {"dryRun": True, "mode": "force"})
+    assert status == 200
+    assert report["dryRun"] is True
+    assert [a["outcome"] for a in report["apps"]] == ["planned"]
+    assert writes(sandbox.state) == 0
+
+
+async def test_answer_lists_what_the_http_budget_left_unfinished(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    module = load(sandbox, monkeypatch, http_verify_timeout_seconds=1)
+    try:
+        await get(module, "status")  # tokens cached before secrets slow down
+        sandbox.state.propagation_delay = timedelta(hours=1)
+        status, report = await post(module)
+    finally:
+        await module.api.close()
+    assert status == 200
+    assert report["unfinished"] == [sender.app_id]
+    (app,) = report["apps"]
+    assert app["outcome"] == "unfinished"
+    assert "next timer run" in app["error"]
+    assert [p.key_id for p in sender.app.passwords] == [sender.password.key_id]  # rolled back
+    assert sandbox.state.vault == {}
+
+
+# ----- POST /api/rotations: 4xx, and nothing rotates ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (b'{"appIds": ["not-a-guid"]}', 400, "invalid_request"),
+        (b'{"mode": "panic"}', 400, "invalid_request"),
+        (b'{"appIds": [], "force": true}', 400, "invalid_request"),
+        (b'{"dryRun": "false"}', 400, "invalid_request"),
+        (b'["list"]', 400, "invalid_request"),
+        (json.dumps({"appIds": [APP_A]}).encode(), 404, "unknown_apps"),
+    ],
+)
+async def test_bad_request_gets_a_4xx_json_error_and_nothing_rotates(
+    sandbox: Sandbox, fa: ModuleType, body: bytes, status: int, code: str
+) -> None:
+    sandbox.add_sender()
+    got, answer = await post(fa, body)
+    assert got == status
+    assert answer["error"]["code"] == code
+    assert answer["error"]["message"]
+    assert writes(sandbox.state) == 0
+
+
+async def test_rotation_already_under_way_gets_409(sandbox: Sandbox, fa: ModuleType) -> None:
+    sender = sandbox.add_sender()
+    await get(fa, "status")  # tokens cached before secrets slow down
+    sandbox.state.propagation_delay = timedelta(hours=1)
+    first = asyncio.create_task(post(fa, {"appIds": [sender.app_id], "mode": "force"}))
+    await until(lambda: sandbox.state.requests["smtp AUTH"] >= 1)  # verifying now
+    status, answer = await post(fa, {"appIds": [sender.app_id], "mode": "force"})
+    assert status == 409
+    assert answer["error"]["appIds"] == [sender.app_id]
+    sandbox.state.propagation_delay = timedelta(0)
+    status, report = await first
+    assert status == 200
+    assert report["apps"][0]["outcome"] == "rotated"
+    assert len(sender.app.passwords) == 2  # the refused request created nothing
+
+
+# ----- the timer -------------------------------------------------------------------------------
+
+
+async def test_timer_rotates_due_apps(sandbox: Sandbox, fa: ModuleType) -> None:
+    sender = sandbox.add_sender(lifetime=timedelta(days=3))
+    await trigger(fa, "rotation_timer")(TimerRequest())
+    assert len(sender.app.passwords) == 2
+    assert sandbox.state.live_secret(f"acs-smtp-{sender.app_id}") is not None
+
+
+async def test_failed_timer_run_raises_with_app_ids_and_no_secret(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender(via="smtp-username", role=None)  # AUTH always refused
+    module = load(sandbox, monkeypatch, verify_timeout_seconds=1)
+    try:
+        with pytest.raises(RuntimeError, match="1 app\\(s\\) failed") as caught:
+            await trigger(module, "rotation_timer")(TimerRequest())
+    finally:
+        await module.api.close()
+    assert sender.app_id in str(caught.value)
+    assert not any(secret in str(caught.value) for secret in sandbox.state.issued_secrets)
+
+
+async def test_no_answer_ever_carries_a_secret(sandbox: Sandbox, fa: ModuleType) -> None:
+    sandbox.add_sender()
+    answers = [
+        await post(fa),
+        await post(fa, {"mode": "emergency"}),
+        await get(fa, "status"),
+        await post(fa, b"{"),
+    ]
+    text = json.dumps(answers)
+    assert sandbox.state.issued_secrets
+    assert not any(secret in text for secret in sandbox.state.issued_secrets)
