@@ -44,7 +44,7 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import Rules, plan_app, retirements
+from rotation.policy import Rules, plan_app, retirements, stale_versions
 from rotation.ports import Directory, SecretStore, Verifier
 from rotation.settings import Settings
 
@@ -290,7 +290,7 @@ class Engine:
             self.rules,
             emergency=plan.retire_all_after_rotation,
         )
-        if gone:
+        if gone or stale_versions(after_record, after_entry):
             await self.retire(app, after_record, after_entry, gone, outcome)
 
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
@@ -376,6 +376,7 @@ class Engine:
             # Even after a partial failure: a version whose secret is gone must not be served.
             removed = set(outcome.removed_key_ids)
             stale = [v.version for v in entry.versions if v.enabled and v.key_id in removed]
+            stale += [v for v in stale_versions(record, entry) if v not in stale]
             if stale:
                 await self.store.disable(app.secret_name, stale)
                 log.info("vault.versions_disabled", versions=len(stale))

@@ -137,12 +137,13 @@ class AppPlan:
     reason: str
     retire: tuple[Retirement, ...] = ()
     retire_all_after_rotation: bool = False
+    disable: tuple[str, ...] = ()  # Key Vault versions whose credential is already gone
 
     @property
     def action(self) -> Action:
         if self.rotate:
             return Action.ROTATE
-        return Action.RETIRE if self.retire else Action.NOTHING
+        return Action.RETIRE if self.retire or self.disable else Action.NOTHING
 
 
 @dataclass(slots=True)

@@ -52,8 +52,12 @@ def plan_app(
         # Retirement after a rotation is decided again on the state after promotion.
         return AppPlan(app, True, reason, retire_all_after_rotation=mode is Mode.EMERGENCY)
     retire = retirements(record, vault, now, rules)
-    if retire:
-        return AppPlan(app, False, f"{len(retire)} old credential(s) to remove", retire)
+    stale = stale_versions(record, vault)
+    if retire or stale:
+        reasons = [f"{len(retire)} old credential(s) to remove"] if retire else []
+        if stale:
+            reasons.append(f"{len(stale)} Key Vault version(s) of removed credentials to disable")
+        return AppPlan(app, False, "; ".join(reasons), retire, disable=stale)
     return AppPlan(app, False, _healthy_reason(record, vault, now))
 
 
@@ -123,6 +127,22 @@ def retirements(
                 )
             )
     return tuple(out)
+
+
+def stale_versions(record: AppRecord, vault: VaultEntry) -> tuple[str, ...]:
+    """Enabled Key Vault versions, other than the current one, whose credential is gone.
+
+    Step 4 removes a credential and then disables its version; a run stopped in between
+    (killed, timed out) leaves a version that would hand out a dead password to anyone
+    reading it by version. Nothing else would ever disable it, so every run looks.
+    """
+    current = vault.current
+    alive = {c.key_id for c in record.credentials}
+    return tuple(
+        v.version
+        for v in vault.versions
+        if v is not current and v.enabled and v.key_id and v.key_id not in alive
+    )
 
 
 def _healthy_reason(record: AppRecord, vault: VaultEntry, now: datetime) -> str:

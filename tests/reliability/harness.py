@@ -118,9 +118,10 @@ def set_propagation_delay(sandbox: Sandbox, seconds: float) -> None:
     """New secrets start working `seconds` after creation; the ones already seeded count
     as propagated (as with ``Sandbox(propagation_delay=...)``, which seeds after setting it)."""
     delay = timedelta(seconds=seconds)
+    longer = max(timedelta(0), delay - sandbox.state.propagation_delay)
     for app in sandbox.state.applications.values():
         for password in app.passwords:
-            password.created -= delay - sandbox.state.propagation_delay
+            password.created -= longer
     sandbox.state.propagation_delay = delay
 
 
