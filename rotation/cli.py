@@ -69,17 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Piped or captured output gets room for full ids instead of rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     if args.command == "demo":
         from rotation.demo import run_demo
 
-        return asyncio.run(run_demo(Console()))
+        return asyncio.run(run_demo(console))
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     logs.configure(settings.log_format)
-    console = Console()
     try:
         return asyncio.run(_dispatch(args, settings, console))
     except RotationError as exc:

@@ -8,6 +8,7 @@ grace period ending without waiting two days.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
@@ -38,10 +39,17 @@ async def run_demo(console: Console) -> int:
         os.environ.update(env)  # DefaultAzureCredential reads AZURE_* from the environment
         settings = load_settings(env)
         logs.configure("console", known_secrets=[env["AZURE_CLIENT_SECRET"]])
+        logging.getLogger("sandbox").setLevel(logging.WARNING)  # the stand-in's own chatter
         console.print(Rule("sandbox"))
-        console.print(f"Entra {sandbox.login_url}  Graph {sandbox.graph_url}  Key Vault {sandbox.vault_url}")
-        console.print(f"ARM {sandbox.arm_url}  SMTP {sandbox.smtp_host}:{sandbox.smtp_port}  CA {sandbox.ca_path}")
-        console.print(f"new secrets start working {PROPAGATION_DELAY.seconds} s after creation, as in Entra")
+        console.print(
+            f"Entra {sandbox.login_url}  Graph {sandbox.graph_url}  Key Vault {sandbox.vault_url}"
+        )
+        console.print(
+            f"ARM {sandbox.arm_url}  SMTP {sandbox.smtp_host}:{sandbox.smtp_port}  CA {sandbox.ca_path}"
+        )
+        console.print(
+            f"new secrets start working {PROPAGATION_DELAY.seconds} s after creation, as in Entra"
+        )
 
         async with RotationService.open(settings, clock=sandbox.state.clock.now) as service:
             console.print(Rule("1. discovery: ACS-enabled apps"))
@@ -93,11 +101,18 @@ async def _send_with_vault_password(
         username=username,
         password=password,
     )
-    console.print(f"sent as [bold]{username}[/] with the password from Key Vault secret {secret_name}")
+    console.print(
+        f"sent as [bold]{username}[/] with the password from Key Vault secret {secret_name}"
+    )
 
 
 def _writes(requests: dict[str, int]) -> int:
-    return sum(n for key, n in requests.items() if key.split()[0] in ("graph", "vault") and key.split()[1] in ("POST", "PUT", "PATCH", "DELETE"))
+    return sum(
+        n
+        for key, n in requests.items()
+        if key.split()[0] in ("graph", "vault")
+        and key.split()[1] in ("POST", "PUT", "PATCH", "DELETE")
+    )
 
 
 def _rotated(report: RunReport) -> int:
