@@ -5,7 +5,7 @@ Runs, each case in fresh processes: rotations of N due apps at concurrency C (N 
 entry yet), a plan over 10,000 apps with nothing due, and the cold-start import comparison.
 Prints the tables with each target and writes bench/results/latest.md and latest.json.
 
-Modes: the default takes about 11 minutes on 2 cores; `--quick` about 3 (N up to 100, plan
+Modes: the default takes about 12 minutes on 2 cores; `--quick` about 3 (N up to 100, plan
 over 2,000 apps); `--full` also measures concurrency 1 at N=100 (8 more minutes);
 `--c1-up-to 1000` measures concurrency 1 at N=1,000 too (about 80 more minutes). Without a
 measurement, concurrency 1 is derived as critical path x N (stated in the output).

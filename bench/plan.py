@@ -9,7 +9,7 @@ and the wall time; Key Vault still costs one version listing per app.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.config import WorldConfig
@@ -40,6 +40,7 @@ class PlanResult:
     rss_growth_mib: float
     seed_seconds: float
     discovery_seconds: float
+    requests: dict[str, int] = field(default_factory=dict)  # every counter of the sandbox
 
     @property
     def ok(self) -> bool:
@@ -90,4 +91,5 @@ async def run_plan(apps: int, config: WorldConfig, *, concurrency: int = 16) -> 
         rss_growth_mib=(peak - baseline) / 1024,
         seed_seconds=world.seed_seconds,
         discovery_seconds=discovered - started,
+        requests=dict(stats.requests),
     )

@@ -89,7 +89,8 @@ LEGEND = (
     "rotation (no Key Vault entry yet), derived = concurrency 1 computed as critical path x N. "
     "bound = ceil(N/C) x critical path; observe = discovery, Graph listing and Key Vault reads "
     "before the first app starts; SMTP/app = SMTP connections (AUTH attempts) per app; "
-    "RSS = peak resident set of the rotator's process."
+    "KV/app counts every Key Vault request, the one authentication challenge per process "
+    "included; RSS = peak resident set of the rotator's process."
 )
 
 
@@ -212,25 +213,28 @@ def _call_targets(suite: Suite) -> list[Target]:
                 "discovery and observation included",
             )
         )
-        worst = max(due, key=lambda r: r.per(r.vault_requests))
+        worst = max(due, key=_vault_per_app)
         out.append(
             Target(
                 "Key Vault requests per rotated app (worst case)",
-                f"{worst.per(worst.vault_requests):.3f} (N={worst.apps:,}, C={worst.concurrency})",
+                f"{_vault_per_app(worst):.3f} (N={worst.apps:,}, C={worst.concurrency}; "
+                f"{worst.vault_requests:,} requests in all)",
                 "<= 2",
-                worst.per(worst.vault_requests) <= 2,
-                "recurring rotation: one version listing, one write",
+                _vault_per_app(worst) <= 2,
+                "recurring rotation: one version listing and one write per app, plus one "
+                "authentication challenge per process",
             )
         )
     for first in (r for r in suite.rotations if r.scenario == "new" and r.rotated):
-        per = first.per(first.vault_requests)
+        per = _vault_per_app(first)
         out.append(
             Target(
                 "Key Vault requests per app, first rotation (no entry yet)",
                 f"{per:.3f} (N={first.apps:,}, C={first.concurrency})",
                 "<= 2",
                 per <= 2,
-                "the design's companion <name>-username secret is written once, on top",
+                "by design: the companion <name>-username secret is written on an app's "
+                "first rotation only, on top of the listing and the password",
             )
         )
     if suite.plan is not None:
@@ -247,9 +251,10 @@ def _call_targets(suite: Suite) -> list[Target]:
         out.append(
             Target(
                 "Key Vault requests per untouched app (plan)",
-                f"{p.vault_requests / p.apps:.3f}",
+                f"{(p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps:.3f}",
                 "<= 2",
-                p.vault_requests / p.apps <= 2,
+                (p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps <= 2,
+                "one version listing per app, plus one authentication challenge per process",
             )
         )
     if suite.rotations:
@@ -264,6 +269,15 @@ def _call_targets(suite: Suite) -> list[Target]:
             )
         )
     return out
+
+
+#: azure-keyvault-secrets learns a vault's tenant from one 401 challenge, then caches it for
+#: the life of the process (VaultAdapter sends its first request alone to pay it once).
+VAULT_CHALLENGES_PER_PROCESS = 1
+
+
+def _vault_per_app(r: RotationResult) -> float:
+    return r.per(r.vault_requests - VAULT_CHALLENGES_PER_PROCESS)
 
 
 def critical_path_notes(suite: Suite, config: WorldConfig) -> list[str]:

@@ -61,6 +61,7 @@ class RotationResult:
     log_lines: int = 0
     log_bytes: int = 0
     seed_seconds: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)  # every counter of the sandbox
 
     @property
     def ok(self) -> bool:
@@ -132,6 +133,7 @@ async def run_rotation(
         log_lines=tap.lines,
         log_bytes=tap.bytes,
         seed_seconds=world.seed_seconds,
+        requests=dict(stats.requests),
     )
 
 
