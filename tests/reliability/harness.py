@@ -9,13 +9,17 @@ propagation delay of a fraction of a second costs a fraction of a second.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -319,3 +323,22 @@ async def converge(world: World, sender: Sender, record: Callable[[str, object],
     record(f"idle run {report.run_id}", report.as_dict())
     assert world.writes() == writes, "a run right after convergence still wrote (I7)"
     return runs + 1
+
+
+def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
+    """function_app as the Functions host imports it (settings from the environment),
+    its Api over the same wiring as `open_service` (quick verifier backoff)."""
+    from rotation.http_api import Api
+
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
+    sys.modules.pop("function_app", None)
+    module = importlib.import_module("function_app")
+    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))
+    return module
+
+
+def function_handlers(module: ModuleType) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The user functions behind function_app's decorators, by function name."""
+    return {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}

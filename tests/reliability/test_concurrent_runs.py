@@ -16,18 +16,15 @@ A monitor checks every 5 ms that each app's Key Vault password works.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import sys
 from datetime import timedelta
-from types import ModuleType
 
 import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from rotation.http_api import Api
 from rotation.model import Mode, Outcome
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
@@ -35,9 +32,9 @@ from tests.reliability.harness import (
     REPO,
     MakeWorld,
     VaultWatch,
-    World,
     converge,
-    open_service,
+    function_handlers,
+    load_function_app,
     set_propagation_delay,
     versions_enabled_without_credential,
 )
@@ -76,22 +73,6 @@ async def test_two_versions_promoted_in_one_second_keep_the_served_credential(
 # ----- timer and HTTP in one instance -----------------------------------------------------
 
 
-def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
-    """function_app as the Functions host imports it: settings from the environment."""
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
-    sys.modules.pop("function_app", None)
-    module = importlib.import_module("function_app")
-    # The same Api over the same wiring, with the quicker verifier backoff.
-    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))
-    return module
-
-
-def functions(module: ModuleType) -> dict[str, object]:
-    return {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
-
-
 async def test_timer_and_http_at_once_converge_on_one_working_password(
     sandbox: Sandbox,
     make_world: MakeWorld,
@@ -106,7 +87,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
         for password in sender.app.passwords:
             password.end = world.state.clock.now() + timedelta(days=10)
     module = load_function_app(monkeypatch, world)
-    fns = functions(module)
+    fns = function_handlers(module)
     stop = asyncio.Event()
     watch = VaultWatch(world, world.senders)
     monitor = asyncio.create_task(watch.run(stop))
@@ -114,8 +95,8 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
     body = json.dumps({"mode": "force"}).encode()
     request = func.HttpRequest("POST", "/api/rotations", body=body, headers={})
 
-    timed = asyncio.create_task(fns["rotation_timer"](timer))  # type: ignore[operator]
-    answer = await fns["rotations"](request)  # type: ignore[operator]
+    timed = asyncio.create_task(fns["rotation_timer"](timer))
+    answer = await fns["rotations"](request)
     await timed
     evidence.add("HTTP answer", answer.get_body().decode())
     assert answer.status_code in (200, 409), answer.get_body()
