@@ -59,14 +59,14 @@ def evidence(
     capture = io.StringIO()
     logs.configure("json", stream=capture)
     caplog.set_level(logging.DEBUG, logger="rotation")
-    scan = LeakScan()
+    scan = LeakScan(capture=capture)
     yield scan
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     structlog.configure(**saved[2])
     scan.add("product log (rendered JSON)", capture.getvalue())
     for phase in ("setup", "call", "teardown"):
-        for record in caplog.get_records(phase):  # type: ignore[arg-type]
+        for record in caplog.get_records(phase):
             scan.add(f"log record {record.name}", _record_text(record))
     leaks = scan.scan()
     _session_scan(request.config).absorb(scan)

@@ -13,6 +13,7 @@ the session (tests/reliability/conftest.py) and written to docs/reliability.md o
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,7 @@ class LeakScan:
     extra_secrets: set[str] = field(default_factory=set)
     scanned_texts: int = 0
     scanned_chars: int = 0
+    capture: io.StringIO | None = None  # the product's rendered log of the current test
 
     def watch(self, state: HasIssuedSecrets) -> None:
         """Every secret `state` issues, now or later, is looked for."""

@@ -335,7 +335,7 @@ def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleTy
     monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
     sys.modules.pop("function_app", None)
     module = importlib.import_module("function_app")
-    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))
+    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))  # type: ignore[attr-defined]
     return module
 
 

@@ -95,7 +95,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
     body = json.dumps({"mode": "force"}).encode()
     request = func.HttpRequest("POST", "/api/rotations", body=body, headers={})
 
-    timed = asyncio.create_task(fns["rotation_timer"](timer))
+    timed = asyncio.ensure_future(fns["rotation_timer"](timer))
     answer = await fns["rotations"](request)
     await timed
     evidence.add("HTTP answer", answer.get_body().decode())

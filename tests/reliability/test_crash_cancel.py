@@ -13,7 +13,6 @@ verify it, promote it and remove K1 and M.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -77,7 +76,10 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
     events = EngineEvents()
     with events.attached():
         crashed = asyncio.create_task(world.service.run(mode=Mode.FORCE))
-        cancel: Callable[..., None] = lambda *_: crashed.cancel()  # noqa: E731
+
+        def cancel(*_: object) -> None:
+            crashed.cancel()
+
         if boundary.event:
             events.triggers[boundary.event] = cancel
         else:
