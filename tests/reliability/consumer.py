@@ -62,6 +62,7 @@ class ConsumerStats:
     rejections: list[Rejection] = field(default_factory=list)
     served_dead: list[str] = field(default_factory=list)  # key ids served after removal
     max_held_ok: float = 0.0
+    helds: list[float] = field(default_factory=list)  # read-to-AUTH seconds, successes
     keys_seen: set[str] = field(default_factory=set)
 
     def merge(self, other: ConsumerStats) -> None:
@@ -73,6 +74,7 @@ class ConsumerStats:
         self.rejections += other.rejections
         self.served_dead += other.served_dead
         self.max_held_ok = max(self.max_held_ok, other.max_held_ok)
+        self.helds += other.helds
         self.keys_seen |= other.keys_seen
 
 
@@ -156,8 +158,10 @@ class Consumer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             self.stats.transient += 1
         else:
+            held = time.monotonic() - read_at
             self.stats.ok += 1
-            self.stats.max_held_ok = max(self.stats.max_held_ok, time.monotonic() - read_at)
+            self.stats.helds.append(held)
+            self.stats.max_held_ok = max(self.stats.max_held_ok, held)
 
     async def _authenticate(self, password: str) -> None:
         smtp = aiosmtplib.SMTP(
