@@ -46,6 +46,10 @@ infra-check: $(INFRA_STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+# Longer reliability run: 1,000 forced rotations per grace setting under injected faults.
+soak: $(STAMP)
+	RELIABILITY_ROTATIONS=1000 $(PY) -m pytest -q tests/reliability/test_consumer_continuity.py
+
 sandbox: $(STAMP)
 	$(PY) -m sandbox
 

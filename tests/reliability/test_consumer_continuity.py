@@ -46,7 +46,8 @@ from tests.reliability.harness import (
 )
 
 APPS = 8
-ROTATIONS = int(os.environ.get("RELIABILITY_ROTATIONS", "100"))
+ROTATIONS = int(os.environ.get("RELIABILITY_ROTATIONS", "100"))  # `make soak`: 1000
+SCALE = max(1, ROTATIONS // 100)  # injected fault counts grow with the rotations
 PROPAGATION = 0.25
 GRACE_SECONDS = 2.0
 #: Key Vault's `created` is whole seconds, so up to 1 s of the grace is lost to rounding.
@@ -59,14 +60,14 @@ def bad_weather(state: SandboxState) -> list[Fault]:
     5xx without Retry-After are retried at once by azure-core, then with backoff)."""
     inject = state.faults.inject
     return [
-        inject("graph POST /applications/{id}/addPassword", status=429, retry_after=1, probability=0.05, times=2),
-        inject("graph POST /applications/{id}/removePassword", status=503, retry_after=1, probability=0.05, times=2),
-        inject("graph GET /applications", status=429, retry_after=1, probability=0.1, times=1),
-        inject("vault PUT /secrets/{name}", status=500, probability=0.1, times=8),
-        inject("vault PUT /secrets/{name}", status=503, probability=0.05, times=4),
-        inject("vault PATCH /secrets/{name}/{version}", status=500, probability=0.1, times=6),
-        inject("vault GET /secrets/{name}/versions", status=503, probability=0.05, times=4),
-        inject("vault GET /secrets/{name}", status=503, retry_after=1, probability=0.02, times=4),
+        inject("graph POST /applications/{id}/addPassword", status=429, retry_after=1, probability=0.05, times=2 * SCALE),
+        inject("graph POST /applications/{id}/removePassword", status=503, retry_after=1, probability=0.05, times=2 * SCALE),
+        inject("graph GET /applications", status=429, retry_after=1, probability=0.1, times=1 * SCALE),
+        inject("vault PUT /secrets/{name}", status=500, probability=0.1, times=8 * SCALE),
+        inject("vault PUT /secrets/{name}", status=503, probability=0.05, times=4 * SCALE),
+        inject("vault PATCH /secrets/{name}/{version}", status=500, probability=0.1, times=6 * SCALE),
+        inject("vault GET /secrets/{name}/versions", status=503, probability=0.05, times=4 * SCALE),
+        inject("vault GET /secrets/{name}", status=503, retry_after=1, probability=0.02, times=4 * SCALE),
         inject("smtp AUTH", drop=True, probability=0.03),
         inject("smtp EHLO", drop=True, probability=0.01),
     ]  # fmt: skip
