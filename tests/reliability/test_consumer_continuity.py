@@ -151,7 +151,9 @@ async def force_then_retire(world: World, outcomes: Outcomes, evidence: LeakScan
     grace = timedelta(seconds=GRACE_SECONDS)
     while outcomes.rotated < ROTATIONS:
         outcomes.add(await world.service.run(mode=Mode.FORCE), evidence)
-        ends = max(v.created for vs in world.state.vault.values() for v in vs) + grace
+        # The grace counts from `created` as Key Vault reports it: whole seconds.
+        newest = max(v.created for vs in world.state.vault.values() for v in vs)
+        ends = newest.replace(microsecond=0) + grace
         await wait_until(lambda e=ends: world.state.clock.now() >= e, "grace to pass")  # type: ignore[misc]
         outcomes.add(await world.service.run(mode=Mode.DUE), evidence)
 
