@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     suite.total_seconds = time.perf_counter() - started
     if suite.rotations:
-        console.print(report.rotation_table(suite))
+        for table in report.rotation_tables(suite):
+            console.print(table)
         for note in report.critical_path_notes(suite, config):
             console.print(f"- {note}")
     if suite.plan is not None:

@@ -308,44 +308,44 @@ def critical_path_notes(suite: Suite, config: WorldConfig) -> list[str]:
 # ----- output ------------------------------------------------------------------------------
 
 
-def rotation_table(suite: Suite) -> Table:
-    table = Table(
-        title="rotation: N due apps at concurrency C (discovery and observation included)"
-    )
+TIME_COLUMNS = ("N", "C", "run", "wall s", "bound s", "ratio", "observe s", "apps/min", "ok")
+COST_COLUMNS = ("N", "C", "run", "Graph/app", "KV/app", "SMTP/app", "SMTP peak", "RSS MiB")
+
+
+def rotation_tables(suite: Suite) -> list[Table]:
+    """The rotation figures as two tables narrow enough for an 80-column terminal."""
     rows = rotation_rows(suite)
-    columns = list(rows[0]) if rows else []
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("run", "ok") else "right")
-    for row in rows:
-        table.add_row(*(row.get(c, "") for c in columns))
-    return table
+    tables = []
+    for title, columns in (
+        ("rotation: time (discovery and observation included)", TIME_COLUMNS),
+        ("rotation: requests per rotated app, peak SMTP sessions and memory", COST_COLUMNS),
+    ):
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("run", "ok") else "right")
+        for row in rows:
+            if columns is COST_COLUMNS and row["run"] == "derived":
+                continue
+            table.add_row(*(row.get(c, "") for c in columns))
+        tables.append(table)
+    return tables
 
 
 def plan_table(plan: PlanResult) -> Table:
     table = Table(title=f"plan: {plan.apps:,} apps, nothing due (dry run, discovery included)")
-    for column in (
-        "wall",
-        "discovery",
-        "Graph",
-        "list apps",
-        "list SPs",
-        "per-app GETs",
-        "KV",
-        "ARM",
-        "peak RSS",
-        "ok",
-    ):
+    columns = ("wall s", "discovery s", "Graph", "app pages", "SP pages", "GET/app", "KV")
+    for column in (*columns, "ARM", "RSS MiB", "ok"):
         table.add_column(column, justify="right")
     table.add_row(
-        _f(plan.wall_seconds, 1, " s"),
-        _f(plan.discovery_seconds, 1, " s"),
+        _f(plan.wall_seconds, 1),
+        _f(plan.discovery_seconds, 1),
         str(plan.graph_requests),
         str(plan.graph_list_applications),
         str(plan.graph_list_service_principals),
         str(plan.graph_get_one_app),
         f"{plan.vault_requests:,}",
         str(plan.arm_requests),
-        _f(plan.peak_rss_mib, 0, " MiB"),
+        _f(plan.peak_rss_mib, 0),
         "yes" if plan.ok else "NO",
     )
     return table
