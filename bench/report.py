@@ -443,7 +443,7 @@ def as_json(suite: Suite, machine: dict[str, str]) -> dict[str, Any]:
         "config": suite.config.as_dict(),
         "total_seconds": suite.total_seconds,
         "critical_path_seconds": suite.critical_path,
-        "rotations": [r.as_dict() for r in suite.rotations],
+        "rotations": [_summarized(r.as_dict()) for r in suite.rotations],
         "plan": suite.plan.as_dict() if suite.plan else None,
         "coldstart": suite.coldstart.as_dict() if suite.coldstart else None,
         "targets": [
@@ -451,6 +451,29 @@ def as_json(suite: Suite, machine: dict[str, str]) -> dict[str, Any]:
             for t in targets(suite)
         ],
     }
+
+
+SAMPLES = (
+    "per_app_seconds",
+    "create_seconds",
+    "verify_seconds",
+    "promote_seconds",
+    "verify_attempts",
+)
+
+
+def _summarized(data: dict[str, Any]) -> dict[str, Any]:
+    """Per-app samples as count, median, 90th percentile and maximum (1,000 raw numbers
+    per case would drown the file)."""
+    for key in SAMPLES:
+        values = sorted(data.get(key) or [])
+        data[key] = {
+            "count": len(values),
+            "median": statistics.median(values) if values else None,
+            "p90": values[int(0.9 * (len(values) - 1))] if values else None,
+            "max": values[-1] if values else None,
+        }
+    return data
 
 
 def write(suite: Suite, machine: dict[str, str], directory: Path = RESULTS) -> Path:
