@@ -64,6 +64,7 @@ class ConsumerStats:
     max_held_ok: float = 0.0
     helds: list[float] = field(default_factory=list)  # read-to-AUTH seconds, successes
     keys_seen: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)  # exception texts, for the leak scan
 
     def merge(self, other: ConsumerStats) -> None:
         self.attempts += other.attempts
@@ -76,6 +77,7 @@ class ConsumerStats:
         self.max_held_ok = max(self.max_held_ok, other.max_held_ok)
         self.helds += other.helds
         self.keys_seen |= other.keys_seen
+        self.errors += other.errors
 
 
 class ConsumerIdentity:
@@ -142,8 +144,9 @@ class Consumer:
         except ResourceNotFoundError:
             self.stats.waiting += 1
             return
-        except AzureError:
+        except AzureError as exc:
             self.stats.read_errors += 1
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             return
         read_at = time.monotonic()
         key_id = (secret.properties.tags or {}).get("key-id", "")
@@ -153,9 +156,11 @@ class Consumer:
         self.stats.attempts += 1
         try:
             await self._authenticate(secret.value or "")
-        except aiosmtplib.SMTPAuthenticationError:
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             self._rejected(key_id, read_at)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             self.stats.transient += 1
         else:
             held = time.monotonic() - read_at

@@ -333,7 +333,9 @@ def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleTy
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
-    sys.modules.pop("function_app", None)
+    # A fresh import, as a worker start does; the previous module comes back afterwards.
+    monkeypatch.setitem(sys.modules, "function_app", ModuleType("function_app"))
+    sys.modules.pop("function_app")
     module = importlib.import_module("function_app")
     module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))  # type: ignore[attr-defined]
     return module

@@ -136,6 +136,7 @@ async def run_scene(
     totals = ConsumerStats()
     for consumer in consumers:
         totals.merge(consumer.stats)
+    evidence.add("consumer exception texts", "\n".join(totals.errors))
     return scene, outcomes, totals
 
 
