@@ -172,14 +172,15 @@ def _rotation_targets(suite: Suite) -> list[Target]:
     if top is None:
         return out
     bound = suite.bound(top)
-    label = f"{top.apps:,} apps" + ("" if top.apps == 1000 else " (1,000 not run in this mode)")
+    # The targets are about 1,000 apps; at N=100, C=32 even a perfect run is only 25x faster.
+    label = f"{top.apps:,} apps" + ("" if top.apps >= 1000 else " (1,000 not run in this mode)")
     ratio = top.wall_seconds / bound if bound else None
     out.append(
         Target(
             f"{label} at concurrency 32 within 1.25x of ceil(N/C) x critical path",
             f"{top.wall_seconds:.1f} s / {_f(bound, 1)} s = {_f(ratio, 2)}x",
             "<= 1.25x",
-            None if ratio is None else ratio <= 1.25 and top.ok,
+            None if ratio is None or top.apps < 1000 else ratio <= 1.25 and top.ok,
             f"critical path {_f(suite.critical_path, 2)} s (median at concurrency 1)",
         )
     )
@@ -190,7 +191,7 @@ def _rotation_targets(suite: Suite) -> list[Target]:
             f"{label}: concurrency 32 vs concurrency 1",
             f"{_f(c1, 0)} s / {top.wall_seconds:.1f} s = {_f(speedup, 1)}x",
             ">= 25x",
-            None if speedup is None else speedup >= 25 and top.ok,
+            None if speedup is None or top.apps < 1000 else speedup >= 25 and top.ok,
             "concurrency 1 measured"
             if measured
             else "concurrency 1 derived as critical path x N (a lower bound: no fixed costs)",
