@@ -11,6 +11,10 @@ over 2,000 apps); `--full` also measures concurrency 1 at N=100 (8 more minutes)
 measurement, concurrency 1 is derived as critical path x N (stated in the output).
 Exit status: 1 if a case failed (an app not rotated, a write during a plan); with
 `--strict`, also if a target was not met.
+
+Where the time goes in one case (the rotator's process; the sandbox runs in a child):
+    .venv/bin/py-spy record -o profile.svg -- .venv/bin/python -m bench.case rotate \
+        --apps=1000 --concurrency=32
 """
 
 from __future__ import annotations
