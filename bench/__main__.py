@@ -13,8 +13,8 @@ Exit status: 1 if a case failed (an app not rotated, a write during a plan); wit
 `--strict`, also if a target was not met.
 
 Where the time goes in one case (the rotator's process; the sandbox runs in a child):
-    .venv/bin/py-spy record -o profile.svg -- .venv/bin/python -m bench.case rotate \
-        --apps=1000 --concurrency=32
+    .venv/bin/py-spy record -o profile.svg -- \\
+        .venv/bin/python -m bench.case rotate --apps=1000 --concurrency=32
 """
 
 from __future__ import annotations
