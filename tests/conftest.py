@@ -12,12 +12,20 @@ import pytest
 
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
+from tests import leaks
+from tests.leaks import SuiteLeakCheck
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SuiteLeakCheck(), leaks.NAME)
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
     """A started sandbox: home tenant, subscription and the rotator's identity seeded."""
     async with Sandbox() as sb:
+        check: SuiteLeakCheck = request.config.pluginmanager.get_plugin(leaks.NAME)
+        check.states.append(sb.state)
         yield sb
 
 
