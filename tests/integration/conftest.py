@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from azure.core.credentials_async import AsyncTokenCredential
 
+from rotation.identity import build_credential
 from rotation.service import RotationService
-from rotation.settings import load_settings
+from rotation.settings import Settings, load_settings
 from rotation.smtp_check import Backoff
 from sandbox.server import Sandbox
 
@@ -33,3 +35,15 @@ def open_service(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> OpenServi
 async def service(open_service: OpenService) -> AsyncIterator[RotationService]:
     async with open_service() as svc:
         yield svc
+
+
+@pytest.fixture
+async def credential(
+    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[AsyncTokenCredential]:
+    """DefaultAzureCredential as the Function App builds it (EnvironmentCredential here)."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)  # DefaultAzureCredential reads AZURE_* here
+    cred = build_credential(settings)
+    yield cred
+    await cred.close()

@@ -22,7 +22,6 @@ from rotation.errors import (
     RotationError,
     ServiceUnavailable,
 )
-from rotation.identity import build_credential
 from rotation.model import AppRecord
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
@@ -33,17 +32,6 @@ ADD_PASSWORD = "graph POST /applications/{id}/addPassword"
 REMOVE_PASSWORD = "graph POST /applications/{id}/removePassword"
 
 Open = Callable[..., EntraAdapter]
-
-
-@pytest.fixture
-async def credential(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> AsyncIterator[AsyncTokenCredential]:
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    credential = build_credential(settings)
-    yield credential
-    await credential.close()
 
 
 @pytest.fixture

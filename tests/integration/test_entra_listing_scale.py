@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation.entra import IN_BATCH, LIST_ALL_ABOVE, EntraAdapter
-from rotation.identity import build_credential
 from rotation.settings import Settings
 from sandbox.server import Sandbox
 
@@ -18,15 +18,11 @@ LIST_SPS = "graph GET /servicePrincipals"
 
 @pytest.fixture
 async def entra(
-    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, credential: AsyncTokenCredential
 ) -> AsyncIterator[EntraAdapter]:
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)  # DefaultAzureCredential reads AZURE_* here
-    credential = build_credential(settings)
     adapter = EntraAdapter.from_settings(settings, credential)
     yield adapter
     await adapter.close()
-    await credential.close()
 
 
 async def test_many_service_principals_are_read_in_one_listing(

@@ -83,8 +83,9 @@ async def test_verify_waits_out_the_propagation_delay(verifier: SmtpVerifier, wo
     secret = new_secret(world, propagated=False)
 
     async def entra_catches_up() -> None:
-        # Entra "replicates" the secret once the rotator has been refused twice.
-        await wait_for(lambda: world.state.requests["smtp AUTH"] >= 2)
+        # Entra "replicates" the secret once the rotator has been refused twice: the third
+        # AUTH can arrive only after the second one's 535 (the count rises on arrival).
+        await wait_for(lambda: world.state.requests["smtp AUTH"] >= 3)
         world.state.clock.advance(timedelta(minutes=1))
 
     catching_up = asyncio.create_task(entra_catches_up())

@@ -15,7 +15,6 @@ from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
 from rotation.errors import NotFound, PermissionDenied, ServiceUnavailable, VaultWriteFailed
-from rotation.identity import build_credential
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
 from rotation.vault import VaultAdapter
@@ -23,19 +22,6 @@ from sandbox.server import Sandbox
 
 FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
 PASSWORD = "Abc8Q~never-in-a-message-0123456789"
-
-
-@pytest.fixture
-async def credential(
-    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[AsyncTokenCredential]:
-    """DefaultAzureCredential as the Function App builds it (EnvironmentCredential here)."""
-    for key, value in sandbox.env().items():
-        if key.startswith("AZURE_"):
-            monkeypatch.setenv(key, value)
-    cred = build_credential(settings)
-    yield cred
-    await cred.close()
 
 
 @pytest.fixture

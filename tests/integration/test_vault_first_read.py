@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.identity import build_credential
 from rotation.settings import Settings
 from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
@@ -18,15 +18,11 @@ LIST_VERSIONS = "vault GET /secrets/{name}/versions"
 
 @pytest.fixture
 async def vault(
-    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, credential: AsyncTokenCredential
 ) -> AsyncIterator[VaultAdapter]:
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)  # DefaultAzureCredential reads AZURE_* here
-    credential = build_credential(settings)
     adapter = VaultAdapter.from_settings(settings, credential)
     yield adapter
     await adapter.close()
-    await credential.close()
 
 
 async def test_concurrent_first_reads_meet_one_challenge(
