@@ -194,9 +194,7 @@ class Engine:
                 self._warn_if_expiring(obs)
                 return outcome
             async with run.semaphore:
-                await self._execute(
-                    run, Observation(app, obs.record, obs.entry), obs.record, plan, outcome
-                )
+                await self._execute(run, obs, obs.record, plan, outcome)
             outcome.duration_seconds = time.monotonic() - begun
             if outcome.outcome is not Outcome.ROTATED:
                 self._warn_if_expiring(obs)
@@ -211,7 +209,7 @@ class Engine:
             outcome.error = "another rotation of this app is under way in this instance"
             return
         allowed = self._time_allowed(run)
-        if allowed is not None and allowed <= STEP_MARGIN_SECONDS:
+        if allowed <= STEP_MARGIN_SECONDS:
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "not started: no time left in this run; the next run completes it"
             return
@@ -234,7 +232,7 @@ class Engine:
         finally:
             self._busy.discard(key)
 
-    def _time_allowed(self, run: _Run) -> float | None:
+    def _time_allowed(self, run: _Run) -> float:
         """Seconds this app may take: its own deadline, cut by the run's budget."""
         own = run.verify_timeout + STEP_MARGIN_SECONDS
         if run.deadline is None:
@@ -251,13 +249,11 @@ class Engine:
         entry: VaultEntry,
         plan: AppPlan,
         outcome: AppOutcome,
-        allowed: float | None,
+        allowed: float,
     ) -> None:
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
-        verify_timeout = run.verify_timeout
-        if allowed is not None:
-            verify_timeout = min(verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
+        verify_timeout = min(run.verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
         try:
             await self.verify(app, new, verify_timeout)
         except VerificationFailed as exc:
@@ -273,9 +269,8 @@ class Engine:
                 )
                 return
             raise
-        except TimeoutError:
-            await self.rollback(record, new, "deadline")
-            raise
+        # The app's own deadline (a hung call) cancels this coroutine outright; a credential
+        # it leaves behind was never promoted and goes as an orphan (I5).
         version = await self.promote_or_roll_back(app, record, entry, new)
         outcome.outcome = Outcome.ROTATED
         outcome.expires = new.credential.end
