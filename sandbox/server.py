@@ -292,6 +292,13 @@ def _vault_socket() -> socket.socket:
         sock.close()
 
 
+def unreachable_vault_url() -> str:
+    """A vault URL on a closed loopback port no sandbox vault here has used (or will use),
+    so that the SDK's challenge cache holds nothing for it: for "vault unreachable" tests."""
+    with _vault_socket() as sock:
+        return f"https://{HOST}:{sock.getsockname()[1]}"
+
+
 def _bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -6,7 +6,6 @@ credential from rotation.identity); only azure-core's back-off is shortened.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from rotation.errors import NotFound, PermissionDenied, ServiceUnavailable, Vaul
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
 from rotation.vault import VaultAdapter
-from sandbox.server import Sandbox
+from sandbox.server import Sandbox, unreachable_vault_url
 
 FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
 PASSWORD = "Abc8Q~never-in-a-message-0123456789"
@@ -245,10 +244,8 @@ async def test_read_without_list_permission_is_permission_denied(
 async def test_unreachable_vault_is_service_unavailable_with_a_hint(
     sandbox: Sandbox, credential: AsyncTokenCredential
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = load_settings(sandbox.env(key_vault_url=f"https://127.0.0.1:{port}"))
+    # A fresh port: one an earlier sandbox's vault used is in the SDK's challenge cache.
+    settings = load_settings(sandbox.env(key_vault_url=unreachable_vault_url()))
     adapter = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
     try:
         with pytest.raises(ServiceUnavailable, match="ROTATION_KEY_VAULT_URL"):
