@@ -24,17 +24,14 @@ from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
 
 PROPAGATION_DELAY = timedelta(seconds=3)
-SENDER_ADDRESS = "DoNotReply@contoso.example"
 
 
 async def run_demo(console: Console) -> int:
+    from sandbox.demo import seed_demo
     from sandbox.server import Sandbox
 
     async with Sandbox(propagation_delay=PROPAGATION_DELAY) as sandbox:
-        resource = sandbox.add_acs_resource("acs-contoso", senders=[SENDER_ADDRESS])
-        sandbox.add_sender(resource, name="billing-app", lifetime=timedelta(days=12))
-        sandbox.add_sender(resource, name="alerts-app", via="smtp-username")
-        sandbox.add_sender(resource, name="reports-app", via="both", lifetime=timedelta(days=90))
+        seed_demo(sandbox, unowned=False)
         env = sandbox.env()
         os.environ.update(env)  # DefaultAzureCredential reads AZURE_* from the environment
         settings = load_settings(env)
@@ -89,6 +86,8 @@ async def _send_with_vault_password(
     username = await service.vault.read_value(f"{secret_name}-username")
     password = await service.vault.read_value(secret_name)
     logs.register_secret(password)
+    from sandbox.demo import SENDER_ADDRESS
+
     message = f"From: {SENDER_ADDRESS}\r\nTo: ops@example.com\r\nSubject: demo\r\n\r\nhello\r\n"
     await aiosmtplib.send(
         message,

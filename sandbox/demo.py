@@ -17,12 +17,15 @@ from sandbox.server import Sandbox
 SENDER_ADDRESS = "DoNotReply@contoso.example"
 
 
-def seed_demo(sandbox: Sandbox) -> list[Sender]:
-    """Seeds the demo senders on one ACS resource and returns them."""
+def seed_demo(sandbox: Sandbox, *, unowned: bool = True) -> list[Sender]:
+    """Seeds the demo senders on one ACS resource and returns them (`unowned=False`
+    leaves out legacy-app, for a demo in which every rotation succeeds)."""
     resource = sandbox.add_acs_resource("acs-contoso", senders=[SENDER_ADDRESS])
-    return [
+    senders = [
         sandbox.add_sender(resource, name="billing-app", lifetime=timedelta(days=12)),
         sandbox.add_sender(resource, name="alerts-app", via="smtp-username"),
         sandbox.add_sender(resource, name="reports-app", via="both", lifetime=timedelta(days=90)),
-        sandbox.add_sender(resource, name="legacy-app", owned=False),
     ]
+    if unowned:
+        senders.append(sandbox.add_sender(resource, name="legacy-app", owned=False))
+    return senders
