@@ -27,19 +27,6 @@ CONTRIBUTOR = BUILTIN_ROLES["Contributor"].name
 READER = BUILTIN_ROLES["Reader"].name
 
 
-@pytest.fixture
-async def credential(sandbox: Sandbox) -> AsyncIterator[ClientSecretCredential]:
-    cred = ClientSecretCredential(
-        sandbox.tenant_id,
-        sandbox.rotator.client_id,
-        sandbox.rotator.client_secret,
-        authority=sandbox.login_url,
-        connection_verify=str(sandbox.ca_path),
-    )
-    yield cred
-    await cred.close()
-
-
 def options(sandbox: Sandbox, **extra: Any) -> dict[str, Any]:
     return {
         "base_url": sandbox.arm_url,

@@ -13,27 +13,17 @@ import aiohttp
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
-from azure.identity.aio import ClientSecretCredential
 
 from rotation.identity import build_credential, credential_options
 from rotation.settings import Settings
 from sandbox.server import Sandbox
+from tests.sandbox.conftest import client_secret_credential
 
 TOKEN_ROUTE = "login POST /{tenant}/oauth2/v2.0/token"
 
 
-def _credential(sandbox: Sandbox, client_id: str, secret: str) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        sandbox.tenant_id,
-        client_id,
-        secret,
-        authority=sandbox.login_url,
-        connection_verify=str(sandbox.ca_path),
-    )
-
-
 async def _token_error(sandbox: Sandbox, client_id: str, secret: str) -> str:
-    async with _credential(sandbox, client_id, secret) as credential:
+    async with client_secret_credential(sandbox, client_id, secret) as credential:
         with pytest.raises(ClientAuthenticationError) as caught:
             await credential.get_token(f"{sandbox.graph_url}/.default")
     assert secret not in str(caught.value)
@@ -55,7 +45,9 @@ async def test_client_secret_credential_gets_a_token_for_the_scope_audience(
     sandbox: Sandbox,
 ) -> None:
     rotator = sandbox.rotator
-    async with _credential(sandbox, rotator.client_id, rotator.client_secret) as credential:
+    async with client_secret_credential(
+        sandbox, rotator.client_id, rotator.client_secret
+    ) as credential:
         token = await credential.get_token(f"{sandbox.graph_url}/.default")
         again = await credential.get_token(f"{sandbox.graph_url}/.default")
     issued = sandbox.state.tokens[token.token]
@@ -151,7 +143,7 @@ async def test_new_secret_works_only_after_the_propagation_delay(sandbox: Sandbo
     message = await _token_error(sandbox, sender.client_id, fresh.secret_text)
     assert "AADSTS7000215" in message  # Entra answers exactly as for a wrong secret
     sandbox.state.clock.advance(timedelta(seconds=21))
-    async with _credential(sandbox, sender.client_id, fresh.secret_text) as credential:
+    async with client_secret_credential(sandbox, sender.client_id, fresh.secret_text) as credential:
         token = await credential.get_token(f"{sandbox.graph_url}/.default")
     assert token.token in sandbox.state.tokens
 
@@ -225,7 +217,9 @@ async def test_instance_discovery_answers_for_its_own_host(sandbox: Sandbox) -> 
 async def test_injected_503_is_retried_by_azure_identity(sandbox: Sandbox) -> None:
     sandbox.state.faults.inject(TOKEN_ROUTE, status=503, retry_after=0, times=1)
     rotator = sandbox.rotator
-    async with _credential(sandbox, rotator.client_id, rotator.client_secret) as credential:
+    async with client_secret_credential(
+        sandbox, rotator.client_id, rotator.client_secret
+    ) as credential:
         token = await credential.get_token(f"{sandbox.graph_url}/.default")
     assert token.token in sandbox.state.tokens
     assert sandbox.state.requests[TOKEN_ROUTE] == 2

@@ -37,6 +37,7 @@ from rotation.settings import Settings
 from sandbox.seed import Principal
 from sandbox.server import Sandbox
 from sandbox.state import GRAPH_READ_WRITE_ALL
+from tests.sandbox.conftest import client_secret_credential
 
 LIST_APPS = "graph GET /applications"
 ADD_PASSWORD = "graph POST /applications/{id}/addPassword"
@@ -55,13 +56,7 @@ async def connect(sandbox: Sandbox, settings: Settings) -> AsyncIterator[Connect
         principal: Principal | None = None, *, max_retries: int = 3
     ) -> GraphServiceClient:
         who = principal or sandbox.rotator
-        credential = ClientSecretCredential(
-            sandbox.tenant_id,
-            who.client_id,
-            who.client_secret,
-            authority=sandbox.login_url,
-            connection_verify=str(sandbox.ca_path),
-        )
+        credential = client_secret_credential(sandbox, who.client_id, who.client_secret)
         client, http = graph_client(settings, credential, max_retries=max_retries)
         closers.extend([http.aclose, credential.close])
         return client

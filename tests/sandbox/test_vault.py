@@ -25,20 +25,6 @@ FAST_RETRY = {"retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
 
 
 @pytest.fixture
-async def credential(sandbox: Sandbox) -> AsyncIterator[ClientSecretCredential]:
-    """The rotator's identity, as azure-identity gets it from the sandbox's Entra."""
-    cred = ClientSecretCredential(
-        sandbox.tenant_id,
-        sandbox.rotator.client_id,
-        sandbox.rotator.client_secret,
-        authority=sandbox.login_url,
-        connection_verify=str(sandbox.ca_path),
-    )
-    yield cred
-    await cred.close()
-
-
-@pytest.fixture
 async def client(
     sandbox: Sandbox, credential: ClientSecretCredential
 ) -> AsyncIterator[SecretClient]:
