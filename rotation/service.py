@@ -7,7 +7,6 @@ start of the Function App pays for them only when a trigger actually runs.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from rotation.model import AppOutcome, ManagedApp, Mode, RunReport
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from rotation.arm import ArmReader
     from rotation.entra import EntraAdapter
@@ -72,7 +71,7 @@ class RotationService:
         vault: VaultAdapter,
         arm: ArmReader,
         engine: Engine,
-        closers: Sequence[Callable[[], object]] = (),
+        closers: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self.settings = settings
         self.entra = entra
@@ -127,9 +126,7 @@ class RotationService:
 
     async def aclose(self) -> None:
         for close in self._closers:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+            await close()
 
     async def inventory(self) -> list[ManagedApp]:
         """Every ACS-enabled app this rotator manages, found afresh."""
