@@ -40,6 +40,9 @@ class Outcome(enum.StrEnum):
     RETIRED = "retired"
     FAILED = "failed"
     UNFINISHED = "unfinished"  # ran out of time; the next run completes it
+    BUSY = "busy"  # another run (here or on another instance) holds the app's lease
+    SKIPPED = "skipped"  # not ours to rotate (managed identity, another tenant's app); never alerts
+    BLOCKED = "blocked"  # an operator must act first (e.g. a soft-deleted Key Vault name)
 
 
 @dataclass(frozen=True, slots=True)
