@@ -3,7 +3,13 @@
 Built on msgraph-sdk's GraphServiceClient (async). Retries of 429/503/504 are the SDK's
 own RetryHandler (it honours Retry-After), configured here, not re-implemented; only
 transport failures (a dropped connection) of idempotent calls are retried here, because
-the SDK does not. Listings are read as JSON pages through the SDK's own request
+the SDK does not. `addPassword` is the exception: kiota's RetryHandler retries POST too
+(``DEFAULT_ALLOWED_METHODS`` in kiota_http/middleware/retry_handler.py), and a 504 can
+come after Entra created the secret, so a retry would add a second secret whose text
+nobody heard. That one call goes out with a per-request ``RetryHandlerOption`` of zero
+retries. Only a 429 is retried for it, here, after its Retry-After: Graph refuses a
+throttled request without doing it (learn.microsoft.com/graph/throttling). A 503 or 504
+goes to the engine, which fails the app; a secret created unheard is an orphan (I5). Listings are read as JSON pages through the SDK's own request
 builders and adapter (see `_pages`: the SDK's model parsing is too slow for big tenants).
 The adapter returns rotation.model types and raises rotation.errors types whose
 messages say what to do; a secret's text never appears in either.
@@ -61,6 +67,8 @@ PAGE_SIZE = 999
 APP_FIELDS = ["id", "appId", "displayName", "passwordCredentials"]
 CONCURRENT_QUERIES = 4
 LIFETIME_POLICY = "CredentialInvalidLifetimeAsPerAppPolicy"
+#: Per-request middleware option for non-idempotent writes: the SDK sends them once.
+NO_RETRY = RetryHandlerOption(max_retries=0, should_retry=False)
 OWNER_HINT = (
     "make the rotator's identity an owner: `az ad app owner add --id {app_id} "
     "--owner-object-id <object id of the rotator's identity>` or grant it the Microsoft "
@@ -74,10 +82,18 @@ SpQuery = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQuer
 class EntraAdapter:
     """Applications and service principals through Microsoft Graph v1.0."""
 
-    def __init__(self, client: GraphServiceClient, http: httpx.AsyncClient, endpoint: str) -> None:
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        http: httpx.AsyncClient,
+        endpoint: str,
+        *,
+        max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
+    ) -> None:
         self._client = client
         self._http = http
         self._endpoint = endpoint
+        self._max_retries = max_retries
 
     @classmethod
     def from_settings(
@@ -96,7 +112,7 @@ class EntraAdapter:
         client, http = graph_client(
             settings, credential, max_retries=max_retries, retry_delay=retry_delay
         )
-        return cls(client, http, settings.graph_endpoint)
+        return cls(client, http, settings.graph_endpoint, max_retries=max_retries)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -130,14 +146,19 @@ class EntraAdapter:
         return await self._pages(self._client.applications, query, "read applications")
 
     async def add_password(self, record: AppRecord, display_name: str, end: datetime) -> NewSecret:
-        """Step 1 of a rotation: a new client secret (not retried on a dropped connection:
-        a secret created without our hearing of it is an orphan the next run removes)."""
+        """Step 1 of a rotation: a new client secret, sent exactly once (neither the SDK nor
+        we retry it, not even a dropped connection: a secret created without our hearing of
+        it is an orphan the next run removes)."""
         body = AddPasswordPostRequestBody(
             password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
         )
         item = self._client.applications.by_application_id(record.object_id)
+        once: RequestConfiguration[Any] = RequestConfiguration(options=[NO_RETRY])
         try:
-            created = await item.add_password.post(body)
+            created = await _retry_throttled(
+                lambda: item.add_password.post(body, request_configuration=once),
+                self._max_retries,
+            )
         except Exception as exc:  # translated, never swallowed
             _raise(exc, f"add a password to app {record.app_id}", record.app_id, self._endpoint)
         if created is None or not created.secret_text or created.key_id is None:
@@ -266,6 +287,25 @@ async def _retry_transport(call: Callable[[], Awaitable[T]]) -> T:
         wait_jitter=0.1,
         timeout=30.0,
     ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _retry_throttled(call: Callable[[], Awaitable[T]], retries: int) -> T:
+    """Retries a non-idempotent call only when Graph answered 429 (it did nothing then),
+    after the Retry-After it gave; every other failure goes to the caller at once."""
+
+    def throttled(exc: Exception) -> bool | float:
+        if not isinstance(exc, APIError) or exc.response_status_code != 429:
+            return False
+        headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+        try:  # kiota's own handler gives up past 180 s (RetryHandlerOption.MAX_DELAY)
+            return min(max(0.0, float(headers.get("retry-after", "1"))), 180.0)
+        except ValueError:
+            return 1.0
+
+    async for attempt in stamina.retry_context(on=throttled, attempts=retries + 1, timeout=None):
         with attempt:
             return await call()
     raise AssertionError("unreachable")  # pragma: no cover

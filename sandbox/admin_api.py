@@ -6,7 +6,8 @@ secret value (seeded senders come back without their password).
 - ``GET  /snapshot``                 state.snapshot()
 - ``GET  /requests``                 request counters; ``DELETE /requests`` resets them
 - ``GET  /faults``                   injected faults; ``POST /faults`` adds one
-  (``{"route", "status", "retryAfter", "latency", "drop", "probability", "times"}``);
+  (``{"route", "status", "retryAfter", "latency", "drop", "probability", "times",
+  "after"}``; ``after``: the route runs, then the status answers instead of its reply);
   ``DELETE /faults[?route=...]`` clears them
 - ``PUT  /propagation-delay``        ``{"seconds": 20}``
 - ``POST /clock/advance``            ``{"days": 160}`` or ``{"seconds": 30}``
@@ -94,6 +95,7 @@ async def add_fault(request: web.Request) -> web.Response:
         drop=bool(body.get("drop", False)),
         probability=_number(body, "probability", 1.0) or 0.0,
         times=int(times) if times is not None else None,
+        after=bool(body.get("after", False)),
     )
     return web.json_response(asdict(fault), status=201)
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 @dataclass
 class Fault:
     """One injected behaviour. `status` answers with that HTTP status (SMTP: that reply
-    code); `latency` delays the answer; `drop` closes the connection without a reply."""
+    code); `latency` delays the answer; `drop` closes the connection without a reply.
+    `after` (HTTP only) lets the route do its work first and then answers `status`
+    instead of its reply: a gateway timeout after the write landed, which is how a
+    504 from Graph can follow a created credential."""
 
     route: str
     status: int | None = None
@@ -26,6 +29,7 @@ class Fault:
     probability: float = 1.0
     remaining: int | None = None  # None: until cleared
     hits: int = 0
+    after: bool = False
 
     def matches(self, route: str) -> bool:
         if self.route.endswith("*"):
@@ -52,8 +56,11 @@ class FaultInjector:
         drop: bool = False,
         probability: float = 1.0,
         times: int | None = None,
+        after: bool = False,
     ) -> Fault:
-        return self.add(Fault(route, status, retry_after, latency, drop, probability, times))
+        return self.add(
+            Fault(route, status, retry_after, latency, drop, probability, times, after=after)
+        )
 
     def clear(self, route: str | None = None) -> None:
         self.faults = [f for f in self.faults if route is not None and f.route != route]

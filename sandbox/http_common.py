@@ -8,7 +8,8 @@ there does three things for every request, in this order:
 2. applies ``state.faults.take(key)``: the latencies add up, then the first fault with a
    ``status`` answers with that status (plus ``Retry-After`` when set) and an error body in
    the service's own shape, or the first fault with ``drop`` closes the connection with no
-   reply at all;
+   reply at all; a fault marked ``after`` answers its status only once the route has run
+   (the work is done, the caller hears a failure);
 3. otherwise runs the route, turning an :class:`ApiError` into that service's error body.
 
 The route key is ``"<service> <METHOD> <route template>"``, with the template as
@@ -36,6 +37,7 @@ Typical use (H2's vault/arm modules follow the same pattern)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -58,7 +60,14 @@ CHALLENGE = web.AppKey("challenge", str)
 
 #: Service-specific error codes for statuses injected as faults.
 _FAULT_CODES: dict[str, dict[int, str]] = {
-    "graph": {429: "TooManyRequests", 503: "serviceNotAvailable", 500: "generalException"},
+    # Graph's documented codes (learn.microsoft.com/graph/errors): no timeout code is listed,
+    # so a 504 carries the catch-all generalException.
+    "graph": {
+        429: "TooManyRequests",
+        503: "serviceNotAvailable",
+        500: "generalException",
+        504: "generalException",
+    },
     "vault": {429: "Throttled", 503: "ServiceUnavailable", 500: "InternalServerError"},
     "arm": {429: "TooManyRequests", 503: "ServiceUnavailable", 500: "InternalServerError"},
     "login": {429: "temporarily_unavailable", 503: "temporarily_unavailable"},
@@ -67,6 +76,7 @@ _FAULT_MESSAGES = {
     429: "Too many requests. Please retry after the time given in Retry-After.",
     500: "An internal server error occurred.",
     503: "The service is temporarily unavailable. Please retry.",
+    504: "The gateway did not receive a timely response from the upstream service.",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -132,19 +142,27 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         if fault.drop:
             _drop(request)
             return web.Response(status=500)  # never sent: the connection is gone
+        if fault.status is not None and fault.after:
+            with contextlib.suppress(ApiError):
+                await handler(request)  # the work lands; its answer is lost
+            return _fault_response(request, fault.status, fault.retry_after)
         if fault.status is not None:
-            headers = {}
-            if fault.retry_after is not None:
-                headers["Retry-After"] = _retry_after(fault.retry_after)
-            code = _FAULT_CODES.get(request.app[SERVICE], {}).get(fault.status, "Error")
-            message = _FAULT_MESSAGES.get(fault.status, "Injected fault.")
-            return error_response(request, fault.status, code, message, headers=headers)
+            return _fault_response(request, fault.status, fault.retry_after)
     try:
         return await handler(request)
     except ApiError as err:
         return error_response(
             request, err.status, err.code, err.message, headers=err.headers, extra=err.extra
         )
+
+
+def _fault_response(request: web.Request, status: int, retry_after: float | None) -> web.Response:
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = _retry_after(retry_after)
+    code = _FAULT_CODES.get(request.app[SERVICE], {}).get(status, "Error")
+    message = _FAULT_MESSAGES.get(status, "Injected fault.")
+    return error_response(request, status, code, message, headers=headers)
 
 
 def _drop(request: web.Request) -> None:

@@ -2,7 +2,10 @@
 
 What a client sees, and why each rule is here (the rotator must cope with every one):
 
-- EHLO offers STARTTLS; ``AUTH LOGIN PLAIN`` only once TLS is up. Anything but
+- EHLO offers STARTTLS; ``AUTH LOGIN`` (and no other mechanism) only once TLS is up, as
+  independent reports of smtp.azurecomm.net:587 say (QuantumNous/new-api PR #600: "ACS only
+  supports LOGIN auth"; goksan/statusnook PR #3: "smtp.azurecomm.net on port 587 which only
+  supports LOGIN"); ``AUTH PLAIN`` gets ``504 5.5.4 Unrecognized authentication type``. Anything but
   EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before STARTTLS gets
   ``530 5.7.0 Must issue a STARTTLS command first``. TLS 1.2 is the minimum.
 - AUTH is checked by :meth:`SandboxState.smtp_login` on every attempt (ACS does not cache
@@ -117,6 +120,7 @@ class _AcsSmtp(SMTP):
             require_starttls=False,  # enforced in _guard, with ACS's wording and after counting
             auth_require_tls=True,
             authenticator=self._check_login,
+            auth_exclude_mechanism=["PLAIN"],  # ACS offers LOGIN only (module docstring)
             loop=loop,
         )
         self._smtp_methods = {

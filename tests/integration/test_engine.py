@@ -213,6 +213,28 @@ async def test_crash_after_create_leaves_an_orphan_that_a_later_run_removes(
     assert live_password_works(sandbox.state, outcome.secret_name, sender.username)
 
 
+async def test_graph_504_after_add_password_fails_the_app_and_the_orphan_goes_later(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """Graph answers 504 after creating the secret: nothing is retried, the app fails, Key
+    Vault is untouched, and a run after the verify window removes the orphan (I5)."""
+    sender = sandbox.add_sender(lifetime=timedelta(days=3))
+    add = "graph POST /applications/{id}/addPassword"
+    sandbox.state.faults.inject(add, status=504, times=1, after=True)
+    (failed,) = (await service.run()).outcomes
+    assert failed.outcome is Outcome.FAILED
+    assert "504" in (failed.error or "")
+    assert sandbox.state.requests[add] == 1
+    (orphan,) = [p for p in sender.app.passwords if p.key_id != sender.password.key_id]
+    assert sandbox.state.live_secret(failed.secret_name) is None
+    sandbox.state.clock.advance(service.settings.verify_window)
+    (later,) = (await service.run()).outcomes
+    assert later.outcome is Outcome.ROTATED, later.error
+    assert orphan.key_id in later.removed_key_ids
+    assert orphan.key_id not in {p.key_id for p in sender.app.passwords}
+    assert live_password_works(sandbox.state, later.secret_name, sender.username)
+
+
 async def test_status_lists_every_app_with_expiry_and_version(
     sandbox: Sandbox, service: RotationService
 ) -> None:

@@ -244,6 +244,31 @@ async def test_persistent_throttling_is_service_unavailable(
     assert len(sender.app.passwords) == 1
 
 
+@pytest.mark.parametrize("status", [503, 504])
+async def test_add_password_is_sent_once_even_when_graph_times_out_after_creating_it(
+    sandbox: Sandbox, entra: EntraAdapter, status: int
+) -> None:
+    """kiota's RetryHandler would resend the POST on 503/504 and add a second secret."""
+    sender = sandbox.add_sender()
+    record = await _record(entra, sender.app_id)
+    sandbox.state.faults.inject(ADD_PASSWORD, status=status, times=1, after=True)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await entra.add_password(record, "x", sandbox.state.clock.now() + timedelta(days=9))
+    assert str(status) in str(caught.value)
+    assert sandbox.state.requests[ADD_PASSWORD] == 1
+    assert len(sender.app.passwords) == 2  # created, but nobody heard its text
+    _assert_no_secret(sandbox, caught.value)
+
+
+async def test_reads_are_still_retried_by_the_sdk_after_503(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.state.faults.inject(LIST_APPS, status=503, retry_after=0, times=1)
+    assert sender.app_id in await entra.read_apps([sender.app_id])
+    assert sandbox.state.requests[LIST_APPS] == 2
+
+
 async def test_an_unretried_5xx_is_service_unavailable(
     sandbox: Sandbox, entra: EntraAdapter
 ) -> None:

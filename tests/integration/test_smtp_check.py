@@ -78,6 +78,15 @@ async def test_a_working_secret_passes_in_one_attempt(verifier: SmtpVerifier, wo
     assert [requests[f"smtp {v}"] for v in ("CONNECT", "STARTTLS", "AUTH", "QUIT")] == [1] * 4
 
 
+async def test_login_only_relay_is_passed_with_auth_login(
+    verifier: SmtpVerifier, world: World
+) -> None:
+    """The relay, like ACS, offers AUTH LOGIN only (PLAIN gets 504): one AUTH, and it passes."""
+    attempts = await verifier.verify(world.username, new_secret(world), timeout=10)
+    assert attempts == 1
+    assert world.state.requests["smtp AUTH"] == 1
+
+
 async def test_verify_waits_out_the_propagation_delay(verifier: SmtpVerifier, world: World) -> None:
     world.state.propagation_delay = timedelta(minutes=1)
     secret = new_secret(world, propagated=False)
