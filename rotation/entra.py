@@ -54,7 +54,14 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr
 
-from rotation.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from rotation import logs
+from rotation.errors import (
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RotationError,
+    ServiceUnavailable,
+)
 from rotation.identity import trusted_ssl_context
 from rotation.model import AppRecord, Credential, NewSecret
 from rotation.settings import Settings
@@ -76,6 +83,7 @@ OWNER_HINT = (
 )
 
 T = TypeVar("T")
+log = logs.get_logger("rotation.entra")
 SpQuery = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters
 
 
@@ -169,19 +177,33 @@ class EntraAdapter:
         return NewSecret(credential, SecretStr(created.secret_text))
 
     async def remove_password(self, record: AppRecord, key_id: str) -> bool:
-        """Removes one password; False when it was already gone (removal is idempotent)."""
+        """Removes one password; False when it was already gone (removal is idempotent).
+
+        Graph documents only the 204 of removePassword, not what an unknown keyId gets
+        (learn.microsoft.com/graph/api/application-removepassword), so a 400 or 404 is
+        judged by re-reading the app's credentials, never by the error's wording.
+        """
         body = RemovePasswordPostRequestBody(key_id=UUID(key_id))
         item = self._client.applications.by_application_id(record.object_id)
         what = f"remove password {key_id} of app {record.app_id}"
         try:
             await _retry_transport(lambda: item.remove_password.post(body))
         except APIError as exc:
-            if exc.response_status_code == 400 and "no password credential" in _message(exc):
+            if exc.response_status_code in (400, 404) and await self._gone(record, key_id):
+                log.info("credential.already_gone", app_id=record.app_id, key_id=key_id)
                 return False
             _raise(exc, what, record.app_id, self._endpoint)
         except Exception as exc:  # translated, never swallowed
             _raise(exc, what, record.app_id, self._endpoint)
         return True
+
+    async def _gone(self, record: AppRecord, key_id: str) -> bool:
+        """The app still exists and no longer holds `key_id` (a read failure: not known)."""
+        try:
+            fresh = (await self.read_apps([record.app_id])).get(record.app_id.lower())
+        except RotationError:
+            return False
+        return fresh is not None and fresh.credential(key_id.lower()) is None
 
     # ----- service principals ------------------------------------------------------------
 
@@ -355,11 +377,6 @@ def _record(item: dict[str, Any]) -> AppRecord:
 def _code(exc: APIError) -> str:
     error: Any = getattr(exc, "error", None)
     return str(getattr(error, "code", None) or "")
-
-
-def _message(exc: APIError) -> str:
-    error: Any = getattr(exc, "error", None)
-    return str(getattr(error, "message", None) or exc.message or "").lower()
 
 
 def _reason(exc: APIError) -> str:

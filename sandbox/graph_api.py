@@ -405,7 +405,17 @@ async def remove_password(request: web.Request) -> web.Response:
         if cred.key_id.lower() == key_id.lower():
             app.passwords.remove(cred)
             return web.Response(status=204)
-    raise ApiError(400, "Request_BadRequest", f"No password credential found with keyId {key_id}.")
+    # Graph documents only the 204 (learn.microsoft.com/graph/api/application-removepassword);
+    # for an unknown keyId it uses its documented error shape (learn.microsoft.com/graph/errors)
+    # with the directory's Request_BadRequest, the code the directory gives keyId problems
+    # on credentials (a body quoted in Azure/active-directory-dotnet-graphapi-b2bportal-web
+    # issue #8). Nothing documents the wording, so the rotator never reads it: it re-reads
+    # the application instead.
+    raise ApiError(
+        400,
+        "Request_BadRequest",
+        f"Invalid value specified for property 'keyId' of resource 'Application': {key_id}.",
+    )
 
 
 # ----- service principals ------------------------------------------------------------------

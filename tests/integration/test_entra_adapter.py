@@ -290,6 +290,31 @@ async def test_remove_password_is_idempotent(sandbox: Sandbox, entra: EntraAdapt
     assert await entra.remove_password(record, sender.password.key_id) is False
 
 
+@pytest.mark.parametrize("status", [400, 404])
+async def test_remove_password_refused_for_a_key_already_gone_is_false_whatever_the_wording(
+    sandbox: Sandbox, entra: EntraAdapter, status: int
+) -> None:
+    """Graph documents no body for an unknown keyId: the adapter re-reads the app."""
+    sender = sandbox.add_sender()
+    record = await _record(entra, sender.app_id)
+    sender.app.passwords.clear()  # someone else removed it meanwhile
+    sandbox.state.faults.inject(REMOVE_PASSWORD, status=status, times=1)
+    assert await entra.remove_password(record, sender.password.key_id) is False
+    assert sandbox.state.requests[LIST_APPS] == 2  # the first read, then the re-read
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, InvalidRequest), (404, NotFound)])
+async def test_remove_password_refused_while_the_key_is_still_there_is_an_error(
+    sandbox: Sandbox, entra: EntraAdapter, status: int, error: type[RotationError]
+) -> None:
+    sender = sandbox.add_sender()
+    record = await _record(entra, sender.app_id)
+    sandbox.state.faults.inject(REMOVE_PASSWORD, status=status, times=1)
+    with pytest.raises(error):
+        await entra.remove_password(record, sender.password.key_id)
+    assert len(sender.app.passwords) == 1
+
+
 async def test_remove_password_of_a_deleted_app_is_not_found(
     sandbox: Sandbox, entra: EntraAdapter
 ) -> None:

@@ -298,7 +298,8 @@ async def test_remove_password_removes_it_and_unknown_key_is_400(
         await item.remove_password.post(RemovePasswordPostRequestBody(key_id=key_id))
     assert caught.value.response_status_code == 400
     assert caught.value.error is not None
-    assert caught.value.error.message == f"No password credential found with keyId {key_id}."
+    assert caught.value.error.code == "Request_BadRequest"
+    assert caught.value.error.inner_error is not None  # Graph's documented error shape
 
 
 async def test_writes_to_an_app_the_rotator_does_not_own_are_403(
