@@ -4,8 +4,10 @@ Why retries: Entra replicates a new client secret over seconds to minutes (4-18 
 commonly seen). Until it has, ACS's own token request with that secret fails and the relay
 answers ``535 5.7.3``, exactly as for a wrong secret. A 535 right after ``addPassword`` is
 therefore expected, not a verdict: it is retried, like the transient faults (4xx replies,
-dropped or refused connections, timeouts), with exponential backoff and jitter (stamina)
-until the verify timeout. Only then is the secret called rejected.
+dropped or refused connections, timeouts), by stamina, on the capped schedule of
+`rotation.pacing` (the gap grows with the time spent, so the wait past propagation stays
+small and a secret that never works costs few attempts), until the verify timeout. Only
+then is the secret called rejected.
 
 Why some failures are not retried: a certificate or host-name mismatch, a TLS protocol
 failure, or a host name that does not resolve will not heal by waiting. They fail at once
@@ -24,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Literal
 
 import aiosmtplib
@@ -34,6 +36,8 @@ import stamina
 from pydantic import SecretStr
 
 from rotation.errors import VerificationFailed
+from rotation.pacing import Backoff as Backoff  # re-exported: callers configure pacing here
+from rotation.pacing import wait_before_next
 
 FailureKind = Literal["rejected", "tls", "dns", "connection", "timeout"]
 
@@ -44,16 +48,6 @@ _FIX_REJECTED = (
     "holds a role with Microsoft.Communication/CommunicationServices/Read and "
     "Microsoft.Communication/EmailServices/write on the ACS resource"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """stamina's wait between attempts: min(max, initial * exp_base**(n-1) + jitter)."""
-
-    initial: float = 1.0
-    max: float = 15.0
-    jitter: float = 1.0
-    exp_base: float = 2.0
 
 
 class _Retryable(Exception):
@@ -104,20 +98,23 @@ class SmtpVerifier:
             )
         attempts = 0
         last: _Retryable | None = None
-        retrying = stamina.retry_context(
-            on=_Retryable,
-            attempts=None,
-            timeout=timeout,
-            wait_initial=self.backoff.initial,
-            wait_max=self.backoff.max,
-            wait_jitter=self.backoff.jitter,
-            wait_exp_base=self.backoff.exp_base,
-        )
+        clock = asyncio.get_running_loop().time
+        began = clock()
+        started = 0.0  # when the latest attempt began, in seconds since `began`
+
+        def pace(exc: Exception) -> bool | float:
+            if not isinstance(exc, _Retryable):
+                return False
+            jitter = random.uniform(0, self.backoff.jitter)  # noqa: S311 (not for secrets)
+            return wait_before_next(self.backoff, started, clock() - began, jitter)
+
+        retrying = stamina.retry_context(on=pace, attempts=None, timeout=timeout)
         try:
             async with asyncio.timeout(timeout):  # stamina's timeout stops retrying, this cuts
                 async for attempt in retrying:
                     with attempt:
                         attempts = attempt.num
+                        started = clock() - began
                         try:
                             await self._attempt(username, password)
                         except _Retryable as exc:
