@@ -2,10 +2,12 @@
 
 Runs, each case in fresh processes: rotations of N due apps at concurrency C (N = 10, 100,
 1,000; C = 16 and 32 everywhere, C = 1 up to `--c1-up-to`), a first rotation (no Key Vault
-entry yet), a plan over 10,000 apps with nothing due, and the cold-start import comparison.
+entry yet), a plan over 10,000 apps with nothing due, the cold-start import comparison, and
+verification pacing (create-to-verified at propagation delays of 3, 15 and 60 s; AUTH
+attempts over a 300 s verify window; 5 minutes, `--pacing-delays=` skips it).
 Prints the tables with each target and writes bench/results/latest.md and latest.json.
 
-Modes: the default takes about 12 minutes on 2 cores; `--quick` about 3 (N up to 100, plan
+Modes: the default takes about 17 minutes on 2 cores; `--quick` about 3 (N up to 100, plan
 over 2,000 apps); `--full` also measures concurrency 1 at N=100 (8 more minutes);
 `--c1-up-to 1000` measures concurrency 1 at N=1,000 too (about 80 more minutes). Without a
 measurement, concurrency 1 is derived as critical path x N (stated in the output).
@@ -30,6 +32,7 @@ from rich.console import Console
 from bench import coldstart, machine, report
 from bench.case import run_case
 from bench.config import WorldConfig
+from bench.pacing import PacingResult
 from bench.plan import PlanResult
 from bench.rotate import RotationResult
 
@@ -38,6 +41,10 @@ Case = tuple[int, int, str]  # apps, concurrency, scenario
 
 def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -57,6 +64,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--first-time-apps", type=int, help="N of the first-rotation case")
     parser.add_argument("--plan-apps", type=int, help="apps in the plan case (0: skip)")
     parser.add_argument("--coldstart-runs", type=int, help="fresh processes per import (0: skip)")
+    parser.add_argument(
+        "--pacing-delays", type=_floats, help="propagation delays to verify through (s)"
+    )
+    parser.add_argument(
+        "--pacing-window", type=float, help="verify window of the never-working secret (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     WorldConfig.add_arguments(parser)
@@ -69,6 +82,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "first_time_apps": 10 if quick else 100,
         "plan_apps": 2000 if quick else 10_000,
         "coldstart_runs": 3 if quick else 7,
+        "pacing_delays": [3.0, 15.0] if quick else [3.0, 15.0, 60.0],
+        "pacing_window": 0.0 if quick else 300.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -127,6 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(
             f"{suite.coldstart.time_ratio:.2f}x time, {suite.coldstart.memory_ratio:.2f}x memory"
         )
+    if args.pacing_delays:
+        delays = ",".join(f"{d:g}" for d in args.pacing_delays)
+        console.print(f"verification pacing, delays {delays} s ...", end=" ")
+        window = max(args.pacing_window, 0.0)
+        data = run_case(
+            "pacing",
+            [f"--delays={delays}", f"--window={window:g}"],
+            config,
+            max(window, 3 * sum(args.pacing_delays)) + 300,
+        )
+        suite.pacing = PacingResult.from_dict(data)
+        broken |= not suite.pacing.ok
+        console.print(f"{len(suite.pacing.runs)} delays verified")
     suite.total_seconds = time.perf_counter() - started
     if suite.rotations:
         for table in report.rotation_tables(suite):
@@ -135,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"- {note}")
     if suite.plan is not None:
         console.print(report.plan_table(suite.plan))
+    if suite.pacing is not None:
+        console.print(report.pacing_table(suite.pacing))
     console.print(report.targets_table(suite))
     path = report.write(suite, machine.describe(load_at_start), args.out)
     console.print(f"written: {path} (and latest.json), {suite.total_seconds / 60:.1f} min in all")

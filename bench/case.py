@@ -1,4 +1,4 @@
-"""`python -m bench.case rotate|plan ...`: one benchmark case in a fresh process.
+"""`python -m bench.case rotate|plan|pacing ...`: one benchmark case in a fresh process.
 
 A fresh interpreter per case keeps cases from sharing anything (SDK caches, the log
 redaction registry, warmed-up imports) and makes the peak resident set the case's own.
@@ -40,19 +40,28 @@ def run_case(kind: str, args: list[str], config: WorldConfig, timeout: float) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.case", description=__doc__)
-    parser.add_argument("kind", choices=("rotate", "plan"))
-    parser.add_argument("--apps", type=int, required=True)
+    parser.add_argument("kind", choices=("rotate", "plan", "pacing"))
+    parser.add_argument("--apps", type=int, default=0, help="rotate, plan: the number of apps")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--scenario", default="due", choices=("due", "new"))
+    parser.add_argument("--delays", default="3,15,60", help="pacing: propagation delays (s)")
+    parser.add_argument("--window", type=float, default=300.0, help="pacing: verify window (s)")
     WorldConfig.add_arguments(parser)
     args = parser.parse_args()
     config = WorldConfig.from_args(args)
+    if args.kind in ("rotate", "plan") and args.apps < 1:
+        parser.error(f"{args.kind} needs --apps=N (N >= 1)")
     if args.kind == "rotate":
         from bench.rotate import run_rotation
 
         result = asyncio.run(
             run_rotation(args.apps, args.concurrency, config, scenario=args.scenario)
         ).as_dict()
+    elif args.kind == "pacing":
+        from bench.pacing import run_pacing
+
+        delays = tuple(float(d) for d in args.delays.split(",") if d.strip())
+        result = asyncio.run(run_pacing(config, delays, args.window)).as_dict()
     else:
         from bench.plan import run_plan
 

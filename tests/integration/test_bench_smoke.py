@@ -21,6 +21,8 @@ TINY = [
     "--vault-ms=0",
     "--smtp-ms=0",
     "--propagation=0",
+    "--pacing-delays=0.2",
+    "--pacing-window=1",
 ]
 
 
@@ -40,6 +42,7 @@ def test_bench_runs_every_case_and_writes_its_results(tmp_path: Path) -> None:
     assert results["plan"]["graph_get_one_app"] == 0
     assert results["coldstart"]["runs"] == 1
     assert results["critical_path_seconds"] is not None
+    assert [r["delay"] for r in results["pacing"]["runs"]] == [0.2]
     assert {t["name"] for t in results["targets"]} >= {
         "Graph requests per rotated app (worst case)",
         "peak concurrent SMTP sessions",
