@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 
+from rotation import request_ids
 from rotation.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
 from rotation.identity import connection_options
 from rotation.settings import Settings
@@ -267,4 +268,4 @@ def _reason(exc: Exception) -> str:
     code = getattr(error, "code", None)
     message = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
     first = message.strip().splitlines()[0][:300] if message.strip() else type(exc).__name__
-    return f"{code}: {first}" if code else first
+    return (f"{code}: {first}" if code else first) + request_ids.suffix(exc)

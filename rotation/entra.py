@@ -54,7 +54,7 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr
 
-from rotation import logs
+from rotation import logs, request_ids
 from rotation.errors import (
     InvalidRequest,
     NotFound,
@@ -383,7 +383,8 @@ def _reason(exc: APIError) -> str:
     error: Any = getattr(exc, "error", None)
     message = str(getattr(error, "message", None) or exc.message or "").strip()
     first = message.splitlines()[0][:300] if message else ""
-    return f"{exc.response_status_code} {_code(exc)}: {first}".strip().rstrip(":")
+    reason = f"{exc.response_status_code} {_code(exc)}: {first}".strip().rstrip(":")
+    return reason + request_ids.suffix(exc)
 
 
 def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoReturn:

@@ -32,6 +32,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+from rotation import request_ids
 from rotation.errors import (
     InvalidRequest,
     NotFound,
@@ -255,4 +256,5 @@ def _reason(exc: Exception) -> str:
     """The service's own words, first line only (Key Vault never echoes a value)."""
     error = getattr(exc, "error", None)
     text = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
-    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return first + request_ids.suffix(exc)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from sandbox.http_common import STATE, ApiError, counted_app, json_body
 from sandbox.seed import Via
-from sandbox.state import SandboxState
+from sandbox.state import BUILTIN_ROLES, SandboxState
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
@@ -142,8 +142,9 @@ async def add_sender(request: web.Request) -> web.Response:
         if resource is None:
             resource = sandbox.add_acs_resource(str(body["resource"]))
     role = body.get("role", "Contributor")
-    if role is not None and role not in ("Owner", "Contributor", "Reader"):
-        raise ApiError(400, "BadRequest", "'role' must be Owner, Contributor, Reader or null.")
+    if role is not None and role not in BUILTIN_ROLES:
+        names = ", ".join(BUILTIN_ROLES)
+        raise ApiError(400, "BadRequest", f"'role' must be one of {names}, or null.")
     sender = sandbox.add_sender(
         resource,
         via=via,

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, require_token
 from sandbox.state import (
@@ -154,7 +156,8 @@ async def list_role_assignments(request: web.Request) -> web.Response:
         )
         and (principal is None or a.principal_id.lower() == principal)
     ]
-    return _page([_role_assignment_json(a) for a in found])
+    found.sort(key=lambda a: a.id.lower())
+    return _paged(request, found, _role_assignment_json, state.arm_page_size)
 
 
 async def get_role_definition(request: web.Request) -> web.Response:
@@ -329,6 +332,33 @@ def _page(items: list[dict[str, Any]]) -> web.Response:
     return web.json_response({"value": items})
 
 
+def _paged(
+    request: web.Request,
+    items: list[Any],
+    render: Callable[[Any], dict[str, Any]],
+    size: int,
+) -> web.Response:
+    """One page of `items` and, when more follow, a ``nextLink``: the same URL plus a
+    ``$skiptoken`` (RoleAssignmentListResult in azure-rest-api-specs
+    .../authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json is
+    pageable with nextLinkName "nextLink")."""
+    offset = _skip(request.query.get("$skiptoken"))
+    body: dict[str, Any] = {"value": [render(i) for i in items[offset : offset + size]]}
+    if offset + size < len(items):
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        query["$skiptoken"] = str(offset + size)
+        body["nextLink"] = str(URL(_base_url(request) + request.path).with_query(query))
+    return web.json_response(body)
+
+
+def _skip(token: str | None) -> int:
+    if token is None:
+        return 0
+    if not token.isdigit():
+        raise ApiError(400, "BadRequest", f"The skip token '{token}' is not valid.")
+    return int(token)
+
+
 def _sorted(resources: list[AcsResource]) -> list[AcsResource]:
     return sorted(resources, key=lambda r: r.id.lower())
 
@@ -400,7 +430,7 @@ def _role_definition_json(role: RoleDefinition, subscription: str | None) -> dic
         "properties": {
             "roleName": role.role_name,
             "type": role.role_type,
-            "description": "",
+            "description": role.description,
             "assignableScopes": ["/"],
             "permissions": [
                 {

@@ -55,8 +55,10 @@ STATE = web.AppKey("state", SandboxState)
 KEY_PREFIX = web.AppKey("key_prefix", str)
 #: The public base URL of this service (set by the server once the port is known).
 BASE_URL = web.AppKey("base_url", str)
-#: Extra Key Vault-style challenge for 401s: value of WWW-Authenticate, set per app.
+#: The WWW-Authenticate value of this service's 401s, set per app by the server.
 CHALLENGE = web.AppKey("challenge", str)
+#: This request's id, as the service reports it in headers and error bodies.
+REQUEST_ID = web.RequestKey("request_id", str)
 
 #: Service-specific error codes for statuses injected as faults.
 _FAULT_CODES: dict[str, dict[int, str]] = {
@@ -131,6 +133,13 @@ def route_key(request: web.Request) -> str:
 
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = str(uuid.uuid4())
+    response = await _answer(request, handler)
+    _stamp(request, response)
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     key = route_key(request)
     state.requests[key] += 1
@@ -154,6 +163,37 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(
             request, err.status, err.code, err.message, headers=err.headers, extra=err.extra
         )
+
+
+def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """The request-id headers each service puts on every answer, errors included, and a
+    401's WWW-Authenticate where the route gave none (RFC 6750 section 3 requires one).
+
+    - Graph: ``request-id`` and ``client-request-id`` (the caller's, else the request id),
+      the same ids its error bodies carry in innerError (learn.microsoft.com/graph/errors).
+    - Key Vault and ARM: ``x-ms-request-id``, and the caller's ``x-ms-client-request-id``
+      echoed (as the Key Vault recordings in Azure/azure-sdk-for-js show); ARM adds
+      ``x-ms-correlation-request-id`` (learn.microsoft.com/azure/azure-resource-manager/
+      management/request-limits-and-throttling lists these response headers).
+    """
+    if response.prepared:
+        return
+    service = request.app[SERVICE]
+    rid = request[REQUEST_ID]
+    headers = response.headers
+    if service == "graph":
+        headers["request-id"] = rid
+        headers["client-request-id"] = request.headers.get("client-request-id") or rid
+    elif service in ("vault", "arm"):
+        headers["x-ms-request-id"] = rid
+        if "x-ms-client-request-id" in request.headers:
+            headers["x-ms-client-request-id"] = request.headers["x-ms-client-request-id"]
+        if service == "arm":
+            correlation = request.headers.get("x-ms-correlation-request-id") or rid
+            headers["x-ms-correlation-request-id"] = correlation
+    challenge = request.app.get(CHALLENGE)
+    if response.status == 401 and challenge and "WWW-Authenticate" not in headers:
+        headers["WWW-Authenticate"] = challenge
 
 
 def _fault_response(request: web.Request, status: int, retry_after: float | None) -> web.Response:
@@ -215,14 +255,16 @@ def error_body(
     """
     now = datetime.now(UTC)
     client_request_id = ""
+    request_id = str(uuid.uuid4())
     if request is not None:
         client_request_id = request.headers.get("client-request-id", "")
+        request_id = request.get(REQUEST_ID, request_id)
     if service == "graph":
         graph_error: dict[str, object] = {"code": code, "message": message, **(extra or {})}
         graph_error["innerError"] = {
             "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-            "request-id": str(uuid.uuid4()),
-            "client-request-id": client_request_id or str(uuid.uuid4()),
+            "request-id": request_id,
+            "client-request-id": client_request_id or request_id,
         }
         return {"error": graph_error}
     if service == "login":
@@ -306,3 +348,21 @@ async def json_body(request: web.Request) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ApiError(400, "BadRequest", "The request body must be a JSON object.")
     return data
+
+
+def arm_challenge(authority_url: str, tenant_id: str) -> str:
+    """ARM's WWW-Authenticate on a 401: where to get a token, and why this one failed."""
+    authority = f"{authority_url.rstrip('/')}/{tenant_id}"
+    return (
+        f'Bearer authorization_uri="{authority}", error="invalid_token", '
+        'error_description="The access token is missing or invalid."'
+    )
+
+
+def graph_challenge(authority_url: str) -> str:
+    """Graph's WWW-Authenticate on a 401 (its resource's well-known app id as client_id)."""
+    authorize = f"{authority_url.rstrip('/')}/common/oauth2/authorize"
+    return (
+        f'Bearer realm="", authorization_uri="{authorize}", '
+        'client_id="00000003-0000-0000-c000-000000000000"'
+    )

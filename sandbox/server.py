@@ -26,7 +26,7 @@ from types import TracebackType
 from aiohttp import web
 
 from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api
-from sandbox.http_common import BASE_URL, CHALLENGE
+from sandbox.http_common import BASE_URL, CHALLENGE, arm_challenge, graph_challenge
 from sandbox.seed import (
     DEFAULT_SENDER_ADDRESS,
     Principal,
@@ -112,6 +112,8 @@ class Sandbox:
         vault[CHALLENGE] = vault_api.challenge_header(
             self.vault_url, self.login_url, self.tenant_id
         )
+        self._services["arm"].app[CHALLENGE] = arm_challenge(self.login_url, self.tenant_id)
+        self._services["graph"].app[CHALLENGE] = graph_challenge(self.login_url)
         try:
             for service in self._services.values():
                 service.runner = web.AppRunner(service.app, access_log=None, shutdown_timeout=0.1)

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sandbox import builtin_roles
 from sandbox.clock import Clock
 from sandbox.faults import FaultInjector
 
@@ -100,6 +101,7 @@ class RoleDefinition:
     actions: list[str]
     not_actions: list[str] = field(default_factory=list)
     role_type: str = "BuiltInRole"
+    description: str = ""
 
     @property
     def id(self) -> str:
@@ -164,18 +166,10 @@ class LoginResult:
 
 
 BUILTIN_ROLES = {
-    "Owner": RoleDefinition("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", ["*"]),
-    "Contributor": RoleDefinition(
-        "b24988ac-6180-42a0-ab88-20f7382dd24c",
-        "Contributor",
-        ["*"],
-        [
-            "Microsoft.Authorization/*/Delete",
-            "Microsoft.Authorization/*/Write",
-            "Microsoft.Authorization/elevateAccess/Action",
-        ],
-    ),
-    "Reader": RoleDefinition("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", ["*/read"]),
+    r.role_name: RoleDefinition(
+        r.name, r.role_name, list(r.actions), list(r.not_actions), description=r.description
+    )
+    for r in builtin_roles.ALL
 }
 
 
@@ -194,6 +188,8 @@ class SandboxState:
             r.name: r for r in BUILTIN_ROLES.values()
         }
         self.role_assignments: list[RoleAssignment] = []
+        # ARM pages role-assignment lists (nextLink); tests shrink this to see paging.
+        self.arm_page_size = 50
         self.subscriptions: set[str] = set()
         self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
         # Key Vault RBAC: client id (lower) -> secret operations it may do ("get", "list",

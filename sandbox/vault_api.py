@@ -264,8 +264,11 @@ def _item(request: web.Request, version: SecretVersion) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": _secret_id(request, version),
         "attributes": _attributes_json(version),
-        "tags": dict(version.tags),
     }
+    # Key Vault leaves both out when there are none (SecretItem/SecretBundle in
+    # azure-rest-api-specs .../secrets.json, 2025-07-01: neither is required).
+    if version.tags:
+        item["tags"] = dict(version.tags)
     if version.content_type is not None:
         item["contentType"] = version.content_type
     return item
