@@ -8,7 +8,8 @@ azure-mgmt-authorization 4.0 (API 2022-04-01) send and the JSON their models rea
 - ``GET .../communicationServices/{name}``, ``.../smtpUsernames`` and ``.../smtpUsernames/{username}``
 - ``GET {scope}/providers/Microsoft.Authorization/roleAssignments`` with ``$filter``
   ``atScope()`` (at and above the scope), ``principalId eq '<id>'`` / ``assignedTo('<id>')``,
-  or none (at, above and below the scope, as ARM lists them)
+  or none (at, above and below the scope, as ARM lists them); pages of
+  ``state.arm_page_size`` with a ``nextLink`` (``$skiptoken``), as the spec marks it pageable
 - ``GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}`` (which is also the
   URL of ``get_by_id`` with a full role definition id) and the tenant-level
   ``/providers/Microsoft.Authorization/roleDefinitions/{id}``
