@@ -36,6 +36,34 @@ def page_of(
     return schema
 
 
+def arm_resource(
+    properties: Schema,
+    *,
+    type_: Schema = STRING,
+    required: tuple[str, ...] = ("id", "name", "type", "properties"),
+    **extra: Schema,
+) -> Schema:
+    """An ARM resource (common-types v5 Resource: id, name, type) with these `properties`."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {
+            "id": STRING,
+            "name": STRING,
+            "type": type_,
+            **extra,
+            "properties": properties,
+        },
+    }
+
+
+def obj(properties: dict[str, Schema], *required: str) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
 # ----- Key Vault secrets -------------------------------------------------------------------
 # Azure/azure-rest-api-specs specification/keyvault/data-plane/Microsoft.KeyVault/stable/
 # 2025-07-01/secrets.json, definitions SecretAttributes, SecretBundle, SecretItem,
@@ -129,51 +157,34 @@ ARM_ERROR: Schema = {
 
 COMM_SOURCE = "azure-rest-api-specs communication stable/2025-09-01"
 
-ACS_RESOURCE: Schema = {
-    "type": "object",
-    "required": ["id", "name", "type", "location"],
-    "properties": {
-        "id": STRING,
-        "name": STRING,
-        "type": STRING,
-        "location": STRING,
-        "tags": STRING_MAP,
-        "properties": {
-            "type": "object",
-            "required": ["dataLocation"],
-            "properties": {
-                "dataLocation": STRING,
-                "provisioningState": STRING,
-                "hostName": STRING,
-                "immutableResourceId": STRING,
-                "version": STRING,
-                "linkedDomains": STRINGS,
-                "publicNetworkAccess": STRING,
-                "disableLocalAuth": BOOLEAN,
-            },
+ACS_RESOURCE: Schema = arm_resource(
+    obj(
+        {
+            "dataLocation": STRING,
+            "provisioningState": STRING,
+            "hostName": STRING,
+            "immutableResourceId": STRING,
+            "version": STRING,
+            "linkedDomains": STRINGS,
+            "publicNetworkAccess": STRING,
+            "disableLocalAuth": BOOLEAN,
         },
-    },
-}
+        "dataLocation",
+    ),
+    required=("id", "name", "type", "location"),
+    location=STRING,
+    tags=STRING_MAP,
+)
 ACS_RESOURCE_LIST: Schema = page_of(ACS_RESOURCE, next_link="nextLink")
 
-SMTP_USERNAME: Schema = {
-    "type": "object",
-    "required": ["id", "name", "type", "properties"],
-    "properties": {
-        "id": STRING,
-        "name": STRING,
-        "type": STRING,
-        "properties": {
-            "type": "object",
-            "required": ["username", "entraApplicationId", "tenantId"],
-            "properties": {
-                "username": STRING,
-                "entraApplicationId": STRING,
-                "tenantId": STRING,
-            },
-        },
-    },
-}
+SMTP_USERNAME: Schema = arm_resource(
+    obj(
+        {"username": STRING, "entraApplicationId": STRING, "tenantId": STRING},
+        "username",
+        "entraApplicationId",
+        "tenantId",
+    )
+)
 SMTP_USERNAME_LIST: Schema = page_of(SMTP_USERNAME, next_link="nextLink")
 
 
@@ -187,62 +198,41 @@ SMTP_USERNAME_LIST: Schema = page_of(SMTP_USERNAME, next_link="nextLink")
 AUTHZ_SOURCE = "azure-rest-api-specs authorization stable/2022-04-01"
 _NULLABLE_STRING: Schema = {"type": ["string", "null"]}  # ARM answers null when absent
 
-ROLE_ASSIGNMENT: Schema = {
-    "type": "object",
-    "required": ["id", "name", "type", "properties"],
-    "properties": {
-        "id": STRING,
-        "name": STRING,
-        "type": {"const": "Microsoft.Authorization/roleAssignments"},
-        "properties": {
-            "type": "object",
-            "required": ["roleDefinitionId", "principalId"],
-            "properties": {
-                "scope": STRING,
-                "roleDefinitionId": STRING,
-                "principalId": STRING,
-                "principalType": {
-                    "enum": ["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"]
-                },
-                "description": _NULLABLE_STRING,
-                "condition": _NULLABLE_STRING,
-                "conditionVersion": _NULLABLE_STRING,
+ROLE_ASSIGNMENT: Schema = arm_resource(
+    obj(
+        {
+            "scope": STRING,
+            "roleDefinitionId": STRING,
+            "principalId": STRING,
+            "principalType": {
+                "enum": ["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"]
             },
+            "description": _NULLABLE_STRING,
+            "condition": _NULLABLE_STRING,
+            "conditionVersion": _NULLABLE_STRING,
         },
-    },
-}
+        "roleDefinitionId",
+        "principalId",
+    ),
+    type_={"const": "Microsoft.Authorization/roleAssignments"},
+)
 ROLE_ASSIGNMENT_LIST: Schema = page_of(ROLE_ASSIGNMENT, next_link="nextLink")
 
-ROLE_DEFINITION: Schema = {
-    "type": "object",
-    "required": ["id", "name", "type", "properties"],
-    "properties": {
-        "id": STRING,
-        "name": STRING,
-        "type": {"const": "Microsoft.Authorization/roleDefinitions"},
-        "properties": {
-            "type": "object",
-            "properties": {
-                "roleName": STRING,
-                "description": STRING,
-                "type": STRING,
-                "assignableScopes": STRINGS,
-                "permissions": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "actions": STRINGS,
-                            "notActions": STRINGS,
-                            "dataActions": STRINGS,
-                            "notDataActions": STRINGS,
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
+_PERMISSION: Schema = obj(
+    {"actions": STRINGS, "notActions": STRINGS, "dataActions": STRINGS, "notDataActions": STRINGS}
+)
+ROLE_DEFINITION: Schema = arm_resource(
+    obj(
+        {
+            "roleName": STRING,
+            "description": STRING,
+            "type": STRING,
+            "assignableScopes": STRINGS,
+            "permissions": {"type": "array", "items": _PERMISSION},
+        }
+    ),
+    type_={"const": "Microsoft.Authorization/roleDefinitions"},
+)
 
 
 # ----- Microsoft Graph v1.0 --------------------------------------------------------------------
@@ -269,29 +259,25 @@ PASSWORD_CREDENTIAL: Schema = {
     },
 }
 
-APPLICATION: Schema = {
-    "type": "object",
-    "required": ["id", "appId"],
-    "properties": {
-        "id": GUID,
-        "appId": GUID,
-        "displayName": _NULLABLE,
-        "passwordCredentials": {"type": "array", "items": PASSWORD_CREDENTIAL},
-    },
-}
-
-SERVICE_PRINCIPAL: Schema = {
-    "type": "object",
-    "required": ["id", "appId"],
-    "properties": {
-        "id": GUID,
-        "appId": GUID,
-        "displayName": _NULLABLE,
+_APP_IDS: dict[str, Schema] = {"id": GUID, "appId": GUID, "displayName": _NULLABLE}
+APPLICATION: Schema = obj(
+    {**_APP_IDS, "passwordCredentials": {"type": "array", "items": PASSWORD_CREDENTIAL}},
+    "id",
+    "appId",
+)
+SERVICE_PRINCIPAL: Schema = obj(
+    {
+        **_APP_IDS,
         "servicePrincipalType": _NULLABLE,
         "accountEnabled": {"type": ["boolean", "null"]},
     },
-}
+    "id",
+    "appId",
+)
 
+GRAPH_COLLECTION_SPS: Schema = page_of(
+    SERVICE_PRINCIPAL, next_link="@odata.nextLink", required_value=True
+)
 GRAPH_COLLECTION_APPS: Schema = page_of(
     APPLICATION, next_link="@odata.nextLink", required_value=True
 )

@@ -242,6 +242,9 @@ async def test_graph_applications_match_the_v1_metadata_and_carry_request_ids(
     )
     uuid.UUID(answer.headers["request-id"])
     assert answer.headers["client-request-id"] == mine
+    principals = await http.get(f"{sandbox.graph_url}/v1.0/servicePrincipals", headers=graph)
+    assert principals.status_code == 200
+    conforms(principals.json(), schemas.GRAPH_COLLECTION_SPS, schemas.GRAPH_SOURCE)
 
 
 async def test_graph_add_and_remove_password_and_the_error_of_an_unknown_key(
