@@ -6,6 +6,7 @@
 //                   Log Analytics + Application Insights (Entra-authenticated ingestion)
 //                   Key Vault (RBAC, soft delete, purge protection), or an existing vault
 //                   alert rules (failed run, password near expiry, no run for two days)
+//                   workbook "ACS SMTP rotation" (expiry, runs, verification, consumers)
 //   subscription    custom roles "reader" and "secret writer" (or built-in fallbacks)
 //   ACS scopes      reader role on each subscription or ACS resource the rotator scans
 //   Entra ID        Microsoft Graph Application.ReadWrite.OwnedBy for the identity
@@ -404,6 +405,16 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
 // ===== outputs (azd stores them in .azure/<env>/.env) =========================================
 
 output AZURE_LOCATION string = location
@@ -414,3 +425,4 @@ output FUNCTION_APP_NAME string = functionApp.outputs.name
 output FUNCTION_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
 output ROTATOR_PRINCIPAL_ID string = functionApp.outputs.principalId
 output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission
+output WORKBOOK_ID string = workbook.outputs.workbookId

@@ -133,6 +133,7 @@ class Engine:
 
             async def one(obs: Observation) -> AppOutcome:
                 outcome = await self._guarded(run, obs)
+                self._log_finished(obs, outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
                 return outcome
@@ -143,6 +144,8 @@ class Engine:
             counts = run.report.as_dict()["counts"]
             log.info(
                 "run.finished",
+                mode=mode.value,
+                dry_run=dry_run,
                 duration_seconds=round(time.monotonic() - started, 3),
                 failed=len(run.report.failed),
                 rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
@@ -224,7 +227,7 @@ class Engine:
         except TimeoutError:
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "ran out of time; the next run completes it"
-            log.warning("app.unfinished", step=outcome.action.value)
+            log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
         except RotationError as exc:
             outcome.outcome = Outcome.FAILED
             outcome.error = logs.scrub(str(exc))
@@ -290,6 +293,7 @@ class Engine:
 
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
         """Step 1: a new client secret; its text lives only in memory from here on."""
+        _begin_step("create")
         now = self.clock()
         name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
         new = await self.directory.add_password(record, name, now + self.rules.lifetime)
@@ -301,11 +305,19 @@ class Engine:
 
     async def verify(self, app: ManagedApp, new: NewSecret, timeout: float) -> None:
         """Step 2: prove the secret with a real SMTP AUTH before anyone can read it."""
+        _begin_step("verify")
+        begun = time.monotonic()  # the secret exists from here: this is Entra's propagation
         attempts = await self.verifier.verify(app.smtp_username, new.value, timeout)
-        log.info("smtp.verified", key_id=new.credential.key_id, attempts=attempts)
+        log.info(
+            "smtp.verified",
+            key_id=new.credential.key_id,
+            attempts=attempts,
+            seconds=round(time.monotonic() - begun, 3),
+        )
 
     async def promote(self, app: ManagedApp, entry: VaultEntry, new: NewSecret) -> VaultVersion:
         """Step 3: the verified secret becomes the current Key Vault version."""
+        _begin_step("promote")
         current = entry.current
         version = await self.store.promote(
             app,
@@ -361,6 +373,7 @@ class Engine:
         outcome: AppOutcome,
     ) -> None:
         """Step 4: remove superseded credentials and disable the versions that held them."""
+        _begin_step("retire")
         try:
             for retirement in gone:
                 key_id = retirement.credential.key_id
@@ -379,8 +392,35 @@ class Engine:
     # ----- helpers -----------------------------------------------------------------------
 
     def _failed(self, app: ManagedApp, action: Action, reason: str, error: str) -> AppOutcome:
+        _begin_step("observe")
         log.error("app.failed", error=error)
         return AppOutcome(app.app_id, app.secret_name, action, reason, Outcome.FAILED, error=error)
+
+    def _log_finished(self, obs: Observation, outcome: AppOutcome) -> None:
+        """One line per app per run, whatever happened: what the workbook's expiry timeline
+        and run history read (rotation/events.py, APP_FINISHED)."""
+        expires = outcome.expires if outcome.outcome is Outcome.ROTATED else None
+        if expires is None:
+            expires = self._current_credential_end(obs)
+        days_left = (expires - self.clock()).total_seconds() / 86400 if expires else None
+        log.info(
+            "app.finished",
+            app_id=outcome.app_id,
+            outcome=outcome.outcome.value,
+            action=outcome.action.value,
+            reason=outcome.reason,
+            error=outcome.error,
+            expires=expires.isoformat() if expires else None,
+            days_left=None if days_left is None else round(days_left, 1),
+            rotate_before_days=self.rules.rotate_before.days,
+        )
+
+    @staticmethod
+    def _current_credential_end(obs: Observation) -> datetime | None:
+        current = obs.entry.current
+        record = obs.record
+        credential = record.credential(current.key_id if current else None) if record else None
+        return credential.end if credential else None
 
     def _warn_if_expiring(self, obs: Observation) -> None:
         current = obs.entry.current
@@ -391,3 +431,10 @@ class Engine:
         days_left = (credential.end - self.clock()).total_seconds() / 86400
         if days_left < self.rules.rotate_before.days:
             log.warning("app.expiry_near", days_left=round(days_left, 1), key_id=credential.key_id)
+
+
+def _begin_step(step: str) -> None:
+    """Tags this app's later log lines with the step under way, so that `app.failed` and
+    `app.unfinished` say where it stopped. Each app runs in its own task, whose context
+    is its own: the tag never reaches another app's lines."""
+    structlog.contextvars.bind_contextvars(step=step)

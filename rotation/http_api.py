@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rotation import logs
@@ -150,7 +151,9 @@ class Api:
         """The scheduled run: every due app, with the full verify timeout."""
         self._whole_run_active = True
         try:
-            report = await self.service.run()
+            # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
+            with structlog.contextvars.bound_contextvars(trigger="timer"):
+                report = await self.service.run()
         finally:
             self._whole_run_active = False
         return report.as_dict()

@@ -1,0 +1,253 @@
+"""The rotator's log events: the one list of names and fields that everything reading the
+logs relies on (the workbook, the alert rules, the tests, docs/events.md).
+
+In Azure every line is one JSON object (rotation/logs.py) in the `message` column of
+Application Insights' `traces` table. Queries take the object from its first `{` on,
+then read `body.event` and the fields below. Renaming an event or a field here without
+the workbook and the alerts would empty a panel or silence an alert without an error,
+so tests/infra/test_log_contract.py holds the product, this list and every query
+together. A new outcome needs no new event: `app.finished` carries every outcome.
+
+Field kinds are JSON kinds: "string", "int", "number" (int or float), "bool", "object".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["string", "int", "number", "bool", "object"]
+
+#: On every line: structlog's event name, level, logger and ISO 8601 UTC time.
+COMMON: Mapping[str, Kind] = {
+    "event": "string",
+    "level": "string",
+    "logger": "string",
+    "timestamp": "string",
+}
+#: On the lines logged inside a context: `run_id` inside a run, `app_id` inside one app's
+#: work, `step` (create, verify, promote, retire, observe) once an app's step has begun,
+#: `trigger` ("timer") on the lines of a scheduled run.
+CONTEXT: Mapping[str, Kind] = {
+    "run_id": "string",
+    "app_id": "string",
+    "step": "string",
+    "trigger": "string",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    meaning: str
+    fields: Mapping[str, Kind]
+    #: Fields a line may leave out, or write as null (for example no expiry known).
+    optional: frozenset[str] = frozenset()
+    #: Named for a part still being built: no line carries it yet, readers show an empty state.
+    planned: bool = False
+    #: Fields that are context values but always present on this event.
+    context: frozenset[str] = field(default_factory=frozenset)
+
+    def allowed(self) -> frozenset[str]:
+        return frozenset({*COMMON, *CONTEXT, *self.fields})
+
+    def required(self) -> frozenset[str]:
+        return frozenset({*COMMON, *self.context, *self.fields}) - self.optional
+
+
+def _event(
+    name: str,
+    meaning: str,
+    fields: Mapping[str, Kind],
+    *,
+    optional: tuple[str, ...] = (),
+    context: tuple[str, ...] = (),
+    planned: bool = False,
+) -> Event:
+    return Event(name, meaning, fields, frozenset(optional), planned, frozenset(context))
+
+
+# ----- a run --------------------------------------------------------------------------------
+RUN_STARTED = _event(
+    "run.started",
+    "A run began: its mode, whether it is a dry run, how many apps it covers.",
+    {"mode": "string", "dry_run": "bool", "apps": "int"},
+    context=("run_id",),
+)
+RUN_FINISHED = _event(
+    "run.finished",
+    "A run ended. `counts` maps each outcome (rotated, retired, unchanged, planned, failed, "
+    "unfinished, busy, skipped, blocked) to its number of apps; absent outcomes are left out.",
+    {
+        "mode": "string",
+        "dry_run": "bool",
+        "duration_seconds": "number",
+        "failed": "int",
+        "rotated": "int",
+        "unfinished": "int",
+        "counts": "object",
+    },
+    context=("run_id",),
+)
+
+# ----- one app in a run ---------------------------------------------------------------------
+APP_PLANNED = _event(
+    "app.planned",
+    "What the policy decided for the app (rotate, retire, nothing) and why.",
+    {"action": "string", "reason": "string"},
+    context=("run_id", "app_id"),
+)
+APP_FINISHED = _event(
+    "app.finished",
+    "One line per app per run, whatever happened: its outcome, and the days left on the "
+    "secret Key Vault serves after the run (null when there is none, or it never expires).",
+    {
+        "outcome": "string",
+        "action": "string",
+        "reason": "string",
+        "error": "string",
+        "expires": "string",
+        "days_left": "number",
+        "rotate_before_days": "int",
+    },
+    optional=("error", "expires", "days_left"),
+    context=("run_id", "app_id"),
+)
+APP_FAILED = _event(
+    "app.failed",
+    "The app's rotation failed at `step`; `error` is the operator's message (no secret).",
+    {"error": "string", "error_type": "string"},
+    optional=("error_type",),
+    context=("run_id", "app_id", "step"),
+)
+APP_UNFINISHED = _event(
+    "app.unfinished",
+    "The app's deadline cut `step`; the next run completes it.",
+    {},
+    context=("run_id", "app_id", "step"),
+)
+APP_EXPIRY_NEAR = _event(
+    "app.expiry_near",
+    "The app was not rotated in this run and its current secret expires within the "
+    "rotate-before window.",
+    {"key_id": "string", "days_left": "number"},
+    context=("run_id", "app_id"),
+)
+
+# ----- the four steps -----------------------------------------------------------------------
+CREDENTIAL_CREATED = _event(
+    "credential.created",
+    "Step 1: a new client secret exists (its key id and end; never its text).",
+    {"key_id": "string", "expires": "string"},
+    context=("run_id", "app_id", "step"),
+)
+SMTP_VERIFIED = _event(
+    "smtp.verified",
+    "Step 2: SMTP AUTH accepted the new secret after `attempts` tries and `seconds` from "
+    "its creation: Entra's propagation as seen in this tenant.",
+    {"key_id": "string", "attempts": "int", "seconds": "number"},
+    context=("run_id", "app_id", "step"),
+)
+VAULT_PROMOTED = _event(
+    "vault.promoted",
+    "Step 3: the verified secret is the current Key Vault version.",
+    {"key_id": "string", "version": "string"},
+    context=("run_id", "app_id", "step"),
+)
+CREDENTIAL_ROLLED_BACK = _event(
+    "credential.rolled_back",
+    "A new secret that failed verification or promotion was removed again (I3).",
+    {"key_id": "string", "why": "string"},
+    context=("run_id", "app_id", "step"),
+)
+CREDENTIAL_ROLLBACK_FAILED = _event(
+    "credential.rollback_failed",
+    "Removing such a secret failed; the next run removes it as an orphan (I5).",
+    {"key_id": "string", "error": "string"},
+    context=("run_id", "app_id", "step"),
+)
+CREDENTIAL_REMOVED = _event(
+    "credential.removed",
+    "Step 4: an old secret was removed, and why (grace ended, emergency, orphan).",
+    {"key_id": "string", "reason": "string"},
+    context=("run_id", "app_id", "step"),
+)
+VAULT_VERSIONS_DISABLED = _event(
+    "vault.versions_disabled",
+    "Step 4: Key Vault versions holding removed secrets were disabled.",
+    {"versions": "int"},
+    context=("run_id", "app_id", "step"),
+)
+
+# ----- discovery ----------------------------------------------------------------------------
+DISCOVERY_SCANNED = _event(
+    "discovery.scanned",
+    "ACS resources scanned and role holders found on them.",
+    {"resources": "int", "role_holders": "int"},
+)
+DISCOVERY_SKIPPED = _event(
+    "discovery.skipped",
+    "An app seen on ACS that the rotator leaves alone, and why (another tenant's app, an "
+    "excluded id, ...). Shown in the workbook, never alerted on.",
+    {"app_id": "string", "reason": "string"},
+)
+DISCOVERY_FINISHED = _event(
+    "discovery.finished",
+    "How many apps the rotator manages.",
+    {"apps": "int"},
+)
+DISCOVERY_ROLE_MISSING = _event(
+    "discovery.role_missing",
+    "A role assignment names a role definition that no longer exists.",
+    {"role_definition_id": "string"},
+)
+
+# ----- the HTTP API -------------------------------------------------------------------------
+HTTP_ROTATION_ANSWERED = _event(
+    "http.rotation_answered",
+    "POST /api/rotations answered with the run's report.",
+    {"run_id": "string", "ok": "bool"},
+)
+
+# ----- consumers (planned: issue 15 builds consumer confirmation) -----------------------------
+CONSUMER_CONFIRMED = _event(
+    "consumer.confirmed",
+    "A consumer site's Key Vault reference (`setting`) resolves to the current `version`.",
+    {"site": "string", "setting": "string", "version": "string"},
+    context=("run_id", "app_id"),
+    planned=True,
+)
+CONSUMER_UNCONFIRMED = _event(
+    "consumer.unconfirmed",
+    "A consumer site's Key Vault reference does not (yet) resolve to the current version: "
+    "old secrets wait for the grace period.",
+    {"site": "string", "setting": "string", "version": "string", "reason": "string"},
+    context=("run_id", "app_id"),
+    planned=True,
+)
+
+EVENTS: tuple[Event, ...] = (
+    RUN_STARTED,
+    RUN_FINISHED,
+    APP_PLANNED,
+    APP_FINISHED,
+    APP_FAILED,
+    APP_UNFINISHED,
+    APP_EXPIRY_NEAR,
+    CREDENTIAL_CREATED,
+    SMTP_VERIFIED,
+    VAULT_PROMOTED,
+    CREDENTIAL_ROLLED_BACK,
+    CREDENTIAL_ROLLBACK_FAILED,
+    CREDENTIAL_REMOVED,
+    VAULT_VERSIONS_DISABLED,
+    DISCOVERY_SCANNED,
+    DISCOVERY_SKIPPED,
+    DISCOVERY_FINISHED,
+    DISCOVERY_ROLE_MISSING,
+    HTTP_ROTATION_ANSWERED,
+    CONSUMER_CONFIRMED,
+    CONSUMER_UNCONFIRMED,
+)
+BY_NAME: Mapping[str, Event] = {e.name: e for e in EVENTS}
