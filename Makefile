@@ -23,7 +23,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict rotation
 
-test: lint types infra-check
+test: lint types infra-check kql-deps
 	$(PY) -m pytest -q
 
 # checkov over infra/ in its own venv (its dependencies clash with the app's); see
@@ -43,6 +43,19 @@ $(INFRA_STAMP): infra/requirements-check.txt
 infra-check: $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/python infra/scripts/checkov_gate.py
 
+# Microsoft's Kusto language service (npm, pinned by tests/infra/kql/package-lock.json), with
+# which tests/infra/test_workbook.py parses every workbook and alert query offline.
+KQL_DIR := tests/infra/kql
+KQL_STAMP := $(KQL_DIR)/node_modules/.installed
+
+$(KQL_STAMP): $(KQL_DIR)/package.json $(KQL_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js and npm are required for the KQL check"; exit 1; }
+	npm ci --prefix $(KQL_DIR) --no-audit --no-fund --loglevel=error
+	touch $(KQL_STAMP)
+
+.PHONY: kql-deps
+kql-deps: $(KQL_STAMP)
+
 bench: $(STAMP)
 	$(PY) -m bench
 
@@ -54,4 +67,4 @@ sandbox: $(STAMP)
 	$(PY) -m sandbox
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) $(KQL_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,223 @@
+"""The log-event contract, checked against lines the product really writes.
+
+One sandbox world goes through what the workbook and the alerts must show: a scheduled
+run that rotates, a dry run over HTTP, a forced rotation that retires at once, and the
+failure paths (SMTP AUTH refused, Graph refusing addPassword, Key Vault refusing the write,
+an allow-listed app Graph does not know, an allow-listed app with no username). Every line
+it logs is held against rotation/events.py, and every query in the workbook and the alert
+rules is held against those lines: the events it filters on are written, and each field it
+reads is on them with a value its conversion accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+from rotation import events
+from rotation.http_api import Api
+from rotation.model import Mode, Outcome
+from rotation.service import RotationService
+from rotation.settings import Settings, load_settings
+from sandbox.server import Sandbox
+from tests import leaks
+from tests.infra import queries
+from tests.infra.log_lines import Line, json_lines, rotator_lines
+from tests.integration.conftest import FAST
+
+#: Contract events no scenario here produces, and where they are exercised instead.
+NOT_EXERCISED = {
+    "app.unfinished": "needs a call that hangs past the app's deadline (tests/reliability)",
+    "credential.rollback_failed": "needs removePassword to fail after a failed verification",
+    "discovery.role_missing": "needs a role assignment whose definition was deleted",
+}
+STEPS = {"observe", "create", "verify", "promote", "retire"}
+LIFETIME_DAYS = Settings.model_fields["secret_lifetime_days"].default
+
+
+async def _world(sandbox: Sandbox) -> None:
+    """The scenarios, in order, on one sandbox."""
+    unknown = str(uuid.uuid4())  # allow-listed, Graph has no such app: fails at observe
+    no_name = str(uuid.uuid4())  # allow-listed without a username: discovery skips it
+    base = {"app_ids": f"{no_name},{unknown}=ghost@contoso.example"}
+
+    def open_service(settings: object) -> RotationService:
+        return RotationService.open(settings, clock=sandbox.state.clock.now, backoff=FAST)  # type: ignore[arg-type]
+
+    def settings(**overrides: object) -> object:
+        return load_settings(sandbox.env(**base, **overrides))
+
+    due = sandbox.add_sender(lifetime=timedelta(days=10))
+    sandbox.add_sender()  # fresh: unchanged
+    for dry_run in (False, True):
+        api = Api(settings(), open_service)  # type: ignore[arg-type]
+        try:
+            if not dry_run:
+                await api.timer()  # scheduled: rotates `due` (a secret of 180 days)
+            else:
+                status, _ = await api.rotations(b'{"dryRun": true}')
+                assert status == 200  # `due` planned, with an expiry warning
+        finally:
+            await api.close()
+        sandbox.state.clock.advance(timedelta(days=170))
+
+    async with open_service(settings(grace_hours=0)) as service:  # type: ignore[arg-type]
+        await service.run([due.app_id], mode=Mode.FORCE)  # rotated, old secret retired at once
+
+    refused = sandbox.add_sender(via="smtp-username", role=None)  # SMTP AUTH always 535
+    stranger = sandbox.add_sender(owned=False)  # Graph 403 on addPassword
+    async with open_service(settings(verify_timeout_seconds=1)) as service:  # type: ignore[arg-type]
+        await service.run([refused.app_id, stranger.app_id, unknown])
+    victim = sandbox.add_sender(lifetime=timedelta(days=3))
+    sandbox.state.faults.inject("vault PUT /secrets/{name}", status=403)
+    async with open_service(settings()) as service:  # type: ignore[arg-type]
+        await service.run([victim.app_id])
+
+
+@pytest.fixture(scope="module")
+def corpus(request: pytest.FixtureRequest) -> list[Line]:
+    """Every line the scenarios logged (module-wide: one world for all the checks)."""
+
+    async def build() -> tuple[list[Line], list[str]]:
+        async with Sandbox() as sandbox:
+            check: leaks.SuiteLeakCheck = request.config.pluginmanager.get_plugin(leaks.NAME)
+            check.states.append(sandbox.state)
+            with pytest.MonkeyPatch.context() as patch:
+                for key, value in sandbox.env().items():
+                    patch.setenv(key, value)  # DefaultAzureCredential reads AZURE_* here
+                with json_lines() as lines:
+                    await _world(sandbox)
+            return lines, list(sandbox.state.issued_secrets)
+
+    lines, secrets = asyncio.run(build())
+    text = "\n".join(map(str, lines))
+    assert not [s for s in secrets if s in text], "a secret reached a log line (I6)"
+    return rotator_lines(lines)
+
+
+def named(corpus: list[Line], name: str) -> list[Line]:
+    return [line for line in corpus if line["event"] == name]
+
+
+def kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def fits(kind: str, value: object) -> bool:
+    got = kind_of(value)
+    return got == kind or (kind == "number" and got == "int")
+
+
+def converts(conversion: str, value: object) -> bool:
+    """Whether KQL's `conversion(value)` yields a value (not null) for this JSON value."""
+    need = queries.CONVERSION_KIND[conversion]
+    if need is None:
+        return value is not None
+    if need == "datetime":
+        try:
+            datetime.fromisoformat(str(value))
+        except ValueError:
+            return False
+        return True
+    return fits(need, value)
+
+
+def test_every_line_keeps_the_contract(corpus: list[Line]) -> None:
+    assert corpus
+    for line in corpus:
+        event = events.BY_NAME.get(line["event"])
+        assert event, f"{line['event']} is logged but not in rotation/events.py (and docs)"
+        unknown = set(line) - event.allowed()
+        assert not unknown, f"{event.name} carries fields the contract lacks: {unknown}"
+        kinds = {**events.COMMON, **events.CONTEXT, **event.fields}
+        for name in event.required():
+            assert line.get(name) is not None, f"{event.name} lacks {name}: {line}"
+        for name, value in line.items():
+            if value is not None:
+                assert fits(kinds[name], value), (event.name, name, value)
+
+
+def test_every_contract_event_is_written(corpus: list[Line]) -> None:
+    seen = {line["event"] for line in corpus}
+    expected = {e.name for e in events.EVENTS if not e.planned} - set(NOT_EXERCISED)
+
+    assert expected <= seen, f"never logged: {sorted(expected - seen)}"
+    assert not {e.name for e in events.EVENTS if e.planned} & seen, "a planned event is live now"
+
+
+def test_failures_name_their_step_and_dry_runs_are_marked(corpus: list[Line]) -> None:
+    failed = named(corpus, "app.failed")
+    assert {line["step"] for line in failed} == {"observe", "create", "verify", "promote"}
+    assert all(line["error"] for line in failed)
+    finished = named(corpus, "run.finished")
+    assert {line["dry_run"] for line in finished} == {True, False}
+    assert any(line.get("trigger") == "timer" for line in finished)
+    dry = {line["run_id"] for line in finished if line["dry_run"]}
+    planned = [line for line in named(corpus, "app.finished") if line["run_id"] in dry]
+    assert {line["outcome"] for line in planned} >= {Outcome.PLANNED.value}
+    assert all(line["step"] in STEPS for line in corpus if "step" in line)
+
+
+def test_every_app_finishes_with_its_days_left(corpus: list[Line]) -> None:
+    for run in named(corpus, "run.finished"):
+        apps = [line for line in named(corpus, "app.finished") if line["run_id"] == run["run_id"]]
+        assert all(isinstance(n, int) for n in run["counts"].values())
+        assert set(run["counts"]) <= {o.value for o in Outcome}
+        assert sum(run["counts"].values()) == len(apps)
+        for line in apps:
+            if line["outcome"] in ("rotated", "unchanged", "planned"):
+                assert isinstance(line["days_left"], float | int), line
+                assert datetime.fromisoformat(line["expires"])
+            if line["outcome"] == "rotated":  # the new secret's, not the old one's
+                assert line["days_left"] == pytest.approx(LIFETIME_DAYS, abs=0.1)
+    verified = named(corpus, "smtp.verified")
+    assert verified
+    assert all(line["attempts"] >= 1 and line["seconds"] >= 0 for line in verified)
+
+
+@pytest.mark.parametrize("query", queries.all_queries(), ids=lambda q: q.where)
+def test_every_query_reads_what_the_product_writes(
+    corpus: list[Line], query: queries.Query
+) -> None:
+    names = query.events()
+    assert names, f"{query.where}: filters on no event"
+    read = [events.BY_NAME[n] for n in names if n in events.BY_NAME]
+    assert len(read) == len(names), f"{query.where}: unknown events {names - set(events.BY_NAME)}"
+    live = [e for e in read if not e.planned]
+    lines = [line for line in corpus if line["event"] in {e.name for e in live}]
+    if live:
+        assert lines, f"{query.where}: the product wrote none of {sorted(names)}"
+    for line in lines:  # the query's own parsing finds the object behind the host's prefix
+        message = "Host.Function.Console: " + json.dumps(line)
+        assert query.parse_pattern().search(message)
+    for path, conversion in query.conversions() | {(p, "tostring") for p in query.paths()}:
+        field = path[0]
+        owners = [e for e in read if field in e.allowed()]
+        assert owners, f"{query.where}: body.{field} is in none of {sorted(names)}"
+        if not any(not e.planned for e in owners):
+            continue  # an empty state until the planned event is logged
+        if len(path) > 1:  # a key of an object field: checked against the contract
+            path, conversion = path[:1], "tostring"  # (tests/infra/test_workbook.py)
+        values = [_at(line, path) for line in lines if line["event"] in {e.name for e in owners}]
+        assert any(converts(conversion, v) for v in values), (
+            f"{query.where}: {conversion}(body.{'.'.join(path)}) is null on every real line"
+        )
+
+
+def _at(line: Line, path: tuple[str, ...]) -> object:
+    value: object = line
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
