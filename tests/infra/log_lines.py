@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import structlog
+
 from rotation import logs
 
 Line = dict[str, Any]
@@ -18,9 +20,10 @@ Line = dict[str, Any]
 @contextmanager
 def json_lines() -> Iterator[list[Line]]:
     """Collects every line logged inside the block, parsed; the root logger's handlers
-    and level are restored afterwards. The list is filled when the block ends."""
+    and level, and structlog's configuration, are restored afterwards. The list is
+    filled when the block ends."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
+    saved = (root.handlers[:], root.level, structlog.get_config())
     stream = io.StringIO()
     lines: list[Line] = []
     try:
@@ -29,6 +32,7 @@ def json_lines() -> Iterator[list[Line]]:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        structlog.configure(**saved[2])
         lines.extend(json.loads(text) for text in stream.getvalue().splitlines() if text)
 
 

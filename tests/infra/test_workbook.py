@@ -74,6 +74,8 @@ def test_every_placeholder_in_the_workbook_json_is_filled_by_the_template() -> N
     placeholders = set(re.findall(r"__[A-Z_]+__", queries.WORKBOOK.read_text(encoding="utf-8")))
 
     assert "loadTextContent('workbook.json')" in text
+    # Bicep's loadTextContent takes files up to 131,072 characters (Bicep docs, file functions)
+    assert len(queries.WORKBOOK.read_text(encoding="utf-8")) < 131_072
     assert placeholders == {"__APP_INSIGHTS_ID__", "__SCHEDULE_HOURS__"}
     for placeholder in placeholders:
         assert f"'{placeholder}'" in text, placeholder
