@@ -44,7 +44,8 @@ class Event:
     fields: Mapping[str, Kind]
     #: Fields a line may leave out, or write as null (for example no expiry known).
     optional: frozenset[str] = frozenset()
-    #: Named for a part still being built: no line carries it yet, readers show an empty state.
+    #: Named for a part being built in parallel: lines may not carry it yet (readers show
+    #: an empty state); once they do, they are held to it like any other event.
     planned: bool = False
     #: Fields that are context values but always present on this event.
     context: frozenset[str] = field(default_factory=frozenset)
@@ -210,6 +211,21 @@ HTTP_ROTATION_ANSWERED = _event(
     {"run_id": "string", "ok": "bool"},
 )
 
+# ----- failures outside a run (planned: issue 12 adds them, with alert rules on them) ---------
+RUN_FAILED = _event(
+    "run.failed",
+    "A scheduled run failed before its report (discovery, an ARM or Graph 403, invalid "
+    "settings): no run.finished follows.",
+    {"error_type": "string", "error": "string"},
+    planned=True,
+)
+SETTINGS_INVALID = _event(
+    "settings.invalid",
+    "The worker started with invalid settings; `error` names the setting, never its value.",
+    {"error": "string"},
+    planned=True,
+)
+
 # ----- consumers (planned: issue 15 builds consumer confirmation) -----------------------------
 CONSUMER_CONFIRMED = _event(
     "consumer.confirmed",
@@ -247,6 +263,8 @@ EVENTS: tuple[Event, ...] = (
     DISCOVERY_FINISHED,
     DISCOVERY_ROLE_MISSING,
     HTTP_ROTATION_ANSWERED,
+    RUN_FAILED,
+    SETTINGS_INVALID,
     CONSUMER_CONFIRMED,
     CONSUMER_UNCONFIRMED,
 )

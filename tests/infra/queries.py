@@ -24,6 +24,8 @@ ALERTS = bicep.INFRA / "modules" / "alerts.bicep"
 
 #: Values the tests give the workbook's parameters (the portal substitutes `{Name}`).
 WORKBOOK_PARAMETERS = {"ScheduleHours": "24"}
+#: Sample values for what alerts.bicep splices into its queries from parameters.
+ALERT_PLACEHOLDERS = {"__DAYS__": "14", "__ARMED__": "2026-01-01T00:00:00Z"}
 
 _EVENT = re.compile(r'"([a-z]+\.[a-z_]+)"')
 _FIELD = re.compile(r"\bbody((?:\.[A-Za-z_]\w*)+)")
@@ -97,9 +99,9 @@ def workbook_queries() -> list[Query]:
 
 
 def alert_queries() -> list[Query]:
-    """The alert rules' queries, spliced as alerts.bicep splices them: the `'''` blocks that
-    start with a table name, with the shared `__PARSE__` fragment put in and any other
-    `__PLACEHOLDER__` (a number spliced from a parameter) given a sample value."""
+    """The alert rules' queries on the rotator's lines, spliced as alerts.bicep splices them:
+    the `'''` blocks that start with `traces`, with the shared `__PARSE__` fragment put in
+    and every other `__PLACEHOLDER__` given its sample value from ALERT_PLACEHOLDERS."""
     text = ALERTS.read_text(encoding="utf-8")
     blocks = dict(re.findall(r"var (\w+) = (?:replace\()?'''\n(.*?)'''", text, re.DOTALL))
     fragment = blocks.get("parse", "").strip()
@@ -108,7 +110,10 @@ def alert_queries() -> list[Query]:
         if not block.lstrip().startswith("traces"):
             continue
         spliced = block.replace("__PARSE__", fragment)
-        found.append(Query(f"alerts: {name}", _PLACEHOLDER.sub("1", spliced).strip()))
+        for placeholder in set(_PLACEHOLDER.findall(spliced)):
+            assert placeholder in ALERT_PLACEHOLDERS, f"give {placeholder} a sample value here"
+            spliced = spliced.replace(placeholder, ALERT_PLACEHOLDERS[placeholder])
+        found.append(Query(f"alerts: {name}", spliced.strip()))
     return found
 
 

@@ -154,7 +154,6 @@ def test_every_contract_event_is_written(corpus: list[Line]) -> None:
     expected = {e.name for e in events.EVENTS if not e.planned} - set(NOT_EXERCISED)
 
     assert expected <= seen, f"never logged: {sorted(expected - seen)}"
-    assert not {e.name for e in events.EVENTS if e.planned} & seen, "a planned event is live now"
 
 
 def test_failures_name_their_step_and_dry_runs_are_marked(corpus: list[Line]) -> None:

@@ -170,11 +170,13 @@ def test_every_event_the_product_logs_is_documented_and_vice_versa() -> None:
     source = "\n".join(
         p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
     )
-    logged = set(re.findall(r"\blog\.\w+\(\s*\"([a-z]+\.[a-z_]+)\"", source))
+    logged = set(
+        re.findall(r"\.(?:info|warning|error|exception|debug)\(\s*\"([a-z]+\.[a-z_]+)\"", source)
+    )
     live = {e.name for e in events.EVENTS if not e.planned}
 
-    assert logged - live == set(), "logged but not in rotation/events.py"
-    assert live - logged == set(), "in rotation/events.py but never logged"
+    assert logged - set(events.BY_NAME) == set(), "logged but not in rotation/events.py"
+    assert live - logged == set(), "in rotation/events.py but never logged (or mark it planned)"
 
 
 def test_the_docs_table_is_the_contract() -> None:
