@@ -226,19 +226,50 @@ SETTINGS_INVALID = _event(
     planned=True,
 )
 
+# ----- outcomes reported by parts being built (planned: issues 11 and 13) ----------------------
+APP_SKIPPED = _event(
+    "app.skipped",
+    "An app the run leaves alone (a managed identity, another tenant's app), and why.",
+    {"reason": "string"},
+    context=("run_id", "app_id"),
+    planned=True,
+)
+APP_BLOCKED = _event(
+    "app.blocked",
+    "An app an operator must fix first (a soft-deleted Key Vault name): `fix` says how.",
+    {"secret_name": "string", "fix": "string", "error": "string"},
+    context=("run_id", "app_id"),
+    planned=True,
+)
+APP_BUSY = _event(
+    "app.busy",
+    "Another run holds the app's lease (`holder`: this instance or another run).",
+    {"holder": "string"},
+    context=("run_id", "app_id"),
+    planned=True,
+)
+
 # ----- consumers (planned: issue 15 builds consumer confirmation) -----------------------------
 CONSUMER_CONFIRMED = _event(
     "consumer.confirmed",
-    "A consumer site's Key Vault reference (`setting`) resolves to the current `version`.",
-    {"site": "string", "setting": "string", "version": "string"},
+    "A consumer site's Key Vault reference (`setting`) resolves to the current version "
+    "(`active_version`) of the app's secret (`secret_name`).",
+    {"site": "string", "setting": "string", "secret_name": "string", "active_version": "string"},
     context=("run_id", "app_id"),
     planned=True,
 )
 CONSUMER_UNCONFIRMED = _event(
     "consumer.unconfirmed",
     "A consumer site's Key Vault reference does not (yet) resolve to the current version: "
-    "old secrets wait for the grace period.",
-    {"site": "string", "setting": "string", "version": "string", "reason": "string"},
+    "its `status` and `problem`; old secrets wait for the grace period.",
+    {
+        "site": "string",
+        "setting": "string",
+        "status": "string",
+        "active_version": "string",
+        "problem": "string",
+    },
+    optional=("active_version", "problem"),
     context=("run_id", "app_id"),
     planned=True,
 )
@@ -265,6 +296,9 @@ EVENTS: tuple[Event, ...] = (
     HTTP_ROTATION_ANSWERED,
     RUN_FAILED,
     SETTINGS_INVALID,
+    APP_SKIPPED,
+    APP_BLOCKED,
+    APP_BUSY,
     CONSUMER_CONFIRMED,
     CONSUMER_UNCONFIRMED,
 )
