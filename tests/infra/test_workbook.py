@@ -27,6 +27,7 @@ KQL = Path(__file__).parent / "kql"
 ITEM_TYPES = {1, 3, 9, 10, 11, 12}
 #: Parameter types: 1 text, 2 drop-down, 4 time range, 5 resource picker.
 PARAMETER_TYPES = {1, 2, 4, 5}
+THRESHOLD_OPERATORS = {"==", "!=", ">", ">=", "<", "<=", "Default"}
 VISUALIZATIONS = {"table", "tiles", "barchart", "timechart", "linechart", "areachart"}
 #: The panels the operators' issue asks for (issue 17), by item name.
 PANELS = {
@@ -134,6 +135,10 @@ def test_every_query_item_has_valid_query_settings(item: dict[str, Any]) -> None
     for formatter in content.get("gridSettings", {}).get("formatters", []):
         # a column the query names (projected, summarized or extended)
         assert re.search(rf"\b{formatter['columnMatch']}\b", content["query"]), formatter
+        for rule in formatter.get("formatOptions", {}).get("thresholdsGrid", []):
+            assert rule["operator"] in THRESHOLD_OPERATORS, rule
+            if rule["operator"] == "==":  # a value the query can produce, or it never colours
+                assert f'"{rule["thresholdValue"]}"' in content["query"], rule
 
 
 @pytest.mark.parametrize("query", queries.all_queries(), ids=lambda q: q.where)
