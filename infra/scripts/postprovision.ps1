@@ -7,6 +7,7 @@ Write-Output 'ACS SMTP rotation is provisioned.'
 Write-Output "  Function API : $env:FUNCTION_URL"
 Write-Output "  Key Vault    : $env:ROTATION_KEY_VAULT_URL"
 Write-Output "  Identity     : $env:ROTATOR_PRINCIPAL_ID (object id of the Function App's managed identity)"
+Write-Output "  Workbook     : Application Insights > Workbooks > 'ACS SMTP rotation' in resource group $env:AZURE_RESOURCE_GROUP"
 Write-Output ''
 
 if ($env:GRANT_GRAPH_PERMISSION -eq 'false') {

@@ -10,6 +10,7 @@ echo "ACS SMTP rotation is provisioned."
 echo "  Function API : ${FUNCTION_URL:-?}"
 echo "  Key Vault    : ${ROTATION_KEY_VAULT_URL:-?}"
 echo "  Identity     : ${ROTATOR_PRINCIPAL_ID:-?} (object id of the Function App's managed identity)"
+echo "  Workbook     : Application Insights > Workbooks > \"ACS SMTP rotation\" in resource group ${AZURE_RESOURCE_GROUP:-?}"
 echo ""
 
 if [ "${GRANT_GRAPH_PERMISSION:-true}" = "false" ]; then
