@@ -174,6 +174,11 @@ CREDENTIAL_REMOVED = _event(
     {"key_id": "string", "reason": "string"},
     context=("run_id", "app_id", "step"),
 )
+CREDENTIAL_ALREADY_GONE = _event(
+    "credential.already_gone",
+    "A secret to remove was gone already (Graph answered 400 or 404 and a re-read agreed).",
+    {"app_id": "string", "key_id": "string"},
+)
 VAULT_VERSIONS_DISABLED = _event(
     "vault.versions_disabled",
     "Step 4: Key Vault versions holding removed secrets were disabled.",
@@ -288,6 +293,7 @@ EVENTS: tuple[Event, ...] = (
     CREDENTIAL_ROLLED_BACK,
     CREDENTIAL_ROLLBACK_FAILED,
     CREDENTIAL_REMOVED,
+    CREDENTIAL_ALREADY_GONE,
     VAULT_VERSIONS_DISABLED,
     DISCOVERY_SCANNED,
     DISCOVERY_SKIPPED,
