@@ -85,7 +85,8 @@ param secretNameTemplate string = ''
 @description('Timer schedule (NCRONTAB, six fields, UTC). Default: daily at 03:00.')
 param schedule string = '0 0 3 * * *'
 
-param smtpHost string = 'smtp.azurecomm.net'
+@description('ACS SMTP host. Empty means smtp.azurecomm.net in the public cloud; ACS documents no SMTP host in other clouds, so there it must be given, or the app stops at start-up naming ROTATION_SMTP_HOST.')
+param smtpHost string = ''
 
 @minValue(1)
 @maxValue(65535)
@@ -304,7 +305,7 @@ module functionApp 'modules/functionapp.bicep' = {
       }
       {
         name: 'ROTATION_SMTP_HOST'
-        value: smtpHost
+        value: empty(smtpHost) ? (environment().name == 'AzureCloud' ? 'smtp.azurecomm.net' : '') : smtpHost
       }
       {
         name: 'ROTATION_SMTP_PORT'

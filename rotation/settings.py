@@ -28,7 +28,9 @@ ACS_RESOURCE_ID = re.compile(
     re.IGNORECASE,
 )
 
-#: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud.
+#: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud. US Government
+#: DoD (L5) tenants use Graph at https://dod-graph.microsoft.us: set ROTATION_GRAPH_URL to it
+#: with ROTATION_CLOUD=usgov (https://learn.microsoft.com/graph/deployments).
 CLOUDS: dict[str, tuple[str, str, str]] = {
     "public": (
         "https://login.microsoftonline.com",
@@ -170,6 +172,14 @@ class Settings(BaseSettings):
         if self.rotate_before_days >= self.secret_lifetime_days:
             raise ValueError(
                 "ROTATION_ROTATE_BEFORE_DAYS must be shorter than ROTATION_SECRET_LIFETIME_DAYS"
+            )
+        if self.cloud != "public" and "smtp_host" not in self.model_fields_set:
+            # ACS documents smtp.azurecomm.net for the public cloud only; guessing a host in
+            # a sovereign cloud would send every new secret to the wrong endpoint.
+            raise ValueError(
+                f"ROTATION_SMTP_HOST must be set explicitly when ROTATION_CLOUD is "
+                f"{self.cloud!r}: ACS documents an SMTP endpoint (smtp.azurecomm.net) for the "
+                "public cloud only"
             )
         return self
 

@@ -39,9 +39,43 @@ def test_lists_accept_commas_and_spaces() -> None:
     [("usgov", "https://graph.microsoft.us"), ("china", "https://microsoftgraph.chinacloudapi.cn")],
 )
 def test_sovereign_clouds_switch_every_endpoint(cloud: str, graph: str) -> None:
-    s = load_settings({**BASE, "ROTATION_CLOUD": cloud})
+    s = load_settings({**BASE, "ROTATION_CLOUD": cloud, "ROTATION_SMTP_HOST": "smtp.example.us"})
     assert s.graph_endpoint == graph
     assert "login" in s.authority
+    assert s.smtp_host == "smtp.example.us"
+
+
+@pytest.mark.parametrize("cloud", ["usgov", "china"])
+@pytest.mark.parametrize("smtp_host", [None, ""])
+def test_sovereign_cloud_without_an_explicit_smtp_host_is_a_settings_error(
+    cloud: str, smtp_host: str | None
+) -> None:
+    environ = {**BASE, "ROTATION_CLOUD": cloud}
+    if smtp_host is not None:
+        environ["ROTATION_SMTP_HOST"] = smtp_host  # empty means "not set"
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert "ROTATION_SMTP_HOST" in message
+    assert cloud in message
+    assert "\n" not in message
+
+
+def test_the_public_cloud_keeps_the_documented_smtp_host() -> None:
+    assert load_settings({**BASE, "ROTATION_CLOUD": "public"}).smtp_host == "smtp.azurecomm.net"
+
+
+def test_dod_tenants_override_the_graph_endpoint_of_usgov() -> None:
+    s = load_settings(
+        {
+            **BASE,
+            "ROTATION_CLOUD": "usgov",
+            "ROTATION_SMTP_HOST": "smtp.example.us",
+            "ROTATION_GRAPH_URL": "https://dod-graph.microsoft.us",
+        }
+    )
+    assert s.graph_endpoint == "https://dod-graph.microsoft.us"
+    assert s.authority == "https://login.microsoftonline.us"
 
 
 def test_explicit_endpoint_overrides_the_cloud() -> None:
