@@ -24,6 +24,15 @@ Decisions, and why:
 - SMTP Username resources of apps in another tenant are skipped (the rotator can only
   manage its own tenant's apps); so are allow-listed apps without any known username.
   Both are logged as ``discovery.skipped`` with the fix.
+- Role holders count only when their service principal is an ``Application`` registered
+  in ``ROTATION_TENANT_ID`` (Graph's servicePrincipalType and appOwnerOrganizationId).
+  Templates often give a Function App's managed identity a role on the ACS resource, and
+  a multi-tenant app's service principal has no application object here: neither has a
+  client secret this rotator could add, so both are skipped with the reason (shown in
+  status, never failed, never alerting).
+- Role assignments to groups are not followed (the members of a group can change without
+  a trace in ARM). One that would let members send is logged as ``discovery.group_ignored``;
+  apps that send through a group need the allow-list (``<appId>=<username>``).
 
 The decisions are pure functions below, tested directly; :func:`discover` is the thin
 I/O shell around them.
@@ -47,7 +56,7 @@ from rotation.arm import (
     SmtpUsernameEntry,
 )
 from rotation.errors import NotFound
-from rotation.model import ManagedApp
+from rotation.model import ManagedApp, PrincipalEntry
 from rotation.settings import Settings
 
 log = structlog.get_logger("rotation.discovery")
@@ -67,10 +76,20 @@ RANK_ALLOW_LIST, RANK_SMTP_USERNAME, RANK_ROLE, RANK_INHERITED = 0, 1, 2, 3
 T = TypeVar("T")
 
 
-class ServicePrincipalDirectory(Protocol):
-    """What discovery needs from Entra: the app id behind each service principal."""
+#: Graph's servicePrincipalType of a service principal backed by an app registration.
+APPLICATION = "Application"
+GROUP_HINT = (
+    "role assignments to groups are not followed: list each app that sends through this "
+    "group in ROTATION_APP_IDS as <appId>=<smtp username>"
+)
 
-    async def service_principal_app_ids(self, object_ids: Collection[str]) -> dict[str, str]: ...
+
+class ServicePrincipalDirectory(Protocol):
+    """What discovery needs from Entra: who each role-holding service principal is."""
+
+    async def service_principals(
+        self, object_ids: Collection[str]
+    ) -> dict[str, PrincipalEntry]: ...
 
 
 # ----- pure decisions ------------------------------------------------------------------------
@@ -184,15 +203,22 @@ def smtp_username_sightings(
 
 
 def role_sightings(
-    holders: Iterable[RoleHolder], app_ids: Mapping[str, str], tenant_id: str
-) -> list[Sighting]:
-    """Sightings from role holders whose service principal resolved to an app id."""
-    resolved = {k.lower(): v.lower() for k, v in app_ids.items()}
-    sightings = []
+    holders: Iterable[RoleHolder], principals: Mapping[str, PrincipalEntry], tenant_id: str
+) -> tuple[list[Sighting], list[Skipped]]:
+    """Sightings from role holders that are app registrations of `tenant_id`; the other
+    holders that Graph knows (managed identities, other tenants' apps) are skipped."""
+    by_id = {k.lower(): v for k, v in principals.items()}
+    sightings, skipped = [], []
     for holder in holders:
-        app_id = resolved.get(holder.principal_id)
-        if app_id is None:
-            continue  # not an app registration in this tenant (or gone)
+        principal = by_id.get(holder.principal_id)
+        if principal is None:
+            continue  # gone from the directory since the assignment was made
+        app_id = principal.app_id.lower()
+        reason = not_ours(principal, tenant_id)
+        if reason is not None:
+            if holder.automatic:  # an inherited Owner/Contributor is no sender of ours either
+                skipped.append(Skipped(app_id, f"{reason} (holds a role on {holder.resource.id})"))
+            continue
         sightings.append(
             Sighting(
                 app_id,
@@ -202,7 +228,51 @@ def role_sightings(
                 holder.resource.id,
             )
         )
-    return sightings
+    return sightings, skipped
+
+
+def not_ours(principal: PrincipalEntry, tenant_id: str) -> str | None:
+    """Why this rotator cannot rotate `principal`'s SMTP password, or None if it can.
+
+    Only an app registration of our own tenant has client secrets we may add. An
+    Application principal whose owner tenant Graph leaves out is kept: if it is not
+    ours after all, reading its application fails loudly rather than being hidden.
+    """
+    if principal.kind.lower() == "managedidentity":
+        return (
+            f"managed identity (service principal {principal.object_id}): it has no client "
+            "secret; it sends with tokens Azure issues, so there is nothing to rotate"
+        )
+    if principal.kind.lower() != APPLICATION.lower():
+        return (
+            f"service principal {principal.object_id} is of type {principal.kind!r}, not an "
+            "app registration: it has no client secret to rotate"
+        )
+    owner = principal.owner_tenant_id
+    if owner is not None and owner.lower() != tenant_id.lower():
+        return (
+            f"app registered in tenant {owner} (multi-tenant app; service principal "
+            f"{principal.object_id} in this tenant): its client secrets can only be changed "
+            f"in its home tenant; this rotator manages tenant {tenant_id} only"
+        )
+    return None
+
+
+def group_grants(
+    resource: AcsResource,
+    assignments: Iterable[RoleAssignmentEntry],
+    definitions: Mapping[str, RoleDefinitionEntry],
+) -> list[RoleAssignmentEntry]:
+    """Assignments to groups whose role would let the group's members send via `resource`."""
+    found = []
+    for assignment in assignments:
+        if assignment.principal_type.lower() != "group":
+            continue
+        role = definitions.get(definition_key(assignment.role_definition_id))
+        direct = _same_scope(assignment.scope, resource.id)
+        if role is not None and grants_smtp(role) and (direct or not is_broad(role)):
+            found.append(assignment)
+    return found
 
 
 def allow_list_sightings(entries: Iterable[str]) -> list[Sighting]:
@@ -218,14 +288,19 @@ def allow_list_sightings(entries: Iterable[str]) -> list[Sighting]:
     return sightings
 
 
-def build_inventory(settings: Settings, sightings: Iterable[Sighting]) -> Inventory:
-    """Merges sightings into one ManagedApp per app, minus the excluded ones."""
+def build_inventory(
+    settings: Settings, sightings: Iterable[Sighting], skipped: Iterable[Skipped] = ()
+) -> Inventory:
+    """Merges sightings into one ManagedApp per app, minus the excluded ones. `skipped`
+    (found elsewhere) is kept once per app, unless the app is managed after all."""
     excluded = {a.lower() for a in settings.exclude_app_ids}
+    skipped_elsewhere = list(skipped)
     by_app: dict[str, list[Sighting]] = {}
     for sighting in sightings:
         if sighting.app_id not in excluded:
             by_app.setdefault(sighting.app_id, []).append(sighting)
-    apps, skipped = [], []
+    apps: list[ManagedApp] = []
+    skipped = []
     for app_id in sorted(by_app):
         seen = by_app[app_id]
         allow_listed = any(s.source == SOURCE_ALLOW_LIST for s in seen)
@@ -233,7 +308,8 @@ def build_inventory(settings: Settings, sightings: Iterable[Sighting]) -> Invent
         kept = [s for s in seen if s.rank != RANK_INHERITED or allow_listed]
         if not kept:
             continue
-        usernames = _ordered_usernames(kept)
+        named = _ordered_usernames(kept)
+        usernames = tuple(u for u, _ in named)
         if not usernames:
             skipped.append(
                 Skipped(
@@ -255,21 +331,34 @@ def build_inventory(settings: Settings, sightings: Iterable[Sighting]) -> Invent
                     sorted({s.resource_id for s in kept if s.resource_id}, key=str.lower)
                 ),
                 sources=tuple(s for s in _SOURCE_ORDER if s in sources),
+                username_sources=tuple(source for _, source in named),
             )
         )
-    return Inventory(apps, skipped)
+    managed = {a.app_id for a in apps}
+    for skip in skipped_elsewhere:
+        if skip.app_id not in managed and skip.app_id not in excluded:
+            skipped.append(skip)
+    return Inventory(apps, _once_per_app(skipped))
 
 
-def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[str, ...]:
+def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[tuple[str, str], ...]:
+    """(username, source) pairs, best first; a username two sources give keeps the first."""
     ordered = sorted(
         (s for s in sightings if s.username),
         key=lambda s: (s.rank, (s.username or "").lower()),
     )
-    unique: dict[str, str] = {}
+    unique: dict[str, tuple[str, str]] = {}
     for sighting in ordered:
         assert sighting.username is not None
-        unique.setdefault(sighting.username.lower(), sighting.username)
+        unique.setdefault(sighting.username.lower(), (sighting.username, sighting.source))
     return tuple(unique.values())
+
+
+def _once_per_app(skipped: Iterable[Skipped]) -> list[Skipped]:
+    first: dict[str, Skipped] = {}
+    for skip in skipped:
+        first.setdefault(skip.app_id, skip)
+    return sorted(first.values(), key=lambda s: s.app_id)
 
 
 def _matches_any(action: str, patterns: Iterable[str]) -> bool:
@@ -298,6 +387,11 @@ async def discover(
     settings: Settings, arm: ArmReader, entra: ServicePrincipalDirectory
 ) -> list[ManagedApp]:
     """Every ACS-enabled app in the configured scope, each once, sorted by app id."""
+    return (await survey(settings, arm, entra)).apps
+
+
+async def survey(settings: Settings, arm: ArmReader, entra: ServicePrincipalDirectory) -> Inventory:
+    """The managed apps, and the senders this rotator cannot manage with the reason."""
     sightings = allow_list_sightings(settings.app_ids)
     skipped: list[Skipped] = []
     if settings.subscription_ids or settings.acs_resource_ids:
@@ -308,18 +402,36 @@ async def discover(
             found, skips = smtp_username_sightings(scan.usernames, settings.tenant_id)
             sightings += found
             skipped += skips
-        holders = await _role_holders(arm, limit, scans)
+        definitions = await _definitions(arm, limit, scans)
+        holders = [
+            h for scan in scans for h in role_holders(scan.resource, scan.assignments, definitions)
+        ]
         if holders:
-            app_ids = await entra.service_principal_app_ids(
-                sorted({h.principal_id for h in holders})
-            )
-            sightings += role_sightings(holders, app_ids, settings.tenant_id)
+            principals = await entra.service_principals(sorted({h.principal_id for h in holders}))
+            found, skips = role_sightings(holders, principals, settings.tenant_id)
+            sightings += found
+            skipped += skips
+        _log_group_grants(scans, definitions)
         log.info("discovery.scanned", resources=len(resources), role_holders=len(holders))
-    inventory = build_inventory(settings, sightings)
-    for skip in [*skipped, *inventory.skipped]:
+    inventory = build_inventory(settings, sightings, skipped)
+    for skip in inventory.skipped:
         log.warning("discovery.skipped", app_id=skip.app_id, reason=skip.reason)
-    log.info("discovery.finished", apps=len(inventory.apps))
-    return inventory.apps
+    log.info("discovery.finished", apps=len(inventory.apps), skipped=len(inventory.skipped))
+    return inventory
+
+
+def _log_group_grants(
+    scans: Sequence[_Scan], definitions: Mapping[str, RoleDefinitionEntry]
+) -> None:
+    for scan in scans:
+        for grant in group_grants(scan.resource, scan.assignments, definitions):
+            log.warning(
+                "discovery.group_ignored",
+                group_id=grant.principal_id,
+                resource_id=scan.resource.id,
+                role=definitions[definition_key(grant.role_definition_id)].role_name,
+                hint=GROUP_HINT,
+            )
 
 
 async def _scan(arm: ArmReader, resource: AcsResource) -> _Scan:
@@ -329,18 +441,18 @@ async def _scan(arm: ArmReader, resource: AcsResource) -> _Scan:
     return _Scan(resource, usernames, assignments)
 
 
-async def _role_holders(
+async def _definitions(
     arm: ArmReader, limit: asyncio.Semaphore, scans: Sequence[_Scan]
-) -> list[RoleHolder]:
+) -> dict[str, RoleDefinitionEntry]:
+    """The role definitions of assignments to service principals and groups, by GUID."""
     wanted = {
         definition_key(a.role_definition_id): a.role_definition_id
         for scan in scans
         for a in scan.assignments
-        if a.principal_type.lower() == "serviceprincipal"
+        if a.principal_type.lower() in ("serviceprincipal", "group")
     }
     fetched = await _gather(limit, [_definition(arm, i) for i in wanted.values()])
-    definitions = {definition_key(d.id): d for d in fetched if d is not None}
-    return [h for scan in scans for h in role_holders(scan.resource, scan.assignments, definitions)]
+    return {definition_key(d.id): d for d in fetched if d is not None}
 
 
 async def _definition(arm: ArmReader, definition_id: str) -> RoleDefinitionEntry | None:

@@ -55,11 +55,27 @@ class ManagedApp:
     usernames: tuple[str, ...]
     acs_resource_ids: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # how discovery found it: smtp-username, role, allow-list
+    username_sources: tuple[str, ...] = ()  # where each of `usernames` came from, in order
 
     @property
     def smtp_username(self) -> str:
         """The username the rotator proves the new secret with (and consumers get)."""
         return self.usernames[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalEntry:
+    """A service principal as discovery needs it (Microsoft Graph's servicePrincipal).
+
+    `kind` is Graph's servicePrincipalType: ``Application``, ``ManagedIdentity``,
+    ``Legacy`` or ``SocialIdp``; `owner_tenant_id` its appOwnerOrganizationId, the tenant
+    where the application is registered (Graph fills it for application-backed principals).
+    """
+
+    object_id: str
+    app_id: str
+    kind: str
+    owner_tenant_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@
 - ``alerts-app``: found through an ACS SMTP Username, secret fresh (nothing to do);
 - ``reports-app``: both username forms, secret 90 days old;
 - ``legacy-app``: the rotator is *not* an owner, so rotating it shows Graph's 403 and the
-  operator hint (`az ad app owner add ...`).
+  operator hint (`az ad app owner add ...`);
+- a Function App's managed identity and another tenant's multi-tenant app, both holding
+  Contributor on the resource: shown as skipped, with the reason, never failed.
 """
 
 from __future__ import annotations
@@ -28,4 +30,6 @@ def seed_demo(sandbox: Sandbox, *, unowned: bool = True) -> list[Sender]:
     ]
     if unowned:
         senders.append(sandbox.add_sender(resource, name="legacy-app", owned=False))
+    sandbox.add_managed_identity_holder(resource)
+    sandbox.add_other_tenant_holder(resource)
     return senders

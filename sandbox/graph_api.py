@@ -68,7 +68,14 @@ APP_PROPERTIES = (
     "passwordCredentials",
     "keyCredentials",
 )
-SP_PROPERTIES = ("id", "appId", "displayName", "servicePrincipalType", "accountEnabled")
+SP_PROPERTIES = (
+    "id",
+    "appId",
+    "displayName",
+    "servicePrincipalType",
+    "appOwnerOrganizationId",
+    "accountEnabled",
+)
 _FILTERABLE = {"id", "appid", "displayname"}
 
 
@@ -162,11 +169,15 @@ def _app_json(app: Application) -> dict[str, Any]:
 
 
 def _sp_json(sp: ServicePrincipal) -> dict[str, Any]:
+    # servicePrincipalType: Application, ManagedIdentity, Legacy or SocialIdp;
+    # appOwnerOrganizationId: the tenant the application is registered in, null for a
+    # principal with no application behind it (msgraph-sdk models/service_principal.py).
     return {
         "id": sp.object_id,
         "appId": sp.app_id,
         "displayName": sp.display_name,
-        "servicePrincipalType": "Application",
+        "servicePrincipalType": sp.kind,
+        "appOwnerOrganizationId": sp.owner_tenant_id,
         "accountEnabled": True,
     }
 

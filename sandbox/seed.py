@@ -136,3 +136,37 @@ def add_sender(
     if via in ("role", "both"):
         usernames.append(f"{resource.name}.{app.app_id}.{tenant_id}")
     return Sender(app, sp, password, resource, tuple(usernames))
+
+
+def add_managed_identity_holder(
+    state: SandboxState,
+    resource: AcsResource,
+    *,
+    tenant_id: str,
+    role: str | RoleDefinition = "Contributor",
+    name: str | None = None,
+) -> ServicePrincipal:
+    """A Function App's managed identity holding `role` on the ACS resource, as templates
+    that let an app send through the ACS SDK often grant it. It has no client secret."""
+    identity = state.add_managed_identity(tenant_id, name or "func-mailer")
+    state.assign_role(resource.id, identity, role)
+    return identity
+
+
+def add_other_tenant_holder(
+    state: SandboxState,
+    resource: AcsResource,
+    *,
+    tenant_id: str,
+    role: str | RoleDefinition = "Contributor",
+    name: str | None = None,
+) -> Principal:
+    """A multi-tenant app registered in another tenant, whose service principal in
+    `tenant_id` holds `role` on the ACS resource; its secrets live in its home tenant."""
+    home = state.add_tenant()
+    app = state.add_application(home, name or "partner-mailer")
+    state.add_service_principal(app)  # in its home tenant
+    sp = state.add_service_principal(app, tenant_id=tenant_id)
+    password = state.add_password(app, timedelta(days=180), "partner secret")
+    state.assign_role(resource.id, sp, role)
+    return Principal(app, sp, password)

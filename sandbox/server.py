@@ -33,11 +33,13 @@ from sandbox.seed import (
     Sender,
     Via,
     add_acs_resource,
+    add_managed_identity_holder,
+    add_other_tenant_holder,
     add_rotator,
     add_sender,
 )
 from sandbox.smtp_relay import SmtpRelay
-from sandbox.state import AcsResource, RoleDefinition, SandboxState
+from sandbox.state import AcsResource, RoleDefinition, SandboxState, ServicePrincipal
 from sandbox.tls import SandboxTls, create_tls
 
 HOST = "127.0.0.1"
@@ -246,6 +248,22 @@ class Sandbox:
             name,
             resource_group=resource_group,
             senders=senders,
+        )
+
+    def add_managed_identity_holder(
+        self, resource: AcsResource | None = None, *, role: str | RoleDefinition = "Contributor"
+    ) -> ServicePrincipal:
+        """A managed identity with `role` on the resource (see sandbox.seed)."""
+        return add_managed_identity_holder(
+            self.state, resource or self.default_resource, tenant_id=self.tenant_id, role=role
+        )
+
+    def add_other_tenant_holder(
+        self, resource: AcsResource | None = None, *, role: str | RoleDefinition = "Contributor"
+    ) -> Principal:
+        """Another tenant's multi-tenant app with `role` on the resource (see sandbox.seed)."""
+        return add_other_tenant_holder(
+            self.state, resource or self.default_resource, tenant_id=self.tenant_id, role=role
         )
 
     def add_sender(

@@ -21,10 +21,18 @@ from sandbox.faults import FaultInjector
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
 GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
+#: What ACS asks of an app that authenticates to SMTP, per the current quickstart ("How to
+#: assign a role to an Entra application for SMTP authentication", azure-docs
+#: articles/communication-services/quickstarts/email/send-email-smtp/smtp-authentication.md):
+#: CommunicationServices/Read, CommunicationServices/Write and EmailServices/write. Older
+#: docs listed two; the sandbox asks for all three, the stricter reading.
 SMTP_REQUIRED_ACTIONS = (
     "Microsoft.Communication/CommunicationServices/Read",
+    "Microsoft.Communication/CommunicationServices/Write",
     "Microsoft.Communication/EmailServices/write",
 )
+#: Graph's servicePrincipalType values (msgraph-sdk models/service_principal.py).
+SP_APPLICATION, SP_MANAGED_IDENTITY = "Application", "ManagedIdentity"
 
 
 def new_guid() -> str:
@@ -60,8 +68,21 @@ class ServicePrincipal:
     object_id: str
     app_id: str
     display_name: str
-    tenant_id: str
+    tenant_id: str  # the tenant it lives in
     graph_roles: set[str] = field(default_factory=set)  # app roles granted on Microsoft Graph
+    kind: str = SP_APPLICATION  # servicePrincipalType
+    # appOwnerOrganizationId: the tenant where the application is registered. Graph documents
+    # it for application-backed principals only; a managed identity has no application.
+    owner_tenant_id: str | None = None
+
+
+@dataclass
+class Group:
+    """An Entra security group; a role assigned to it applies to its members."""
+
+    object_id: str
+    display_name: str
+    members: set[str] = field(default_factory=set)  # service principal object ids
 
 
 @dataclass
@@ -182,6 +203,7 @@ class SandboxState:
         self.tenants: dict[str, timedelta | None] = {}  # tenant id -> max secret lifetime
         self.applications: dict[str, Application] = {}  # by object id
         self.service_principals: dict[str, ServicePrincipal] = {}  # by object id
+        self.groups: dict[str, Group] = {}  # by object id
         self.acs_resources: dict[str, AcsResource] = {}  # by lower-case ARM id
         self.smtp_usernames: list[SmtpUsername] = []
         self.role_definitions: dict[str, RoleDefinition] = {
@@ -219,13 +241,33 @@ class SandboxState:
         return app
 
     def add_service_principal(
-        self, app: Application, graph_roles: set[str] | None = None
+        self, app: Application, graph_roles: set[str] | None = None, tenant_id: str | None = None
     ) -> ServicePrincipal:
+        """The app's service principal in `tenant_id` (default: the app's own tenant; another
+        tenant's id makes it a multi-tenant app's principal there)."""
         sp = ServicePrincipal(
-            new_guid(), app.app_id, app.display_name, app.tenant_id, set(graph_roles or ())
+            new_guid(),
+            app.app_id,
+            app.display_name,
+            tenant_id or app.tenant_id,
+            set(graph_roles or ()),
+            owner_tenant_id=app.tenant_id,
         )
         self.service_principals[sp.object_id] = sp
         return sp
+
+    def add_managed_identity(self, tenant_id: str, display_name: str) -> ServicePrincipal:
+        """A managed identity: a service principal with no application object behind it."""
+        sp = ServicePrincipal(
+            new_guid(), new_guid(), display_name, tenant_id, kind=SP_MANAGED_IDENTITY
+        )
+        self.service_principals[sp.object_id] = sp
+        return sp
+
+    def add_group(self, display_name: str, members: set[str] | None = None) -> Group:
+        group = Group(new_guid(), display_name, set(members or ()))
+        self.groups[group.object_id] = group
+        return group
 
     def add_password(
         self,
@@ -286,12 +328,11 @@ class SandboxState:
         return role
 
     def assign_role(
-        self, scope: str, principal: ServicePrincipal, role: RoleDefinition | str
+        self, scope: str, principal: ServicePrincipal | Group, role: RoleDefinition | str
     ) -> RoleAssignment:
         definition = BUILTIN_ROLES[role] if isinstance(role, str) else role
-        assignment = RoleAssignment(
-            new_guid(), scope, principal.object_id, "ServicePrincipal", definition.id
-        )
+        kind = "Group" if isinstance(principal, Group) else "ServicePrincipal"
+        assignment = RoleAssignment(new_guid(), scope, principal.object_id, kind, definition.id)
         self.role_assignments.append(assignment)
         return assignment
 
@@ -384,8 +425,11 @@ class SandboxState:
         return None
 
     def _may_send(self, sp: ServicePrincipal, resource: AcsResource) -> bool:
+        """Azure RBAC: a role assigned to the principal, or to a group it is a member of."""
         for assignment in self.assignments_covering(resource.id):
-            if assignment.principal_id != sp.object_id:
+            group = self.groups.get(assignment.principal_id)
+            member = group is not None and sp.object_id in group.members
+            if assignment.principal_id != sp.object_id and not member:
                 continue
             role = self.role_definition(assignment.role_definition_id)
             if role and all(role.allows(a) for a in SMTP_REQUIRED_ACTIONS):

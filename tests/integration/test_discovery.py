@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import structlog
 from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation.arm import ArmReader
-from rotation.discovery import discover
+from rotation.discovery import discover, survey
 from rotation.entra import EntraAdapter
 from rotation.errors import NotFound, PermissionDenied
 from rotation.identity import build_credential
@@ -236,3 +237,40 @@ async def test_rotator_without_reader_gets_permission_denied_with_the_fix(
     with pytest.raises(PermissionDenied, match="Reader") as caught:
         await run(clients, settings)
     assert "AuthorizationFailed" in str(caught.value)
+
+
+async def test_managed_identities_and_other_tenants_apps_are_skipped_not_managed(
+    sandbox: Sandbox, settings: Settings, clients: Clients
+) -> None:
+    sender = sandbox.add_sender()
+    identity = sandbox.add_managed_identity_holder()
+    partner = sandbox.add_other_tenant_holder()
+
+    inventory = await survey(settings, clients.arm, clients.entra)
+
+    assert [a.app_id for a in inventory.apps] == [sender.app_id]
+    reasons = {s.app_id: s.reason for s in inventory.skipped}
+    assert set(reasons) == {identity.app_id, partner.client_id}
+    assert "managed identity" in reasons[identity.app_id]
+    assert partner.app.tenant_id in reasons[partner.client_id]
+    assert sandbox.default_resource.id in reasons[partner.client_id]
+
+
+async def test_group_role_assignments_are_not_followed_but_logged(
+    sandbox: Sandbox, settings: Settings, clients: Clients
+) -> None:
+    member = sandbox.add_sender(role=None, name="group-member")
+    group = sandbox.state.add_group("mail senders", {member.principal_id})
+    sandbox.state.assign_role(sandbox.default_resource.id, group, "Contributor")
+
+    with structlog.testing.capture_logs() as logs:
+        apps = await run(clients, settings)
+    allow_listed = load_settings(sandbox.env(app_ids=f"{member.app_id}={member.username}"))
+    after = await run(clients, allow_listed)
+
+    assert apps == {}
+    (ignored,) = [e for e in logs if e["event"] == "discovery.group_ignored"]
+    assert ignored["group_id"] == group.object_id
+    assert ignored["resource_id"] == sandbox.default_resource.id
+    assert "ROTATION_APP_IDS" in ignored["hint"]
+    assert after[member.app_id].username_sources == ("allow-list",)

@@ -230,6 +230,30 @@ async def test_service_principals_by_id_and_filters(sandbox: Sandbox, connect: C
     assert [s.id for s in page.value or []] == [b.principal_id]
 
 
+async def test_service_principals_carry_their_type_and_owner_tenant_as_graph_does(
+    sandbox: Sandbox, connect: Connect
+) -> None:
+    """The SDK's own model reads servicePrincipalType and appOwnerOrganizationId (a GUID)."""
+    sender = sandbox.add_sender()
+    identity = sandbox.add_managed_identity_holder()
+    partner = sandbox.add_other_tenant_holder()
+    client = await connect()
+    fields = ["id", "appId", "servicePrincipalType", "appOwnerOrganizationId"]
+
+    seen = {}
+    for object_id in (sender.principal_id, identity.object_id, partner.principal_id):
+        query = SpQuery(filter=f"id eq '{object_id}'", select=fields)
+        page = await client.service_principals.get(RequestConfiguration(query_parameters=query))
+        assert page is not None
+        (sp,) = page.value or []
+        seen[object_id] = (sp.service_principal_type, sp.app_owner_organization_id)
+
+    assert seen[sender.principal_id] == ("Application", uuid.UUID(sandbox.tenant_id))
+    assert seen[identity.object_id] == ("ManagedIdentity", None)
+    assert seen[partner.principal_id] == ("Application", uuid.UUID(partner.app.tenant_id))
+    assert partner.app.tenant_id != sandbox.tenant_id
+
+
 # ----- addPassword / removePassword -----------------------------------------------------------
 
 

@@ -248,7 +248,7 @@ async def test_unknown_username_is_refused(relay: SmtpRelay, tls: SandboxTls, wo
     )
 
 
-async def test_app_needs_a_role_with_both_email_actions(
+async def test_app_needs_a_role_with_the_three_documented_actions(
     relay: SmtpRelay, tls: SandboxTls, world: World
 ) -> None:
     state = world.state
@@ -263,14 +263,40 @@ async def test_app_needs_a_role_with_both_email_actions(
     )
     state.assign_role(world.resource.id, principal, read_only)
     assert await auth_code(relay, tls, username, secret) == 535
-    email = state.add_role_definition(
-        "ACS email sender",
+    older_docs = state.add_role_definition(
+        "ACS email sender (two actions)",
         [
             "Microsoft.Communication/CommunicationServices/Read",
             "Microsoft.Communication/EmailServices/write",
         ],
     )
+    state.assign_role(world.resource.id, principal, older_docs)
+    assert await auth_code(relay, tls, username, secret) == 535
+    email = state.add_role_definition(
+        "ACS email sender",
+        [
+            "Microsoft.Communication/CommunicationServices/Read",
+            "Microsoft.Communication/CommunicationServices/Write",
+            "Microsoft.Communication/EmailServices/write",
+        ],
+    )
     state.assign_role(world.resource.id, principal, email)
+    assert await auth_code(relay, tls, username, secret) == 235
+
+
+async def test_a_role_held_through_a_group_lets_its_members_send(
+    relay: SmtpRelay, tls: SandboxTls, world: World
+) -> None:
+    """Azure RBAC applies a group's role assignment to its members."""
+    state = world.state
+    app = state.add_application(world.tenant_id, "group-member")
+    principal = state.add_service_principal(app)
+    secret = state.add_password(app).secret_text
+    username = f"{world.resource.name}.{app.app_id}.{world.tenant_id}"
+    group = state.add_group("mail senders")
+    state.assign_role(world.resource.id, group, "Contributor")
+    assert await auth_code(relay, tls, username, secret) == 535
+    group.members.add(principal.object_id)
     assert await auth_code(relay, tls, username, secret) == 235
 
 

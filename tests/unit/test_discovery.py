@@ -17,16 +17,20 @@ from rotation.discovery import (
     SOURCE_SMTP_USERNAME,
     RoleHolder,
     Sighting,
+    Skipped,
     action_allowed,
     allow_list_sightings,
     build_inventory,
     definition_key,
     grants_smtp,
+    group_grants,
     is_broad,
+    not_ours,
     role_holders,
     role_sightings,
     smtp_username_sightings,
 )
+from rotation.model import PrincipalEntry
 from rotation.settings import Settings, load_settings
 
 TENANT = "7a1b0c2d-0000-4000-8000-000000000001"
@@ -36,6 +40,7 @@ APP_A = "aaaaaaaa-0000-4000-8000-00000000000a"
 APP_B = "bbbbbbbb-0000-4000-8000-00000000000b"
 SP_A = "0000000a-5555-4000-8000-000000000000"
 SP_B = "0000000b-5555-4000-8000-000000000000"
+APP_C = "cccccccc-0000-4000-8000-00000000000c"
 
 READ = "Microsoft.Communication/CommunicationServices/Read"
 WRITE = "Microsoft.Communication/EmailServices/write"
@@ -217,14 +222,80 @@ def test_smtp_usernames_of_another_tenant_are_skipped_with_the_reason() -> None:
     assert OTHER_TENANT in skipped[0].reason
 
 
+def principal(
+    object_id: str, app_id: str, kind: str = "Application", owner: str | None = TENANT
+) -> PrincipalEntry:
+    return PrincipalEntry(object_id, app_id, kind, owner)
+
+
 def test_role_sightings_use_the_dotted_username_and_drop_unresolved_principals() -> None:
     holders = [RoleHolder(RESOURCE, SP_A, True), RoleHolder(RESOURCE, SP_B, False)]
 
-    sightings = role_sightings(holders, {SP_A.upper(): APP_A.upper()}, TENANT)
+    sightings, skipped = role_sightings(
+        holders, {SP_A.upper(): principal(SP_A, APP_A.upper())}, TENANT
+    )
 
     assert sightings == [
         Sighting(APP_A, SOURCE_ROLE, RANK_ROLE, f"acs-mail.{APP_A}.{TENANT}", RESOURCE.id)
     ]
+    assert skipped == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        (principal(SP_B, APP_B, "ManagedIdentity", None), "managed identity"),
+        (principal(SP_B, APP_B, "ManagedIdentity", OTHER_TENANT), "managed identity"),
+        (principal(SP_B, APP_B, "Application", OTHER_TENANT), OTHER_TENANT),
+        (principal(SP_B, APP_B, "Legacy"), "'Legacy'"),
+        (principal(SP_B, APP_B, "SocialIdp"), "'SocialIdp'"),
+    ],
+)
+def test_managed_identities_other_tenants_apps_and_other_kinds_are_skipped_with_the_reason(
+    entry: PrincipalEntry, words: str
+) -> None:
+    holders = [RoleHolder(RESOURCE, SP_B, True)]
+
+    sightings, skipped = role_sightings(holders, {SP_B: entry}, TENANT)
+
+    assert sightings == []
+    (skip,) = skipped
+    assert skip.app_id == APP_B
+    assert words in skip.reason
+    assert RESOURCE.id in skip.reason
+
+
+def test_only_applications_of_our_tenant_are_ours() -> None:
+    assert not_ours(principal(SP_A, APP_A, "Application", TENANT.upper()), TENANT) is None
+    # Graph fills appOwnerOrganizationId for applications; if it ever does not, the app is
+    # kept, and a foreign one then fails loudly when its application cannot be read.
+    assert not_ours(principal(SP_A, APP_A, "Application", None), TENANT) is None
+    assert not_ours(principal(SP_A, APP_A, "application", OTHER_TENANT), TENANT) is not None
+
+
+def test_an_inherited_broad_role_of_a_foreign_principal_is_neither_sender_nor_skipped() -> None:
+    holders = [RoleHolder(RESOURCE, SP_B, False)]
+
+    sightings, skipped = role_sightings(
+        holders, {SP_B: principal(SP_B, APP_B, "ManagedIdentity", None)}, TENANT
+    )
+
+    assert (sightings, skipped) == ([], [])
+
+
+def test_group_assignments_that_would_grant_smtp_are_reported_for_the_log() -> None:
+    group, other = "9999999a-0000-4000-8000-000000000000", "9999999b-0000-4000-8000-000000000000"
+    assignments = [
+        assignment(RESOURCE.id, group, CONTRIBUTOR, kind="Group"),
+        assignment(RG_SCOPE, other, EMAIL_ROLE, kind="Group"),
+        assignment(SUB_SCOPE, other, OWNER, kind="Group"),  # an admins' group: not a sender
+        assignment(RESOURCE.id, other, READER, kind="Group"),
+        assignment(RESOURCE.id, SP_A, CONTRIBUTOR),
+    ]
+
+    grants = group_grants(RESOURCE, assignments, DEFINITIONS)
+
+    assert [(g.principal_id, g.scope) for g in grants] == [(group, RESOURCE.id), (other, RG_SCOPE)]
 
 
 def test_allow_list_entries_with_and_without_a_username() -> None:
@@ -265,6 +336,13 @@ def test_each_app_appears_once_with_every_username_in_a_stable_order() -> None:
             other,
         )
         assert app.sources == (SOURCE_SMTP_USERNAME, SOURCE_ROLE, SOURCE_ALLOW_LIST)
+        assert app.username_sources == (
+            SOURCE_ALLOW_LIST,
+            SOURCE_SMTP_USERNAME,
+            SOURCE_SMTP_USERNAME,
+            SOURCE_ROLE,
+            SOURCE_ROLE,
+        )
         assert app.acs_resource_ids == ("/r/acs-other", RESOURCE.id)
 
 
@@ -322,3 +400,18 @@ def test_allow_list_username_comes_first() -> None:
     (app,) = build_inventory(settings(), sightings).apps
 
     assert app.smtp_username == "operator@contoso.com"
+
+
+def test_skipped_principals_appear_once_unless_managed_or_excluded() -> None:
+    reasons = [
+        Skipped(APP_B, "managed identity (first resource)"),
+        Skipped(APP_B, "managed identity (second resource)"),
+        Skipped(APP_A, "another tenant"),
+        Skipped(APP_C, "another tenant"),
+    ]
+    sightings = [Sighting(APP_A, SOURCE_SMTP_USERNAME, RANK_SMTP_USERNAME, "a@x", RESOURCE.id)]
+
+    inventory = build_inventory(settings(exclude_app_ids=APP_C), sightings, reasons)
+
+    assert [a.app_id for a in inventory.apps] == [APP_A]
+    assert inventory.skipped == [Skipped(APP_B, "managed identity (first resource)")]
