@@ -30,6 +30,8 @@ OUTCOME_STYLE = {
     "unchanged": "dim",
     "failed": "bold red",
     "unfinished": "magenta",
+    "skipped": "dim",
+    "blocked": "bold yellow",
 }
 
 
@@ -133,9 +135,9 @@ async def _run_with_progress(
                 task, advance=1, description=f"{outcome.app_id[:8]}… {outcome.outcome.value}"
             )
 
-        apps = await service.select(app_ids)
-        progress.update(task, total=len(apps))
-        return await service.engine.run(apps, mode=mode, on_outcome=advance)
+        chosen = await service.choose(app_ids)
+        progress.update(task, total=len(chosen.apps) + len(chosen.skipped))
+        return await service.run(mode=mode, on_outcome=advance, chosen=chosen)
 
 
 def report_table(report: RunReport) -> Table:
@@ -159,16 +161,17 @@ def report_table(report: RunReport) -> Table:
 
 def status_table(rows: Sequence[StatusRow]) -> Table:
     table = Table(title="managed ACS SMTP senders")
-    for column in ("app", "smtp username", "key", "expires", "days left", "vault version", "state"):
+    columns = ("app", "smtp username (source)", "key", "expires", "days left", "vault version")
+    for column in (*columns, "state"):
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
             r.app_id,
-            r.smtp_username,
+            "\n".join(f"{u} ({source})" for u, source in r.usernames) or r.smtp_username,
             (r.key_id or "")[:8],
             r.expires.date().isoformat() if r.expires else "",
             "" if r.days_left is None else f"{r.days_left:.1f}",
             (r.vault_version or "")[:12],
-            r.state,
+            f"{r.state}: {r.reason}" if r.reason else r.state,
         )
     return table

@@ -217,7 +217,7 @@ def role_sightings(
         reason = not_ours(principal, tenant_id)
         if reason is not None:
             if holder.automatic:  # an inherited Owner/Contributor is no sender of ours either
-                skipped.append(Skipped(app_id, f"{reason} (holds a role on {holder.resource.id})"))
+                skipped.append(Skipped(app_id, f"{reason}; holds a role on {holder.resource.id}"))
             continue
         sightings.append(
             Sighting(
@@ -240,8 +240,8 @@ def not_ours(principal: PrincipalEntry, tenant_id: str) -> str | None:
     """
     if principal.kind.lower() == "managedidentity":
         return (
-            f"managed identity (service principal {principal.object_id}): it has no client "
-            "secret; it sends with tokens Azure issues, so there is nothing to rotate"
+            f"managed identity (service principal {principal.object_id}): it signs in without "
+            "a client secret, so there is nothing to rotate"
         )
     if principal.kind.lower() != APPLICATION.lower():
         return (
@@ -251,9 +251,8 @@ def not_ours(principal: PrincipalEntry, tenant_id: str) -> str | None:
     owner = principal.owner_tenant_id
     if owner is not None and owner.lower() != tenant_id.lower():
         return (
-            f"app registered in tenant {owner} (multi-tenant app; service principal "
-            f"{principal.object_id} in this tenant): its client secrets can only be changed "
-            f"in its home tenant; this rotator manages tenant {tenant_id} only"
+            f"app of tenant {owner} (multi-tenant, service principal {principal.object_id} "
+            f"here): its client secrets are managed in that tenant, not in {tenant_id}"
         )
     return None
 

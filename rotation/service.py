@@ -13,18 +13,24 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import structlog
+
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
-from rotation.model import AppOutcome, ManagedApp, Mode, RunReport
+from rotation.model import Action, AppOutcome, ManagedApp, Mode, Outcome, RunReport
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from rotation.arm import ArmReader
+    from rotation.discovery import Inventory, Skipped
     from rotation.entra import EntraAdapter
     from rotation.smtp_check import Backoff
     from rotation.vault import VaultAdapter
+
+
+log = structlog.get_logger("rotation.service")
 
 
 class UnknownApps(RotationError):
@@ -48,11 +54,16 @@ class StatusRow:
     vault_version: str | None
     credentials: int
     state: str
+    # (username, where it came from: smtp-username, role or allow-list), the proven one first
+    usernames: tuple[tuple[str, str], ...] = ()
+    reason: str | None = None  # why an app is skipped
 
     def as_dict(self) -> dict[str, object]:
         return {
             "appId": self.app_id,
             "smtpUsername": self.smtp_username,
+            "smtpUsernameSource": self.usernames[0][1] if self.usernames else None,
+            "usernames": [{"username": u, "source": source} for u, source in self.usernames],
             "secretName": self.secret_name,
             "keyId": self.key_id,
             "expires": self.expires.isoformat() if self.expires else None,
@@ -60,7 +71,20 @@ class StatusRow:
             "vaultVersion": self.vault_version,
             "credentials": self.credentials,
             "state": self.state,
+            "reason": self.reason,
         }
+
+    @classmethod
+    def skipped(cls, skip: Skipped) -> StatusRow:
+        return cls(skip.app_id, "", "", None, None, None, None, 0, "skipped", reason=skip.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The apps a run or status covers, and the senders it shows as skipped."""
+
+    apps: list[ManagedApp]
+    skipped: list[Skipped]
 
 
 class RotationService:
@@ -130,19 +154,31 @@ class RotationService:
 
     async def inventory(self) -> list[ManagedApp]:
         """Every ACS-enabled app this rotator manages, found afresh."""
-        from rotation.discovery import discover
+        return (await self.survey()).apps
 
-        return await discover(self.settings, self.arm, self.entra)
+    async def survey(self) -> Inventory:
+        """The managed apps and the skipped senders (managed identities, other tenants)."""
+        from rotation.discovery import survey
+
+        return await survey(self.settings, self.arm, self.entra)
 
     async def select(self, app_ids: Sequence[str] | None) -> list[ManagedApp]:
-        apps = await self.inventory()
+        return (await self.choose(app_ids)).apps
+
+    async def choose(self, app_ids: Sequence[str] | None) -> Selection:
+        """The managed apps named by `app_ids` (all when none), and the skipped ones named."""
+        inventory = await self.survey()
         if not app_ids:
-            return apps
-        by_id = {a.app_id.lower(): a for a in apps}
-        unknown = [i for i in app_ids if i.lower() not in by_id]
+            return Selection(inventory.apps, inventory.skipped)
+        by_id = {a.app_id.lower(): a for a in inventory.apps}
+        skipped = {s.app_id.lower(): s for s in inventory.skipped}
+        unknown = [i for i in app_ids if i.lower() not in by_id and i.lower() not in skipped]
         if unknown:
             raise UnknownApps(unknown)
-        return [by_id[i.lower()] for i in dict.fromkeys(app_ids)]
+        wanted = list(dict.fromkeys(i.lower() for i in app_ids))
+        return Selection(
+            [by_id[i] for i in wanted if i in by_id], [skipped[i] for i in wanted if i in skipped]
+        )
 
     async def run(
         self,
@@ -153,21 +189,32 @@ class RotationService:
         verify_timeout: float | None = None,
         budget_seconds: float | None = None,
         on_outcome: Callable[[AppOutcome], None] | None = None,
+        chosen: Selection | None = None,
     ) -> RunReport:
-        apps = await self.select(app_ids)
-        return await self.engine.run(
-            apps,
+        """Rotates the chosen apps; skipped senders are reported as such, never failed.
+        `chosen` (from `choose`) saves a second discovery when the caller already has it."""
+        chosen = chosen or await self.choose(app_ids)
+        report = await self.engine.run(
+            chosen.apps,
             mode=mode,
             dry_run=dry_run,
             verify_timeout=verify_timeout,
             budget_seconds=budget_seconds,
             on_outcome=on_outcome,
         )
+        for skip in chosen.skipped:
+            outcome = AppOutcome(skip.app_id, "", Action.NOTHING, skip.reason, Outcome.SKIPPED)
+            log.info("app.skipped", run_id=report.run_id, app_id=skip.app_id, reason=skip.reason)
+            report.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+        return report
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
-        """One row per managed app: what Key Vault serves and how long it stays valid."""
-        apps = await self.select(app_ids)
-        observations = await self.engine.observe(apps)
+        """One row per managed app: what Key Vault serves and how long it stays valid; then
+        one per skipped sender, with the reason."""
+        chosen = await self.choose(app_ids)
+        observations = await self.engine.observe(chosen.apps)
         now = self.engine.clock()
         rows = []
         for obs in observations:
@@ -190,9 +237,12 @@ class RotationService:
                     state=_state(
                         obs.record is not None, credential is not None, days_left, self.settings
                     ),
+                    usernames=tuple(
+                        zip(obs.app.usernames, obs.app.username_sources, strict=False)
+                    ),
                 )
             )
-        return rows
+        return rows + [StatusRow.skipped(s) for s in chosen.skipped]
 
 
 def _state(found: bool, has_current: bool, days_left: float | None, settings: Settings) -> str:
