@@ -237,9 +237,7 @@ class RotationService:
                     state=_state(
                         obs.record is not None, credential is not None, days_left, self.settings
                     ),
-                    usernames=tuple(
-                        zip(obs.app.usernames, obs.app.username_sources, strict=False)
-                    ),
+                    usernames=tuple(zip(obs.app.usernames, obs.app.username_sources, strict=False)),
                 )
             )
         return rows + [StatusRow.skipped(s) for s in chosen.skipped]
