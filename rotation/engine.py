@@ -26,6 +26,7 @@ import structlog
 from rotation import logs
 from rotation.errors import (
     RotationError,
+    SecretNameDeleted,
     VaultWriteFailed,
     VerificationFailed,
 )
@@ -46,7 +47,7 @@ from rotation.model import (
 )
 from rotation.policy import Rules, plan_app, retirements, stale_versions
 from rotation.ports import Directory, SecretStore, Verifier
-from rotation.settings import Settings
+from rotation.settings import USERNAME_SUFFIX, Settings
 
 log = logs.get_logger("rotation.engine")
 
@@ -228,6 +229,11 @@ class Engine:
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "ran out of time; the next run completes it"
             log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
+        except SecretNameDeleted as exc:
+            # Not a failure of ours: an operator must recover (or purge) the name first.
+            outcome.outcome = Outcome.BLOCKED
+            outcome.error = logs.scrub(str(exc))
+            log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=outcome.error)
         except RotationError as exc:
             outcome.outcome = Outcome.FAILED
             outcome.error = logs.scrub(str(exc))
@@ -254,6 +260,7 @@ class Engine:
         outcome: AppOutcome,
         allowed: float,
     ) -> None:
+        await self.check_names(app, entry)
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
         verify_timeout = min(run.verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
@@ -291,6 +298,20 @@ class Engine:
         if gone or stale_versions(after_record, after_entry):
             await self.retire(app, after_record, after_entry, gone, outcome)
 
+    async def check_names(self, app: ManagedApp, entry: VaultEntry) -> None:
+        """Step 0, before any Entra write: the Key Vault names the promotion will write must
+        not be held by soft-deleted secrets, or every run would create a secret, verify it,
+        fail to store it and roll it back, forever."""
+        names = [app.secret_name] if entry.current is None else []
+        if _writes_username(app, entry):
+            names.append(app.secret_name + USERNAME_SUFFIX)
+        for name in names:
+            deleted = await self.store.deleted(name)
+            if deleted is not None:
+                raise SecretNameDeleted(
+                    self.settings.key_vault_url, name, purge_on=deleted.purge_on
+                )
+
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
         """Step 1: a new client secret; its text lives only in memory from here on."""
         _begin_step("create")
@@ -318,13 +339,12 @@ class Engine:
     async def promote(self, app: ManagedApp, entry: VaultEntry, new: NewSecret) -> VaultVersion:
         """Step 3: the verified secret becomes the current Key Vault version."""
         _begin_step("promote")
-        current = entry.current
         version = await self.store.promote(
             app,
             new,
             smtp_host=self.settings.smtp_host,
             smtp_port=self.settings.smtp_port,
-            write_username=current is None or current.smtp_username != app.smtp_username,
+            write_username=_writes_username(app, entry),
         )
         log.info("vault.promoted", key_id=new.credential.key_id, version=version.version)
         return version
@@ -438,3 +458,9 @@ def _begin_step(step: str) -> None:
     `app.unfinished` say where it stopped. Each app runs in its own task, whose context
     is its own: the tag never reaches another app's lines."""
     structlog.contextvars.bind_contextvars(step=step)
+
+
+def _writes_username(app: ManagedApp, entry: VaultEntry) -> bool:
+    """Whether a promotion (re)writes the `<name>-username` companion secret."""
+    current = entry.current
+    return current is None or current.smtp_username != app.smtp_username

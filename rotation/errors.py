@@ -6,6 +6,9 @@ SDK exception. Messages never contain secret values.
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import urlsplit
+
 
 class RotationError(Exception):
     """Base class: something an operator should read."""
@@ -45,3 +48,38 @@ class VerificationFailed(RotationError):
 
 class VaultWriteFailed(RotationError):
     """Key Vault refused or failed to store the new password."""
+
+
+class SecretNameDeleted(VaultWriteFailed):
+    """A Key Vault secret name the rotator must write is held by a soft-deleted secret.
+
+    Key Vault refuses every write to such a name (409 ObjectIsDeletedButRecoverable, or
+    ObjectIsBeingDeleted while the deletion runs) until an operator recovers or purges it;
+    the message carries the exact command. `fix` is that command alone.
+    """
+
+    def __init__(
+        self,
+        vault_url: str,
+        name: str,
+        *,
+        being_deleted: bool = False,
+        purge_on: datetime | None = None,
+    ) -> None:
+        vault = urlsplit(vault_url).hostname or vault_url
+        vault_name = vault.split(".", 1)[0]
+        self.name = name
+        self.fix = f"az keyvault secret recover --vault-name {vault_name} --name {name}"
+        state = (
+            "is being deleted"
+            if being_deleted
+            else "is deleted but recoverable (soft delete)"
+            + (f", until it is purged on {purge_on:%Y-%m-%d}" if purge_on else "")
+        )
+        super().__init__(
+            f"Key Vault secret '{name}' in {vault_url} {state}; Key Vault refuses to reuse the "
+            f"name until it is recovered or purged. Recover it: `{self.fix}` (its old "
+            "versions come back; the next run promotes a new one). Or, if the vault has no "
+            f"purge protection, delete it for good: `az keyvault secret purge --vault-name "
+            f"{vault_name} --name {name}`"
+        )

@@ -134,6 +134,15 @@ class VaultEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedName:
+    """A Key Vault secret name held by a soft-deleted secret: recoverable, not writable."""
+
+    name: str
+    deleted: datetime | None
+    purge_on: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewSecret:
     """A freshly created credential and its secret text, held only in memory."""
 

@@ -12,7 +12,14 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from rotation.model import AppRecord, ManagedApp, NewSecret, VaultEntry, VaultVersion
+from rotation.model import (
+    AppRecord,
+    DeletedName,
+    ManagedApp,
+    NewSecret,
+    VaultEntry,
+    VaultVersion,
+)
 
 
 class Directory(Protocol):
@@ -43,6 +50,10 @@ class SecretStore(Protocol):
     ) -> VaultVersion: ...
 
     async def disable(self, name: str, versions: Collection[str]) -> None: ...
+
+    async def deleted(self, name: str) -> DeletedName | None:
+        """The soft-deleted secret holding `name`, or None when the name is free."""
+        ...
 
 
 class Verifier(Protocol):

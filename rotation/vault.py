@@ -37,12 +37,13 @@ from rotation.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    SecretNameDeleted,
     ServiceUnavailable,
     VaultWriteFailed,
 )
 from rotation.identity import connection_options
 from rotation.logs import register_secret
-from rotation.model import ManagedApp, NewSecret, VaultEntry, VaultVersion
+from rotation.model import DeletedName, ManagedApp, NewSecret, VaultEntry, VaultVersion
 from rotation.settings import USERNAME_SUFFIX, Settings
 
 MANAGED_BY = "acs-smtp-rotation"
@@ -55,6 +56,10 @@ RETRY: Mapping[str, float] = {
     "retry_backoff_factor": 0.8,
     "retry_backoff_max": 30,
 }
+#: Key Vault's inner error codes of a 409 on a name a soft-deleted secret holds (the .NET
+#: SDK's Sample4, Azure.Security.KeyVault.Secrets, checks these two).
+DELETED_BUT_RECOVERABLE = "ObjectIsDeletedButRecoverable"
+BEING_DELETED = "ObjectIsBeingDeleted"
 #: Key Vault's largest page; one page holds every version of a normal app's secret.
 PAGE_SIZE = 25
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -174,6 +179,20 @@ class VaultAdapter:
             except Exception as exc:  # translated, never swallowed
                 self._raise(exc, name, "disable", write=True)
 
+    async def deleted(self, name: str) -> DeletedName | None:
+        """The soft-deleted secret holding `name` (GetDeletedSecret), or None if none does.
+
+        While a deletion is still running Key Vault answers 404 here too; the write then
+        gets 409 ObjectIsBeingDeleted, which `_raise` turns into SecretNameDeleted as well.
+        """
+        try:
+            found = await self._client.get_deleted_secret(name)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, name, "read the deleted state of")
+        return DeletedName(name, found.deleted_date, found.scheduled_purge_date)
+
     async def read_value(self, name: str) -> str:
         """The value a consumer reads (latest version), for the demo and smoke checks.
 
@@ -216,6 +235,12 @@ class VaultAdapter:
                 f"identity the 'Key Vault Secrets Officer' role on {self.vault_url}"
             )
             raise (VaultWriteFailed if write else PermissionDenied)(message) from None
+        if isinstance(exc, HttpResponseError) and exc.status_code == 409:
+            inner = _inner_code(exc)
+            if inner in (DELETED_BUT_RECOVERABLE, BEING_DELETED):
+                raise SecretNameDeleted(
+                    self.vault_url, name, being_deleted=inner == BEING_DELETED
+                ) from None
         if isinstance(exc, HttpResponseError) and exc.status_code is not None:
             if 400 <= exc.status_code < 500 and exc.status_code != 429:
                 message = (
@@ -250,6 +275,13 @@ def _version(properties: SecretProperties) -> VaultVersion:
 def _code(exc: HttpResponseError) -> str:
     error = getattr(exc, "error", None)
     return str(getattr(error, "code", None) or exc.reason or "error")
+
+
+def _inner_code(exc: HttpResponseError) -> str | None:
+    error = getattr(exc, "error", None)
+    inner = getattr(error, "innererror", None) or {}
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return str(code) if code else None
 
 
 def _reason(exc: Exception) -> str:

@@ -163,6 +163,22 @@ class SecretVersion:
 
 
 @dataclass
+class DeletedSecret:
+    """A soft-deleted Key Vault secret: its versions wait here until recovered or purged.
+
+    Deleting takes a while on the service side (no SLA; it grows with the number of
+    versions, Azure/azure-powershell#24094); until `ready` the name is neither readable as
+    deleted nor writable (Azure/azure-cli#12722, Azure/azure-sdk-for-net#26027).
+    """
+
+    name: str
+    versions: list[SecretVersion]
+    deleted: datetime
+    ready: datetime  # when the deletion has finished
+    scheduled_purge: datetime
+
+
+@dataclass
 class IssuedToken:
     tenant_id: str
     client_id: str
@@ -218,6 +234,9 @@ class SandboxState:
         # "set", "update"). A client not listed may do all (a Secrets Officer); list one
         # with fewer to get Key Vault's 403 ForbiddenByRbac.
         self.vault_permissions: dict[str, frozenset[str]] = {}
+        # Soft delete (always on in Key Vault): name (lower) -> the deleted secret.
+        self.deleted_secrets: dict[str, DeletedSecret] = {}
+        self.soft_delete_retention = timedelta(days=90)
         self.tokens: dict[str, IssuedToken] = {}
         self.messages: list[AcceptedMessage] = []
         self.faults = FaultInjector()
@@ -335,6 +354,42 @@ class SandboxState:
         assignment = RoleAssignment(new_guid(), scope, principal.object_id, kind, definition.id)
         self.role_assignments.append(assignment)
         return assignment
+
+    def soft_delete_secret(
+        self, name: str, *, finishing_in: timedelta = timedelta(0)
+    ) -> DeletedSecret:
+        """Deletes a Key Vault secret as `az keyvault secret delete` does: every version
+        moves to the deleted state, recoverable for the retention period. A name that never
+        held a value gets one version first (someone created and deleted it). The deletion
+        finishes after `finishing_in` on the sandbox clock."""
+        now = self.clock.now()
+        versions = self.vault.pop(name.lower(), [])
+        if not versions:
+            versions = [
+                SecretVersion(
+                    name,
+                    new_guid().replace("-", ""),
+                    "deleted",
+                    None,
+                    {},
+                    True,
+                    None,
+                    None,
+                    now,
+                    now,
+                )
+            ]
+        deleted = DeletedSecret(
+            versions[0].name, versions, now, now + finishing_in, now + self.soft_delete_retention
+        )
+        self.deleted_secrets[name.lower()] = deleted
+        return deleted
+
+    def recover_secret(self, name: str) -> list[SecretVersion]:
+        """`az keyvault secret recover`: the versions come back under the same name."""
+        deleted = self.deleted_secrets.pop(name.lower())
+        self.vault[name.lower()] = deleted.versions
+        return deleted.versions
 
     # ----- look-ups ------------------------------------------------------------------
 

@@ -57,7 +57,10 @@ RECOVERY = {"recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
 
 #: Data-plane operation names, as Key Vault's RBAC and error messages call them.
 GET, LIST, SET, UPDATE = "get", "list", "set", "update"
-ALL_OPERATIONS = frozenset({GET, LIST, SET, UPDATE})
+ALL_OPERATIONS = frozenset({GET, LIST, SET, UPDATE})  # what the rotator does
+RECOVER = "recover"  # an operator's fix for a soft-deleted name (Key Vault Secrets Officer)
+#: A client not listed in state.vault_permissions is a Key Vault Secrets Officer.
+OFFICER_OPERATIONS = ALL_OPERATIONS | {RECOVER}
 
 
 # ----- the challenge ------------------------------------------------------------------
@@ -97,6 +100,9 @@ def build_app(state: SandboxState) -> web.Application:
     app.router.add_get("/secrets/{name}/", get_latest)
     app.router.add_get("/secrets/{name}/{version}", get_version)
     app.router.add_patch("/secrets/{name}/{version}", update_secret)
+    from sandbox import vault_deleted  # its routes reuse this module's helpers
+
+    vault_deleted.add_routes(app)
     return app
 
 
@@ -120,6 +126,7 @@ async def set_secret(request: web.Request) -> web.Response:
     tags = _tags(body.get("tags"))
     attributes = _attributes(body.get("attributes"))
     now = state.clock.now()
+    _refuse_deleted_name(state, name, now)
     versions = state.vault.setdefault(name.lower(), [])
     stored_name = versions[0].name if versions else name
     version = SecretVersion(
@@ -202,13 +209,41 @@ async def update_secret(request: web.Request) -> web.Response:
     return web.json_response(_bundle(request, version, with_value=False))
 
 
+def _refuse_deleted_name(state: SandboxState, name: str, now: datetime) -> None:
+    """Key Vault keeps a deleted secret's name until it is recovered or purged.
+
+    Both 409 bodies are the service's own: the recoverable one as reported in
+    ironmansoftware/powershell-universal#1990 and ansible-collections/azure#1145, the
+    in-progress one as Azure/azure-sdk-for-python#19263 and the C++ SDK's key tests show
+    it; the inner codes as the .NET SDK's Sample4 (Azure.Security.KeyVault.Secrets) reads
+    them.
+    """
+    deleted = state.deleted_secrets.get(name.lower())
+    if deleted is None:
+        return
+    if now < deleted.ready:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Secret {name} is currently being deleted and cannot be re-created; retry later.",
+            extra={"innererror": {"code": "ObjectIsBeingDeleted"}},
+        )
+    raise ApiError(
+        409,
+        "Conflict",
+        f"Secret {name} is currently in a deleted but recoverable state, and its name cannot "
+        "be reused; in this state, the secret can only be recovered or purged.",
+        extra={"innererror": {"code": "ObjectIsDeletedButRecoverable"}},
+    )
+
+
 # ----- authorization ----------------------------------------------------------------------
 
 
 def _authorize(request: web.Request, operation: str) -> IssuedToken:
     """A live token for this vault's resource, whose client may do `operation` (RBAC)."""
     token = require_token(request, [challenge_resource(_base_url(request))])
-    allowed = request.app[STATE].vault_permissions.get(token.client_id.lower(), ALL_OPERATIONS)
+    allowed = request.app[STATE].vault_permissions.get(token.client_id.lower(), OFFICER_OPERATIONS)
     if operation not in allowed:
         raise ApiError(
             403,
@@ -231,6 +266,7 @@ def _action(operation: str) -> str:
         LIST: "readMetadata/action",
         SET: "setSecret/action",
         UPDATE: "update/action",
+        RECOVER: "recover/action",
     }[operation]
 
 

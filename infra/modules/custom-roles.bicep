@@ -9,7 +9,10 @@
 //   definitions describe roles; they hold no customer data.
 // secretWriter: the four Key Vault data actions the rotator performs. Key Vault Secrets
 //   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
-//   rotator that only adds versions and disables old ones never needs.
+//   rotator that only adds versions and disables old ones never needs. Reading a
+//   soft-deleted secret (GetDeletedSecret, to block an app whose name is deleted before
+//   any Entra write) has no data action of its own: the REST spec asks for secrets/get,
+//   the SDK docs for secrets/list, that is getSecret/action and readMetadata/action here.
 targetScope = 'subscription'
 
 @description('Short, stable token that makes role names unique in the tenant (role names are tenant-wide).')
@@ -33,8 +36,8 @@ var definitionReaderActions = [
 ]
 
 var secretWriterDataActions = [
-  'Microsoft.KeyVault/vaults/secrets/getSecret/action' // read the current password (I1 checks)
-  'Microsoft.KeyVault/vaults/secrets/readMetadata/action' // list versions, tags, created time
+  'Microsoft.KeyVault/vaults/secrets/getSecret/action' // read the current password (I1 checks); read a deleted name
+  'Microsoft.KeyVault/vaults/secrets/readMetadata/action' // list versions, tags, created time; read a deleted name
   'Microsoft.KeyVault/vaults/secrets/setSecret/action' // promote: write the new version
   'Microsoft.KeyVault/vaults/secrets/update/action' // retire: disable the old versions
 ]

@@ -17,6 +17,7 @@ from rotation.entra import EntraAdapter
 from rotation.errors import RotationError
 from rotation.identity import build_credential
 from rotation.settings import Settings, load_settings
+from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 from sandbox.vault_api import ALL_OPERATIONS, GET, LIST, SET, UPDATE
 from tests.infra import bicep
@@ -26,6 +27,15 @@ READER_ACTIONS: list[str] = bicep.variable(ROLES, "readerActions")
 DEFINITION_READER_ACTIONS: list[str] = bicep.variable(ROLES, "definitionReaderActions")
 SECRET_WRITER_DATA_ACTIONS: list[str] = bicep.variable(ROLES, "secretWriterDataActions")
 FAST_RETRY = {"retry_total": 1, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
+SECRETS_PREFIX = "Microsoft.KeyVault/vaults/secrets/"
+#: Key Vault data actions (docs: role-based-access-control/permissions/security.md) and the
+#: sandbox vault's operation each one allows.
+VAULT_OPERATIONS = {
+    "getSecret/action": GET,
+    "readMetadata/action": LIST,
+    "setSecret/action": SET,
+    "update/action": UPDATE,
+}
 
 
 @dataclass
@@ -110,14 +120,32 @@ async def test_reader_on_named_acs_resources_plus_definition_reader_finds_their_
 
 
 def test_secret_writer_data_actions_are_exactly_the_vault_operations_the_rotator_makes() -> None:
-    prefix = "Microsoft.KeyVault/vaults/secrets/"
-    operations = {
-        "getSecret/action": GET,
-        "readMetadata/action": LIST,
-        "setSecret/action": SET,
-        "update/action": UPDATE,
-    }
-    assert all(a.startswith(prefix) for a in SECRET_WRITER_DATA_ACTIONS)
-    granted = {operations[a.removeprefix(prefix)] for a in SECRET_WRITER_DATA_ACTIONS}
+    assert all(a.startswith(SECRETS_PREFIX) for a in SECRET_WRITER_DATA_ACTIONS)
+    granted = {VAULT_OPERATIONS[a.removeprefix(SECRETS_PREFIX)] for a in SECRET_WRITER_DATA_ACTIONS}
     assert granted == ALL_OPERATIONS
     assert len(SECRET_WRITER_DATA_ACTIONS) == len(ALL_OPERATIONS)
+
+
+async def test_the_secret_writer_role_can_tell_a_soft_deleted_name_from_a_free_one(
+    sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GetDeletedSecret needs secrets/get (the spec) or secrets/list (the SDK docs); no
+    separate deleted-secret data action exists, and the writer role holds both."""
+    for key, value in sandbox.env().items():
+        if key.startswith("AZURE_"):
+            monkeypatch.setenv(key, value)
+    granted = {VAULT_OPERATIONS[a.removeprefix(SECRETS_PREFIX)] for a in SECRET_WRITER_DATA_ACTIONS}
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset(granted)
+    sandbox.state.soft_delete_secret("acs-smtp-deleted")
+    credential = build_credential(settings)
+    vault = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
+    try:
+        deleted = await vault.deleted("acs-smtp-deleted")
+        free = await vault.deleted("acs-smtp-free")
+    finally:
+        await vault.close()
+        await credential.close()
+
+    assert deleted is not None
+    assert deleted.name == "acs-smtp-deleted"
+    assert free is None
