@@ -24,7 +24,13 @@ from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 
 from rotation import request_ids
-from rotation.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from rotation.errors import (
+    GRANT_DELAY,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from rotation.identity import connection_options
 from rotation.settings import Settings
 
@@ -248,7 +254,7 @@ def _raise(exc: Exception, what: str) -> NoReturn:
     if isinstance(exc, HttpResponseError) and exc.status_code == 403:
         raise PermissionDenied(
             f"could not read {what}: grant the rotator's identity the Reader role on the "
-            f"subscription or resource ({_reason(exc)})"
+            f"subscription or resource ({_reason(exc)}); {GRANT_DELAY}"
         ) from None
     status = exc.status_code if isinstance(exc, HttpResponseError) else None
     if status is not None and 400 <= status < 500 and status != 429:

@@ -5,8 +5,11 @@ Three sources, merged so that each app appears once with every username it is kn
 - ``smtp-username``: ACS *SMTP Username* resources (a custom username bound to an app);
 - ``role``: service principals holding, on an ACS resource, a role whose actions cover
   ``Microsoft.Communication/CommunicationServices/Read`` and
-  ``Microsoft.Communication/EmailServices/write`` (Contributor, Owner or a custom role);
-  their username is ``<resource>.<appId>.<tenantId>``;
+  ``Microsoft.Communication/EmailServices/write`` (Contributor, Owner, Communication and
+  Email Service Owner or a custom role); their username is ``<resource>.<appId>.<tenantId>``.
+  Current ACS docs also ask for ``.../CommunicationServices/Write``; discovery still counts
+  a role without it, so that such an app fails verification loudly (with a hint naming all
+  three actions) instead of silently going unrotated;
 - ``allow-list``: ``ROTATION_APP_IDS`` entries, ``<appId>`` or ``<appId>=<username>``.
 
 Decisions, and why:

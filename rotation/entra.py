@@ -56,6 +56,7 @@ from pydantic import SecretStr
 
 from rotation import logs, request_ids
 from rotation.errors import (
+    GRANT_DELAY,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -437,7 +438,7 @@ def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoRe
             "Application.Read.All"
         )
         raise PermissionDenied(
-            f"Microsoft Graph refused to {what} ({_reason(exc)}): {hint}"
+            f"Microsoft Graph refused to {what} ({_reason(exc)}): {hint}; {GRANT_DELAY}"
         ) from None
     if status == 404:
         raise NotFound(

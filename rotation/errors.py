@@ -9,6 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
+#: Appended to every 403 the rotator reports. Azure role assignments take minutes to apply,
+#: but Azure caches a managed identity's tokens for around 24 hours, so a grant that lives
+#: in the token (a Microsoft Graph application permission, a group membership) can take
+#: hours to show ("Are managed identities tokens cached?", managed identities FAQ).
+GRANT_DELAY = (
+    "if this was granted just now, allow time: role assignments take minutes to apply, and a "
+    "managed identity's tokens are cached for around 24 hours, so a new Graph permission or "
+    "group membership can take hours to reach them (https://learn.microsoft.com/entra/"
+    "identity/managed-identities-azure-resources/managed-identities-faq"
+    "#are-managed-identities-tokens-cached)"
+)
+
 
 class RotationError(Exception):
     """Base class: something an operator should read."""

@@ -42,11 +42,16 @@ from rotation.pacing import wait_before_next
 FailureKind = Literal["rejected", "tls", "dns", "connection", "timeout"]
 
 _AUTH_REJECTED = 535
+# The actions the current ACS quickstart ("How to assign a role to an Entra application for
+# SMTP authentication") asks for, and its recommended username: an SMTP Username resource.
 _FIX_REJECTED = (
     "A new Entra secret can take minutes to work; if this persists, check the SMTP username "
-    "(<ACS resource>.<app id>.<tenant id> or a registered SMTP Username) and that the app "
-    "holds a role with Microsoft.Communication/CommunicationServices/Read and "
-    "Microsoft.Communication/EmailServices/write on the ACS resource"
+    "(an SMTP Username resource of the ACS resource, as ACS recommends, or "
+    "<ACS resource>.<app id>.<tenant id>) and that the app holds, on the ACS resource, "
+    "'Communication and Email Service Owner' or a role with "
+    "Microsoft.Communication/CommunicationServices/Read, "
+    "Microsoft.Communication/CommunicationServices/Write and "
+    "Microsoft.Communication/EmailServices/write"
 )
 
 

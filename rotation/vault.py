@@ -34,6 +34,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from rotation import request_ids
 from rotation.errors import (
+    GRANT_DELAY,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -232,7 +233,8 @@ class VaultAdapter:
         if isinstance(exc, HttpResponseError) and exc.status_code == 403:
             message = (
                 f"Key Vault refused to {verb} {where} (403 {_code(exc)}): grant the rotator's "
-                f"identity the 'Key Vault Secrets Officer' role on {self.vault_url}"
+                f"identity the 'Key Vault Secrets Officer' role on {self.vault_url} (or the "
+                f"custom secret writer role of infra/); {GRANT_DELAY}"
             )
             raise (VaultWriteFailed if write else PermissionDenied)(message) from None
         if isinstance(exc, HttpResponseError) and exc.status_code == 409:

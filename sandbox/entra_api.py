@@ -100,7 +100,8 @@ async def token(request: web.Request) -> web.Response:
             "unauthorized_client" if unknown_app else "invalid_client",
             reason,
         )
-    if state.service_principal_by_app_id(client_id) is None:
+    principal = state.service_principal_by_app_id(client_id)
+    if principal is None:
         raise _refusal(
             401,
             "invalid_client",
@@ -113,6 +114,7 @@ async def token(request: web.Request) -> web.Response:
         client_id=app.app_id,
         audience=audience,
         expires=datetime.now(UTC) + TOKEN_LIFETIME,
+        roles=frozenset(principal.graph_roles),
     )
     seconds = int(TOKEN_LIFETIME.total_seconds()) - 1
     return web.json_response(

@@ -107,7 +107,8 @@ def _caller(request: web.Request) -> tuple[IssuedToken, ServicePrincipal]:
 
 def _reader(request: web.Request) -> tuple[IssuedToken, ServicePrincipal]:
     token, sp = _caller(request)
-    if not sp.graph_roles & READ_ROLES:
+    roles = sp.graph_roles if token.roles is None else token.roles
+    if not roles & READ_ROLES:
         raise ApiError(403, "Authorization_RequestDenied", DENIED)
     return token, sp
 
@@ -346,7 +347,7 @@ def _writable(request: web.Request) -> tuple[SandboxState, Application]:
     token, sp = _caller(request)
     app = _application(request, token)
     state = request.app[STATE]
-    if not state.may_manage_application(sp, app):
+    if not state.may_manage_application(sp, app, token.roles):
         raise ApiError(403, "Authorization_RequestDenied", DENIED)
     return state, app
 

@@ -184,6 +184,11 @@ class IssuedToken:
     client_id: str
     audience: str
     expires: datetime
+    # The caller's Microsoft Graph app roles when the token was issued: Graph reads them
+    # from the token (the `roles` claim), so a permission granted later shows only in a
+    # new token. Azure caches a managed identity's tokens for around 24 hours (managed
+    # identities FAQ, "Are managed identities tokens cached?"). None: not recorded.
+    roles: frozenset[str] | None = None
 
 
 @dataclass
@@ -491,11 +496,15 @@ class SandboxState:
                 return True
         return False
 
-    def may_manage_application(self, caller: ServicePrincipal, app: Application) -> bool:
-        """Graph's rule for writing an application."""
-        if GRAPH_READ_WRITE_ALL in caller.graph_roles:
+    def may_manage_application(
+        self, caller: ServicePrincipal, app: Application, roles: frozenset[str] | None = None
+    ) -> bool:
+        """Graph's rule for writing an application; `roles` are the token's (default: the
+        caller's current grants). Ownership is read from the directory at request time."""
+        held = caller.graph_roles if roles is None else roles
+        if GRAPH_READ_WRITE_ALL in held:
             return True
-        return GRAPH_READ_WRITE_OWNED_BY in caller.graph_roles and caller.object_id in app.owners
+        return GRAPH_READ_WRITE_OWNED_BY in held and caller.object_id in app.owners
 
     # ----- inspection ----------------------------------------------------------------
 

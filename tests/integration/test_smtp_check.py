@@ -116,6 +116,8 @@ async def test_verify_gives_up_as_rejected_at_the_deadline(
     assert world.username in message
     assert "535 5.7.3" in message
     assert "EmailServices/write" in message  # tells the operator what to check
+    assert "CommunicationServices/Write" in message  # as the current ACS docs ask
+    assert "SMTP Username resource" in message
 
 
 async def test_verify_fails_fast_on_a_host_name_mismatch(world: World, tls: SandboxTls) -> None:
