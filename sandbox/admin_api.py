@@ -13,6 +13,8 @@ secret value (seeded senders come back without their password).
 - ``POST /clock/advance``            ``{"days": 160}`` or ``{"seconds": 30}``
 - ``POST /senders``                  seed an ACS sender: ``{"via", "role", "lifetimeDays",
   "owned", "name", "resource", "senders"}``
+- ``POST /deleted-secrets``          soft-delete a Key Vault secret: ``{"name",
+  "finishingInSeconds"}`` (the name then answers writes with Key Vault's 409)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def build_app(state: SandboxState, sandbox: Sandbox) -> web.Application:
     r.add_put("/propagation-delay", set_propagation_delay)
     r.add_post("/clock/advance", advance_clock)
     r.add_post("/senders", add_sender)
+    r.add_post("/deleted-secrets", soft_delete_secret)
     return app
 
 
@@ -162,6 +165,25 @@ async def add_sender(request: web.Request) -> web.Response:
             "keyId": sender.password.key_id,
             "resourceId": sender.resource.id,
             "usernames": list(sender.usernames),
+        },
+        status=201,
+    )
+
+
+async def soft_delete_secret(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "BadRequest", "'name' (a Key Vault secret name) is required.")
+    finishing = _number(body, "finishingInSeconds", 0.0) or 0.0
+    deleted = request.app[STATE].soft_delete_secret(name, finishing_in=timedelta(seconds=finishing))
+    return web.json_response(
+        {
+            "name": deleted.name,
+            "deleted": deleted.deleted.isoformat(),
+            "ready": deleted.ready.isoformat(),
+            "scheduledPurge": deleted.scheduled_purge.isoformat(),
+            "versions": len(deleted.versions),
         },
         status=201,
     )

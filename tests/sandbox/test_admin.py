@@ -89,6 +89,18 @@ async def test_a_fault_without_a_route_is_refused(sandbox: Sandbox) -> None:
     assert body["error"]["code"] == "BadRequest"
 
 
+async def test_a_secret_can_be_soft_deleted_through_the_admin_surface(sandbox: Sandbox) -> None:
+    status, body, _ = await _call(
+        sandbox, "POST", "/deleted-secrets", {"name": "acs-smtp-x", "finishingInSeconds": 5}
+    )
+    refused, _, _ = await _call(sandbox, "POST", "/deleted-secrets", {})
+
+    assert status == 201
+    assert body["name"] == "acs-smtp-x"
+    assert "acs-smtp-x" in sandbox.state.deleted_secrets
+    assert refused == 400
+
+
 async def test_propagation_delay_and_clock_can_be_set(sandbox: Sandbox) -> None:
     assert (await _call(sandbox, "PUT", "/propagation-delay", {"seconds": 12}))[0] == 204
     assert sandbox.state.propagation_delay == timedelta(seconds=12)
