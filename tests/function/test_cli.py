@@ -74,3 +74,17 @@ async def test_run_exits_1_when_an_app_fails(sandbox: Sandbox) -> None:
 async def _run_async(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The sandbox serves from this test's event loop, so the CLI runs in a thread."""
     return await asyncio.to_thread(run_cli, *args, env=env)
+
+
+async def test_a_sovereign_cloud_runs_only_with_an_explicit_smtp_host(sandbox: Sandbox) -> None:
+    """ACS documents an SMTP host for the public cloud only: elsewhere the operator names it."""
+    sandbox.add_sender()
+    missing = await _run_async("plan", env=sandbox.env(cloud="usgov", smtp_host=None))
+    explicit = await _run_async("run", "--json", env=sandbox.env(cloud="usgov"))
+
+    assert missing.returncode == 2
+    (line,) = missing.stderr.strip().splitlines()
+    assert "ROTATION_SMTP_HOST" in line
+    assert "usgov" in line
+    assert explicit.returncode == 0, explicit.stderr[-2000:]
+    assert json.loads(explicit.stdout)["apps"][0]["outcome"] == "rotated"
