@@ -195,6 +195,8 @@ class Engine:
                 outcome.outcome = (
                     Outcome.PLANNED if plan.action is not Action.NOTHING else Outcome.UNCHANGED
                 )
+                if run.dry_run and plan.rotate:
+                    await self._plan_names(app, obs.entry, outcome)
                 self._warn_if_expiring(obs)
                 return outcome
             async with run.semaphore:
@@ -311,6 +313,14 @@ class Engine:
                 raise SecretNameDeleted(
                     self.settings.key_vault_url, name, purge_on=deleted.purge_on
                 )
+
+    async def _plan_names(self, app: ManagedApp, entry: VaultEntry, outcome: AppOutcome) -> None:
+        """A dry run shows a soft-deleted name as blocked too (reads only)."""
+        try:
+            await self.check_names(app, entry)
+        except SecretNameDeleted as exc:
+            outcome.outcome = Outcome.BLOCKED
+            outcome.error = logs.scrub(str(exc))
 
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
         """Step 1: a new client secret; its text lives only in memory from here on."""

@@ -112,3 +112,18 @@ async def test_a_name_still_being_deleted_is_caught_at_the_write_and_rolled_back
     assert f"--name {name}`" in outcome.error
     assert [p.key_id for p in sender.app.passwords] == [sender.password.key_id]
     assert sandbox.state.live_secret(name) is None
+
+
+async def test_a_dry_run_shows_the_block_too_without_writing(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    sender = sandbox.add_sender(lifetime=timedelta(days=10))
+    name = service.settings.secret_name(sender.app_id)
+    sandbox.state.soft_delete_secret(name)
+
+    report = await service.run(dry_run=True)
+
+    (outcome,) = report.outcomes
+    assert outcome.outcome is Outcome.BLOCKED
+    assert f"--name {name}`" in (outcome.error or "")
+    assert graph_writes(sandbox.state) == 0
