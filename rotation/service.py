@@ -13,8 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import structlog
-
+from rotation import logs
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
 from rotation.model import Action, AppOutcome, ManagedApp, Mode, Outcome, RunReport
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from rotation.vault import VaultAdapter
 
 
-log = structlog.get_logger("rotation.service")
+log = logs.get_logger("rotation.service")
 
 
 class UnknownApps(RotationError):
