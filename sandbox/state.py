@@ -543,6 +543,7 @@ class SandboxState:
                 ]
                 for name, versions in self.vault.items()
             },
+            "deletedSecrets": sorted(d.name for d in self.deleted_secrets.values()),
             "acsResources": [r.id for r in self.acs_resources.values()],
             "messages": len(self.messages),
             "requests": dict(self.requests),
