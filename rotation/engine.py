@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,6 +36,7 @@ from rotation.model import (
     AppOutcome,
     AppPlan,
     AppRecord,
+    DeletedName,
     ManagedApp,
     Mode,
     NewSecret,
@@ -74,6 +75,9 @@ class _Run:
     verify_timeout: float
     deadline: float | None  # monotonic time by which every app must be done
     semaphore: asyncio.Semaphore
+    # Soft-deleted Key Vault names, listed once when some app will write a new name;
+    # None: not listed (each app then asks about its own names).
+    deleted: Mapping[str, DeletedName] | None = None
 
 
 class AppBusy(RotationError):
@@ -131,6 +135,7 @@ class Engine:
         with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
             observations = await self.observe(apps, run.semaphore)
+            run.deleted = await self._deleted_names(observations)
 
             async def one(obs: Observation) -> AppOutcome:
                 outcome = await self._guarded(run, obs)
@@ -196,7 +201,7 @@ class Engine:
                     Outcome.PLANNED if plan.action is not Action.NOTHING else Outcome.UNCHANGED
                 )
                 if run.dry_run and plan.rotate:
-                    await self._plan_names(app, obs.entry, outcome)
+                    await self._plan_names(app, obs.entry, outcome, run.deleted)
                 self._warn_if_expiring(obs)
                 return outcome
             async with run.semaphore:
@@ -262,7 +267,7 @@ class Engine:
         outcome: AppOutcome,
         allowed: float,
     ) -> None:
-        await self.check_names(app, entry)
+        await self.check_names(app, entry, run.deleted)
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
         verify_timeout = min(run.verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
@@ -300,27 +305,52 @@ class Engine:
         if gone or stale_versions(after_record, after_entry):
             await self.retire(app, after_record, after_entry, gone, outcome)
 
-    async def check_names(self, app: ManagedApp, entry: VaultEntry) -> None:
+    async def check_names(
+        self,
+        app: ManagedApp,
+        entry: VaultEntry,
+        known: Mapping[str, DeletedName] | None = None,
+    ) -> None:
         """Step 0, before any Entra write: the Key Vault names the promotion will write must
         not be held by soft-deleted secrets, or every run would create a secret, verify it,
-        fail to store it and roll it back, forever."""
-        names = [app.secret_name] if entry.current is None else []
-        if _writes_username(app, entry):
-            names.append(app.secret_name + USERNAME_SUFFIX)
-        for name in names:
-            deleted = await self.store.deleted(name)
+        fail to store it and roll it back, forever. `known` is the run's listing of deleted
+        names; without it each name is asked about."""
+        for name in _new_names(app, entry):
+            if known is not None:
+                deleted = known.get(name.lower())
+            else:
+                deleted = await self.store.deleted(name)
             if deleted is not None:
                 raise SecretNameDeleted(
                     self.settings.key_vault_url, name, purge_on=deleted.purge_on
                 )
 
-    async def _plan_names(self, app: ManagedApp, entry: VaultEntry, outcome: AppOutcome) -> None:
+    async def _plan_names(
+        self,
+        app: ManagedApp,
+        entry: VaultEntry,
+        outcome: AppOutcome,
+        known: Mapping[str, DeletedName] | None,
+    ) -> None:
         """A dry run shows a soft-deleted name as blocked too (reads only)."""
         try:
-            await self.check_names(app, entry)
+            await self.check_names(app, entry, known)
         except SecretNameDeleted as exc:
             outcome.outcome = Outcome.BLOCKED
             outcome.error = logs.scrub(str(exc))
+
+    async def _deleted_names(
+        self, observations: Sequence[Observation]
+    ) -> Mapping[str, DeletedName] | None:
+        """One listing of the vault's soft-deleted names, and only when some app would write
+        a name it has not written before (its first rotation, a new username)."""
+        if not any(_new_names(o.app, o.entry) for o in observations):
+            return {}
+        try:
+            return await self.store.deleted_names()
+        except RotationError as exc:
+            log.warning("vault.deleted_unlisted", error=logs.scrub(str(exc)))
+            return None  # each app asks about its own names instead
 
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
         """Step 1: a new client secret; its text lives only in memory from here on."""
@@ -468,6 +498,15 @@ def _begin_step(step: str) -> None:
     `app.unfinished` say where it stopped. Each app runs in its own task, whose context
     is its own: the tag never reaches another app's lines."""
     structlog.contextvars.bind_contextvars(step=step)
+
+
+def _new_names(app: ManagedApp, entry: VaultEntry) -> list[str]:
+    """The Key Vault names a promotion would write for the first time (the app's first
+    rotation) or anew (a changed username): the ones a soft-deleted secret could hold."""
+    names = [app.secret_name] if entry.current is None else []
+    if _writes_username(app, entry):
+        names.append(app.secret_name + USERNAME_SUFFIX)
+    return names
 
 
 def _writes_username(app: ManagedApp, entry: VaultEntry) -> bool:

@@ -55,6 +55,10 @@ class SecretStore(Protocol):
         """The soft-deleted secret holding `name`, or None when the name is free."""
         ...
 
+    async def deleted_names(self) -> dict[str, DeletedName]:
+        """Every soft-deleted secret of the vault, by lower-case name (one listing)."""
+        ...
+
 
 class Verifier(Protocol):
     """A live SMTP AUTH handshake with a username and password."""

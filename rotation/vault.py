@@ -194,6 +194,20 @@ class VaultAdapter:
             self._raise(exc, name, "read the deleted state of")
         return DeletedName(name, found.deleted_date, found.scheduled_purge_date)
 
+    async def deleted_names(self) -> dict[str, DeletedName]:
+        """Every soft-deleted secret of the vault by lower-case name (GetDeletedSecrets, paged:
+        one request per 25). A run asks once instead of twice per first-time app."""
+        found: dict[str, DeletedName] = {}
+        try:
+            async for item in self._client.list_deleted_secrets(max_page_size=PAGE_SIZE):
+                if item.name:
+                    found[item.name.lower()] = DeletedName(
+                        item.name, item.deleted_date, item.scheduled_purge_date
+                    )
+        except Exception as exc:  # translated, never swallowed
+            self._raise(exc, "*", "list the deleted secrets")
+        return found
+
     async def read_value(self, name: str) -> str:
         """The value a consumer reads (latest version), for the demo and smoke checks.
 

@@ -9,6 +9,10 @@
   azure-sdk-for-js's Key Vault test recordings; still 404 while deleting, as scripts that
   wait for it observe). The spec says the operation needs the *secrets/get* permission,
   the SDKs' docs say *secrets/list*; the sandbox asks for both, the stricter reading.
+- ``GET /deletedsecrets``: DeletedSecretItems, ``maxresults`` (1..25) per page and a
+  ``nextLink`` with ``$skiptoken`` (GetDeletedSecrets-example.json, 2025-07-01: the item id
+  is the secret's id without a version). Needs *secrets/list*. A deletion still running
+  is not listed yet, as it is not readable yet.
 - ``POST /deletedsecrets/{name}/recover``: `az keyvault secret recover`; answers the
   recovered latest version without its value (RecoverDeletedSecret-example.json). While
   the deletion is still running it answers 409 "Secret is currently being deleted."
@@ -20,7 +24,9 @@ role can do neither, and an operator's purge is out of scope here.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -30,17 +36,59 @@ from sandbox.vault_api import (
     GET,
     LIST,
     RECOVER,
+    _attributes_json,
     _authorize,
     _base_url,
     _bundle,
     _epoch,
     _name,
+    _page_size,
+    _skip,
 )
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/deletedsecrets", list_deleted_secrets)
     app.router.add_get("/deletedsecrets/{name}", get_deleted_secret)
     app.router.add_post("/deletedsecrets/{name}/recover", recover_deleted_secret)
+
+
+async def list_deleted_secrets(request: web.Request) -> web.Response:
+    _authorize(request, LIST)
+    if "api-version" not in request.query:
+        raise ApiError(400, "BadParameter", "The 'api-version' query parameter is missing.")
+    state = request.app[STATE]
+    now = state.clock.now()
+    ready = sorted(
+        (d for d in state.deleted_secrets.values() if now >= d.ready), key=lambda d: d.name.lower()
+    )
+    page_size, offset = _page_size(request), _skip(request)
+    page = ready[offset : offset + page_size]
+    next_link = None
+    if offset + page_size < len(ready):
+        query = {
+            "api-version": request.query["api-version"],
+            "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
+            "maxresults": str(page_size),
+        }
+        next_link = f"{_base_url(request)}/deletedsecrets?{urlencode(query)}"
+    return web.json_response({"value": [_item(request, d) for d in page], "nextLink": next_link})
+
+
+def _item(request: web.Request, deleted: DeletedSecret) -> dict[str, Any]:
+    latest = deleted.versions[-1]
+    item: dict[str, Any] = {
+        "recoveryId": f"{_base_url(request)}/deletedsecrets/{deleted.name}",
+        "deletedDate": _epoch(deleted.deleted),
+        "scheduledPurgeDate": _epoch(deleted.scheduled_purge),
+        "id": f"{_base_url(request)}/secrets/{deleted.name}",
+        "attributes": _attributes_json(latest),
+    }
+    if latest.tags:  # Key Vault leaves out what is not set
+        item["tags"] = dict(latest.tags)
+    if latest.content_type is not None:
+        item["contentType"] = latest.content_type
+    return item
 
 
 async def get_deleted_secret(request: web.Request) -> web.Response:

@@ -127,3 +127,37 @@ async def test_a_dry_run_shows_the_block_too_without_writing(
     assert outcome.outcome is Outcome.BLOCKED
     assert f"--name {name}`" in (outcome.error or "")
     assert graph_writes(sandbox.state) == 0
+
+
+async def test_one_listing_of_deleted_names_serves_every_first_rotation_of_a_run(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    senders = [sandbox.add_sender(lifetime=timedelta(days=10)) for _ in range(5)]
+    sandbox.state.soft_delete_secret(service.settings.secret_name(senders[0].app_id))
+
+    first = await service.run()
+    listings = sandbox.state.requests["vault GET /deletedsecrets"]
+    second = await service.run(mode=Mode.FORCE)  # only the blocked app still needs a listing
+
+    assert sorted(o.outcome.value for o in first.outcomes) == ["blocked"] + ["rotated"] * 4
+    assert listings == 1
+    assert sandbox.state.requests["vault GET /deletedsecrets/{name}"] == 0
+    assert {o.outcome for o in second.outcomes if o.app_id != senders[0].app_id} == {
+        Outcome.ROTATED
+    }
+    assert sandbox.state.requests["vault GET /deletedsecrets"] == 1 + 1  # the blocked app's
+
+
+async def test_when_the_listing_fails_each_app_asks_about_its_own_names(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    sender = sandbox.add_sender(lifetime=timedelta(days=10))
+    sandbox.state.soft_delete_secret(service.settings.secret_name(sender.app_id))
+    sandbox.state.faults.inject("vault GET /deletedsecrets", status=400)
+
+    report = await service.run()
+
+    (outcome,) = report.outcomes
+    assert outcome.outcome is Outcome.BLOCKED
+    assert sandbox.state.requests["vault GET /deletedsecrets/{name}"] >= 1
+    assert graph_writes(sandbox.state) == 0

@@ -137,3 +137,19 @@ async def test_recover_needs_the_recover_permission_which_the_rotator_lacks(
 
     assert caught.value.status_code == 403
     assert "recover/action" in str(caught.value)
+
+
+async def test_deleted_secrets_list_in_pages_of_25_once_their_deletion_finished(
+    sandbox: Sandbox, client: SecretClient
+) -> None:
+    for number in range(30):
+        sandbox.state.soft_delete_secret(f"gone-{number:02}")
+    sandbox.state.soft_delete_secret("going", finishing_in=timedelta(minutes=1))
+
+    listed = [d async for d in client.list_deleted_secrets()]
+
+    assert sorted(d.name for d in listed) == [f"gone-{n:02}" for n in range(30)]
+    # The client's first request meets the bearer challenge, then two pages (25 + 5).
+    assert sandbox.state.requests["vault GET /deletedsecrets"] == 3
+    assert all(d.recovery_id == f"{sandbox.vault_url}/deletedsecrets/{d.name}" for d in listed)
+    assert all(d.properties.tags is None for d in listed)  # none were set
