@@ -129,8 +129,9 @@ def test_secret_writer_data_actions_are_exactly_the_vault_operations_the_rotator
 async def test_the_secret_writer_role_can_tell_a_soft_deleted_name_from_a_free_one(
     sandbox: Sandbox, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GetDeletedSecret needs secrets/get (the spec) or secrets/list (the SDK docs); no
-    separate deleted-secret data action exists, and the writer role holds both."""
+    """GetDeletedSecret needs secrets/get (the spec) or secrets/list (the SDK docs), and
+    GetDeletedSecrets secrets/list; no separate deleted-secret data action exists, and the
+    writer role holds both."""
     for key, value in sandbox.env().items():
         if key.startswith("AZURE_"):
             monkeypatch.setenv(key, value)
@@ -142,6 +143,7 @@ async def test_the_secret_writer_role_can_tell_a_soft_deleted_name_from_a_free_o
     try:
         deleted = await vault.deleted("acs-smtp-deleted")
         free = await vault.deleted("acs-smtp-free")
+        listed = await vault.deleted_names()
     finally:
         await vault.close()
         await credential.close()
@@ -149,3 +151,4 @@ async def test_the_secret_writer_role_can_tell_a_soft_deleted_name_from_a_free_o
     assert deleted is not None
     assert deleted.name == "acs-smtp-deleted"
     assert free is None
+    assert list(listed) == ["acs-smtp-deleted"]
