@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from azure.identity.aio import ClientSecretCredential
+from azure.keyvault.secrets.aio import SecretClient
 
 from sandbox.server import Sandbox
 
@@ -31,3 +32,19 @@ async def credential(sandbox: Sandbox) -> AsyncIterator[ClientSecretCredential]:
     )
     yield cred
     await cred.close()
+
+
+@pytest.fixture
+async def secret_client(
+    sandbox: Sandbox, credential: ClientSecretCredential
+) -> AsyncIterator[SecretClient]:
+    """A SecretClient with every default (challenge verification included) but the CA, and
+    retries paced for tests."""
+    async with SecretClient(
+        sandbox.vault_url,
+        credential,
+        connection_verify=str(sandbox.ca_path),
+        retry_backoff_factor=0.01,
+        retry_backoff_max=0.05,
+    ) as client:
+        yield client

@@ -7,7 +7,6 @@ challenge flow (with its default resource verification), retry policy and paging
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -21,18 +20,10 @@ from sandbox.http_common import normalize_audience
 from sandbox.server import Sandbox
 from sandbox.vault_api import challenge_resource
 
-FAST_RETRY = {"retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
-
 
 @pytest.fixture
-async def client(
-    sandbox: Sandbox, credential: ClientSecretCredential
-) -> AsyncIterator[SecretClient]:
-    """A SecretClient with every default (challenge verification included) but the CA."""
-    async with SecretClient(
-        sandbox.vault_url, credential, connection_verify=str(sandbox.ca_path), **FAST_RETRY
-    ) as secret_client:
-        yield secret_client
+def client(secret_client: SecretClient) -> SecretClient:
+    return secret_client
 
 
 async def raw(

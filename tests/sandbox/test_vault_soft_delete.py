@@ -8,27 +8,13 @@ version back. Sources are named in sandbox/vault_deleted.py and sandbox/vault_ap
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.identity.aio import ClientSecretCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from sandbox.server import Sandbox
-
-FAST_RETRY = {"retry_backoff_factor": 0.01, "retry_backoff_max": 0.05, "retry_total": 1}
-
-
-@pytest.fixture
-async def client(
-    sandbox: Sandbox, credential: ClientSecretCredential
-) -> AsyncIterator[SecretClient]:
-    async with SecretClient(
-        sandbox.vault_url, credential, connection_verify=str(sandbox.ca_path), **FAST_RETRY
-    ) as secret_client:
-        yield secret_client
 
 
 def inner_code(exc: HttpResponseError) -> str | None:
@@ -36,36 +22,36 @@ def inner_code(exc: HttpResponseError) -> str | None:
 
 
 async def test_setting_a_soft_deleted_name_is_409_deleted_but_recoverable(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
-    await client.set_secret("gone", "v1")
+    await secret_client.set_secret("gone", "v1")
     sandbox.state.soft_delete_secret("gone")
 
     with pytest.raises(ResourceExistsError) as caught:
-        await client.set_secret("gone", "v2")
+        await secret_client.set_secret("gone", "v2")
     with pytest.raises(ResourceNotFoundError):
-        await client.get_secret("gone")
+        await secret_client.get_secret("gone")
 
     assert caught.value.status_code == 409
     assert caught.value.error is not None
     assert caught.value.error.code == "Conflict"
     assert inner_code(caught.value) == "ObjectIsDeletedButRecoverable"
     assert "deleted but recoverable state" in str(caught.value)
-    assert [p async for p in client.list_properties_of_secret_versions("gone")] == []
+    assert [p async for p in secret_client.list_properties_of_secret_versions("gone")] == []
 
 
 async def test_while_the_deletion_runs_the_name_is_being_deleted_and_not_yet_readable(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
-    await client.set_secret("going", "v1")
+    await secret_client.set_secret("going", "v1")
     sandbox.state.soft_delete_secret("going", finishing_in=timedelta(seconds=30))
 
     with pytest.raises(ResourceExistsError) as writing:
-        await client.set_secret("going", "v2")
+        await secret_client.set_secret("going", "v2")
     with pytest.raises(ResourceNotFoundError) as reading:
-        await client.get_deleted_secret("going")
+        await secret_client.get_deleted_secret("going")
     sandbox.state.clock.advance(timedelta(seconds=31))
-    deleted = await client.get_deleted_secret("going")
+    deleted = await secret_client.get_deleted_secret("going")
 
     assert inner_code(writing.value) == "ObjectIsBeingDeleted"
     assert "currently being deleted and cannot be re-created" in str(writing.value)
@@ -74,12 +60,14 @@ async def test_while_the_deletion_runs_the_name_is_being_deleted_and_not_yet_rea
 
 
 async def test_a_deleted_secret_reads_with_its_dates_and_tags(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
-    await client.set_secret("old", "value-never-shown", tags={"app-id": "a"}, content_type="t")
+    await secret_client.set_secret(
+        "old", "value-never-shown", tags={"app-id": "a"}, content_type="t"
+    )
     record = sandbox.state.soft_delete_secret("old")
 
-    deleted = await client.get_deleted_secret("old")
+    deleted = await secret_client.get_deleted_secret("old")
 
     assert deleted.recovery_id == f"{sandbox.vault_url}/deletedsecrets/old"
     assert deleted.deleted_date is not None
@@ -89,11 +77,11 @@ async def test_a_deleted_secret_reads_with_its_dates_and_tags(
     assert deleted.properties.tags == {"app-id": "a"}
     assert deleted.properties.content_type == "t"
     with pytest.raises(ResourceNotFoundError, match="Deleted Secret not found: never"):
-        await client.get_deleted_secret("never")
+        await secret_client.get_deleted_secret("never")
 
 
 async def test_reading_a_deleted_secret_needs_get_and_list(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
     sandbox.state.soft_delete_secret("old")
     rotator = sandbox.rotator.client_id.lower()
@@ -101,31 +89,31 @@ async def test_reading_a_deleted_secret_needs_get_and_list(
     for only in ("get", "list"):
         sandbox.state.vault_permissions[rotator] = frozenset({only, "set", "update"})
         with pytest.raises(HttpResponseError) as caught:
-            await client.get_deleted_secret("old")
+            await secret_client.get_deleted_secret("old")
         assert caught.value.status_code == 403
     sandbox.state.vault_permissions[rotator] = frozenset({"get", "list", "set", "update"})
-    assert (await client.get_deleted_secret("old")).name == "old"
+    assert (await secret_client.get_deleted_secret("old")).name == "old"
 
 
 async def test_recover_brings_every_version_back_and_frees_the_name(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
-    await client.set_secret("back", "v1")
-    await client.set_secret("back", "v2")
+    await secret_client.set_secret("back", "v1")
+    await secret_client.set_secret("back", "v2")
     sandbox.state.soft_delete_secret("back")
 
-    await client.recover_deleted_secret("back")
-    await client.set_secret("back", "v3")
+    await secret_client.recover_deleted_secret("back")
+    await secret_client.set_secret("back", "v3")
 
-    versions = [p async for p in client.list_properties_of_secret_versions("back")]
+    versions = [p async for p in secret_client.list_properties_of_secret_versions("back")]
     assert len(versions) == 3
-    assert (await client.get_secret("back")).value == "v3"
+    assert (await secret_client.get_secret("back")).value == "v3"
     with pytest.raises(ResourceNotFoundError):
-        await client.get_deleted_secret("back")
+        await secret_client.get_deleted_secret("back")
 
 
 async def test_recover_needs_the_recover_permission_which_the_rotator_lacks(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
     sandbox.state.soft_delete_secret("old")
     sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset(
@@ -133,20 +121,20 @@ async def test_recover_needs_the_recover_permission_which_the_rotator_lacks(
     )
 
     with pytest.raises(HttpResponseError) as caught:
-        await client.recover_deleted_secret("old")
+        await secret_client.recover_deleted_secret("old")
 
     assert caught.value.status_code == 403
     assert "recover/action" in str(caught.value)
 
 
 async def test_deleted_secrets_list_in_pages_of_25_once_their_deletion_finished(
-    sandbox: Sandbox, client: SecretClient
+    sandbox: Sandbox, secret_client: SecretClient
 ) -> None:
     for number in range(30):
         sandbox.state.soft_delete_secret(f"gone-{number:02}")
     sandbox.state.soft_delete_secret("going", finishing_in=timedelta(minutes=1))
 
-    listed = [d async for d in client.list_deleted_secrets()]
+    listed = [d async for d in secret_client.list_deleted_secrets()]
 
     assert sorted(d.name for d in listed) == [f"gone-{n:02}" for n in range(30)]
     # The client's first request meets the bearer challenge, then two pages (25 + 5).
