@@ -120,6 +120,25 @@ KV_SECRET_BUNDLE: Schema = {
 # Key Vault recordings of Azure/azure-sdk-for-js show it), so null passes too.
 KV_SECRET_LIST: Schema = page_of(KV_SECRET_ITEM, next_link="nextLink", null_link=True)
 
+# DeletedSecretItem / DeletedSecretBundle / DeletedSecretListResult of the same file: the
+# item or bundle plus recoveryId (string), scheduledPurgeDate and deletedDate (unixtime).
+_KV_DELETED: dict[str, Schema] = {
+    "recoveryId": STRING,
+    "scheduledPurgeDate": INTEGER,
+    "deletedDate": INTEGER,
+}
+KV_DELETED_SECRET_ITEM: Schema = {
+    "type": "object",
+    "properties": {**KV_SECRET_ITEM["properties"], **_KV_DELETED},
+}
+KV_DELETED_SECRET_BUNDLE: Schema = {
+    "type": "object",
+    "properties": {**KV_SECRET_BUNDLE["properties"], **_KV_DELETED},
+}
+KV_DELETED_SECRET_LIST: Schema = page_of(
+    KV_DELETED_SECRET_ITEM, next_link="nextLink", null_link=True
+)
+
 _KV_ERROR_DETAIL: Schema = {
     "type": "object",
     "properties": {"code": STRING, "message": STRING, "innererror": {"type": ["object", "null"]}},
@@ -269,6 +288,7 @@ SERVICE_PRINCIPAL: Schema = obj(
     {
         **_APP_IDS,
         "servicePrincipalType": _NULLABLE,
+        "appOwnerOrganizationId": {"anyOf": [GUID, {"type": "null"}]},  # Edm.Guid
         "accountEnabled": {"type": ["boolean", "null"]},
     },
     "id",

@@ -280,3 +280,46 @@ async def test_graph_401_carries_www_authenticate_and_graphs_error_shape(
     challenge = answer.headers["WWW-Authenticate"]
     assert challenge.startswith("Bearer ")
     assert "authorization_uri=" in challenge
+
+
+# ----- Key Vault soft delete (2025-07-01) and the service principals discovery reads ----------
+
+
+async def test_vault_deleted_secrets_and_the_409_of_a_deleted_name_match_the_spec(
+    sandbox: Sandbox, http: httpx.AsyncClient, kv: dict[str, str]
+) -> None:
+    await http.put(f"{sandbox.vault_url}/secrets/gone?{KV_API}", json={"value": "v"}, headers=kv)
+    sandbox.state.soft_delete_secret("gone")
+
+    one = await http.get(f"{sandbox.vault_url}/deletedsecrets/gone?{KV_API}", headers=kv)
+    listed = await http.get(f"{sandbox.vault_url}/deletedsecrets?{KV_API}", headers=kv)
+    refused = await http.put(
+        f"{sandbox.vault_url}/secrets/gone?{KV_API}", json={"value": "v2"}, headers=kv
+    )
+
+    assert one.status_code == 200
+    conforms(one.json(), schemas.KV_DELETED_SECRET_BUNDLE, schemas.KV_SOURCE)
+    assert "value" not in one.json()
+    assert listed.status_code == 200
+    conforms(listed.json(), schemas.KV_DELETED_SECRET_LIST, schemas.KV_SOURCE)
+    assert refused.status_code == 409
+    conforms(refused.json(), schemas.KV_ERROR, schemas.KV_SOURCE)
+    assert refused.json()["error"]["code"] == "Conflict"
+    assert refused.json()["error"]["innererror"] == {"code": "ObjectIsDeletedButRecoverable"}
+
+
+async def test_graph_service_principals_of_every_kind_match_the_v1_metadata(
+    sandbox: Sandbox, http: httpx.AsyncClient, graph: dict[str, str]
+) -> None:
+    sandbox.add_sender()
+    sandbox.add_managed_identity_holder()
+    sandbox.add_other_tenant_holder()
+    answer = await http.get(
+        f"{sandbox.graph_url}/v1.0/servicePrincipals",
+        params={"$select": "id,appId,servicePrincipalType,appOwnerOrganizationId"},
+        headers=graph,
+    )
+    assert answer.status_code == 200
+    conforms(answer.json(), schemas.GRAPH_COLLECTION_SPS, schemas.GRAPH_SOURCE)
+    kinds = {sp["servicePrincipalType"] for sp in answer.json()["value"]}
+    assert kinds == {"Application", "ManagedIdentity"}
