@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -49,6 +50,9 @@ from rotation.model import (
 from rotation.policy import Rules, plan_app, retirements, stale_versions
 from rotation.ports import Directory, SecretStore, Verifier
 from rotation.settings import USERNAME_SUFFIX, Settings
+
+if TYPE_CHECKING:
+    from rotation.discovery import Skipped  # discovery imports the ARM SDK: annotations only
 
 log = logs.get_logger("rotation.engine")
 
@@ -117,11 +121,13 @@ class Engine:
         verify_timeout: float | None = None,
         budget_seconds: float | None = None,
         on_outcome: Callable[[AppOutcome], None] | None = None,
+        skipped: Sequence[Skipped] = (),
     ) -> RunReport:
         """Plans and (unless `dry_run`) carries out the rotation of `apps`.
 
         `budget_seconds` bounds the whole run (the HTTP path must answer in time); apps
         it cannot finish are reported as unfinished and the next run completes them.
+        `skipped` (senders discovery found but cannot manage) are reported as skipped.
         """
         started = time.monotonic()
         run = _Run(
@@ -144,8 +150,11 @@ class Engine:
                     on_outcome(outcome)
                 return outcome
 
-            outcomes = await asyncio.gather(*(one(o) for o in observations))
-            run.report.outcomes = list(outcomes)
+            outcomes = [
+                *await asyncio.gather(*(one(o) for o in observations)),
+                *(self._skipped(skip, on_outcome) for skip in skipped),
+            ]
+            run.report.outcomes = outcomes
             run.report.finished = self.clock()
             counts = run.report.as_dict()["counts"]
             log.info(
@@ -456,11 +465,23 @@ class Engine:
         log.error("app.failed", error=error)
         return AppOutcome(app.app_id, app.secret_name, action, reason, Outcome.FAILED, error=error)
 
-    def _log_finished(self, obs: Observation, outcome: AppOutcome) -> None:
+    def _skipped(
+        self, skip: Skipped, on_outcome: Callable[[AppOutcome], None] | None
+    ) -> AppOutcome:
+        """A sender this rotator cannot manage: shown with the reason, never failed."""
+        outcome = AppOutcome(skip.app_id, "", Action.NOTHING, skip.reason, Outcome.SKIPPED)
+        with structlog.contextvars.bound_contextvars(app_id=skip.app_id):
+            log.info("app.skipped", reason=skip.reason)
+            self._log_finished(None, outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    def _log_finished(self, obs: Observation | None, outcome: AppOutcome) -> None:
         """One line per app per run, whatever happened: what the workbook's expiry timeline
         and run history read (rotation/events.py, APP_FINISHED)."""
         expires = outcome.expires if outcome.outcome is Outcome.ROTATED else None
-        if expires is None:
+        if expires is None and obs is not None:
             expires = self._current_credential_end(obs)
         days_left = (expires - self.clock()).total_seconds() / 86400 if expires else None
         log.info(

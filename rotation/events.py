@@ -200,8 +200,15 @@ DISCOVERY_SKIPPED = _event(
 )
 DISCOVERY_FINISHED = _event(
     "discovery.finished",
-    "How many apps the rotator manages.",
-    {"apps": "int"},
+    "How many apps the rotator manages, and how many senders it skips.",
+    {"apps": "int", "skipped": "int"},
+    optional=("skipped",),
+)
+DISCOVERY_GROUP_IGNORED = _event(
+    "discovery.group_ignored",
+    "A role assignment to a group would let its members send through the ACS resource; "
+    "groups are not followed, so such apps need the allow-list (`hint`).",
+    {"group_id": "string", "resource_id": "string", "role": "string", "hint": "string"},
 )
 DISCOVERY_ROLE_MISSING = _event(
     "discovery.role_missing",
@@ -237,14 +244,19 @@ APP_SKIPPED = _event(
     "An app the run leaves alone (a managed identity, another tenant's app), and why.",
     {"reason": "string"},
     context=("run_id", "app_id"),
-    planned=True,
 )
 APP_BLOCKED = _event(
     "app.blocked",
     "An app an operator must fix first (a soft-deleted Key Vault name): `fix` says how.",
     {"secret_name": "string", "fix": "string", "error": "string"},
     context=("run_id", "app_id"),
-    planned=True,
+)
+VAULT_DELETED_UNLISTED = _event(
+    "vault.deleted_unlisted",
+    "Listing the vault's soft-deleted secrets failed; each app about to write a new name "
+    "asks about its own names instead.",
+    {"error": "string"},
+    context=("run_id",),
 )
 APP_BUSY = _event(
     "app.busy",
@@ -298,12 +310,14 @@ EVENTS: tuple[Event, ...] = (
     DISCOVERY_SCANNED,
     DISCOVERY_SKIPPED,
     DISCOVERY_FINISHED,
+    DISCOVERY_GROUP_IGNORED,
     DISCOVERY_ROLE_MISSING,
     HTTP_ROTATION_ANSWERED,
     RUN_FAILED,
     SETTINGS_INVALID,
     APP_SKIPPED,
     APP_BLOCKED,
+    VAULT_DELETED_UNLISTED,
     APP_BUSY,
     CONSUMER_CONFIRMED,
     CONSUMER_UNCONFIRMED,

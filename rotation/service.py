@@ -13,10 +13,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rotation import logs
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
-from rotation.model import Action, AppOutcome, ManagedApp, Mode, Outcome, RunReport
+from rotation.model import AppOutcome, ManagedApp, Mode, RunReport
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,9 +26,6 @@ if TYPE_CHECKING:
     from rotation.entra import EntraAdapter
     from rotation.smtp_check import Backoff
     from rotation.vault import VaultAdapter
-
-
-log = logs.get_logger("rotation.service")
 
 
 class UnknownApps(RotationError):
@@ -193,21 +189,15 @@ class RotationService:
         """Rotates the chosen apps; skipped senders are reported as such, never failed.
         `chosen` (from `choose`) saves a second discovery when the caller already has it."""
         chosen = chosen or await self.choose(app_ids)
-        report = await self.engine.run(
+        return await self.engine.run(
             chosen.apps,
             mode=mode,
             dry_run=dry_run,
             verify_timeout=verify_timeout,
             budget_seconds=budget_seconds,
             on_outcome=on_outcome,
+            skipped=chosen.skipped,
         )
-        for skip in chosen.skipped:
-            outcome = AppOutcome(skip.app_id, "", Action.NOTHING, skip.reason, Outcome.SKIPPED)
-            log.info("app.skipped", run_id=report.run_id, app_id=skip.app_id, reason=skip.reason)
-            report.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-        return report
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
         """One row per managed app: what Key Vault serves and how long it stays valid; then

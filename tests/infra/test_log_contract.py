@@ -36,6 +36,8 @@ NOT_EXERCISED = {
     "credential.already_gone": "needs removePassword refused for a secret already gone "
     "(tests/integration/test_entra_adapter.py)",
     "discovery.role_missing": "needs a role assignment whose definition was deleted",
+    "vault.deleted_unlisted": "needs the listing of deleted secrets to fail "
+    "(tests/integration/test_soft_deleted_names.py)",
 }
 STEPS = {"observe", "create", "verify", "promote", "retire"}
 LIFETIME_DAYS = Settings.model_fields["secret_lifetime_days"].default
@@ -55,6 +57,10 @@ async def _world(sandbox: Sandbox) -> None:
 
     due = sandbox.add_sender(lifetime=timedelta(days=10))
     sandbox.add_sender()  # fresh: unchanged
+    sandbox.add_managed_identity_holder()  # skipped in every run, never failed
+    member = sandbox.add_sender(role=None, name="via-group")  # sends through a group
+    group = sandbox.state.add_group("mail senders", {member.principal_id})
+    sandbox.state.assign_role(sandbox.default_resource.id, group, "Contributor")
     for dry_run in (False, True):
         api = Api(settings(), open_service)  # type: ignore[arg-type]
         try:
@@ -75,9 +81,11 @@ async def _world(sandbox: Sandbox) -> None:
     async with open_service(settings(verify_timeout_seconds=1)) as service:  # type: ignore[arg-type]
         await service.run([refused.app_id, stranger.app_id, unknown])
     victim = sandbox.add_sender(lifetime=timedelta(days=3))
+    blocked = sandbox.add_sender(lifetime=timedelta(days=3))  # its Key Vault name is deleted
+    sandbox.state.soft_delete_secret(f"acs-smtp-{blocked.app_id}")
     sandbox.state.faults.inject("vault PUT /secrets/{name}", status=403)
     async with open_service(settings()) as service:  # type: ignore[arg-type]
-        await service.run([victim.app_id])
+        await service.run([victim.app_id, blocked.app_id])
 
 
 @pytest.fixture(scope="module")
