@@ -37,6 +37,7 @@ from rotation.model import (
     AppOutcome,
     AppPlan,
     AppRecord,
+    ConsumerCheck,
     DeletedName,
     ManagedApp,
     Mode,
@@ -47,11 +48,12 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import Rules, plan_app, retirements, stale_versions
+from rotation.policy import Rules, early_retirement, plan_app, retirements, stale_versions
 from rotation.ports import Directory, SecretStore, Verifier
 from rotation.settings import USERNAME_SUFFIX, Settings
 
 if TYPE_CHECKING:
+    from rotation.consumers import ConsumerScan, ConsumerTracker
     from rotation.discovery import Skipped  # discovery imports the ARM SDK: annotations only
 
 log = logs.get_logger("rotation.engine")
@@ -82,6 +84,7 @@ class _Run:
     # Soft-deleted Key Vault names, listed once when some app will write a new name;
     # None: not listed (each app then asks about its own names).
     deleted: Mapping[str, DeletedName] | None = None
+    consumers: ConsumerScan | None = None  # the run's scan of consumer sites (opt-in)
 
 
 class AppBusy(RotationError):
@@ -97,8 +100,10 @@ class Engine:
         verifier: Verifier,
         *,
         clock: Callable[[], datetime] = utc_now,
+        consumers: ConsumerTracker | None = None,
     ) -> None:
         self.settings = settings
+        self.consumers = consumers
         self.rules = Rules.from_settings(settings)
         self.directory = directory
         self.store = store
@@ -142,6 +147,8 @@ class Engine:
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
             observations = await self.observe(apps, run.semaphore)
             run.deleted = await self._deleted_names(observations)
+            if self.consumers is not None and apps:
+                run.consumers = await self.consumers.scan()
 
             async def one(obs: Observation) -> AppOutcome:
                 outcome = await self._guarded(run, obs)
@@ -200,10 +207,15 @@ class Engine:
                     "rotator's identity cannot see it (with Application.ReadWrite.OwnedBy "
                     "the identity must be one of its owners)",
                 )
-            plan = plan_app(app, obs.record, obs.entry, self.clock(), self.rules, run.mode)
+            check = self._consumer_check(run, obs)
+            early = self._early(run, obs.app, check, obs.entry)
+            plan = plan_app(
+                app, obs.record, obs.entry, self.clock(), self.rules, run.mode, early=early
+            )
             outcome = AppOutcome(
                 app.app_id, app.secret_name, plan.action, plan.reason, Outcome.UNCHANGED
             )
+            outcome.consumers = check
             log.info("app.planned", action=plan.action.value, reason=plan.reason)
             if run.dry_run or plan.action is Action.NOTHING:
                 outcome.outcome = (
@@ -260,9 +272,33 @@ class Engine:
     def _time_allowed(self, run: _Run) -> float:
         """Seconds this app may take: its own deadline, cut by the run's budget."""
         own = run.verify_timeout + STEP_MARGIN_SECONDS
+        if self.consumers is not None:
+            own += self.settings.consumer_confirm_timeout_seconds
         if run.deadline is None:
             return own
         return min(own, run.deadline - time.monotonic())
+
+    # ----- consumers (opt-in) ------------------------------------------------------------
+
+    def _consumer_check(self, run: _Run, obs: Observation) -> ConsumerCheck | None:
+        if run.consumers is None or self.consumers is None:
+            return None
+        current = obs.entry.current
+        return self.consumers.check(obs.app, current.version if current else None, run.consumers)
+
+    def _early(
+        self, run: _Run, app: ManagedApp, check: ConsumerCheck | None, entry: VaultEntry
+    ) -> str | None:
+        """The policy's word on retiring before grace ends (never needed in emergencies)."""
+        if run.mode is Mode.EMERGENCY:
+            return None
+        return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
+
+    @staticmethod
+    def _time_left(ends: float) -> float:
+        """Seconds the consumer confirmation may take: what is left of the app's own time
+        (already cut by the run's budget), less a margin for the retirement that follows."""
+        return max(0.0, ends - time.monotonic() - STEP_MARGIN_SECONDS / 2)
 
     # ----- the four steps ----------------------------------------------------------------
 
@@ -276,6 +312,7 @@ class Engine:
         outcome: AppOutcome,
         allowed: float,
     ) -> None:
+        ends = time.monotonic() + allowed  # this app's own deadline (asyncio.timeout's)
         await self.check_names(app, entry, run.deleted)
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
@@ -304,12 +341,19 @@ class Engine:
             record, credentials=(*record.credentials, new.credential)
         )
         after_entry = dataclasses.replace(entry, versions=(version, *entry.versions))
+        early = None
+        if run.consumers is not None and self.consumers is not None:
+            outcome.consumers = await self.consumers.confirm(
+                app, version.version, run.consumers, self._time_left(ends)
+            )
+            early = self._early(run, app, outcome.consumers, after_entry)
         gone = retirements(
             after_record,
             after_entry,
             self.clock(),
             self.rules,
             emergency=plan.retire_all_after_rotation,
+            early=early,
         )
         if gone or stale_versions(after_record, after_entry):
             await self.retire(app, after_record, after_entry, gone, outcome)

@@ -150,6 +150,102 @@ class NewSecret:
     value: SecretStr
 
 
+#: ResolveStatus of a Key Vault reference that App Service resolved (Web RP, ApiKVReference).
+RESOLVED = "Resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerReference:
+    """One app setting of an App Service / Functions site (or slot) that references one of
+    our secrets, as App Service reports it (ApiKVReference). No secret value: App Service
+    never returns one here."""
+
+    site_id: str
+    setting: str
+    secret_name: str
+    status: str  # Azure's ResolveStatus: Resolved, SecretNotFound, AccessToKeyVaultDenied, ...
+    pinned_version: str | None  # the reference names a version: it never follows rotation
+    active_version: str | None  # the version the site resolved (None: not reported)
+    details: str | None  # App Service's own words about the resolution
+    vault_name: str = ""  # the vault the reference points at (vaultName)
+    confirmed_at: datetime | None = None  # when it was seen resolving the current version
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == RESOLVED
+
+    def resolves(self, version: str | None) -> bool:
+        """True when the site serves exactly `version` through this reference."""
+        return (
+            self.resolved
+            and self.pinned_version is None
+            and version is not None
+            and (self.active_version or "").lower() == version.lower()
+        )
+
+    @property
+    def problem(self) -> str | None:
+        """Why this reference holds an early retirement back for good (until grace ends)."""
+        if self.pinned_version is not None:
+            return (
+                f"pinned to version {self.pinned_version}: it never follows a rotation; "
+                "remove the version from the reference"
+            )
+        if not self.resolved:
+            return f"{self.status}: {self.details or 'no details given'}"
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "site": self.site_id,
+            "setting": self.setting,
+            "vaultName": self.vault_name,
+            "secretName": self.secret_name,
+            "status": self.status,
+            "pinnedVersion": self.pinned_version,
+            "activeVersion": self.active_version,
+            "details": self.details,
+            "confirmed": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "problem": self.problem,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerCheck:
+    """What the consumers of one app resolve, against the version Key Vault serves now."""
+
+    version: str | None  # the current Key Vault version of the app's password
+    references: tuple[ConsumerReference, ...] = ()
+    unreachable: tuple[str, ...] = ()  # "<site id>: <why>" for sites we could not read
+    password_secret: str = ""  # which of the references' secrets is the password
+
+    @property
+    def password_references(self) -> tuple[ConsumerReference, ...]:
+        return tuple(
+            r for r in self.references if r.secret_name.lower() == self.password_secret.lower()
+        )
+
+    @property
+    def confirmed(self) -> bool:
+        """Every consumer reads the current password, every reference resolves, every site
+        answered, and there is at least one consumer to speak of."""
+        passwords = self.password_references
+        return (
+            not self.unreachable
+            and bool(passwords)
+            and all(r.resolves(self.version) for r in passwords)
+            and all(r.problem is None for r in self.references)
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "confirmed": self.confirmed,
+            "references": [r.as_dict() for r in self.references],
+            "unreachable": list(self.unreachable),
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Retirement:
     credential: Credential
@@ -186,6 +282,7 @@ class AppOutcome:
     expires: datetime | None = None
     duration_seconds: float = 0.0
     error: str | None = None
+    consumers: ConsumerCheck | None = None  # only when consumer tracking is on
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -199,6 +296,7 @@ class AppOutcome:
             "expires": self.expires.isoformat() if self.expires else None,
             "durationSeconds": round(self.duration_seconds, 3),
             "error": self.error,
+            "consumers": self.consumers.as_dict() if self.consumers else None,
         }
 
 

@@ -8,6 +8,10 @@ the state the engine then knows). The invariants live here:
   nothing is retired while Key Vault has no working password to fall back on.
 - I4: a credential that was ever promoted (or was made by a person) goes only once the
   grace period since the current promotion has passed, or at once in emergency mode.
+- Early retirement (consumers): before the grace period ends, superseded credentials go
+  only for an app the operator declared fully covered, and only once every consumer site
+  confirmed the current version (`early_retirement`); an unreachable site, a reference
+  that did not resolve or a pinned one keeps the grace.
 - I5: a credential we made that never reached Key Vault is an orphan once it is older
   than the verify window; younger ones may belong to a run still verifying them.
 """
@@ -17,7 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rotation.model import AppPlan, AppRecord, ManagedApp, Mode, Retirement, VaultEntry
+from rotation.model import (
+    AppPlan,
+    AppRecord,
+    ConsumerCheck,
+    ManagedApp,
+    Mode,
+    Retirement,
+    VaultEntry,
+)
 from rotation.settings import Settings
 
 
@@ -45,13 +57,15 @@ def plan_app(
     now: datetime,
     rules: Rules,
     mode: Mode = Mode.DUE,
+    early: str | None = None,
 ) -> AppPlan:
-    """What to do with one app now, and why."""
+    """What to do with one app now, and why. `early` (from `early_retirement`) lets
+    superseded credentials go before the grace period ends."""
     reason = rotation_reason(record, vault, now, rules, mode)
     if reason is not None:
         # Retirement after a rotation is decided again on the state after promotion.
         return AppPlan(app, True, reason, retire_all_after_rotation=mode is Mode.EMERGENCY)
-    retire = retirements(record, vault, now, rules)
+    retire = retirements(record, vault, now, rules, early=early)
     stale = stale_versions(record, vault)
     if retire or stale:
         reasons = [f"{len(retire)} old credential(s) to remove"] if retire else []
@@ -97,8 +111,10 @@ def retirements(
     rules: Rules,
     *,
     emergency: bool = False,
+    early: str | None = None,
 ) -> tuple[Retirement, ...]:
-    """The credentials that may be removed now, each with its reason."""
+    """The credentials that may be removed now, each with its reason. `early` is why the
+    grace may be cut short (every consumer confirmed), or None to keep it."""
     current = vault.current
     if current is None or not current.enabled or record.credential(current.key_id) is None:
         return ()  # I1: keep everything until Key Vault holds a working password
@@ -126,7 +142,27 @@ def retirements(
                     f"ended {grace_ends.isoformat(timespec='seconds')}",
                 )
             )
+        elif early is not None:
+            out.append(Retirement(credential, f"superseded by {current.key_id}; {early}"))
     return tuple(out)
+
+
+def early_retirement(
+    check: ConsumerCheck | None, vault: VaultEntry, fully_covered: bool
+) -> str | None:
+    """Why the old secrets of an app may go before its grace period ends, or None.
+
+    Only for an app the operator declared fully covered (every consumer is a site we
+    find: one reading Key Vault some other way would break), only when the check is about
+    the version Key Vault serves now, and only when every consumer confirmed it.
+    """
+    current = vault.current
+    if not fully_covered or check is None or current is None:
+        return None
+    if check.version != current.version or not check.confirmed:
+        return None
+    sites = len({r.site_id.lower() for r in check.password_references})
+    return f"all {sites} consumer site(s) confirmed version {current.version} before grace ended"
 
 
 def stale_versions(record: AppRecord, vault: VaultEntry) -> tuple[str, ...]:

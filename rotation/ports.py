@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from rotation.model import (
     AppRecord,
+    ConsumerReference,
     DeletedName,
     ManagedApp,
     NewSecret,
@@ -64,3 +65,13 @@ class Verifier(Protocol):
     """A live SMTP AUTH handshake with a username and password."""
 
     async def verify(self, username: str, password: SecretStr, timeout: float) -> int: ...
+
+
+class WebSites(Protocol):
+    """App Service / Functions sites (and slots) and their Key Vault references (ARM)."""
+
+    async def list_sites(self, subscription_id: str) -> list[str]: ...
+
+    async def references(self, site_id: str) -> list[ConsumerReference]: ...
+
+    async def refresh(self, site_id: str) -> None: ...

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
-from rotation.model import AppOutcome, ManagedApp, Mode, RunReport
+from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunReport
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class StatusRow:
     # (username, where it came from: smtp-username, role or allow-list), the proven one first
     usernames: tuple[tuple[str, str], ...] = ()
     reason: str | None = None  # why an app is skipped
+    consumers: ConsumerCheck | None = None  # only when consumer tracking is on
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +68,7 @@ class StatusRow:
             "credentials": self.credentials,
             "state": self.state,
             "reason": self.reason,
+            "consumers": self.consumers.as_dict() if self.consumers else None,
         }
 
     @classmethod
@@ -106,9 +108,11 @@ class RotationService:
         *,
         clock: Callable[[], datetime] = utc_now,
         backoff: Backoff | None = None,
+        consumer_poll_interval: float | None = None,
     ) -> RotationService:
         """Builds every client from settings (no network traffic yet). `backoff` paces
-        SMTP verification retries (tests shorten it)."""
+        SMTP verification retries and `consumer_poll_interval` the reads of consumer sites
+        (tests shorten both)."""
         from rotation.arm import ArmReader
         from rotation.entra import EntraAdapter
         from rotation.identity import build_credential, trusted_ssl_context
@@ -122,15 +126,18 @@ class RotationService:
         verifier = SmtpVerifier(
             settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings), backoff=backoff
         )
-        engine = Engine(settings, entra, vault, verifier, clock=clock)
-        return cls(
-            settings,
-            entra,
-            vault,
-            arm,
-            engine,
-            (entra.close, vault.close, arm.close, credential.close),
-        )
+        closers = [entra.close, vault.close, arm.close]
+        tracker = None
+        if settings.consumers_enabled:
+            from rotation.consumers import POLL_INTERVAL_SECONDS, ConsumerTracker
+            from rotation.web import WebSiteReader
+
+            web = WebSiteReader.from_settings(settings, credential)
+            closers.append(web.close)
+            interval = consumer_poll_interval or POLL_INTERVAL_SECONDS
+            tracker = ConsumerTracker(settings, web, clock=clock, poll_interval=interval)
+        engine = Engine(settings, entra, vault, verifier, clock=clock, consumers=tracker)
+        return cls(settings, entra, vault, arm, engine, (*closers, credential.close))
 
     async def __aenter__(self) -> RotationService:
         return self
@@ -204,6 +211,8 @@ class RotationService:
         one per skipped sender, with the reason."""
         chosen = await self.choose(app_ids)
         observations = await self.engine.observe(chosen.apps)
+        tracker = self.engine.consumers
+        scan = await tracker.scan() if tracker is not None and chosen.apps else None
         now = self.engine.clock()
         rows = []
         for obs in observations:
@@ -227,6 +236,11 @@ class RotationService:
                         obs.record is not None, credential is not None, days_left, self.settings
                     ),
                     usernames=tuple(zip(obs.app.usernames, obs.app.username_sources, strict=False)),
+                    consumers=(
+                        tracker.check(obs.app, current.version if current else None, scan)
+                        if tracker is not None and scan is not None
+                        else None
+                    ),
                 )
             )
         return rows + [StatusRow.skipped(s) for s in chosen.skipped]

@@ -27,6 +27,13 @@ ACS_RESOURCE_ID = re.compile(
     r"/providers/Microsoft\.Communication/communicationServices/[^/]+$",
     re.IGNORECASE,
 )
+#: An App Service / Functions site or one of its deployment slots (ROTATION_CONSUMER_SITES).
+WEB_SITE_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
+    r"/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$",
+    re.IGNORECASE,
+)
+ALL = "all"
 
 #: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud. US Government
 #: DoD (L5) tenants use Graph at https://dod-graph.microsoft.us: set ROTATION_GRAPH_URL to it
@@ -84,14 +91,45 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Consumers (opt-in): App Service / Functions sites whose Key Vault references use our
+    # secrets are refreshed after a promotion and their resolved version read back.
+    consumers_enabled: bool = False
+    consumer_sites: CommaList = Field(default_factory=list)
+    consumers_fully_covered: CommaList = Field(default_factory=list)
+    consumer_confirm_timeout_seconds: float = Field(120, gt=0, le=900)
+
     @field_validator(
-        "subscription_ids", "acs_resource_ids", "app_ids", "exclude_app_ids", mode="before"
+        "subscription_ids",
+        "acs_resource_ids",
+        "app_ids",
+        "exclude_app_ids",
+        "consumer_sites",
+        "consumers_fully_covered",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in re.split(r"[,;\s]+", value) if item.strip()]
         return value
+
+    @field_validator("consumer_sites")
+    @classmethod
+    def _site_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not WEB_SITE_ID.match(value):
+                raise ValueError(
+                    f"{value!r} is not a site or slot resource id (/subscriptions/<id>/"
+                    "resourceGroups/<rg>/providers/Microsoft.Web/sites/<name>[/slots/<slot>])"
+                )
+        return values
+
+    @field_validator("consumers_fully_covered")
+    @classmethod
+    def _covered(cls, values: list[str]) -> list[str]:
+        if [v.lower() for v in values] == [ALL]:
+            return [ALL]
+        return [_guid(v) for v in values]
 
     @field_validator("key_vault_url", "authority_host", "graph_url", "arm_url")
     @classmethod
@@ -169,6 +207,11 @@ class Settings(BaseSettings):
                 "set ROTATION_SUBSCRIPTION_IDS, ROTATION_ACS_RESOURCE_IDS or ROTATION_APP_IDS "
                 "so the rotator knows where to look"
             )
+        if self.consumers_enabled and not (self.subscription_ids or self.consumer_sites):
+            raise ValueError(
+                "ROTATION_CONSUMERS_ENABLED needs ROTATION_SUBSCRIPTION_IDS (sites are scanned "
+                "there) or ROTATION_CONSUMER_SITES (a list of site ids)"
+            )
         if self.rotate_before_days >= self.secret_lifetime_days:
             raise ValueError(
                 "ROTATION_ROTATE_BEFORE_DAYS must be shorter than ROTATION_SECRET_LIFETIME_DAYS"
@@ -213,6 +256,19 @@ class Settings(BaseSettings):
     def verify_window(self) -> timedelta:
         """How long a new credential may legitimately sit outside Key Vault (I5)."""
         return timedelta(seconds=self.verify_timeout_seconds * 2 + 300)
+
+    def fully_covered(self, app_id: str) -> bool:
+        """The operator declared that every consumer of this app is a site we find, so its
+        old secrets may go once all of them confirmed the new version."""
+        covered = self.consumers_fully_covered
+        return covered == [ALL] or app_id.lower() in covered
+
+    @property
+    def key_vault_name(self) -> str:
+        """The vault's name as App Service reports it in a reference (`vaultName`): the
+        first label of the vault's host (myvault.vault.azure.net -> myvault)."""
+        host = self.key_vault_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        return host.split(".", 1)[0].lower()
 
     def secret_name(self, app_id: str) -> str:
         return self.secret_name_template.format(app_id=app_id.lower())

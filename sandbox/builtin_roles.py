@@ -13,7 +13,10 @@ the real lists, not summaries. Sources:
   ``EmailServices/Domains/SenderUsernames/delete``; the entries after that are left out,
   which makes the sandbox's role grant less than Azure's, never more.
 
-None of the four has dataActions or notDataActions.
+- Website Contributor: the same reference, web and mobile category
+  (built-in-roles/web-and-mobile.md); the consumer-site checks' built-in fallback.
+
+None of them has dataActions or notDataActions.
 """
 
 from __future__ import annotations
@@ -96,4 +99,24 @@ COMMUNICATION_AND_EMAIL_SERVICE_OWNER = BuiltInRole(
     ),
 )
 
-ALL = (OWNER, CONTRIBUTOR, READER, COMMUNICATION_AND_EMAIL_SERVICE_OWNER)
+WEBSITE_CONTRIBUTOR = BuiltInRole(
+    "de139f84-1756-47ae-9be6-808fbbe84772",
+    "Website Contributor",
+    "Lets you manage websites (not web plans), but not access to them.",
+    (
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Insights/alertRules/*",
+        "Microsoft.Insights/components/*",
+        "Microsoft.ResourceHealth/availabilityStatuses/read",
+        "Microsoft.Resources/deployments/*",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        "Microsoft.Support/*",
+        "Microsoft.Web/certificates/*",
+        "Microsoft.Web/listSitesAssignedToHostName/read",
+        "Microsoft.Web/serverFarms/join/action",
+        "Microsoft.Web/serverFarms/read",
+        "Microsoft.Web/sites/*",
+    ),
+)
+
+ALL = (OWNER, CONTRIBUTOR, READER, COMMUNICATION_AND_EMAIL_SERVICE_OWNER, WEBSITE_CONTRIBUTOR)

@@ -25,7 +25,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api
+from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api, web_api
 from sandbox.http_common import BASE_URL, CHALLENGE, arm_challenge, graph_challenge
 from sandbox.seed import (
     DEFAULT_SENDER_ADDRESS,
@@ -41,6 +41,7 @@ from sandbox.seed import (
 from sandbox.smtp_relay import SmtpRelay
 from sandbox.state import AcsResource, RoleDefinition, SandboxState, ServicePrincipal
 from sandbox.tls import SandboxTls, create_tls
+from sandbox.web_sites import WebSite
 
 HOST = "127.0.0.1"
 SMTP_HOST = "localhost"  # ACS accepts SMTP by DNS name only; the certificate names localhost
@@ -104,12 +105,15 @@ class Sandbox:
             "arm": arm_api.build_app(self.state),
             "admin": admin_api.build_app(self.state, self),
         }
+        web_api.add_routes(apps["arm"])  # Microsoft.Web lives on the same Resource Manager
         self._services = {
             name: _Service(name, app, _vault_socket() if name == "vault" else _bound_socket())
             for name, app in apps.items()
         }
         for service in self._services.values():
             service.app[BASE_URL] = service.url
+        # App Service names a vault by its host's first label (myvault.vault.azure.net).
+        self.state.vault_name = HOST.split(".", 1)[0]
         vault = self._services["vault"].app
         vault[CHALLENGE] = vault_api.challenge_header(
             self.vault_url, self.login_url, self.tenant_id
@@ -290,6 +294,50 @@ class Sandbox:
             name=name,
             senders=senders,
         )
+
+    def add_consumer_site(
+        self,
+        name: str,
+        secret_name: str,
+        *,
+        form: str = "uri",
+        slot: str | None = None,
+        kind: str = "app",
+        version: str | None = None,
+        resource_group: str = "rg-apps",
+        grant_rotator: bool = True,
+    ) -> WebSite:
+        """An App Service site (or slot) whose app settings SMTP_PASSWORD and SMTP_USERNAME
+        are Key Vault references to `secret_name` and its username companion, in the
+        ``SecretUri=`` form (`form="uri"`) or the ``VaultName=;SecretName=`` form
+        (`form="name"`), pinned to `version` if given. With `grant_rotator` the rotator
+        holds Website Contributor on the site's resource group (it may refresh it)."""
+
+        def reference(secret: str, pinned: str | None) -> str:
+            if form == "uri":
+                tail = f"/{pinned}" if pinned else ""
+                return f"@Microsoft.KeyVault(SecretUri={self.vault_url}/secrets/{secret}{tail})"
+            tail = f";SecretVersion={pinned}" if pinned else ""
+            return (
+                f"@Microsoft.KeyVault(VaultName={self.state.vault_name};SecretName={secret}{tail})"
+            )
+
+        settings = {
+            "SMTP_PASSWORD": reference(secret_name, version),
+            "SMTP_USERNAME": reference(f"{secret_name}-username", None),
+            "SMTP_HOST": "smtp.azurecomm.net",
+        }
+        site = self.state.add_web_site(
+            self.subscription_id, resource_group, name, settings, slot=slot, kind=kind
+        )
+        scope = f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+        held = any(
+            a.scope.lower() == scope.lower() and a.principal_id == self.rotator.sp.object_id
+            for a in self.state.role_assignments
+        )
+        if grant_rotator and not held:
+            self.state.assign_role(scope, self.rotator.sp, "Website Contributor")
+        return site
 
 
 #: Every port a sandbox vault has listened on in this process (see `_vault_socket`).

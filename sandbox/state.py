@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sandbox import builtin_roles
 from sandbox.clock import Clock
 from sandbox.faults import FaultInjector
+from sandbox.web_sites import WebSite
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
 GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
@@ -235,6 +236,9 @@ class SandboxState:
         self.arm_page_size = 50
         self.subscriptions: set[str] = set()
         self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
+        # The vault's name as App Service references report it (the first label of its host).
+        self.vault_name = "sandbox-vault"
+        self.web_sites: dict[str, WebSite] = {}  # App Service sites and slots, by lower-case id
         # Key Vault RBAC: client id (lower) -> secret operations it may do ("get", "list",
         # "set", "update"). A client not listed may do all (a Secrets Officer); list one
         # with fewer to get Key Vault's 403 ForbiddenByRbac.
@@ -343,6 +347,24 @@ class SandboxState:
         )
         self.smtp_usernames.append(entry)
         return entry
+
+    def add_web_site(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        app_settings: dict[str, str],
+        *,
+        slot: str | None = None,
+        kind: str = "app",
+    ) -> WebSite:
+        """An App Service / Functions site (or a slot of one) with these app settings; its
+        Key Vault references resolve at once, as on a real app's start."""
+        self.subscriptions.add(subscription_id)
+        site = WebSite(subscription_id, resource_group, name, slot, kind, app_settings=app_settings)
+        self.web_sites[site.id.lower()] = site
+        site.resolutions(self.vault, self.vault_name, self.clock.now())
+        return site
 
     def add_role_definition(
         self, role_name: str, actions: list[str], not_actions: list[str] | None = None

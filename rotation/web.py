@@ -1,0 +1,167 @@
+"""Azure Resource Manager calls on App Service / Functions sites (Microsoft.Web).
+
+Four calls, through azure-mgmt-core's ARM pipeline (bearer token with ARM's challenge
+handling, azure-core retries honouring Retry-After), so no 50 MB management SDK is
+loaded for them; the refresh call is not in the Web RP's REST spec (nor in any SDK), only
+in the App Service docs, so it would be a raw request anyway.
+
+- ``GET /subscriptions/{id}/providers/Microsoft.Web/sites`` (WebApps_List) and
+  ``GET {site}/slots`` (WebApps_ListSlots): the sites and slots to look at;
+- ``GET {site}/config/configreferences/appsettings``
+  (WebApps_GetAppSettingsKeyVaultReferences[Slot]): every app setting that is a Key Vault
+  reference, with ApiKVReference's ``reference``, ``status``, ``vaultName``,
+  ``secretName``, ``secretVersion``, ``activeVersion`` and ``details``. Unlike listing the
+  app settings (``config/appsettings/list``), it returns no setting values, so the rotator
+  never holds another application's secrets;
+- ``POST {site}/config/configreferences/appsettings/refresh``: resolve every reference
+  again now ("Use Key Vault references as app settings", section "Understand rotation").
+
+Everything it hands out is our own `ConsumerReference`; every SDK error becomes one of
+`rotation.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.policies import AsyncRetryPolicy, UserAgentPolicy
+from azure.core.rest import HttpRequest
+from azure.mgmt.core import AsyncARMPipelineClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
+
+from rotation.arm import RETRY, _raise
+from rotation.errors import PermissionDenied
+from rotation.identity import connection_options
+from rotation.model import ConsumerReference
+from rotation.settings import Settings
+
+#: The Web RP API version of these calls (stable; ApiKVReference has every field we read).
+API_VERSION = "2024-04-01"
+
+
+class WebSiteReader:
+    """Sites, slots and their Key Vault references, through one ARM pipeline."""
+
+    def __init__(
+        self,
+        credential: AsyncTokenCredential,
+        endpoint: str,
+        options: Mapping[str, Any],
+        *,
+        retry: Mapping[str, float] = RETRY,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        policies = [
+            UserAgentPolicy(sdk_moniker="acs-smtp-rotation"),
+            AsyncRetryPolicy(**retry),
+            AsyncARMChallengeAuthenticationPolicy(credential, self._endpoint + "/.default"),
+        ]
+        self._client: AsyncARMPipelineClient[Any, Any] = AsyncARMPipelineClient(
+            base_url=self._endpoint, policies=policies, **options
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        credential: AsyncTokenCredential,
+        *,
+        retry: Mapping[str, float] = RETRY,
+    ) -> WebSiteReader:
+        return cls(credential, settings.arm_endpoint, connection_options(settings), retry=retry)
+
+    async def list_sites(self, subscription_id: str) -> list[str]:
+        """Every site of the subscription and every slot of each, as resource ids."""
+        what = f"the App Service sites of subscription {subscription_id}"
+        sites = await self._pages(
+            f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites", what
+        )
+        ids: list[str] = []
+        for site in sites:
+            site_id = str(site["id"])
+            ids.append(site_id)
+            slots = await self._pages(f"{site_id}/slots", f"the deployment slots of {site_id}")
+            ids += [str(slot["id"]) for slot in slots]
+        return ids
+
+    async def references(self, site_id: str) -> list[ConsumerReference]:
+        """The site's app settings that are Key Vault references, as App Service resolved them."""
+        items = await self._pages(
+            f"{site_id}/config/configreferences/appsettings",
+            f"the Key Vault references of {site_id}",
+        )
+        return [_reference(site_id, item) for item in items]
+
+    async def refresh(self, site_id: str) -> None:
+        """Makes the site resolve its Key Vault references again, now."""
+        await self._send(
+            "POST",
+            f"{site_id}/config/configreferences/appsettings/refresh",
+            f"a refresh of the Key Vault references of {site_id}",
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # ----- helpers -----------------------------------------------------------------------
+
+    async def _pages(self, path: str, what: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        url: str | None = path
+        while url:
+            body = await self._send("GET", url, what)
+            items += list(body.get("value") or [])
+            url = body.get("nextLink")
+        return items
+
+    async def _send(self, method: str, path_or_link: str, what: str) -> dict[str, Any]:
+        url = path_or_link
+        if not url.startswith("https://"):
+            url = f"{self._endpoint}{path_or_link}"
+        request = HttpRequest(
+            method, url, params={} if "api-version=" in url else {"api-version": API_VERSION}
+        )
+        try:
+            response = await self._client.send_request(request)
+            if response.status_code >= 400:
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            return response.json() if response.content else {}
+        except Exception as exc:  # translated, never swallowed
+            _translate(exc, what)
+
+
+def _translate(exc: Exception, what: str) -> NoReturn:
+    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        # ARM's own message names the exact action it refused; keep it.
+        raise PermissionDenied(
+            f"could not read or refresh {what}: give the rotator's identity the consumer role "
+            f"of infra/modules/custom-roles.bicep at that scope ({_message(exc)})"
+        ) from None
+    _raise(exc, what)
+
+
+def _message(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    text = str(getattr(error, "message", None) or exc.message or exc).strip().splitlines()
+    first = text[0][:400] if text else type(exc).__name__
+    return f"{code}: {first}" if code else first
+
+
+def _reference(site_id: str, item: Mapping[str, Any]) -> ConsumerReference:
+    props = item.get("properties") or {}
+    setting = str(item.get("name") or str(item.get("id", "")).rsplit("/", 1)[-1])
+    return ConsumerReference(
+        site_id=site_id,
+        setting=setting,
+        secret_name=str(props.get("secretName") or ""),
+        status=str(props.get("status") or "Initialized"),
+        pinned_version=props.get("secretVersion") or None,
+        active_version=props.get("activeVersion") or None,
+        details=props.get("details") or None,
+        vault_name=str(props.get("vaultName") or ""),
+    )
