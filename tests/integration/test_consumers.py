@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rotation.model import Outcome
+from rotation.model import Mode, Outcome
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
 
@@ -39,3 +39,126 @@ async def test_consumer_sites_confirm_and_a_fully_covered_app_retires_at_once(
                if r.secret_name == name)
     assert outcome.removed_key_ids == [original]
     assert report.as_dict()["apps"][0]["consumers"]["confirmed"] is True  # type: ignore[index]
+
+
+async def test_an_app_not_declared_fully_covered_shows_confirmations_but_keeps_grace(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.add_consumer_site("mailer-web", secret_name(sender.client_id))
+    async with open_service(consumers_enabled="true") as service:
+        report = await service.run()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.consumers is not None and outcome.consumers.confirmed
+    assert outcome.removed_key_ids == []
+    assert len(sender.app.passwords) == 2
+
+
+async def test_a_reference_that_does_not_resolve_holds_retirement_and_shows_its_details(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    name = secret_name(sender.client_id)
+    sandbox.add_consumer_site("mailer-web", name)
+    denied = sandbox.add_consumer_site("mailer-jobs", name)
+    denied.vault_access = False
+    async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
+        report = await service.run()
+        rows = await service.status()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.consumers is not None and not outcome.consumers.confirmed
+    problems = [r for r in outcome.consumers.references if r.problem]
+    assert {r.site_id for r in problems} == {denied.id}
+    assert all(r.status == "AccessToKeyVaultDenied" for r in problems)
+    assert "Key Vault Secrets User" in (problems[0].problem or "")
+    [row] = rows
+    shown = row.as_dict()["consumers"]
+    assert isinstance(shown, dict) and "AccessToKeyVaultDenied" in str(shown["references"])
+
+
+async def test_a_pinned_reference_is_reported_and_keeps_the_grace(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    name = secret_name(sender.client_id)
+    async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
+        await service.run()  # the first password; no consumer yet
+        first = sandbox.state.live_secret(name)
+        assert first is not None
+        pinned = sandbox.add_consumer_site("mailer-web", name, version=first.version)
+        report = await service.run(mode=Mode.FORCE)
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.consumers is not None
+    [password_ref] = outcome.consumers.password_references
+    assert password_ref.site_id == pinned.id
+    assert password_ref.pinned_version == first.version
+    assert "pinned" in (password_ref.problem or "")
+
+
+async def test_an_unreachable_consumer_site_never_causes_an_early_retirement(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    name = secret_name(sender.client_id)
+    good = sandbox.add_consumer_site("mailer-web", name)
+    gone = good.id.replace("mailer-web", "mailer-deleted")
+    async with open_service(
+        consumers_enabled="true",
+        consumers_fully_covered="all",
+        consumer_sites=f"{good.id},{gone}",
+    ) as service:
+        report = await service.run()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    check = outcome.consumers
+    assert check is not None and not check.confirmed
+    assert all(r.confirmed_at for r in check.references)  # the reachable one did confirm
+    assert len(check.unreachable) == 1 and "mailer-deleted" in check.unreachable[0]
+
+
+async def test_a_site_the_rotator_may_not_refresh_is_unreachable_and_named_in_the_report(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.add_consumer_site("mailer-web", secret_name(sender.client_id), grant_rotator=False)
+    async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
+        report = await service.run()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.consumers is not None
+    [problem] = outcome.consumers.unreachable
+    assert "Microsoft.Web/sites/config/appsettings/action" in problem
+
+
+async def test_a_later_run_retires_early_once_the_sites_own_24h_refetch_confirms(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    original = sender.password.key_id
+    site = sandbox.add_consumer_site("mailer-web", secret_name(sender.client_id))
+    site.vault_access = False  # fixed by the operator after the rotation
+    async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
+        first = await service.run()
+        assert first.outcomes[0].removed_key_ids == []
+        site.vault_access = True
+        sandbox.state.clock.advance(timedelta(hours=24))  # App Service refetches; grace is 48 h
+        second = await service.run()
+    [outcome] = second.outcomes
+    assert outcome.outcome is Outcome.RETIRED
+    assert outcome.removed_key_ids == [original]
+    assert outcome.consumers is not None and outcome.consumers.confirmed
+
+
+async def test_consumer_tracking_is_off_unless_enabled(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.add_consumer_site("mailer-web", secret_name(sender.client_id))
+    async with open_service(consumers_fully_covered="all") as service:
+        report = await service.run()
+    assert report.outcomes[0].consumers is None
+    assert report.outcomes[0].removed_key_ids == []
+    assert not any(k.startswith("arm") and "Microsoft.Web" in k for k in sandbox.state.requests)
