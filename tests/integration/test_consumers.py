@@ -30,13 +30,18 @@ async def test_consumer_sites_confirm_and_a_fully_covered_app_retires_at_once(
     [outcome] = report.outcomes
     assert outcome.outcome is Outcome.ROTATED
     check = outcome.consumers
-    assert check is not None and check.confirmed
+    assert check is not None
+    assert check.confirmed
     live = sandbox.state.live_secret(name)
-    assert live is not None and check.version == live.version
+    assert live is not None
+    assert check.version == live.version
     sites = {r.site_id for r in check.password_references}
     assert sites == {web.id, slot.id, functions.id}
-    assert all(r.active_version == live.version and r.confirmed_at for r in check.references
-               if r.secret_name == name)
+    assert all(
+        r.active_version == live.version and r.confirmed_at
+        for r in check.references
+        if r.secret_name == name
+    )
     assert outcome.removed_key_ids == [original]
     assert report.as_dict()["apps"][0]["consumers"]["confirmed"] is True  # type: ignore[index]
 
@@ -50,7 +55,8 @@ async def test_an_app_not_declared_fully_covered_shows_confirmations_but_keeps_g
         report = await service.run()
     [outcome] = report.outcomes
     assert outcome.outcome is Outcome.ROTATED
-    assert outcome.consumers is not None and outcome.consumers.confirmed
+    assert outcome.consumers is not None
+    assert outcome.consumers.confirmed
     assert outcome.removed_key_ids == []
     assert len(sender.app.passwords) == 2
 
@@ -67,15 +73,18 @@ async def test_a_reference_that_does_not_resolve_holds_retirement_and_shows_its_
         report = await service.run()
         rows = await service.status()
     [outcome] = report.outcomes
-    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
-    assert outcome.consumers is not None and not outcome.consumers.confirmed
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
+    assert outcome.consumers is not None
+    assert not outcome.consumers.confirmed
     problems = [r for r in outcome.consumers.references if r.problem]
     assert {r.site_id for r in problems} == {denied.id}
     assert all(r.status == "AccessToKeyVaultDenied" for r in problems)
     assert "Key Vault Secrets User" in (problems[0].problem or "")
     [row] = rows
     shown = row.as_dict()["consumers"]
-    assert isinstance(shown, dict) and "AccessToKeyVaultDenied" in str(shown["references"])
+    assert isinstance(shown, dict)
+    assert "AccessToKeyVaultDenied" in str(shown["references"])
 
 
 async def test_a_pinned_reference_is_reported_and_keeps_the_grace(
@@ -90,7 +99,8 @@ async def test_a_pinned_reference_is_reported_and_keeps_the_grace(
         pinned = sandbox.add_consumer_site("mailer-web", name, version=first.version)
         report = await service.run(mode=Mode.FORCE)
     [outcome] = report.outcomes
-    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
     assert outcome.consumers is not None
     [password_ref] = outcome.consumers.password_references
     assert password_ref.site_id == pinned.id
@@ -112,11 +122,14 @@ async def test_an_unreachable_consumer_site_never_causes_an_early_retirement(
     ) as service:
         report = await service.run()
     [outcome] = report.outcomes
-    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
     check = outcome.consumers
-    assert check is not None and not check.confirmed
+    assert check is not None
+    assert not check.confirmed
     assert all(r.confirmed_at for r in check.references)  # the reachable one did confirm
-    assert len(check.unreachable) == 1 and "mailer-deleted" in check.unreachable[0]
+    assert len(check.unreachable) == 1
+    assert "mailer-deleted" in check.unreachable[0]
 
 
 async def test_a_site_the_rotator_may_not_refresh_is_unreachable_and_named_in_the_report(
@@ -127,7 +140,8 @@ async def test_a_site_the_rotator_may_not_refresh_is_unreachable_and_named_in_th
     async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
         report = await service.run()
     [outcome] = report.outcomes
-    assert outcome.outcome is Outcome.ROTATED and outcome.removed_key_ids == []
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
     assert outcome.consumers is not None
     [problem] = outcome.consumers.unreachable
     assert "Microsoft.Web/sites/config/appsettings/action" in problem
@@ -149,7 +163,8 @@ async def test_a_later_run_retires_early_once_the_sites_own_24h_refetch_confirms
     [outcome] = second.outcomes
     assert outcome.outcome is Outcome.RETIRED
     assert outcome.removed_key_ids == [original]
-    assert outcome.consumers is not None and outcome.consumers.confirmed
+    assert outcome.consumers is not None
+    assert outcome.consumers.confirmed
 
 
 async def test_consumer_tracking_is_off_unless_enabled(
