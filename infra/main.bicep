@@ -9,6 +9,7 @@
 //                   workbook "ACS SMTP rotation" (expiry, runs, verification, consumers)
 //   subscription    custom roles "reader" and "secret writer" (or built-in fallbacks)
 //   ACS scopes      reader role on each subscription or ACS resource the rotator scans
+//   consumer sites  (opt-in) consumer checker role on each scanned subscription or named site
 //   Entra ID        Microsoft Graph Application.ReadWrite.OwnedBy for the identity
 targetScope = 'subscription'
 
@@ -91,6 +92,27 @@ param smtpHost string = ''
 @minValue(1)
 @maxValue(65535)
 param smtpPort int = 587
+
+// ----- consumer sites (opt-in; see README "Consumers") --------------------------------------
+
+@description('true: after a promotion, refresh the App Service / Functions sites whose Key Vault references use the secret and confirm they resolve the new version (ROTATION_CONSUMERS_ENABLED). Empty means false.')
+@allowed([
+  ''
+  'true'
+  'false'
+])
+param consumersEnabled string = ''
+
+@description('Comma-separated site or slot resource ids to check instead of scanning every site in the subscriptions (ROTATION_CONSUMER_SITES).')
+param consumerSites string = ''
+
+@description('Comma-separated app ids (or "all") whose every consumer is a site found above, so their old secrets may go once all confirmed (ROTATION_CONSUMERS_FULLY_COVERED).')
+param consumersFullyCovered string = ''
+
+@description('How long to wait after a promotion for consumer sites to resolve the new version.')
+@minValue(1)
+@maxValue(900)
+param consumerConfirmTimeoutSeconds int = 120
 
 // ----- vault ------------------------------------------------------------------------------
 
@@ -178,9 +200,20 @@ var readerAssignableScopes = union(
   acsSubscriptionScopes
 )
 
+// Consumer sites: the subscriptions scanned for sites, or the named sites (slots are covered
+// by their site's assignment).
+var checkConsumers = consumersEnabled == 'true'
+var consumerSiteList = empty(consumerSites) ? [] : split(replace(consumerSites, ' ', ''), ',')
+var consumerSiteIdsRepeated = [for id in consumerSiteList: join(take(split(id, '/'), 9), '/')]
+var consumerSiteIds = union(consumerSiteIdsRepeated, []) // a site named twice (or with slots) once
+var consumerSiteScopesRepeated = [for id in consumerSiteIds: '/subscriptions/${split(id, '/')[2]}']
+var consumerSiteScopes = union(consumerSiteScopesRepeated, [])
+var consumerSubscriptionScopes = !checkConsumers ? [] : empty(consumerSiteList) ? subscriptionScopes : consumerSiteScopes
+
 // Built-in fallbacks when useCustomRoles is false.
 var builtInReader = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 var builtInKeyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var builtInWebsiteContributor = 'de139f84-1756-47ae-9be6-808fbbe84772'
 
 var cloudNames = {
   AzureCloud: 'public'
@@ -319,6 +352,22 @@ module functionApp 'modules/functionapp.bicep' = {
         name: 'ROTATION_LOG_FORMAT'
         value: 'json'
       }
+      {
+        name: 'ROTATION_CONSUMERS_ENABLED'
+        value: consumersEnabled
+      }
+      {
+        name: 'ROTATION_CONSUMER_SITES'
+        value: join(consumerSiteList, ',')
+      }
+      {
+        name: 'ROTATION_CONSUMERS_FULLY_COVERED'
+        value: replace(consumersFullyCovered, ' ', '')
+      }
+      {
+        name: 'ROTATION_CONSUMER_CONFIRM_TIMEOUT_SECONDS'
+        value: string(consumerConfirmTimeoutSeconds)
+      }
     ]
   }
 }
@@ -331,12 +380,14 @@ module customRoles 'modules/custom-roles.bicep' = if (useCustomRoles) {
     token: token
     readerScopes: readerAssignableScopes
     vaultScope: subscriptionResourceId('Microsoft.Resources/resourceGroups', vaultResourceGroupName)
+    consumerScopes: consumerSubscriptionScopes
   }
 }
 
 var readerRole = useCustomRoles ? customRoles.outputs.readerGuid : builtInReader
 var definitionReaderRole = useCustomRoles ? customRoles.outputs.definitionReaderGuid : builtInReader
 var vaultRole = useCustomRoles ? customRoles.outputs.secretWriterGuid : builtInKeyVaultSecretsOfficer
+var consumerRole = useCustomRoles ? customRoles.outputs.consumerCheckerGuid : builtInWebsiteContributor
 
 module vaultAccess 'modules/vault-access.bicep' = {
   name: 'vault-access'
@@ -380,6 +431,31 @@ module definitionReaderOnAcsSubscriptions 'modules/reader-subscription.bicep' = 
     params: {
       principalId: functionApp.outputs.principalId
       roleDefinitionGuid: definitionReaderRole
+    }
+  }
+]
+
+// Consumer sites: the checker role on each scanned subscription, or on each named site.
+module consumersOnSubscriptions 'modules/reader-subscription.bicep' = [
+  for id in (checkConsumers && empty(consumerSiteList) ? scanWholeSubscriptions : []): {
+    name: 'consumers-${uniqueString(id)}'
+    scope: subscription(id)
+    params: {
+      principalId: functionApp.outputs.principalId
+      roleDefinitionGuid: consumerRole
+      purpose: 'ACS SMTP rotation: find App Service sites whose Key Vault references use the SMTP password, refresh them and read what they resolve.'
+    }
+  }
+]
+
+module consumersOnSites 'modules/consumer-site.bicep' = [
+  for id in (checkConsumers ? consumerSiteIds : []): {
+    name: 'consumer-${uniqueString(id)}'
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      siteName: last(split(id, '/'))
+      principalId: functionApp.outputs.principalId
+      roleDefinitionGuid: consumerRole
     }
   }
 ]

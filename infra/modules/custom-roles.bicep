@@ -7,6 +7,9 @@
 //   still read at their subscription's scope (/subscriptions/<id>/providers/
 //   Microsoft.Authorization/roleDefinitions/<id>), so that one action is granted there. Role
 //   definitions describe roles; they hold no customer data.
+// consumerChecker (only with ROTATION_CONSUMERS_ENABLED): the App Service calls that find
+//   consumer sites and confirm they resolve the new password. Website Contributor also
+//   covers them, but would let the identity change, stop and deploy every site in scope.
 // secretWriter: the four Key Vault data actions the rotator performs. Key Vault Secrets
 //   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
 //   rotator that only adds versions and disables old ones never needs. Reading a
@@ -21,6 +24,9 @@ param token string
 @description('Scopes at which the reader role may be assigned (subscription ids as /subscriptions/<id>).')
 param readerScopes array
 
+@description('Scopes at which the consumer checker role may be assigned (subscriptions of consumer sites); empty: no such role.')
+param consumerScopes array = []
+
 @description('Scope at which the secret writer role may be assigned (the vault\'s resource group id).')
 param vaultScope string
 
@@ -33,6 +39,17 @@ var readerActions = [
 
 var definitionReaderActions = [
   'Microsoft.Authorization/roleDefinitions/read'
+]
+
+// ARM names an operation after the request path read as type/name pairs, a POST's last
+// pair making an action (docs/deploy.md, "Consumer sites", says how these were derived).
+var consumerCheckerActions = [
+  'Microsoft.Web/sites/read' // list the sites of a subscription (GET .../providers/Microsoft.Web/sites)
+  'Microsoft.Web/sites/slots/read' // list each site's deployment slots (GET {site}/slots)
+  'Microsoft.Web/sites/config/appsettings/read' // GET {site}/config/configreferences/appsettings
+  'Microsoft.Web/sites/slots/config/appsettings/read' // the same on a slot
+  'Microsoft.Web/sites/config/appsettings/action' // POST {site}/config/configreferences/appsettings/refresh
+  'Microsoft.Web/sites/slots/config/appsettings/action' // the same on a slot
 ]
 
 var secretWriterDataActions = [
@@ -78,6 +95,24 @@ resource definitionReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' =
   }
 }
 
+resource consumerChecker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (!empty(consumerScopes)) {
+  name: guid(subscription().id, 'acs-smtp-rotation-consumer-checker', token)
+  properties: {
+    roleName: 'ACS SMTP rotation consumer checker (${token})'
+    description: 'Lists App Service sites and slots, reads which Key Vault references they resolve (never setting values) and asks them to resolve again. Cannot change, stop or deploy a site.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: consumerCheckerActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: consumerScopes
+  }
+}
+
 resource secretWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, 'acs-smtp-rotation-secret-writer', token)
   properties: {
@@ -101,3 +136,4 @@ resource secretWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
 output readerGuid string = reader.name
 output definitionReaderGuid string = definitionReader.name
 output secretWriterGuid string = secretWriter.name
+output consumerCheckerGuid string = empty(consumerScopes) ? '' : consumerChecker.name

@@ -152,3 +152,66 @@ async def test_the_secret_writer_role_can_tell_a_soft_deleted_name_from_a_free_o
     assert deleted.name == "acs-smtp-deleted"
     assert free is None
     assert list(listed) == ["acs-smtp-deleted"]
+
+
+# ----- consumer sites: the consumer checker role ----------------------------------------
+
+CONSUMER_CHECKER_ACTIONS: list[str] = bicep.variable(ROLES, "consumerCheckerActions")
+SECRET = "acs-smtp-least-privilege"
+
+
+async def consumer_calls(sandbox: Sandbox, settings: Settings, site_ids: list[str]) -> str:
+    """Scans for sites, then reads and refreshes each: "ok" or the error's class name."""
+    from rotation.web import WebSiteReader
+
+    credential = build_credential(settings)
+    reader = WebSiteReader.from_settings(settings, credential, retry=FAST_RETRY)
+    try:
+        listed = await reader.list_sites(sandbox.subscription_id)
+        assert sorted(listed) == sorted(site_ids)
+        for site_id in site_ids:
+            assert await reader.references(site_id)
+            await reader.refresh(site_id)
+    except RotationError as exc:
+        return type(exc).__name__
+    finally:
+        await reader.close()
+        await credential.close()
+    return "ok"
+
+
+@pytest.fixture
+def sites(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    for key, value in sandbox.env().items():
+        if key.startswith("AZURE_"):
+            monkeypatch.setenv(key, value)
+    site = sandbox.add_consumer_site("mailer", SECRET, grant_rotator=False)
+    slot = sandbox.add_consumer_site("mailer", SECRET, slot="staging", grant_rotator=False)
+    return [site.id, slot.id]
+
+
+async def test_the_consumer_checker_role_lists_reads_and_refreshes_sites_and_slots(
+    sandbox: Sandbox, settings: Settings, sites: list[str]
+) -> None:
+    give_rotator_only(
+        sandbox, (CONSUMER_CHECKER_ACTIONS, f"/subscriptions/{sandbox.subscription_id}")
+    )
+
+    assert await consumer_calls(sandbox, settings, sites) == "ok"
+
+
+@pytest.mark.parametrize("missing", CONSUMER_CHECKER_ACTIONS)
+async def test_every_consumer_checker_action_is_needed(
+    sandbox: Sandbox, settings: Settings, sites: list[str], missing: str
+) -> None:
+    fewer = [a for a in CONSUMER_CHECKER_ACTIONS if a != missing]
+    give_rotator_only(sandbox, (fewer, f"/subscriptions/{sandbox.subscription_id}"))
+
+    assert await consumer_calls(sandbox, settings, sites) == "PermissionDenied"
+
+
+def test_the_consumer_checker_cannot_read_setting_values_or_change_a_site() -> None:
+    granted = [a.lower() for a in CONSUMER_CHECKER_ACTIONS]
+    assert all(a.startswith("microsoft.web/sites/") for a in granted)
+    assert not any("*" in a or a.endswith(("/write", "/delete")) for a in granted)
+    assert "microsoft.web/sites/config/list/action" not in granted

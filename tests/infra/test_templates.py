@@ -197,6 +197,7 @@ GRANTED_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
     "18a4783c-866b-4cc7-a460-3d5e5662c884": "Application.ReadWrite.OwnedBy",
 }
 NOT_ROLES = {"00000003-0000-0000-c000-000000000000"}  # Microsoft Graph's application id
@@ -212,10 +213,15 @@ def test_deploy_doc_names_every_permission_the_templates_grant() -> None:
     for name in GRANTED_ROLES.values():
         assert f"**{name}**" in doc or f"**Microsoft Graph {name}**" in doc, name
     roles = bicep.INFRA / "modules" / "custom-roles.bicep"
-    for variable in ("readerActions", "definitionReaderActions", "secretWriterDataActions"):
+    for variable in (
+        "readerActions",
+        "definitionReaderActions",
+        "secretWriterDataActions",
+        "consumerCheckerActions",
+    ):
         for action in bicep.variable(roles, variable):
             assert "/".join(action.split("/")[-2:]) in doc, action
-    for role_name in ("reader", "role definition reader", "secret writer"):
+    for role_name in ("reader", "role definition reader", "secret writer", "consumer checker"):
         assert f"**ACS SMTP rotation {role_name}**" in doc
 
 
