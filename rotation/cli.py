@@ -19,7 +19,7 @@ from rich.table import Table
 
 from rotation import logs
 from rotation.errors import RotationError, SettingsError
-from rotation.model import AppOutcome, Mode, RunReport
+from rotation.model import AppOutcome, ConsumerCheck, Mode, RunReport
 from rotation.service import RotationService, StatusRow
 from rotation.settings import Settings, load_settings
 
@@ -105,6 +105,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
                 print(json.dumps([r.as_dict() for r in rows], indent=2))
             else:
                 console.print(status_table(rows))
+                _print_consumers(console, [(r.app_id, r.consumers) for r in rows])
             return 0
         dry_run = args.command == "plan"
         if args.json or dry_run:
@@ -115,6 +116,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             print(json.dumps(report.as_dict(), indent=2))
         else:
             console.print(report_table(report))
+            _print_consumers(console, [(o.app_id, o.consumers) for o in report.outcomes])
         return 0 if report.ok else 1
 
 
@@ -175,3 +177,46 @@ def status_table(rows: Sequence[StatusRow]) -> Table:
             f"{r.state}: {r.reason}" if r.reason else r.state,
         )
     return table
+
+
+def _print_consumers(console: Console, checks: Sequence[tuple[str, ConsumerCheck | None]]) -> None:
+    found = [(app_id, check) for app_id, check in checks if check is not None]
+    if found:
+        console.print(consumers_table(found))
+
+
+def consumers_table(checks: Sequence[tuple[str, ConsumerCheck]]) -> Table:
+    """Each consumer site's reference to an app's secrets: what it resolves, since when,
+    and why it holds an early retirement (App Service's own details text)."""
+    table = Table(title="consumer sites (App Service / Functions Key Vault references)")
+    for column in ("app", "site", "setting", "status", "resolves", "confirmed", "problem"):
+        table.add_column(column, overflow="fold")
+    for app_id, check in checks:
+        for ref in check.references:
+            if ref.secret_name.lower() != check.password_secret.lower():
+                mark = " (username)"
+            elif ref.active_version is not None and ref.active_version == check.version:
+                mark = " (current)"
+            else:
+                mark = ""
+            resolves = (ref.active_version or "")[:12] + mark
+            table.add_row(
+                app_id[:8],
+                _site_name(ref.site_id),
+                ref.setting,
+                ref.status,
+                resolves,
+                ref.confirmed_at.strftime("%H:%M:%S") if ref.confirmed_at else "",
+                ref.problem or "",
+            )
+        for problem in check.unreachable:
+            table.add_row(app_id[:8], "[bold red]unreachable[/]", "", "", "", "", problem)
+        if not check.references and not check.unreachable:
+            table.add_row(app_id[:8], "(no consumer site found)", "", "", "", "", "")
+    return table
+
+
+def _site_name(site_id: str) -> str:
+    """ "name" or "name/slot" from a site or slot resource id."""
+    parts = site_id.strip("/").split("/")
+    return "/".join(parts[7::2]) if len(parts) > 7 else site_id

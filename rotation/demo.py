@@ -4,6 +4,11 @@ Nothing here is simulated on the rotator's side: the same RotationService the Fu
 App uses talks to the sandbox's Entra, Graph, Key Vault, ARM and SMTP relay through the
 real SDKs and a real SMTP client. Only the sandbox's clock is moved forward, to show the
 grace period ending without waiting two days.
+
+Consumer checks are on: billing-app, declared fully covered, has an App Service site and
+slot reading its password through Key Vault references; they confirm the new version
+after the refresh and billing-app's old secret goes at once. reports-app's Functions app
+confirms too, but reports-app is not declared fully covered, so it keeps its grace.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from rotation import logs
-from rotation.cli import report_table, status_table
+from rotation.cli import consumers_table, report_table, status_table
 from rotation.identity import trusted_ssl_context
 from rotation.model import RunReport
 from rotation.service import RotationService
@@ -31,8 +36,8 @@ async def run_demo(console: Console) -> int:
     from sandbox.server import Sandbox
 
     async with Sandbox(propagation_delay=PROPAGATION_DELAY) as sandbox:
-        seed_demo(sandbox, unowned=False)
-        env = sandbox.env()
+        billing = seed_demo(sandbox, unowned=False)[0]
+        env = sandbox.env(consumers_enabled="true", consumers_fully_covered=billing.client_id)
         os.environ.update(env)  # DefaultAzureCredential reads AZURE_* from the environment
         settings = load_settings(env)
         logs.configure("console", known_secrets=[env["AZURE_CLIENT_SECRET"]])
@@ -55,6 +60,19 @@ async def run_demo(console: Console) -> int:
             console.print(Rule("2. rotation: create -> verify (SMTP AUTH) -> promote (Key Vault)"))
             first = await service.run()
             console.print(report_table(first))
+            console.print(
+                Rule("2b. consumer sites refreshed: each confirms the new version it resolves")
+            )
+            console.print(
+                consumers_table([(o.app_id, o.consumers) for o in first.outcomes if o.consumers])
+            )
+            early = next(o for o in first.outcomes if o.app_id == billing.client_id)
+            console.print(
+                f"billing-app is declared fully covered (ROTATION_CONSUMERS_FULLY_COVERED) and "
+                f"every consumer confirmed: its old secret went at once "
+                f"(removed {', '.join(k[:8] for k in early.removed_key_ids)}); the other apps "
+                f"keep their {settings.grace_hours:g} h grace"
+            )
 
             console.print(Rule("3. a consumer reads Key Vault and sends mail"))
             for app in await service.inventory():
@@ -74,7 +92,15 @@ async def run_demo(console: Console) -> int:
 
             console.print(Rule("status"))
             console.print(status_table(await service.status()))
-    ok = all(r.ok for r in (first, second, third)) and writes == 0 and _rotated(first) == 3
+    confirmed_early = bool(early.consumers and early.consumers.confirmed) and (
+        early.removed_key_ids == [billing.password.key_id]
+    )
+    ok = (
+        all(r.ok for r in (first, second, third))
+        and writes == 0
+        and _rotated(first) == 3
+        and confirmed_early
+    )
     console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
     return 0 if ok else 1
 

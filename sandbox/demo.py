@@ -7,6 +7,10 @@
   operator hint (`az ad app owner add ...`);
 - a Function App's managed identity and another tenant's multi-tenant app, both holding
   Contributor on the resource: shown as skipped, with the reason, never failed.
+
+Consumer sites (App Service Key Vault references, for ROTATION_CONSUMERS_ENABLED):
+``billing-web`` and its ``staging`` slot read billing-app's password and username (both
+reference forms); the Functions app ``reports-func`` reads reports-app's.
 """
 
 from __future__ import annotations
@@ -32,4 +36,17 @@ def seed_demo(sandbox: Sandbox, *, unowned: bool = True) -> list[Sender]:
         senders.append(sandbox.add_sender(resource, name="legacy-app", owned=False))
     sandbox.add_managed_identity_holder(resource)
     sandbox.add_other_tenant_holder(resource)
+    billing, _, reports = senders[:3]
+    sandbox.add_consumer_site("billing-web", demo_secret_name(billing.client_id), form="uri")
+    sandbox.add_consumer_site(
+        "billing-web", demo_secret_name(billing.client_id), form="name", slot="staging"
+    )
+    sandbox.add_consumer_site(
+        "reports-func", demo_secret_name(reports.client_id), form="name", kind="functionapp"
+    )
     return senders
+
+
+def demo_secret_name(app_id: str) -> str:
+    """The product's default ROTATION_SECRET_NAME_TEMPLATE, acs-smtp-{app_id}."""
+    return f"acs-smtp-{app_id.lower()}"
