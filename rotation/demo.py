@@ -91,7 +91,9 @@ async def run_demo(console: Console) -> int:
             console.print(f"write requests to Graph and Key Vault in that run: {writes}")
 
             console.print(Rule("status"))
-            console.print(status_table(await service.status()))
+            rows = await service.status()
+            console.print(status_table(rows))
+            console.print(consumers_table([(r.app_id, r.consumers) for r in rows if r.consumers]))
     confirmed_early = bool(early.consumers and early.consumers.confirmed) and (
         early.removed_key_ids == [billing.password.key_id]
     )
