@@ -32,6 +32,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from sandbox.seed import Sender
 from sandbox.state import Application
+from sandbox.web_sites import WebSite
 from tests.reliability.harness import World
 
 
@@ -190,3 +191,63 @@ class Consumer:
 
 def _exists(app: Application, key_id: str) -> bool:
     return any(p.key_id == key_id for p in app.passwords)
+
+
+class AppServiceConsumer:
+    """An App Service / Functions app that reads its SMTP settings as app settings whose
+    values are Key Vault references: what its code sees is what App Service resolved and
+    cached (refetched every 24 hours of the sandbox clock, or on a refresh), not what Key
+    Vault serves now. Attempts are classified as for `Consumer`."""
+
+    def __init__(self, world: World, sender: Sender, site: WebSite) -> None:
+        self.world = world
+        self.sender = sender
+        self.site = site
+        self.stats = ConsumerStats()
+        self.tls = world.sandbox.client_ssl()
+
+    def setting(self, name: str) -> str | None:
+        state = self.world.state
+        return self.site.value(name, state.vault, state.vault_name, state.clock.now())
+
+    def cached_key_id(self) -> str:
+        """The credential behind the password the site holds (its Key Vault tags)."""
+        resolution = self.site.cache.get("SMTP_PASSWORD")
+        versions = self.world.state.vault.get(self.world.secret_name(self.sender).lower(), [])
+        version = next(
+            (v for v in versions if resolution and v.version == resolution.active_version), None
+        )
+        return version.tags.get("key-id", "") if version else ""
+
+    async def once(self) -> None:
+        password, username = self.setting("SMTP_PASSWORD"), self.setting("SMTP_USERNAME")
+        if not password or not username:
+            self.stats.waiting += 1
+            return
+        read_at = time.monotonic()
+        key_id = self.cached_key_id()
+        self.stats.keys_seen.add(key_id)
+        self.stats.attempts += 1
+        smtp = aiosmtplib.SMTP(
+            hostname=self.world.settings.smtp_host,
+            port=self.world.settings.smtp_port,
+            tls_context=self.tls,
+            start_tls=True,
+            local_hostname="appservice.example",
+            timeout=10,
+        )
+        try:
+            async with smtp:
+                await smtp.login(username, password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
+            removed = not _exists(self.sender.app, key_id)
+            moved = self.world.live_key_id(self.sender) != key_id
+            self.stats.rejections.append(
+                Rejection(key_id, read_at, time.monotonic(), removed, moved)
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
+            self.stats.transient += 1
+        else:
+            self.stats.ok += 1

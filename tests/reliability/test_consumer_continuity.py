@@ -34,7 +34,12 @@ from rotation.model import Mode, Outcome, RunReport
 from sandbox.faults import Fault
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
-from tests.reliability.consumer import Consumer, ConsumerIdentity, ConsumerStats
+from tests.reliability.consumer import (
+    AppServiceConsumer,
+    Consumer,
+    ConsumerIdentity,
+    ConsumerStats,
+)
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
     EngineEvents,
@@ -248,4 +253,171 @@ async def test_grace_positive_consumers_never_fail(
         f"0 consumer AUTH failures; 0 I1 violations; consumers held a password at most "
         f"{1000 * totals.max_held_ok:.0f} ms before using it (grace {GRACE_SECONDS:g} s, at "
         f"least {GRACE_IN_EFFECT:g} s in effect: Key Vault's times are whole seconds)",
+    )
+
+
+# ----- App Service consumers: Key Vault references cached for 24 hours -------------------
+#
+# Each app has an App Service site and its staging slot whose app settings reference its
+# password and username; their code reads what App Service resolved and cached, which is
+# refetched only every 24 hours (sandbox clock) or on a refresh. The clock moves in 6 h
+# steps; at each step a due run retires what it may, then every site sends with what it
+# holds.
+
+APP_SERVICE_APPS = 3
+CYCLES = int(os.environ.get("RELIABILITY_APP_SERVICE_CYCLES", "3"))  # forced rotations per app
+STEP = timedelta(hours=6)
+
+
+@dataclass
+class AppServiceScene:
+    world: World
+    consumers: list[AppServiceConsumer]
+    outcomes: Outcomes
+    early: int = 0  # old credentials removed in the run that promoted their successor
+
+    async def send(self) -> None:
+        await asyncio.gather(*(c.once() for c in self.consumers))
+
+    @property
+    def totals(self) -> ConsumerStats:
+        totals = ConsumerStats()
+        for consumer in self.consumers:
+            totals.merge(consumer.stats)
+        return totals
+
+
+async def app_service_scene(
+    sandbox: Sandbox,
+    make_world: MakeWorld,
+    evidence: LeakScan,
+    *,
+    hours: float,
+    locked_site: bool = False,
+    **settings: object,
+) -> AppServiceScene:
+    """`CYCLES` forced rotations of every app, each followed by `hours` of 6 h steps.
+    With `locked_site`, each app also has a site the rotator may not refresh."""
+    set_propagation_delay(sandbox, PROPAGATION)
+    senders = [sandbox.add_sender() for _ in range(APP_SERVICE_APPS)]
+    world = make_world(senders, **settings)
+    sites = []
+    for number, sender in enumerate(senders):
+        name = world.secret_name(sender)
+        sites.append((sender, sandbox.add_consumer_site(f"mailer-{number}", name)))
+        slot = sandbox.add_consumer_site(f"mailer-{number}", name, form="name", slot="staging")
+        sites.append((sender, slot))
+        if locked_site:
+            locked = sandbox.add_consumer_site(
+                f"locked-{number}", name, resource_group="rg-locked", grant_rotator=False
+            )
+            sites.append((sender, locked))
+    scene = AppServiceScene(
+        world, [AppServiceConsumer(world, s, site) for s, site in sites], Outcomes()
+    )
+    scene.outcomes.add(await world.service.run(), evidence)  # every app's first password
+    state = world.state
+    for _, site in sites:  # deployed after it: the sites start with it
+        site.resolutions(state.vault, state.vault_name, state.clock.now(), refresh=True)
+    for _ in range(CYCLES):
+        forced = await world.service.run(mode=Mode.FORCE)
+        scene.outcomes.add(forced, evidence)
+        scene.early += sum(len(o.removed_key_ids) for o in forced.outcomes)
+        await scene.send()
+        elapsed = timedelta(0)
+        while elapsed < timedelta(hours=hours):
+            state.clock.advance(STEP)
+            elapsed += STEP
+            scene.outcomes.add(await world.service.run(), evidence)
+            await scene.send()  # right after a removal is when a stale site would fail
+    evidence.add("app service consumer exception texts", "\n".join(scene.totals.errors))
+    return scene
+
+
+def app_service_summary(scene: AppServiceScene) -> str:
+    totals = scene.totals
+    return (
+        f"{scene.outcomes.rotated} rotations and {scene.outcomes.retired} removals in "
+        f"{scene.outcomes.runs} runs over {APP_SERVICE_APPS} apps, each read by a site and "
+        f"its slot through Key Vault references cached 24 h; {totals.attempts} sends "
+        f"({totals.transient} cut by drops)"
+    )
+
+
+async def test_app_service_consumers_never_fail_with_the_default_grace(
+    sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
+) -> None:
+    scene = await app_service_scene(sandbox, make_world, evidence, hours=48, grace_hours=48)
+
+    totals = scene.totals
+    assert scene.outcomes.failed == 0
+    assert scene.outcomes.rotated == APP_SERVICE_APPS * (CYCLES + 1)
+    assert scene.outcomes.retired >= APP_SERVICE_APPS * CYCLES, "old secrets were not removed"
+    assert scene.early == 0  # consumer tracking is off: only the grace retires
+    assert totals.rejections == [], "a site sent a password whose credential was gone"
+    assert totals.ok > 0
+    ledger.record(
+        "App Service consumers (24 h cache), default grace 48 h",
+        app_service_summary(scene),
+        "0 AUTH failures: every site refetched within 24 h, before the grace ended",
+    )
+
+
+async def test_app_service_consumers_do_fail_when_the_grace_is_shorter_than_their_cache(
+    sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan
+) -> None:
+    """The control: the same sites, a 12 h grace and no consumer checks. The check above
+    can fail, and this is how."""
+    scene = await app_service_scene(sandbox, make_world, evidence, hours=24, grace_hours=12)
+
+    assert scene.totals.rejections, "sites on a 24 h cache outlived a 12 h grace unharmed"
+    assert all(r.removed for r in scene.totals.rejections)
+
+
+async def test_confirmed_consumers_let_a_fully_covered_app_retire_at_once(
+    sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
+) -> None:
+    scene = await app_service_scene(
+        sandbox,
+        make_world,
+        evidence,
+        hours=24,
+        grace_hours=48,
+        consumers_enabled="true",
+        consumers_fully_covered="all",
+    )
+
+    assert scene.outcomes.failed == 0
+    assert scene.early == APP_SERVICE_APPS * CYCLES  # each removed in its successor's run
+    assert scene.totals.rejections == []
+    ledger.record(
+        "App Service consumers, consumer checks on, apps declared fully covered",
+        app_service_summary(scene),
+        f"0 AUTH failures; all {scene.early} superseded credentials removed in the run that "
+        "promoted their successor, right after every site and slot confirmed the new version",
+    )
+
+
+async def test_an_unreachable_consumer_site_keeps_the_grace_and_nobody_fails(
+    sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
+) -> None:
+    scene = await app_service_scene(
+        sandbox,
+        make_world,
+        evidence,
+        hours=48,
+        locked_site=True,
+        grace_hours=48,
+        consumers_enabled="true",
+        consumers_fully_covered="all",
+    )
+
+    assert scene.outcomes.failed == 0
+    assert scene.early == 0, "a site the rotator could not refresh allowed an early removal"
+    assert scene.outcomes.retired >= APP_SERVICE_APPS * CYCLES
+    assert scene.totals.rejections == []
+    ledger.record(
+        "App Service consumers, one site per app the rotator may not refresh",
+        app_service_summary(scene) + "; a third site per app denies the refresh (403)",
+        "0 early removals (the unreachable site holds every app to its grace); 0 AUTH failures",
     )
