@@ -20,6 +20,7 @@ reading and using it (what the grace period must cover).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -170,23 +171,34 @@ class Consumer:
             self.stats.max_held_ok = max(self.stats.max_held_ok, held)
 
     async def _authenticate(self, password: str) -> None:
-        smtp = aiosmtplib.SMTP(
-            hostname=self.world.settings.smtp_host,
-            port=self.world.settings.smtp_port,
-            tls_context=self.tls,
-            start_tls=True,
-            local_hostname="consumer.example",
-            timeout=10,
-        )
-        async with smtp:
-            await smtp.login(self.sender.username, password)
+        await smtp_login(self.world, self.tls, self.sender.username, password, "consumer.example")
 
     def _rejected(self, key_id: str, read_at: float) -> None:
-        """Looks, the moment the 535 arrives, at why: is the credential still there?"""
-        failed_at = time.monotonic()
-        removed = not _exists(self.sender.app, key_id)
-        moved = self.world.live_key_id(self.sender) != key_id
-        self.stats.rejections.append(Rejection(key_id, read_at, failed_at, removed, moved))
+        self.stats.rejections.append(rejection(self.world, self.sender, key_id, read_at))
+
+
+async def smtp_login(
+    world: World, tls: ssl.SSLContext, username: str, password: str, local_hostname: str
+) -> None:
+    """One SMTP AUTH against the relay, as a mail client makes it."""
+    smtp = aiosmtplib.SMTP(
+        hostname=world.settings.smtp_host,
+        port=world.settings.smtp_port,
+        tls_context=tls,
+        start_tls=True,
+        local_hostname=local_hostname,
+        timeout=10,
+    )
+    async with smtp:
+        await smtp.login(username, password)
+
+
+def rejection(world: World, sender: Sender, key_id: str, read_at: float) -> Rejection:
+    """Looks, the moment the 535 arrives, at why: is the credential still there?"""
+    failed_at = time.monotonic()
+    removed = not _exists(sender.app, key_id)
+    moved = world.live_key_id(sender) != key_id
+    return Rejection(key_id, read_at, failed_at, removed, moved)
 
 
 def _exists(app: Application, key_id: str) -> bool:
@@ -228,24 +240,11 @@ class AppServiceConsumer:
         key_id = self.cached_key_id()
         self.stats.keys_seen.add(key_id)
         self.stats.attempts += 1
-        smtp = aiosmtplib.SMTP(
-            hostname=self.world.settings.smtp_host,
-            port=self.world.settings.smtp_port,
-            tls_context=self.tls,
-            start_tls=True,
-            local_hostname="appservice.example",
-            timeout=10,
-        )
         try:
-            async with smtp:
-                await smtp.login(username, password)
+            await smtp_login(self.world, self.tls, username, password, "appservice.example")
         except aiosmtplib.SMTPAuthenticationError as exc:
             self.stats.errors.append(f"{type(exc).__name__}: {exc}")
-            removed = not _exists(self.sender.app, key_id)
-            moved = self.world.live_key_id(self.sender) != key_id
-            self.stats.rejections.append(
-                Rejection(key_id, read_at, time.monotonic(), removed, moved)
-            )
+            self.stats.rejections.append(rejection(self.world, self.sender, key_id, read_at))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             self.stats.transient += 1
