@@ -47,6 +47,8 @@ async def _serve(args: argparse.Namespace) -> None:
         print(f"CA certificate {sandbox.ca_path}")
         for sender in senders:
             print(f"sender         {sender.app.display_name}  {sender.username}")
+        for site in sandbox.state.web_sites.values():
+            print(f"consumer site  {site.id}  (ROTATION_CONSUMERS_ENABLED=true checks it)")
         print("\n# paste into another shell:")
         for name, value in sandbox.env().items():
             print(f"export {name}={shlex.quote(value)}")
