@@ -77,23 +77,20 @@ class ConsumerTracker:
         self.poll_interval = poll_interval
 
     async def scan(self) -> ConsumerScan:
-        """The references of every consumer candidate that point at our vault."""
+        """The references of every consumer candidate that point at our vault. Nothing
+        here raises: a subscription, site or slot that cannot be read is unreachable."""
         unreachable: list[str] = []
         site_ids = list(self.settings.consumer_sites)
         if not site_ids:
-            for subscription_id in self.settings.subscription_ids:
-                try:
-                    site_ids += await self.sites.list_sites(subscription_id)
-                except RotationError as exc:
-                    unreachable.append(f"subscription {subscription_id}: {logs.scrub(str(exc))}")
+            site_ids = await self._sites_and_slots(unreachable)
         gate = asyncio.Semaphore(SCAN_CONCURRENCY)
 
         async def read(site_id: str) -> tuple[str, list[ConsumerReference] | str]:
             async with gate:
                 try:
                     return site_id, self._ours(await self.sites.references(site_id))
-                except RotationError as exc:
-                    return site_id, logs.scrub(str(exc))
+                except Exception as exc:  # a site's failure is that site's, never the run's
+                    return site_id, _why(exc)
 
         references: dict[str, tuple[ConsumerReference, ...]] = {}
         for site_id, result in await asyncio.gather(*(read(s) for s in dict.fromkeys(site_ids))):
@@ -105,6 +102,23 @@ class ConsumerTracker:
             log.warning("consumer.unreachable", site=problem)
         log.info("consumers.scanned", sites=len(site_ids), consumers=len(references))
         return ConsumerScan(references, tuple(unreachable))
+
+    async def _sites_and_slots(self, unreachable: list[str]) -> list[str]:
+        """Every site and slot of the scanned subscriptions; failures go to `unreachable`."""
+        found: list[str] = []
+        for subscription_id in self.settings.subscription_ids:
+            try:
+                sites = await self.sites.list_sites(subscription_id)
+            except Exception as exc:  # recorded: no app retires early while it lasts
+                unreachable.append(f"subscription {subscription_id}: {_why(exc)}")
+                continue
+            for site_id in sites:
+                found.append(site_id)
+                try:
+                    found += await self.sites.list_slots(site_id)
+                except Exception as exc:  # its slots may be consumers we cannot see
+                    unreachable.append(f"{site_id} (slots): {_why(exc)}")
+        return found
 
     def check(self, app: ManagedApp, version: str | None, scan: ConsumerScan) -> ConsumerCheck:
         """What the app's consumers resolve now, as the scan saw it (no calls)."""
@@ -165,8 +179,8 @@ class ConsumerTracker:
                 if _settled(seen) or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
-        except RotationError as exc:
-            problem = f"{site_id}: {logs.scrub(str(exc))}"
+        except Exception as exc:  # a site's failure is that site's, never the rotation's
+            problem = f"{site_id}: {_why(exc)}"
             log.warning("consumer.unreachable", site=problem)
             return seen, problem
         for ref in seen:
@@ -192,6 +206,13 @@ class ConsumerTracker:
     def _ours(self, refs: Sequence[ConsumerReference]) -> list[ConsumerReference]:
         vault = self.settings.key_vault_name
         return [r for r in refs if r.vault_name.lower() == vault]
+
+
+def _why(exc: Exception) -> str:
+    """An operator's reason: our own errors say it already; anything else is named."""
+    if isinstance(exc, RotationError):
+        return logs.scrub(str(exc))
+    return f"unexpected {type(exc).__name__}: {logs.scrub(str(exc))[:200]}"
 
 
 def _secret_names(app: ManagedApp) -> frozenset[str]:

@@ -5,8 +5,8 @@ handling, azure-core retries honouring Retry-After), so no 50 MB management SDK 
 loaded for them; the refresh call is not in the Web RP's REST spec (nor in any SDK), only
 in the App Service docs, so it would be a raw request anyway.
 
-- ``GET /subscriptions/{id}/providers/Microsoft.Web/sites`` (WebApps_List) and
-  ``GET {site}/slots`` (WebApps_ListSlots): the sites and slots to look at;
+- ``GET /subscriptions/{id}/providers/Microsoft.Web/sites`` (WebApps_List: production
+  sites only) and ``GET {site}/slots`` (WebApps_ListSlots): the sites and slots to look at;
 - ``GET {site}/config/configreferences/appsettings``
   (WebApps_GetAppSettingsKeyVaultReferences[Slot]): every app setting that is a Key Vault
   reference, with ApiKVReference's ``reference``, ``status``, ``vaultName``,
@@ -34,7 +34,7 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
 from rotation.arm import RETRY, _raise
-from rotation.errors import PermissionDenied
+from rotation.errors import PermissionDenied, ServiceUnavailable
 from rotation.identity import connection_options
 from rotation.model import ConsumerReference
 from rotation.settings import Settings
@@ -75,18 +75,17 @@ class WebSiteReader:
         return cls(credential, settings.arm_endpoint, connection_options(settings), retry=retry)
 
     async def list_sites(self, subscription_id: str) -> list[str]:
-        """Every site of the subscription and every slot of each, as resource ids."""
-        what = f"the App Service sites of subscription {subscription_id}"
+        """The production sites of a subscription (apps and function apps), as ids."""
         sites = await self._pages(
-            f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites", what
+            f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites",
+            f"the App Service sites of subscription {subscription_id}",
         )
-        ids: list[str] = []
-        for site in sites:
-            site_id = str(site["id"])
-            ids.append(site_id)
-            slots = await self._pages(f"{site_id}/slots", f"the deployment slots of {site_id}")
-            ids += [str(slot["id"]) for slot in slots]
-        return ids
+        return [str(site["id"]) for site in sites]
+
+    async def list_slots(self, site_id: str) -> list[str]:
+        """The deployment slots of a site, as ids."""
+        slots = await self._pages(f"{site_id}/slots", f"the deployment slots of {site_id}")
+        return [str(slot["id"]) for slot in slots]
 
     async def references(self, site_id: str) -> list[ConsumerReference]:
         """The site's app settings that are Key Vault references, as App Service resolved them."""
@@ -129,9 +128,16 @@ class WebSiteReader:
             response = await self._client.send_request(request)
             if response.status_code >= 400:
                 raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            return response.json() if response.content else {}
+            body = response.json() if response.content else {}
+        except ValueError:
+            raise ServiceUnavailable(
+                f"Azure Resource Manager answered {what} with something other than JSON"
+            ) from None
         except Exception as exc:  # translated, never swallowed
             _translate(exc, what)
+        if not isinstance(body, dict):
+            raise ServiceUnavailable(f"Azure Resource Manager answered {what} with no object")
+        return body
 
 
 def _translate(exc: Exception, what: str) -> NoReturn:

@@ -168,6 +168,8 @@ async def consumer_calls(sandbox: Sandbox, settings: Settings, site_ids: list[st
     reader = WebSiteReader.from_settings(settings, credential, retry=FAST_RETRY)
     try:
         listed = await reader.list_sites(sandbox.subscription_id)
+        for site_id in list(listed):
+            listed += await reader.list_slots(site_id)
         assert sorted(listed) == sorted(site_ids)
         for site_id in site_ids:
             assert await reader.references(site_id)

@@ -45,7 +45,9 @@ async def test_sites_and_slots_are_listed_by_subscription(
     web = sandbox.add_consumer_site("mailer-web", SECRET)
     slot = sandbox.add_consumer_site("mailer-web", SECRET, slot="staging")
     func = sandbox.add_consumer_site("mailer-func", SECRET, kind="functionapp")
-    assert await reader.list_sites(sandbox.subscription_id) == [func.id, web.id, slot.id]
+    assert await reader.list_sites(sandbox.subscription_id) == [func.id, web.id]
+    assert await reader.list_slots(web.id) == [slot.id]
+    assert await reader.list_slots(func.id) == []
 
 
 async def test_both_reference_forms_resolve_and_plain_settings_are_not_listed(

@@ -37,7 +37,10 @@ class FakeSites:
         self.broken: dict[str, Exception] = {}
 
     async def list_sites(self, subscription_id: str) -> list[str]:
-        return list(self.refs)
+        return [s for s in self.refs if "/slots/" not in s]
+
+    async def list_slots(self, site_id: str) -> list[str]:
+        return [s for s in self.refs if s.startswith(site_id + "/slots/")]
 
     async def references(self, site_id: str) -> list[ConsumerReference]:
         if site_id in self.broken:
@@ -138,3 +141,18 @@ async def test_a_refresh_refused_makes_the_site_unreachable() -> None:
 
     assert not check.confirmed
     assert "appsettings/action" in check.unreachable[0]
+
+
+async def test_a_scan_never_raises_and_what_it_could_not_list_is_unreachable() -> None:
+    sites = FakeSites({SITE: [ref(SITE, "acs-smtp-app-1", "v2")]})
+
+    async def no_slots(site_id: str) -> list[str]:
+        raise RuntimeError("a bug in the adapter")
+
+    sites.list_slots = no_slots  # type: ignore[method-assign]
+    scan = await tracker(sites).scan()
+    check = tracker(sites).check(APP, "v2", scan)
+
+    assert check.references[0].confirmed_at == NOW  # the site itself was read
+    assert check.unreachable == (f"{SITE} (slots): unexpected RuntimeError: a bug in the adapter",)
+    assert not check.confirmed
