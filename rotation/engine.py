@@ -9,6 +9,10 @@ Crash safety comes from ordering, not from locks: a secret reaches Key Vault onl
 SMTP AUTH accepted it (I2); a credential is removed only when policy says so, on state
 that includes the promotion (I1, I4); a run killed between create and promote leaves a
 credential that the next run recognises as an orphan (I5).
+
+Consumer sites (opt-in): a run scans them once; after a promotion the app's sites are
+refreshed and read back (rotation/consumers.py), and the policy alone decides whether
+that lets the old secrets go before the grace period ends (`policy.early_retirement`).
 """
 
 from __future__ import annotations
