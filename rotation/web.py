@@ -1,9 +1,10 @@
 """Azure Resource Manager calls on App Service / Functions sites (Microsoft.Web).
 
 Four calls, through azure-mgmt-core's ARM pipeline (bearer token with ARM's challenge
-handling, azure-core retries honouring Retry-After), so no 50 MB management SDK is
-loaded for them; the refresh call is not in the Web RP's REST spec (nor in any SDK), only
-in the App Service docs, so it would be a raw request anyway.
+handling, azure-core retries honouring Retry-After) rather than azure-mgmt-web, a large
+package (one client for the whole Web RP) that a cold start would load for three GETs; the
+refresh call is not in the Web RP's REST spec, only in the App Service docs, so it would be
+a raw request anyway.
 
 - ``GET /subscriptions/{id}/providers/Microsoft.Web/sites`` (WebApps_List: production
   sites only) and ``GET {site}/slots`` (WebApps_ListSlots): the sites and slots to look at;
