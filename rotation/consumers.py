@@ -95,11 +95,9 @@ class ConsumerTracker:
         references: dict[str, tuple[ConsumerReference, ...]] = {}
         for site_id, result in await asyncio.gather(*(read(s) for s in dict.fromkeys(site_ids))):
             if isinstance(result, str):
-                unreachable.append(f"{site_id}: {result}")
+                unreachable.append(_unreachable(site_id, result))
             elif result:
                 references[site_id] = tuple(result)
-        for problem in unreachable:
-            log.warning("consumer.unreachable", site=problem)
         log.info("consumers.scanned", sites=len(site_ids), consumers=len(references))
         return ConsumerScan(references, tuple(unreachable))
 
@@ -110,14 +108,14 @@ class ConsumerTracker:
             try:
                 sites = await self.sites.list_sites(subscription_id)
             except Exception as exc:  # recorded: no app retires early while it lasts
-                unreachable.append(f"subscription {subscription_id}: {_why(exc)}")
+                unreachable.append(_unreachable(f"subscription {subscription_id}", _why(exc)))
                 continue
             for site_id in sites:
                 found.append(site_id)
                 try:
                     found += await self.sites.list_slots(site_id)
                 except Exception as exc:  # its slots may be consumers we cannot see
-                    unreachable.append(f"{site_id} (slots): {_why(exc)}")
+                    unreachable.append(_unreachable(f"{site_id} (slots)", _why(exc)))
         return found
 
     def check(self, app: ManagedApp, version: str | None, scan: ConsumerScan) -> ConsumerCheck:
@@ -180,16 +178,14 @@ class ConsumerTracker:
                     break
                 await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
         except Exception as exc:  # a site's failure is that site's, never the rotation's
-            problem = f"{site_id}: {_why(exc)}"
-            log.warning("consumer.unreachable", site=problem)
-            return seen, problem
+            return seen, _unreachable(site_id, _why(exc))
         for ref in seen:
             if ref.confirmed_at is not None:
                 log.info(
                     "consumer.confirmed",
                     site=site_id,
                     setting=ref.setting,
-                    secret=ref.secret_name,
+                    secret_name=ref.secret_name,
                     active_version=ref.active_version,
                 )
             else:
@@ -206,6 +202,12 @@ class ConsumerTracker:
     def _ours(self, refs: Sequence[ConsumerReference]) -> list[ConsumerReference]:
         vault = self.settings.key_vault_name
         return [r for r in refs if r.vault_name.lower() == vault]
+
+
+def _unreachable(site: str, why: str) -> str:
+    """Logs a consumer candidate that could not be read and says so in one line."""
+    log.warning("consumer.unreachable", site=site, error=why)
+    return f"{site}: {why}"
 
 
 def _why(exc: Exception) -> str:

@@ -266,14 +266,38 @@ APP_BUSY = _event(
     planned=True,
 )
 
-# ----- consumers (planned: issue 15 builds consumer confirmation) -----------------------------
+# ----- consumers (opt-in: ROTATION_CONSUMERS_ENABLED) -----------------------------------------
+CONSUMERS_SCANNED = _event(
+    "consumers.scanned",
+    "The run's (or status') look at consumer sites: how many sites and slots were read and "
+    "how many reference our vault.",
+    {"sites": "int", "consumers": "int"},
+)
+CONSUMER_UNREACHABLE = _event(
+    "consumer.unreachable",
+    "A consumer site, its slots or a subscription's site list could not be read or "
+    "refreshed (`error`, ARM's own words); no app retires early while it lasts.",
+    {"site": "string", "error": "string"},
+)
+CONSUMER_REFRESHED = _event(
+    "consumer.refreshed",
+    "After a promotion, a consumer site was asked to resolve its Key Vault references now.",
+    {"site": "string"},
+    context=("run_id", "app_id"),
+)
+CONSUMERS_CHECKED = _event(
+    "consumers.checked",
+    "After a promotion, whether every consumer site confirmed the new `version` "
+    "(`confirmed`), over how many sites, with how many unreachable.",
+    {"version": "string", "confirmed": "bool", "sites": "int", "unreachable": "int"},
+    context=("run_id", "app_id"),
+)
 CONSUMER_CONFIRMED = _event(
     "consumer.confirmed",
     "A consumer site's Key Vault reference (`setting`) resolves to the current version "
     "(`active_version`) of the app's secret (`secret_name`).",
     {"site": "string", "setting": "string", "secret_name": "string", "active_version": "string"},
     context=("run_id", "app_id"),
-    planned=True,
 )
 CONSUMER_UNCONFIRMED = _event(
     "consumer.unconfirmed",
@@ -288,7 +312,6 @@ CONSUMER_UNCONFIRMED = _event(
     },
     optional=("active_version", "problem"),
     context=("run_id", "app_id"),
-    planned=True,
 )
 
 EVENTS: tuple[Event, ...] = (
@@ -319,6 +342,10 @@ EVENTS: tuple[Event, ...] = (
     APP_BLOCKED,
     VAULT_DELETED_UNLISTED,
     APP_BUSY,
+    CONSUMERS_SCANNED,
+    CONSUMER_UNREACHABLE,
+    CONSUMER_REFRESHED,
+    CONSUMERS_CHECKED,
     CONSUMER_CONFIRMED,
     CONSUMER_UNCONFIRMED,
 )

@@ -80,6 +80,14 @@ async def _world(sandbox: Sandbox) -> None:
     stranger = sandbox.add_sender(owned=False)  # Graph 403 on addPassword
     async with open_service(settings(verify_timeout_seconds=1)) as service:  # type: ignore[arg-type]
         await service.run([refused.app_id, stranger.app_id, unknown])
+    # Consumer sites: one confirms, its slot cannot read the vault, one may not be refreshed.
+    watched = sandbox.add_sender(lifetime=timedelta(days=3))
+    secret = f"acs-smtp-{watched.app_id}"
+    sandbox.add_consumer_site("mailer", secret)
+    sandbox.add_consumer_site("mailer", secret, slot="staging").vault_access = False
+    sandbox.add_consumer_site("locked", secret, resource_group="rg-locked", grant_rotator=False)
+    async with open_service(settings(consumers_enabled="true")) as service:  # type: ignore[arg-type]
+        await service.run([watched.app_id])
     victim = sandbox.add_sender(lifetime=timedelta(days=3))
     blocked = sandbox.add_sender(lifetime=timedelta(days=3))  # its Key Vault name is deleted
     sandbox.state.soft_delete_secret(f"acs-smtp-{blocked.app_id}")
