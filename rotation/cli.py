@@ -32,6 +32,7 @@ OUTCOME_STYLE = {
     "unfinished": "magenta",
     "skipped": "dim",
     "blocked": "bold yellow",
+    "busy": "blue",
 }
 
 

@@ -5,7 +5,10 @@ from the outside. Apps run concurrently up to `max_concurrency`, each inside its
 deadline; one app's failure never stops the others. Whatever happens, the report holds
 key ids and reasons, never a secret.
 
-Crash safety comes from ordering, not from locks: a secret reaches Key Vault only after
+Two runs never work on one app at once: each app's steps run under its lease
+(rotation/lease.py, across instances) and its busy mark (within this process); an app
+another run holds is reported busy and left alone. Crash safety still comes from
+ordering, not from the lease: a secret reaches Key Vault only after
 SMTP AUTH accepted it (I2); a credential is removed only when policy says so, on state
 that includes the promotion (I1, I4); a run killed between create and promote leaves a
 credential that the next run recognises as an orphan (I5).
@@ -22,6 +25,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -30,6 +34,7 @@ import structlog
 
 from rotation import logs
 from rotation.errors import (
+    LeaseTaken,
     RotationError,
     SecretNameDeleted,
     VaultWriteFailed,
@@ -53,7 +58,7 @@ from rotation.model import (
     VaultVersion,
 )
 from rotation.policy import Rules, early_retirement, plan_app, retirements, stale_versions
-from rotation.ports import Directory, SecretStore, Verifier
+from rotation.ports import Directory, Leases, SecretStore, Verifier
 from rotation.settings import USERNAME_SUFFIX, Settings
 
 if TYPE_CHECKING:
@@ -105,9 +110,11 @@ class Engine:
         *,
         clock: Callable[[], datetime] = utc_now,
         consumers: ConsumerTracker | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.settings = settings
         self.consumers = consumers
+        self.leases = leases
         self.rules = Rules.from_settings(settings)
         self.directory = directory
         self.store = store
@@ -149,6 +156,8 @@ class Engine:
         )
         with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
+            if self.leases is not None and apps and not dry_run:
+                await self.leases.ready()  # fails closed: no lease store, nothing rotates
             observations = await self.observe(apps, run.semaphore)
             run.deleted = await self._deleted_names(observations)
             if self.consumers is not None and apps:
@@ -241,8 +250,9 @@ class Engine:
     ) -> None:
         key = obs.app.app_id.lower()
         if key in self._busy:
-            outcome.outcome = Outcome.UNFINISHED
+            outcome.outcome = Outcome.BUSY
             outcome.error = "another rotation of this app is under way in this instance"
+            log.info("app.busy", holder="this instance")
             return
         allowed = self._time_allowed(run)
         if allowed <= STEP_MARGIN_SECONDS:
@@ -251,12 +261,16 @@ class Engine:
             return
         self._busy.add(key)
         try:
-            async with asyncio.timeout(allowed):
+            async with self._lease(key), asyncio.timeout(allowed):
                 if plan.rotate:
                     await self._rotate(run, obs.app, record, obs.entry, plan, outcome, allowed)
                 else:
                     await self.retire(obs.app, record, obs.entry, plan.retire, outcome)
                     outcome.outcome = Outcome.RETIRED
+        except LeaseTaken as exc:
+            outcome.outcome = Outcome.BUSY
+            outcome.error = str(exc)
+            log.info("app.busy", holder="another run")
         except TimeoutError:
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "ran out of time; the next run completes it"
@@ -272,6 +286,10 @@ class Engine:
             log.error("app.failed", error=outcome.error, error_type=type(exc).__name__)
         finally:
             self._busy.discard(key)
+
+    def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
+        """The app's lease across instances, or nothing when no lease store is set."""
+        return self.leases.hold(key) if self.leases is not None else nullcontext()
 
     def _time_allowed(self, run: _Run) -> float:
         """Seconds this app may take: its own deadline, cut by the run's budget."""

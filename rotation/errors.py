@@ -95,3 +95,12 @@ class SecretNameDeleted(VaultWriteFailed):
             f"purge protection, delete it for good: `az keyvault secret purge --vault-name "
             f"{vault_name} --name {name}`"
         )
+
+
+class LeaseTaken(RotationError):
+    """Another run, here or on another instance, holds the app's lease."""
+
+
+class LeaseStoreUnavailable(RotationError):
+    """The lease store (the Function App's storage account) cannot be reached or used;
+    nothing may rotate until it can."""

@@ -18,7 +18,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rotation import logs
-from rotation.errors import RotationError
+from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import Mode
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings
@@ -139,12 +139,25 @@ class Api:
             )
         except UnknownApps as exc:
             return problem(404, "unknown_apps", str(exc), appIds=exc.app_ids)
+        except LeaseStoreUnavailable as exc:
+            return problem(503, "lease_store_unavailable", str(exc))
         except RotationError as exc:
             return problem(502, "upstream_failed", str(exc))
         finally:
             if whole:
                 self._whole_run_active = False
         log.info("http.rotation_answered", run_id=report.run_id, ok=report.ok)
+        busy = [o.app_id for o in report.busy]
+        if busy:
+            # Another run (here or on another instance) holds these apps' leases; the
+            # report says what this request did with the others.
+            return problem(
+                409,
+                "rotation_in_progress",
+                f"another run is rotating {len(busy)} of these apps; retry once it has ended",
+                appIds=busy,
+                report=report.as_dict(),
+            )
         return 200, report.as_dict()
 
     async def timer(self) -> dict[str, Any]:

@@ -318,6 +318,11 @@ class RunReport:
         return [o for o in self.outcomes if o.outcome is Outcome.UNFINISHED]
 
     @property
+    def busy(self) -> list[AppOutcome]:
+        """Apps another run held: left to it, not failed."""
+        return [o for o in self.outcomes if o.outcome is Outcome.BUSY]
+
+    @property
     def ok(self) -> bool:
         return not self.failed
 
@@ -334,5 +339,6 @@ class RunReport:
             "ok": self.ok,
             "counts": counts,
             "unfinished": [o.app_id for o in self.unfinished],
+            "busy": [o.app_id for o in self.busy],
             "apps": [o.as_dict() for o in self.outcomes],
         }

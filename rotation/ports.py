@@ -7,6 +7,7 @@ engine depends on nothing else, which keeps it free of SDK types.
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -77,3 +78,16 @@ class WebSites(Protocol):
     async def references(self, site_id: str) -> list[ConsumerReference]: ...
 
     async def refresh(self, site_id: str) -> None: ...
+
+
+class Leases(Protocol):
+    """One holder per app across every instance and process (a blob lease in Azure)."""
+
+    async def ready(self) -> None:
+        """Raises LeaseStoreUnavailable (naming the store) when no lease can be taken."""
+        ...
+
+    def hold(self, app_id: str) -> AbstractAsyncContextManager[None]:
+        """Holds the app's lease for the block (renewed meanwhile, released after); raises
+        LeaseTaken at once when another holder has it."""
+        ...

@@ -116,6 +116,7 @@ class RotationService:
         from rotation.arm import ArmReader
         from rotation.entra import EntraAdapter
         from rotation.identity import build_credential, trusted_ssl_context
+        from rotation.lease import BlobLeases
         from rotation.smtp_check import SmtpVerifier
         from rotation.vault import VaultAdapter
 
@@ -136,7 +137,12 @@ class RotationService:
             closers.append(web.close)
             interval = consumer_poll_interval or POLL_INTERVAL_SECONDS
             tracker = ConsumerTracker(settings, web, clock=clock, poll_interval=interval)
-        engine = Engine(settings, entra, vault, verifier, clock=clock, consumers=tracker)
+        leases = BlobLeases.from_settings(settings, credential) if settings.lease_blob_url else None
+        if leases is not None:
+            closers.append(leases.close)
+        engine = Engine(
+            settings, entra, vault, verifier, clock=clock, consumers=tracker, leases=leases
+        )
         return cls(settings, entra, vault, arm, engine, (*closers, credential.close))
 
     async def __aenter__(self) -> RotationService:

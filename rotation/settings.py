@@ -56,6 +56,10 @@ CLOUDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+#: Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and
+#: ending with a letter or digit ("Naming and referencing containers, blobs, and metadata").
+CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -98,6 +102,14 @@ class Settings(BaseSettings):
     consumers_fully_covered: CommaList = Field(default_factory=list)
     consumer_confirm_timeout_seconds: float = Field(120, gt=0, le=900)
 
+    # The per-app lease (rotation/lease.py): a blob container in the Function App's own
+    # storage account (AzureWebJobsStorage), reached with the identity. Unset: no lease,
+    # only this process's own busy marks (a single operator's CLI run).
+    lease_blob_url: str | None = None
+    lease_container: str = "rotation-leases"
+    # Azure takes 15-60 s (or infinite, which a dead worker would never give back).
+    lease_seconds: int = Field(60, ge=15, le=60)
+
     @field_validator(
         "subscription_ids",
         "acs_resource_ids",
@@ -131,7 +143,7 @@ class Settings(BaseSettings):
             return [ALL]
         return [_guid(v) for v in values]
 
-    @field_validator("key_vault_url", "authority_host", "graph_url", "arm_url")
+    @field_validator("key_vault_url", "authority_host", "graph_url", "arm_url", "lease_blob_url")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -139,6 +151,16 @@ class Settings(BaseSettings):
         if not re.match(r"^https://[^/\s]+", value):
             raise ValueError("must be an https:// URL")
         return value.rstrip("/")
+
+    @field_validator("lease_container")
+    @classmethod
+    def _container(cls, value: str) -> str:
+        if not CONTAINER_NAME.match(value):
+            raise ValueError(
+                "must be a blob container name: 3-63 lowercase letters, digits and single "
+                "hyphens, starting and ending with a letter or digit"
+            )
+        return value
 
     @field_validator("tenant_id")
     @classmethod

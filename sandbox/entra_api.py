@@ -10,7 +10,8 @@ Routes:
 - ``GET /common/discovery/instance`` (MSAL's instance discovery, when pointed here).
 
 Tokens are opaque random strings kept in ``state.tokens`` with the audience taken from
-the scope (minus ``/.default``). They live one *real* hour: the sandbox clock moves the
+the scope (minus ``/.default``); a token for Azure Storage is a v1 JWT instead (see
+`_storage_token`), because Azurite, the sandbox's blob service, reads its claims. They live one *real* hour: the sandbox clock moves the
 lives of client secrets (so tests can jump months ahead) but never invalidates a token
 an SDK has cached, just as a token issued by Entra stays valid when a secret expires.
 
@@ -28,12 +29,17 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import jwt
 from aiohttp import web
 
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app
 from sandbox.state import IssuedToken, SandboxState
 
 TOKEN_LIFETIME = timedelta(hours=1)
+#: Azure Storage's resource: its application id URI and its application id.
+STORAGE_AUDIENCES = ("https://storage.azure.com", "e406a681-f3d4-42a8-90b6-c2b029497af1")
+#: Signs the sandbox's storage JWTs; Azurite's basic OAuth level does not check signatures.
+_SIGNING_KEY = secrets.token_bytes(32)
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
@@ -108,12 +114,15 @@ async def token(request: web.Request) -> web.Response:
             f"AADSTS7000229: The client application {client_id} is missing service principal "
             f"in the tenant {tenant}.",
         )
+    expires = datetime.now(UTC) + TOKEN_LIFETIME
     value = secrets.token_urlsafe(32)
+    if audience.rstrip("/") in STORAGE_AUDIENCES:
+        value = _storage_token(tenant, app.app_id, principal.object_id, expires)
     state.tokens[value] = IssuedToken(
         tenant_id=tenant,
         client_id=app.app_id,
         audience=audience,
-        expires=datetime.now(UTC) + TOKEN_LIFETIME,
+        expires=expires,
         roles=frozenset(principal.graph_roles),
     )
     seconds = int(TOKEN_LIFETIME.total_seconds()) - 1
@@ -126,6 +135,29 @@ async def token(request: web.Request) -> web.Response:
         },
         headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
     )
+
+
+def _storage_token(tenant: str, app_id: str, object_id: str, expires: datetime) -> str:
+    """An app-only access token for Azure Storage, shaped as Entra issues it: Storage takes
+    v1.0 tokens, so ``iss`` is ``https://sts.windows.net/{tenant}/`` and ``aud`` the
+    resource URI (Microsoft identity platform, "Access token claims reference"). Azurite
+    checks ``iss``, ``aud``, ``nbf``, ``iat`` and ``exp`` (its BlobTokenAuthenticator)."""
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        "aud": STORAGE_AUDIENCES[0],
+        "iss": f"https://sts.windows.net/{tenant}/",
+        "iat": now,
+        "nbf": now,
+        "exp": int(expires.timestamp()),
+        "appid": app_id,
+        "appidacr": "1",
+        "idtyp": "app",
+        "oid": object_id,
+        "sub": object_id,
+        "tid": tenant,
+        "ver": "1.0",
+    }
+    return jwt.encode(claims, _SIGNING_KEY, algorithm="HS256")
 
 
 def _audience(scope: str) -> str:

@@ -10,10 +10,15 @@ The home tenant, one subscription and the rotator's own identity (``sb.rotator``
 with Graph's Application.ReadWrite.OwnedBy and ARM Reader) exist from the start;
 ``sb.env()`` hands the product ready settings and ``sb.add_sender()`` seeds an ACS
 sender in one call.
+
+Blob storage (the rotator's per-app leases) is Azurite, shared by every sandbox in the
+process (sandbox/azurite.py); each sandbox has a container of its own, and its CA file
+also holds the CA of Azurite's certificate, so one ``ROTATION_CA_BUNDLE`` trusts both.
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import ssl
 import tempfile
@@ -26,6 +31,7 @@ from types import TracebackType
 from aiohttp import web
 
 from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api, web_api
+from sandbox.azurite import Azurite, shared_azurite
 from sandbox.http_common import BASE_URL, CHALLENGE, arm_challenge, graph_challenge
 from sandbox.seed import (
     DEFAULT_SENDER_ADDRESS,
@@ -79,6 +85,9 @@ class Sandbox:
         self._tls: SandboxTls | None = None
         self._services: dict[str, _Service] = {}
         self._relay: SmtpRelay | None = None
+        self._azurite: Azurite | None = None
+        #: This sandbox's blob container for the rotator's leases (Azurite is shared).
+        self.lease_container = f"leases-{secrets.token_hex(6)}"
 
     # ----- lifecycle ------------------------------------------------------------------
 
@@ -98,6 +107,9 @@ class Sandbox:
         """Binds every port first (so each service knows the others' URLs), then serves."""
         self._tmp = tempfile.TemporaryDirectory(prefix="acs-sandbox-")
         self._tls = create_tls(Path(self._tmp.name))
+        self._azurite = shared_azurite()
+        with self._tls.ca_path.open("ab") as bundle:
+            bundle.write(self._azurite.ca_pem)
         apps = {
             "login": entra_api.build_app(self.state),
             "graph": graph_api.build_app(self.state),
@@ -141,6 +153,7 @@ class Sandbox:
                 await service.runner.cleanup()
             service.sock.close()
         self._services = {}
+        self._azurite = None  # shared by the process's sandboxes: it stops at exit
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -171,6 +184,13 @@ class Sandbox:
     @property
     def admin_url(self) -> str:
         return self._url("admin")
+
+    @property
+    def lease_blob_url(self) -> str:
+        """Azurite's blob endpoint (HTTPS, bearer tokens from this sandbox's Entra)."""
+        if self._azurite is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._azurite.blob_url
 
     @property
     def smtp_host(self) -> str:
@@ -216,6 +236,8 @@ class Sandbox:
             "ROTATION_SMTP_HOST": self.smtp_host,
             "ROTATION_SMTP_PORT": str(self.smtp_port),
             "ROTATION_CA_BUNDLE": str(self.ca_path),
+            "ROTATION_LEASE_BLOB_URL": self.lease_blob_url,
+            "ROTATION_LEASE_CONTAINER": self.lease_container,
             "AZURE_CLIENT_ID": self.rotator.client_id,
             "AZURE_CLIENT_SECRET": self.rotator.client_secret,
             "AZURE_TENANT_ID": self.tenant_id,

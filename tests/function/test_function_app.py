@@ -48,6 +48,13 @@ def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object)
     return module
 
 
+async def warm_lease_token(module: ModuleType) -> None:
+    """The lease store's token cached too (GET /api/status reads no storage)."""
+    leases = module.api.service.engine.leases
+    assert leases is not None
+    await leases.ready()
+
+
 @pytest.fixture
 async def fa(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModuleType]:
     module = load(sandbox, monkeypatch)
@@ -222,6 +229,7 @@ async def test_answer_lists_what_the_http_budget_left_unfinished(
     module = load(sandbox, monkeypatch, http_verify_timeout_seconds=1)
     try:
         await get(module, "status")  # tokens cached before secrets slow down
+        await warm_lease_token(module)
         sandbox.state.propagation_delay = timedelta(hours=1)
         status, report = await post(module)
     finally:
@@ -264,6 +272,7 @@ async def test_bad_request_gets_a_4xx_json_error_and_nothing_rotates(
 async def test_rotation_already_under_way_gets_409(sandbox: Sandbox, fa: ModuleType) -> None:
     sender = sandbox.add_sender()
     await get(fa, "status")  # tokens cached before secrets slow down
+    await warm_lease_token(fa)
     sandbox.state.propagation_delay = timedelta(hours=1)
     first = asyncio.create_task(post(fa, {"appIds": [sender.app_id], "mode": "force"}))
     await until(lambda: sandbox.state.requests["smtp AUTH"] >= 1)  # verifying now

@@ -1,0 +1,200 @@
+"""One rotation per app across instances: a blob lease in the Function App's own storage.
+
+On Flex Consumption the timer and the HTTP API scale on separate instances, so busy marks
+inside one process cannot see each other. Each app therefore has a blob (named by its app
+id) in a container of the Function App's ``AzureWebJobsStorage`` account, and a run holds
+that blob's lease for the whole of the app's create -> retire. Azure Storage gives a lease
+to one holder at a time; a second acquire gets 409 ``LeaseAlreadyPresent`` ("Lease Blob",
+Azure Storage REST reference), which the engine reports as the app being busy.
+
+The lease is finite (15-60 s, the only finite durations Azure accepts) and renewed every
+third of it while the app's steps run (SMTP verification may wait minutes for a new secret
+to propagate), then released. A worker that dies stops renewing, and the lease expires by
+itself within ``lease_seconds``.
+
+Reached with the rotator's identity (Storage Blob Data Owner on the account, which infra
+grants for the Functions host already). Errors reaching or using the account become
+``LeaseStoreUnavailable`` naming the account: without a lease nothing may rotate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+
+from rotation import logs
+from rotation.errors import LeaseStoreUnavailable, LeaseTaken
+from rotation.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
+
+log = logs.get_logger("rotation.lease")
+
+#: Storage's own retry policy waits 15 s first; the lease store must fail (closed) in seconds.
+RETRY_TOTAL = 3
+CONNECTION_TIMEOUT_SECONDS = 5
+
+
+class BlobLeases:
+    """The `Leases` port on Azure Blob Storage (azure-storage-blob, async)."""
+
+    def __init__(self, service: BlobServiceClient, container: str, seconds: int) -> None:
+        self._service = service
+        self._container = service.get_container_client(container)
+        self.container = container
+        self.seconds = seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> BlobLeases:
+        """Imported here, not at module level: a cold start pays for the blob SDK only
+        when a run needs a lease."""
+        from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+
+        from rotation.identity import connection_options
+
+        if settings.lease_blob_url is None:
+            raise ValueError("lease_blob_url is not set")
+        service = BlobServiceClient(
+            settings.lease_blob_url,
+            credential=credential,
+            retry_policy=ExponentialRetry(
+                initial_backoff=1, increment_base=2, retry_total=RETRY_TOTAL, random_jitter_range=1
+            ),
+            connection_timeout=CONNECTION_TIMEOUT_SECONDS,
+            **connection_options(settings),
+        )
+        return cls(service, settings.lease_container, settings.lease_seconds)
+
+    @property
+    def account(self) -> str:
+        return self._service.account_name or self._service.url
+
+    async def close(self) -> None:
+        await self._service.close()
+
+    async def ready(self) -> None:
+        """The container exists (made if missing) and the identity may use it."""
+        with self._mapped():
+            try:
+                await self._container.get_container_properties()
+            except ResourceNotFoundError:
+                await self._create_container()
+
+    @asynccontextmanager
+    async def hold(self, app_id: str) -> AsyncIterator[None]:
+        from azure.storage.blob.aio import BlobLeaseClient
+
+        blob = self._container.get_blob_client(app_id.lower())
+        lease = BlobLeaseClient(blob)
+        with self._mapped():
+            await self._acquire(app_id, blob, lease)
+        log.info("lease.acquired", lease_seconds=self.seconds)
+        renewer = asyncio.create_task(self._renew(lease))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            await asyncio.shield(self._release(lease))
+
+    async def _acquire(self, app_id: str, blob: BlobClient, lease: BlobLeaseClient) -> None:
+        for _ in range(3):  # the container, then the app's blob, may have to be made first
+            try:
+                await lease.acquire(lease_duration=self.seconds)
+                return
+            except ResourceNotFoundError as exc:
+                if _code(exc) == "ContainerNotFound":
+                    await self._create_container()
+                else:
+                    await self._create_blob(blob)
+            except ResourceExistsError as exc:
+                if _code(exc) != "LeaseAlreadyPresent":
+                    raise
+                log.info("lease.busy")
+                raise LeaseTaken(
+                    f"another run holds the lease of app {app_id} (blob {self.container}/"
+                    f"{app_id.lower()} in storage account {self.account}); it is released "
+                    f"when that run ends, or expires within {self.seconds} s if it died"
+                ) from None
+        raise LeaseStoreUnavailable(
+            f"could not make the lease blob of app {app_id} in storage account {self.account}"
+        )
+
+    async def _create_container(self) -> None:
+        try:
+            await self._container.create_container()
+            log.info("lease.container_created", container=self.container)
+        except ResourceExistsError:
+            pass  # another instance made it first
+
+    async def _create_blob(self, blob: BlobClient) -> None:
+        # Another instance may have made it first (and may hold its lease already).
+        with suppress(ResourceExistsError):
+            await blob.upload_blob(b"", overwrite=False)
+
+    async def _renew(self, lease: BlobLeaseClient) -> None:
+        """Renews every third of the lease, so two renewals may fail before it lapses."""
+        while True:
+            await asyncio.sleep(self.seconds / 3)
+            try:
+                await lease.renew()
+            except HttpResponseError as exc:
+                if exc.status_code == 409:  # expired and taken, or broken: not ours any more
+                    log.error("lease.lost", error_code=_code(exc))
+                    return
+                log.warning("lease.renew_failed", error=logs.scrub(str(exc.message)))
+            except AzureError as exc:
+                log.warning("lease.renew_failed", error=logs.scrub(str(exc.message)))
+
+    async def _release(self, lease: BlobLeaseClient) -> None:
+        try:
+            await lease.release()
+        except AzureError as exc:
+            # It expires by itself within lease_seconds; say so rather than fail the app.
+            log.warning("lease.release_failed", error=logs.scrub(str(exc.message)))
+            return
+        log.info("lease.released")
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Every storage error as LeaseStoreUnavailable, naming the account and the fix."""
+        where = f"storage account {self.account} ({self._service.url})"
+        try:
+            yield
+        except ClientAuthenticationError as exc:
+            raise LeaseStoreUnavailable(
+                f"the lease store, {where}, refused the rotator's identity ({_reason(exc)}); "
+                "it needs Storage Blob Data Owner on that account"
+            ) from None
+        except HttpResponseError as exc:
+            raise LeaseStoreUnavailable(
+                f"the lease store, {where}, answered {exc.status_code} ({_reason(exc)})"
+            ) from None
+        except AzureError as exc:
+            raise LeaseStoreUnavailable(
+                f"cannot reach the lease store, {where}: {_reason(exc)}; nothing rotates "
+                "until it can be reached"
+            ) from None
+
+
+def _code(exc: AzureError) -> str | None:
+    """Storage's error code (x-ms-error-code), which azure-storage-blob sets on the error."""
+    code = getattr(exc, "error_code", None)
+    return str(code) if code is not None else None
+
+
+def _reason(exc: AzureError) -> str:
+    code = _code(exc)
+    message = str(exc.message or exc).splitlines()[0]
+    return logs.scrub(f"{code}: {message}" if code else message)
