@@ -3,6 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Azurite (the Azure Storage emulator the sandbox runs for the per-app leases), pinned in
+# sandbox/npm/package-lock.json and installed into sandbox/npm/node_modules (gitignored);
+# set up with the venv by every target that starts a sandbox.
+NPM_DIR := sandbox/npm
+NPM_STAMP := $(NPM_DIR)/node_modules/.installed
+SETUP := $(STAMP) $(NPM_STAMP)
 
 .PHONY: demo test lint types bench soak sandbox clean
 
@@ -13,7 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js and npm are required: the sandbox runs Azurite, the Azure Storage emulator"; exit 1; }
+	npm ci --prefix $(NPM_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+demo: $(SETUP)
 	$(PY) -m rotation demo
 
 lint: $(STAMP)
@@ -23,7 +34,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict rotation
 
-test: lint types infra-check kql-deps
+test: lint types infra-check kql-deps $(NPM_STAMP)
 	$(PY) -m pytest -q
 
 # checkov over infra/ in its own venv (its dependencies clash with the app's); see
@@ -56,15 +67,15 @@ $(KQL_STAMP): $(KQL_DIR)/package.json $(KQL_DIR)/package-lock.json
 .PHONY: kql-deps
 kql-deps: $(KQL_STAMP)
 
-bench: $(STAMP)
+bench: $(SETUP)
 	$(PY) -m bench
 
 # Longer reliability run: 1,000 forced rotations per grace setting under injected faults.
-soak: $(STAMP)
+soak: $(SETUP)
 	RELIABILITY_ROTATIONS=1000 $(PY) -m pytest -q tests/reliability/test_consumer_continuity.py
 
-sandbox: $(STAMP)
+sandbox: $(SETUP)
 	$(PY) -m sandbox
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(KQL_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) $(KQL_DIR)/node_modules $(NPM_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -177,6 +177,8 @@ var tags = {
 var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
 var functionAppName = 'func-acs-rotation-${token}'
 var deploymentContainerName = 'app-package-${token}'
+// The rotator's per-app leases (ROTATION_LEASE_CONTAINER), in the host's own storage account.
+var leaseContainerName = 'rotation-leases'
 var createVault = empty(existingKeyVaultName)
 var vaultName = createVault ? 'kv-${token}' : existingKeyVaultName
 // Built from the name (not read from the vault) so the app settings need not wait for it.
@@ -249,6 +251,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     name: 'st${token}'
     deploymentContainerName: deploymentContainerName
+    leaseContainerName: leaseContainerName
     skuName: storageSku
   }
 }
@@ -367,6 +370,16 @@ module functionApp 'modules/functionapp.bicep' = {
       {
         name: 'ROTATION_CONSUMER_CONFIRM_TIMEOUT_SECONDS'
         value: string(consumerConfirmTimeoutSeconds)
+      }
+      {
+        // One rotation per app across instances: a blob lease in AzureWebJobsStorage, reached
+        // with the identity's Storage Blob Data Owner (granted for the host already).
+        name: 'ROTATION_LEASE_BLOB_URL'
+        value: storage.outputs.blobEndpoint
+      }
+      {
+        name: 'ROTATION_LEASE_CONTAINER'
+        value: leaseContainerName
       }
     ]
   }

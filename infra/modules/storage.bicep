@@ -1,11 +1,15 @@
 // The Functions host's storage (AzureWebJobsStorage: timer schedule monitor, singleton
-// locks, function keys) and the Flex Consumption deployment container. Reached only by
+// locks, function keys), the Flex Consumption deployment container and the rotator's
+// per-app lease container (ROTATION_LEASE_CONTAINER). Reached only by
 // the app's managed identity: shared keys, SAS and anonymous access are all off.
 
 param location string
 param tags object
 param name string
 param deploymentContainerName string
+
+@description('Container of the rotator\'s per-app blob leases (one empty blob per app, named by its app id).')
+param leaseContainerName string
 
 @allowed([
   'Standard_LRS'
@@ -85,6 +89,15 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// The rotator also makes it on first use; made here so that no run has to.
+resource leaseContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: leaseContainerName
   properties: {
     publicAccess: 'None'
   }

@@ -19,10 +19,18 @@ from rotation import logs
 from rotation.settings import Settings, load_settings
 from tests.infra import bicep
 
-#: Settings a deployment never sets: endpoints come from ROTATION_CLOUD, the CA is the sandbox's.
-NOT_DEPLOYED = {"authority_host", "graph_url", "arm_url", "ca_bundle"}
+#: Settings a deployment never sets: endpoints come from ROTATION_CLOUD, the CA is the sandbox's;
+#: the lease keeps its 60 s default (the longest finite lease Azure gives; tests go shorter).
+NOT_DEPLOYED = {"authority_host", "graph_url", "arm_url", "ca_bundle", "lease_seconds"}
 #: Settings whose value the template computes rather than takes from a parameter.
-COMPUTED = {"key_vault_url", "tenant_id", "cloud", "log_format"}
+COMPUTED = {
+    "key_vault_url",
+    "tenant_id",
+    "cloud",
+    "log_format",
+    "lease_blob_url",
+    "lease_container",
+}
 
 
 def deployed_name(field: str) -> str:
