@@ -139,3 +139,33 @@ def test_example_settings_file_lists_every_setting_and_loads() -> None:
     assert documented == set(Settings.model_fields)
     filled = {**example, **BASE}
     assert load_settings(filled).grace_hours == 48
+
+
+def test_lease_settings_default_to_no_store_and_the_longest_finite_lease() -> None:
+    s = load_settings(BASE)
+    assert (s.lease_blob_url, s.lease_container, s.lease_seconds) == (None, "rotation-leases", 60)
+    s = load_settings({**BASE, "ROTATION_LEASE_BLOB_URL": "https://st1.blob.core.windows.net/"})
+    assert s.lease_blob_url == "https://st1.blob.core.windows.net"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # Azure takes 15-60 s or infinite ("Lease Blob", x-ms-lease-duration); infinite
+        # would never come back from a dead worker.
+        ("ROTATION_LEASE_SECONDS", "14", "ROTATION_LEASE_SECONDS: .*greater than or equal to 15"),
+        ("ROTATION_LEASE_SECONDS", "-1", "ROTATION_LEASE_SECONDS: .*greater than or equal to 15"),
+        ("ROTATION_LEASE_SECONDS", "61", "ROTATION_LEASE_SECONDS: .*less than or equal to 60"),
+        (
+            "ROTATION_LEASE_CONTAINER",
+            "Leases",
+            "ROTATION_LEASE_CONTAINER: must be a blob container",
+        ),
+        ("ROTATION_LEASE_CONTAINER", "a--b", "ROTATION_LEASE_CONTAINER: must be a blob container"),
+        ("ROTATION_LEASE_CONTAINER", "ab", "ROTATION_LEASE_CONTAINER: must be a blob container"),
+        ("ROTATION_LEASE_BLOB_URL", "http://st1.blob.core.windows.net", "must be an https://"),
+    ],
+)
+def test_bad_lease_settings_are_named(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({**BASE, name: value})

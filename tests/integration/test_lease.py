@@ -1,0 +1,80 @@
+"""BlobLeases against Azurite, the sandbox's blob service: the real azure-storage-blob aio
+client over HTTPS with a bearer token from the sandbox's Entra, the real lease protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.storage.blob.aio import BlobServiceClient
+
+from rotation.errors import LeaseStoreUnavailable, LeaseTaken
+from rotation.identity import connection_options
+from rotation.lease import BlobLeases
+from rotation.settings import Settings, load_settings
+from sandbox.azurite import ACCOUNT
+from sandbox.server import Sandbox, unreachable_vault_url
+
+APP = "8d2f6f4e-54b5-4a4e-9a51-0a1f36a8a0c1"
+OTHER = "0b5f0a55-3f0c-4a8e-bd0e-9d0f2a1f7d12"
+
+
+@pytest.fixture
+async def leases(settings: Settings, credential: AsyncTokenCredential) -> AsyncIterator[BlobLeases]:
+    store = BlobLeases.from_settings(settings, credential)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def rival(settings: Settings, credential: AsyncTokenCredential) -> AsyncIterator[BlobLeases]:
+    """A second instance's view of the same store."""
+    store = BlobLeases.from_settings(settings, credential)
+    yield store
+    await store.close()
+
+
+async def test_a_held_app_is_refused_to_a_second_holder_until_released(
+    leases: BlobLeases, rival: BlobLeases
+) -> None:
+    async with leases.hold(APP.upper()):  # app ids are case-insensitive
+        with pytest.raises(LeaseTaken, match=f"app {APP}.*storage account {ACCOUNT}"):
+            async with rival.hold(APP):
+                pytest.fail("two holders of one lease")
+        async with rival.hold(OTHER):  # another app is free meanwhile
+            pass
+    async with rival.hold(APP):  # released when the first holder's block ended
+        pass
+
+
+async def test_first_use_makes_the_container_and_each_apps_blob(
+    sandbox: Sandbox, settings: Settings, credential: AsyncTokenCredential, leases: BlobLeases
+) -> None:
+    await leases.ready()
+    await leases.ready()  # made once; a second look changes nothing
+    async with leases.hold(APP):
+        pass
+    async with BlobServiceClient(
+        sandbox.lease_blob_url, credential=credential, **connection_options(settings)
+    ) as client:
+        container = client.get_container_client(sandbox.lease_container)
+        names = [b.name async for b in container.list_blobs()]
+        properties = await container.get_blob_client(APP).get_blob_properties()
+    assert names == [APP]
+    assert properties.lease.state == "available"  # released, not left to expire
+
+
+async def test_unreachable_store_fails_closed_naming_the_account(
+    sandbox: Sandbox, credential: AsyncTokenCredential
+) -> None:
+    down = f"{unreachable_vault_url()}/{ACCOUNT}"  # a closed loopback port
+    store = BlobLeases.from_settings(load_settings(sandbox.env(lease_blob_url=down)), credential)
+    try:
+        with pytest.raises(LeaseStoreUnavailable, match=f"storage account {ACCOUNT}") as caught:
+            async with store.hold(APP):
+                pytest.fail("a lease from a store that cannot be reached")
+    finally:
+        await store.close()
+    assert "cannot reach the lease store" in str(caught.value)
+    assert down in str(caught.value)
