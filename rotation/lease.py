@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 
 log = logs.get_logger("rotation.lease")
 
-#: Storage's own retry policy waits 15 s first; the lease store must fail (closed) in seconds.
+#: Storage's default retry policy waits 15 s, then 18 s, then 24 s; a run must learn in
+#: seconds that the store is down (it then fails closed), so: three retries 2 s apart.
 RETRY_TOTAL = 3
+RETRY_BACKOFF_SECONDS = 2
 CONNECTION_TIMEOUT_SECONDS = 5
 
 
@@ -60,7 +62,7 @@ class BlobLeases:
     def from_settings(cls, settings: Settings, credential: AsyncTokenCredential) -> BlobLeases:
         """Imported here, not at module level: a cold start pays for the blob SDK only
         when a run needs a lease."""
-        from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+        from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
         from rotation.identity import connection_options
 
@@ -69,8 +71,8 @@ class BlobLeases:
         service = BlobServiceClient(
             settings.lease_blob_url,
             credential=credential,
-            retry_policy=ExponentialRetry(
-                initial_backoff=1, increment_base=2, retry_total=RETRY_TOTAL, random_jitter_range=1
+            retry_policy=LinearRetry(
+                backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRY_TOTAL, random_jitter_range=1
             ),
             connection_timeout=CONNECTION_TIMEOUT_SECONDS,
             **connection_options(settings),
@@ -169,7 +171,7 @@ class BlobLeases:
     @contextmanager
     def _mapped(self) -> Iterator[None]:
         """Every storage error as LeaseStoreUnavailable, naming the account and the fix."""
-        where = f"storage account {self.account} ({self._service.url})"
+        where = f"storage account {self.account} ({self._service.url.rstrip('/')})"
         try:
             yield
         except ClientAuthenticationError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from rotation.identity import trusted_ssl_context
+from rotation.identity import build_credential, connection_options, trusted_ssl_context
 from rotation.model import CREDENTIAL_PREFIX
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
@@ -323,6 +323,30 @@ async def converge(world: World, sender: Sender, record: Callable[[str, object],
     record(f"idle run {report.run_id}", report.as_dict())
     assert world.writes() == writes, "a run right after convergence still wrote (I7)"
     return runs + 1
+
+
+async def break_dead_leases(world: World) -> int:
+    """Breaks (Lease Blob, action "break", period 0) every lease held in the world's lease
+    container, and says how many there were: what a killed worker's leases come to by
+    themselves within ROTATION_LEASE_SECONDS, without the wait. test_leases.py shows the
+    wait itself once."""
+    from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+
+    settings = world.settings
+    assert settings.lease_blob_url is not None
+    credential = build_credential(settings)
+    client = BlobServiceClient(
+        settings.lease_blob_url, credential=credential, **connection_options(settings)
+    )
+    broken = 0
+    async with credential, client:
+        container = client.get_container_client(settings.lease_container)
+        async for blob in container.list_blobs():
+            if blob.lease.state == "leased":
+                lease = BlobLeaseClient(container.get_blob_client(blob.name))
+                await lease.break_lease(lease_break_period=0)
+                broken += 1
+    return broken
 
 
 def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:

@@ -88,7 +88,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
 ) -> None:
     """The second trigger starts once the first is changing the apps (the engine's busy
     marks say so): an HTTP request during the timer run gets 409; a timer run during an
-    HTTP-triggered run leaves the busy apps to it (reported unfinished) and fails nothing."""
+    HTTP-triggered run leaves the busy apps to it (reported busy) and fails nothing."""
     set_propagation_delay(sandbox, 0.3)
     world = make_world(3, grace_hours=0)
     await world.service.run()  # every app has a password

@@ -33,6 +33,7 @@ from tests.reliability.harness import (
     Tripwire,
     VaultWatch,
     World,
+    break_dead_leases,
     converge,
     set_propagation_delay,
     wait_until,
@@ -116,6 +117,9 @@ async def test_a_killed_run_converges_on_the_next_runs(
     evidence.add("killed rotator stderr", err.decode())
     sandbox.state.faults.clear()
     set_propagation_delay(sandbox, 0)
+    # The dead rotator held the app's lease at every one of these steps; it would expire
+    # within ROTATION_LEASE_SECONDS (test_leases.py waits for that once). Broken here.
+    assert await break_dead_leases(world) == 1
     created = world.our_key_ids(sender) - before
     assert len(created) == 1
     new = created.pop()
