@@ -50,6 +50,9 @@ async def run_demo(console: Console) -> int:
             f"ARM {sandbox.arm_url}  SMTP {sandbox.smtp_host}:{sandbox.smtp_port}  CA {sandbox.ca_path}"
         )
         console.print(
+            f"Storage (Azurite, per-app leases) {sandbox.lease_blob_url}/{sandbox.lease_container}"
+        )
+        console.print(
             f"new secrets start working {PROPAGATION_DELAY.seconds} s after creation, as in Entra"
         )
 

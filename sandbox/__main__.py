@@ -43,6 +43,7 @@ async def _serve(args: argparse.Namespace) -> None:
         print(f"Key Vault      {sandbox.vault_url}")
         print(f"ARM            {sandbox.arm_url}")
         print(f"SMTP relay     {sandbox.smtp_host}:{sandbox.smtp_port} (STARTTLS)")
+        print(f"Blob (Azurite) {sandbox.lease_blob_url}  (leases: {sandbox.lease_container})")
         print(f"Admin          {sandbox.admin_url}  (GET /snapshot, POST /faults, ...)")
         print(f"CA certificate {sandbox.ca_path}")
         for sender in senders:
