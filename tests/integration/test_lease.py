@@ -3,11 +3,13 @@ client over HTTPS with a bearer token from the sandbox's Entra, the real lease p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
+from structlog.testing import capture_logs
 
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.identity import connection_options
@@ -15,9 +17,19 @@ from rotation.lease import BlobLeases
 from rotation.settings import Settings, load_settings
 from sandbox.azurite import ACCOUNT
 from sandbox.server import Sandbox, unreachable_vault_url
+from tests.waiting import until
 
 APP = "8d2f6f4e-54b5-4a4e-9a51-0a1f36a8a0c1"
 OTHER = "0b5f0a55-3f0c-4a8e-bd0e-9d0f2a1f7d12"
+
+
+def storage(
+    sandbox: Sandbox, settings: Settings, credential: AsyncTokenCredential
+) -> BlobServiceClient:
+    """The sandbox's blob service, as a test's own client sees it."""
+    return BlobServiceClient(
+        sandbox.lease_blob_url, credential=credential, **connection_options(settings)
+    )
 
 
 @pytest.fixture
@@ -55,9 +67,7 @@ async def test_first_use_makes_the_container_and_each_apps_blob(
     await leases.ready()  # made once; a second look changes nothing
     async with leases.hold(APP):
         pass
-    async with BlobServiceClient(
-        sandbox.lease_blob_url, credential=credential, **connection_options(settings)
-    ) as client:
+    async with storage(sandbox, settings, credential) as client:
         container = client.get_container_client(sandbox.lease_container)
         names = [b.name async for b in container.list_blobs()]
         properties = await container.get_blob_client(APP).get_blob_properties()
@@ -78,3 +88,37 @@ async def test_unreachable_store_fails_closed_naming_the_account(
         await store.close()
     assert "cannot reach the lease store" in str(caught.value)
     assert down in str(caught.value)
+
+
+async def test_a_lease_taken_away_meanwhile_is_reported_lost_and_the_block_ends_cleanly(
+    sandbox: Sandbox,
+    settings: Settings,
+    credential: AsyncTokenCredential,
+    rival: BlobLeases,
+) -> None:
+    """Broken (Lease Blob "break") and taken by another holder while held: the next renewal
+    is refused (409), which the holder logs as lost; leaving the block does not raise."""
+    store = BlobLeases.from_settings(load_settings(sandbox.env(lease_seconds=15)), credential)
+    with capture_logs() as logged:
+        await hold_while_taken(sandbox, settings, credential, store, rival, logged)
+    events = [e["event"] for e in logged]
+    assert "lease.lost" in events
+    assert "lease.release_failed" in events  # it was not ours to release any more
+
+
+async def hold_while_taken(
+    sandbox: Sandbox,
+    settings: Settings,
+    credential: AsyncTokenCredential,
+    store: BlobLeases,
+    rival: BlobLeases,
+    logged: list[MutableMapping[str, Any]],
+) -> None:
+    try:
+        async with store.hold(APP), storage(sandbox, settings, credential) as client:
+            blob = client.get_container_client(sandbox.lease_container).get_blob_client(APP)
+            await BlobLeaseClient(blob).break_lease(lease_break_period=0)
+            async with rival.hold(APP):
+                await until(lambda: any(e["event"] == "lease.lost" for e in logged), timeout=15)
+    finally:
+        await store.close()
