@@ -260,10 +260,50 @@ VAULT_DELETED_UNLISTED = _event(
 )
 APP_BUSY = _event(
     "app.busy",
-    "Another run holds the app's lease (`holder`: this instance or another run).",
+    "Another run holds the app's lease (`holder`: this instance or another run); the app "
+    "is left to it and reported busy, not failed.",
     {"holder": "string"},
     context=("run_id", "app_id"),
-    planned=True,
+)
+
+# ----- the per-app lease in the Function App's storage (rotation/lease.py) ---------------------
+LEASE_CONTAINER_CREATED = _event(
+    "lease.container_created",
+    "The lease container did not exist in the storage account and was made (first run).",
+    {"container": "string"},
+)
+LEASE_ACQUIRED = _event(
+    "lease.acquired",
+    "The app's lease was taken for `lease_seconds`; it is renewed while the app's steps run.",
+    {"lease_seconds": "int"},
+    context=("run_id", "app_id"),
+)
+LEASE_RELEASED = _event(
+    "lease.released",
+    "The app's lease was given back at the end of its steps.",
+    {},
+    context=("run_id", "app_id"),
+)
+LEASE_RENEW_FAILED = _event(
+    "lease.renew_failed",
+    "A renewal failed (storage unreachable or erroring); the next one is tried a third of the "
+    "lease later, so two may fail before the lease lapses.",
+    {"error": "string"},
+    context=("run_id", "app_id"),
+)
+LEASE_LOST = _event(
+    "lease.lost",
+    "Storage refused a renewal with 409: the lease lapsed and was taken, or was broken. The "
+    "app's steps go on (two runs at once still converge, I8), and nothing renews it any more.",
+    {"error_code": "string"},
+    optional=("error_code",),
+    context=("run_id", "app_id"),
+)
+LEASE_RELEASE_FAILED = _event(
+    "lease.release_failed",
+    "Giving the lease back failed; it expires by itself within the lease time.",
+    {"error": "string"},
+    context=("run_id", "app_id"),
 )
 
 # ----- consumers (opt-in: ROTATION_CONSUMERS_ENABLED) -----------------------------------------
@@ -342,6 +382,12 @@ EVENTS: tuple[Event, ...] = (
     APP_BLOCKED,
     VAULT_DELETED_UNLISTED,
     APP_BUSY,
+    LEASE_CONTAINER_CREATED,
+    LEASE_ACQUIRED,
+    LEASE_RELEASED,
+    LEASE_RENEW_FAILED,
+    LEASE_LOST,
+    LEASE_RELEASE_FAILED,
     CONSUMERS_SCANNED,
     CONSUMER_UNREACHABLE,
     CONSUMER_REFRESHED,

@@ -123,7 +123,6 @@ class BlobLeases:
             except ResourceExistsError as exc:
                 if _code(exc) != "LeaseAlreadyPresent":
                     raise
-                log.info("lease.busy")
                 raise LeaseTaken(
                     f"another run holds the lease of app {app_id} (blob {self.container}/"
                     f"{app_id.lower()} in storage account {self.account}); it is released "

@@ -38,6 +38,10 @@ NOT_EXERCISED = {
     "discovery.role_missing": "needs a role assignment whose definition was deleted",
     "vault.deleted_unlisted": "needs the listing of deleted secrets to fail "
     "(tests/integration/test_soft_deleted_names.py)",
+    "app.busy": "needs another run holding the app's lease (tests/reliability/test_leases.py)",
+    "lease.renew_failed": "needs storage failing while a lease is held",
+    "lease.lost": "needs the lease broken meanwhile (tests/integration/test_lease.py)",
+    "lease.release_failed": "needs the lease lost meanwhile (tests/integration/test_lease.py)",
 }
 STEPS = {"observe", "create", "verify", "promote", "retire"}
 LIFETIME_DAYS = Settings.model_fields["secret_lifetime_days"].default
