@@ -6,16 +6,20 @@ line naming the setting, before any trigger can run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import azure.functions as func
 
 from rotation import logs
 from rotation.http_api import Answer, Api, to_json
 from rotation.settings import load_settings
+from rotation.timebudget import load_timer_budget
 
 settings = load_settings()
 # The worker's own log handler carries records to Application Insights: keep it, redacting.
 logs.configure(settings.log_format, keep_handlers=True)
-api = Api(settings)
+# The timer run stops starting apps in time to end before host.json's functionTimeout.
+api = Api(settings, timer_budget_seconds=load_timer_budget(Path(__file__).with_name("host.json")))
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 

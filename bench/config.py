@@ -8,6 +8,7 @@ secret working 3 s after creation. They travel between processes as command-line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import asdict, dataclass
 
 
@@ -25,6 +26,24 @@ class WorldConfig:
         """The least one rotation can take on this world: one addPassword, the propagation
         delay, one SMTP handshake that succeeds, one Key Vault write. No retry pacing."""
         return (self.graph_ms + self.smtp_ms + self.vault_ms) / 1000 + self.propagation_s
+
+    @property
+    def latency_label(self) -> str:
+        """The request latencies a plan sees, e.g. "Graph 50 ms, Key Vault 30 ms"."""
+        parts = [
+            f"{name} {ms:g} ms"
+            for name, ms in (
+                ("Graph", self.graph_ms),
+                ("Key Vault", self.vault_ms),
+                ("ARM", self.arm_ms),
+            )
+            if ms
+        ]
+        return ", ".join(parts) or "no latency"
+
+    def without_latency(self) -> WorldConfig:
+        """The same world with Graph, Key Vault and ARM answering at once."""
+        return dataclasses.replace(self, graph_ms=0.0, vault_ms=0.0, arm_ms=0.0)
 
     def as_args(self) -> list[str]:
         return [

@@ -12,6 +12,10 @@ Scenarios:
 - ``new``: each app has a 180-day secret and no Key Vault entry yet (first rotation);
 - ``steady``: each app has a 180-day secret that Key Vault serves (nothing is due).
 
+In ``due`` and ``steady`` the vault is as the rotator leaves a finished rotation: the
+password secret's current version carries the settled mark, and the ``-username``
+companion secret exists (so the vault-wide listing pages over two secrets per app).
+
 Protocol: the first stdout line is JSON ``{"env": {...}, "apps": N, "seed_seconds": s}``.
 Then each stdin line is a command answered by one JSON line: ``stats`` (request counters,
 peak concurrent SMTP sessions, RSS) or ``reset`` (zero them). End of stdin stops the host.
@@ -30,7 +34,8 @@ from typing import Any
 
 from bench.config import WorldConfig
 from bench.memory import rss_kib
-from rotation.settings import load_settings
+from rotation.settings import USERNAME_SUFFIX, load_settings
+from rotation.vault import SETTLED_TAG
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
 
@@ -56,22 +61,39 @@ def seed(sandbox: Sandbox, apps: int, scenario: str, config: WorldConfig) -> Non
             continue
         name = settings.secret_name(sender.app_id)
         password = sender.password
+        version = uuid.uuid4().hex
+        common = {"app-id": sender.app_id, "managed-by": "acs-smtp-rotation"}
         state.vault[name.lower()] = [
             SecretVersion(
                 name=name,
-                version=uuid.uuid4().hex,
+                version=version,
                 value=password.secret_text,
                 content_type="smtp-password",
                 tags={
-                    "app-id": sender.app_id,
+                    **common,
                     "key-id": password.key_id,
                     "smtp-username": sender.username,
                     "smtp-host": settings.smtp_host,
                     "smtp-port": str(settings.smtp_port),
-                    "managed-by": "acs-smtp-rotation",
+                    SETTLED_TAG: version,
                 },
                 enabled=True,
                 expires=password.end,
+                not_before=None,
+                created=now - PROMOTED_AGO,
+                updated=now - PROMOTED_AGO,
+            )
+        ]
+        companion = name + USERNAME_SUFFIX
+        state.vault[companion.lower()] = [
+            SecretVersion(
+                name=companion,
+                version=uuid.uuid4().hex,
+                value=sender.username,
+                content_type="smtp-username",
+                tags={**common, "smtp-username": sender.username},
+                enabled=True,
+                expires=None,
                 not_before=None,
                 created=now - PROMOTED_AGO,
                 updated=now - PROMOTED_AGO,

@@ -33,10 +33,19 @@ class Suite:
     mode: str
     config: WorldConfig
     rotations: list[RotationResult] = field(default_factory=list)
-    plan: PlanResult | None = None
+    plans: list[PlanResult] = field(default_factory=list)  # no latency first, then usual
     coldstart: ColdStartResult | None = None
     pacing: PacingResult | None = None
     total_seconds: float = 0.0
+
+    @property
+    def plan(self) -> PlanResult | None:
+        """The plan with the world's usual latencies (the last one run)."""
+        return self.plans[-1] if self.plans else None
+
+    @property
+    def plan_without_latency(self) -> PlanResult | None:
+        return next((p for p in self.plans if p.latency == "no latency"), None)
 
     @property
     def critical_path(self) -> float | None:
@@ -253,7 +262,8 @@ def _call_targets(suite: Suite) -> list[Target]:
                 f"{worst.vault_requests:,} requests in all)",
                 "<= 2",
                 _vault_per_app(worst) <= 2,
-                "recurring rotation: one version listing and one write per app, plus one "
+                "recurring rotation: one write per app and its share of the vault listing "
+                "(a finished rotation's app needs no version listing), plus one "
                 "authentication challenge per process",
             )
         )
@@ -280,13 +290,29 @@ def _call_targets(suite: Suite) -> list[Target]:
                 p.graph_requests / p.apps <= 0.01 and p.graph_get_one_app == 0 and p.ok,
             )
         )
+        per_app = (p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps
         out.append(
             Target(
                 "Key Vault requests per untouched app (plan)",
-                f"{(p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps:.3f}",
-                "<= 2",
-                (p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps <= 2,
-                "one version listing per app, plus one authentication challenge per process",
+                f"{per_app:.3f} ({p.vault_list_pages} listing pages, "
+                f"{p.vault_version_reads} version listings)",
+                "<= 0.05",
+                per_app <= 0.05,
+                "one paged listing of the vault (25 secrets a page, two secrets per app: the "
+                "password and its -username companion), no version listing for an untouched "
+                "app, plus one authentication challenge per process",
+            )
+        )
+    bare = suite.plan_without_latency
+    if bare is not None:
+        out.append(
+            Target(
+                f"plan over {bare.apps:,} untouched apps, no latency (discovery included)",
+                f"{bare.wall_seconds:.1f} s (discovery {bare.discovery_seconds:.1f} s)",
+                "<= 5 s at 10,000 apps, discovery <= 2 s",
+                bare.wall_seconds <= 5 and bare.discovery_seconds <= 2
+                if bare.apps >= 10_000
+                else None,
             )
         )
     if suite.rotations:
@@ -364,23 +390,27 @@ def rotation_tables(suite: Suite) -> list[Table]:
     return tables
 
 
-def plan_table(plan: PlanResult) -> Table:
-    table = Table(title=f"plan: {plan.apps:,} apps, nothing due (dry run, discovery included)")
-    columns = ("wall s", "discovery s", "Graph", "app pages", "SP pages", "GET/app", "KV")
-    for column in (*columns, "ARM", "RSS MiB", "ok"):
+def plan_table(plans: list[PlanResult]) -> Table:
+    table = Table(title=f"plan: {plans[0].apps:,} apps, nothing due (dry run, discovery included)")
+    columns = ("latency", "wall s", "discovery s", "Graph", "app pages", "SP pages", "GET/app")
+    for column in (*columns, "KV", "KV pages", "KV versions", "ARM", "RSS MiB", "ok"):
         table.add_column(column, justify="right")
-    table.add_row(
-        _f(plan.wall_seconds, 1),
-        _f(plan.discovery_seconds, 1),
-        str(plan.graph_requests),
-        str(plan.graph_list_applications),
-        str(plan.graph_list_service_principals),
-        str(plan.graph_get_one_app),
-        f"{plan.vault_requests:,}",
-        str(plan.arm_requests),
-        _f(plan.peak_rss_mib, 0),
-        "yes" if plan.ok else "NO",
-    )
+    for plan in plans:
+        table.add_row(
+            plan.latency,
+            _f(plan.wall_seconds, 1),
+            _f(plan.discovery_seconds, 1),
+            str(plan.graph_requests),
+            str(plan.graph_list_applications),
+            str(plan.graph_list_service_principals),
+            str(plan.graph_get_one_app),
+            f"{plan.vault_requests:,}",
+            str(plan.vault_list_pages),
+            str(plan.vault_version_reads),
+            str(plan.arm_requests),
+            _f(plan.peak_rss_mib, 0),
+            "yes" if plan.ok else "NO",
+        )
     return table
 
 
@@ -476,19 +506,23 @@ def markdown(suite: Suite, machine: dict[str, str]) -> str:
     for r in suite.rotations:
         if r.errors:
             lines.append(f"- errors at N={r.apps}, C={r.concurrency}: {'; '.join(r.errors)}")
-    if suite.plan is not None:
-        p = suite.plan
+    if suite.plans:
         lines += [
             "",
-            f"## Plan over {p.apps:,} apps with nothing due",
+            f"## Plan over {suite.plans[0].apps:,} apps with nothing due",
             "",
-            "| wall | discovery | Graph | list apps pages | list SP pages | per-app GETs | "
-            "Key Vault | ARM | peak RSS | all unchanged, no writes |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            f"| {p.wall_seconds:.1f} s | {p.discovery_seconds:.1f} s | {p.graph_requests} | "
-            f"{p.graph_list_applications} | {p.graph_list_service_principals} | "
-            f"{p.graph_get_one_app} | {p.vault_requests:,} | {p.arm_requests} | "
-            f"{p.peak_rss_mib:.0f} MiB | {'yes' if p.ok else 'NO'} |",
+            "| latency | wall | discovery | Graph | list apps pages | list SP pages | "
+            "per-app GETs | Key Vault | KV listing pages | KV version listings | ARM | "
+            "peak RSS | all unchanged, no writes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p.latency} | {p.wall_seconds:.1f} s | {p.discovery_seconds:.1f} s | "
+            f"{p.graph_requests} | {p.graph_list_applications} | "
+            f"{p.graph_list_service_principals} | {p.graph_get_one_app} | "
+            f"{p.vault_requests:,} | {p.vault_list_pages} | {p.vault_version_reads} | "
+            f"{p.arm_requests} | {p.peak_rss_mib:.0f} MiB | {'yes' if p.ok else 'NO'} |"
+            for p in suite.plans
         ]
     if suite.pacing is not None:
         b = suite.pacing.backoff
@@ -537,6 +571,7 @@ def as_json(suite: Suite, machine: dict[str, str]) -> dict[str, Any]:
         "critical_path_seconds": suite.critical_path,
         "rotations": [_summarized(r.as_dict()) for r in suite.rotations],
         "plan": suite.plan.as_dict() if suite.plan else None,
+        "plans": [p.as_dict() for p in suite.plans],
         "coldstart": suite.coldstart.as_dict() if suite.coldstart else None,
         "pacing": suite.pacing.as_dict() if suite.pacing else None,
         "targets": [

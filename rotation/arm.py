@@ -19,9 +19,12 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
+from azure.core.rest import HttpRequest
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from rotation import request_ids
 from rotation.errors import (
@@ -34,6 +37,9 @@ from rotation.errors import (
 from rotation.identity import connection_options
 from rotation.settings import Settings
 
+#: The role assignments API version azure-mgmt-authorization uses by default.
+ROLE_ASSIGNMENTS_API = "2022-04-01"
+_ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 #: azure-core retry policy for ARM reads (429 and 5xx, Retry-After honoured).
 RETRY: Mapping[str, float] = {
     "retry_total": 5,
@@ -168,20 +174,26 @@ class ArmReader:
         return entries
 
     async def role_assignments(self, resource: AcsResource) -> list[RoleAssignmentEntry]:
-        """Assignments that apply to the resource: at its scope and inherited from above."""
-        client = self._authz(resource.subscription_id)
-        entries = []
+        """Assignments that apply to the resource: at its scope and inherited from above.
+
+        Read as JSON through the management client's own pipeline (`send_request`: ARM
+        token, retries, Retry-After) rather than azure-mgmt-authorization's models, whose
+        deserialization was over half of discovery at 10,000 senders (py-spy). The shape
+        is RoleAssignmentListResult (azure-rest-api-specs, authorization 2022-04-01).
+        """
+        client = self._comm(resource.subscription_id)
+        entries: list[RoleAssignmentEntry] = []
+        url: str | None = f"{resource.id}/providers/Microsoft.Authorization/roleAssignments"
+        params: dict[str, str] = {"api-version": ROLE_ASSIGNMENTS_API, "$filter": "atScope()"}
         try:
-            pages = client.role_assignments.list_for_scope(resource.id, filter="atScope()")
-            async for item in pages:
-                entries.append(
-                    RoleAssignmentEntry(
-                        str(item.scope),
-                        str(item.principal_id).lower(),
-                        str(item.principal_type),
-                        str(item.role_definition_id),
-                    )
-                )
+            while url:
+                response = await client.send_request(HttpRequest("GET", url, params=params))
+                if response.status_code != 200:
+                    map_error(response.status_code, response, _ERRORS)
+                    raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+                page = response.json()
+                entries += [_assignment(item) for item in page.get("value") or ()]
+                url, params = page.get("nextLink"), {}  # a next link carries its own query
         except Exception as exc:  # translated, never swallowed
             _raise(exc, f"the role assignments on {resource.id}")
         return entries
@@ -233,6 +245,16 @@ class ArmReader:
                 **self._options,
             )
         return self._authorization[key]
+
+
+def _assignment(item: Mapping[str, Any]) -> RoleAssignmentEntry:
+    properties: Mapping[str, Any] = item.get("properties") or {}
+    return RoleAssignmentEntry(
+        str(properties.get("scope")),
+        str(properties.get("principalId")).lower(),
+        str(properties.get("principalType")),
+        str(properties.get("roleDefinitionId")),
+    )
 
 
 def _subscription_of(resource_id: str) -> str | None:

@@ -57,7 +57,15 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import Rules, early_retirement, plan_app, retirements, stale_versions
+from rotation.policy import (
+    Rules,
+    early_retirement,
+    needs_versions,
+    plan_app,
+    retirements,
+    settled,
+    stale_versions,
+)
 from rotation.ports import Directory, Leases, SecretStore, Verifier
 from rotation.settings import USERNAME_SUFFIX, Settings
 
@@ -94,6 +102,7 @@ class _Run:
     # None: not listed (each app then asks about its own names).
     deleted: Mapping[str, DeletedName] | None = None
     consumers: ConsumerScan | None = None  # the run's scan of consumer sites (opt-in)
+    whole_apps: bool = False  # start an app only if all of its time fits before deadline
 
 
 class AppBusy(RotationError):
@@ -120,6 +129,7 @@ class Engine:
         self.store = store
         self.verifier = verifier
         self.clock = clock
+        self.step_margin = STEP_MARGIN_SECONDS  # tests scaled down in time shorten it
         self._busy: set[str] = set()
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
@@ -138,12 +148,18 @@ class Engine:
         budget_seconds: float | None = None,
         on_outcome: Callable[[AppOutcome], None] | None = None,
         skipped: Sequence[Skipped] = (),
+        list_vault: bool = True,
+        whole_apps: bool = False,
     ) -> RunReport:
         """Plans and (unless `dry_run`) carries out the rotation of `apps`.
 
         `budget_seconds` bounds the whole run (the HTTP path must answer in time); apps
         it cannot finish are reported as unfinished and the next run completes them.
         `skipped` (senders discovery found but cannot manage) are reported as skipped.
+        With `whole_apps` (the timer run) an app starts only while its whole time, the
+        verify timeout and the step margin, still fits in the budget: no app is cut
+        short, and the run ends before the Functions host would kill it.
+        `list_vault`: see `observe`.
         """
         started = time.monotonic()
         run = _Run(
@@ -151,14 +167,15 @@ class Engine:
             mode=mode,
             dry_run=dry_run,
             verify_timeout=verify_timeout or self.settings.verify_timeout_seconds,
-            deadline=started + budget_seconds if budget_seconds else None,
+            deadline=started + budget_seconds if budget_seconds is not None else None,
             semaphore=asyncio.Semaphore(self.settings.max_concurrency),
+            whole_apps=whole_apps,
         )
         with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
             if self.leases is not None and apps and not dry_run:
                 await self.leases.ready()  # fails closed: no lease store, nothing rotates
-            observations = await self.observe(apps, run.semaphore)
+            observations = await self.observe(apps, run.semaphore, list_vault=list_vault)
             run.deleted = await self._deleted_names(observations)
             if self.consumers is not None and apps:
                 run.consumers = await self.consumers.scan()
@@ -190,13 +207,36 @@ class Engine:
         return run.report
 
     async def observe(
-        self, apps: Sequence[ManagedApp], semaphore: asyncio.Semaphore | None = None
+        self,
+        apps: Sequence[ManagedApp],
+        semaphore: asyncio.Semaphore | None = None,
+        *,
+        list_vault: bool = True,
     ) -> list[Observation]:
-        """Reads every app from Graph (batched) and its Key Vault entry (one call each)."""
+        """Reads every app from Graph (batched) and its Key Vault entry.
+
+        With `list_vault`, one paged listing of the vault gives every secret's current
+        version, and only apps that need their version history (policy.needs_versions:
+        their last rotation was not seen to finish, or they have another credential the
+        policy may retire) cost a request of their own. Without it (a few named apps)
+        each app's versions are read.
+        """
         gate = semaphore or asyncio.Semaphore(self.settings.max_concurrency)
-        records = await self.directory.read_apps([a.app_id for a in apps])
+        ids = [a.app_id for a in apps]
+        listed: dict[str, VaultVersion] | None = None
+        if list_vault:
+            records, listed = await asyncio.gather(
+                self.directory.read_apps(ids), self.store.read_current()
+            )
+        else:
+            records = await self.directory.read_apps(ids)
 
         async def read(app: ManagedApp) -> VaultEntry:
+            if listed is not None:
+                current = listed.get(app.secret_name.lower())
+                record = records.get(app.app_id.lower())
+                if record is None or not needs_versions(record, current):
+                    return VaultEntry(app.secret_name, (current,) if current else ())
             async with gate:
                 return await self.store.read(app.secret_name)
 
@@ -229,7 +269,11 @@ class Engine:
                 app.app_id, app.secret_name, plan.action, plan.reason, Outcome.UNCHANGED
             )
             outcome.consumers = check
-            log.info("app.planned", action=plan.action.value, reason=plan.reason)
+            if plan.action is not Action.NOTHING:
+                # Untouched apps are counted in run.finished, not logged one by one: at
+                # 10,000 apps those lines were a third of a plan's time (py-spy), and a
+                # daily run's bulk in Application Insights.
+                log.info("app.planned", action=plan.action.value, reason=plan.reason)
             if run.dry_run or plan.action is Action.NOTHING:
                 outcome.outcome = (
                     Outcome.PLANNED if plan.action is not Action.NOTHING else Outcome.UNCHANGED
@@ -237,6 +281,8 @@ class Engine:
                 if run.dry_run and plan.rotate:
                     await self._plan_names(app, obs.entry, outcome, run.deleted)
                 self._warn_if_expiring(obs)
+                if not run.dry_run and _unmarked(obs.record, obs.entry):
+                    await self._settle_untouched(run, obs.app, obs.record, obs.entry)
                 return outcome
             async with run.semaphore:
                 await self._execute(run, obs, obs.record, plan, outcome)
@@ -255,7 +301,7 @@ class Engine:
             log.info("app.busy", holder="this instance")
             return
         allowed = self._time_allowed(run)
-        if allowed <= STEP_MARGIN_SECONDS:
+        if allowed <= self.step_margin or (run.whole_apps and allowed < self._own_time(run)):
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "not started: no time left in this run; the next run completes it"
             return
@@ -287,15 +333,29 @@ class Engine:
         finally:
             self._busy.discard(key)
 
+    async def _settle_untouched(
+        self, run: _Run, app: ManagedApp, record: AppRecord, entry: VaultEntry
+    ) -> None:
+        """Marks an app found finished but unmarked (rotated before the mark existed, or
+        its mark refused), under its lease like every write; a held lease means another
+        run is at work on the app, and it marks the app when it finishes."""
+        key = app.app_id.lower()
+        if key in self._busy:
+            return
+        async with run.semaphore:
+            try:
+                async with self._lease(key):
+                    await self.settle(app, record, entry)
+            except RotationError as exc:  # LeaseTaken, or the lease store failing
+                log.info("vault.settle_failed", error=logs.scrub(str(exc)))
+
     def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
         """The app's lease across instances, or nothing when no lease store is set."""
         return self.leases.hold(key) if self.leases is not None else nullcontext()
 
     def _time_allowed(self, run: _Run) -> float:
         """Seconds this app may take: its own deadline, cut by the run's budget."""
-        own = run.verify_timeout + STEP_MARGIN_SECONDS
-        if self.consumers is not None:
-            own += self.settings.consumer_confirm_timeout_seconds
+        own = self._own_time(run)
         if run.deadline is None:
             return own
         return min(own, run.deadline - time.monotonic())
@@ -322,6 +382,14 @@ class Engine:
         (already cut by the run's budget), less a margin for the retirement that follows."""
         return max(0.0, ends - time.monotonic() - STEP_MARGIN_SECONDS / 2)
 
+    def _own_time(self, run: _Run) -> float:
+        """The longest one app may take: SMTP verification, then Graph and Key Vault calls
+        (and the consumers' confirmation, when checked)."""
+        own = run.verify_timeout + self.step_margin
+        if self.consumers is not None:
+            own += self.settings.consumer_confirm_timeout_seconds
+        return own
+
     # ----- the four steps ----------------------------------------------------------------
 
     async def _rotate(
@@ -338,7 +406,7 @@ class Engine:
         await self.check_names(app, entry, run.deleted)
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
-        verify_timeout = min(run.verify_timeout, allowed - STEP_MARGIN_SECONDS / 2)
+        verify_timeout = min(run.verify_timeout, allowed - self.step_margin / 2)
         try:
             await self.verify(app, new, verify_timeout)
         except VerificationFailed as exc:
@@ -379,6 +447,8 @@ class Engine:
         )
         if gone or stale_versions(after_record, after_entry):
             await self.retire(app, after_record, after_entry, gone, outcome)
+        else:
+            await self.settle(app, after_record, after_entry)
 
     async def check_names(
         self,
@@ -507,7 +577,8 @@ class Engine:
         gone: Sequence[Retirement],
         outcome: AppOutcome,
     ) -> None:
-        """Step 4: remove superseded credentials and disable the versions that held them."""
+        """Step 4: remove superseded credentials and disable the versions that held them;
+        then, if nothing is left to do, mark the rotation finished."""
         _begin_step("retire")
         try:
             for retirement in gone:
@@ -523,6 +594,35 @@ class Engine:
             if stale:
                 await self.store.disable(app.secret_name, stale)
                 log.info("vault.versions_disabled", versions=len(stale))
+        after_record = dataclasses.replace(
+            record, credentials=tuple(c for c in record.credentials if c.key_id not in removed)
+        )
+        after_entry = dataclasses.replace(
+            entry,
+            versions=tuple(
+                dataclasses.replace(v, enabled=False) if v.version in stale else v
+                for v in entry.versions
+            ),
+        )
+        await self.settle(app, after_record, after_entry)
+
+    async def settle(self, app: ManagedApp, record: AppRecord, entry: VaultEntry) -> None:
+        """Marks the current version once nothing is left to retire or disable
+        (policy.settled), so that later runs can skip the app's version history.
+
+        It is the last write of a rotation: a run stopped before it leaves the mark off,
+        and the next run reads every version again and finishes the work. Only an
+        optimisation, so a refused mark is logged and retried by the next run.
+        """
+        current = entry.current
+        if current is None or current.settled or not settled(record, entry):
+            return
+        try:
+            await self.store.mark_settled(app.secret_name, current)
+        except RotationError as exc:
+            log.warning("vault.settle_failed", error=logs.scrub(str(exc)))
+            return
+        log.info("vault.settled", version=current.version)
 
     # ----- helpers -----------------------------------------------------------------------
 
@@ -600,3 +700,8 @@ def _writes_username(app: ManagedApp, entry: VaultEntry) -> bool:
     """Whether a promotion (re)writes the `<name>-username` companion secret."""
     current = entry.current
     return current is None or current.smtp_username != app.smtp_username
+
+
+def _unmarked(record: AppRecord, entry: VaultEntry) -> bool:
+    current = entry.current
+    return current is not None and not current.settled and settled(record, entry)

@@ -85,8 +85,13 @@ class Api:
         self,
         settings: Settings,
         open_service: Callable[[Settings], RotationService] = RotationService.open,
+        *,
+        timer_budget_seconds: float | None = None,
     ) -> None:
+        """`timer_budget_seconds`: how long the timer run may take (function_app.py
+        derives it from host.json's functionTimeout; None: no limit)."""
         self.settings = settings
+        self.timer_budget_seconds = timer_budget_seconds
         self._open_service = open_service
         self._service: RotationService | None = None
         self._whole_run_active = False
@@ -161,12 +166,17 @@ class Api:
         return 200, report.as_dict()
 
     async def timer(self) -> dict[str, Any]:
-        """The scheduled run: every due app, with the full verify timeout."""
+        """The scheduled run: every due app, with the full verify timeout. Within its
+        budget it starts only apps it can finish; the rest are reported unfinished and
+        the next scheduled run takes them (a first run over thousands of apps spreads
+        over several), so the host never kills it."""
         self._whole_run_active = True
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
             with structlog.contextvars.bound_contextvars(trigger="timer"):
-                report = await self.service.run()
+                report = await self.service.run(
+                    budget_seconds=self.timer_budget_seconds, whole_apps=True
+                )
         finally:
             self._whole_run_active = False
         return report.as_dict()

@@ -9,6 +9,7 @@ as stars.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,6 +115,10 @@ class VaultVersion:
     enabled: bool
     expires: datetime | None = None
     smtp_username: str | None = None  # from the smtp-username tag
+    # The rotation that made this version finished: every older credential removed and
+    # every version of one disabled (a tag the engine writes last; see policy.settled).
+    settled: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

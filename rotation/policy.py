@@ -29,6 +29,7 @@ from rotation.model import (
     Mode,
     Retirement,
     VaultEntry,
+    VaultVersion,
 )
 from rotation.settings import Settings
 
@@ -179,6 +180,43 @@ def stale_versions(record: AppRecord, vault: VaultEntry) -> tuple[str, ...]:
         for v in vault.versions
         if v is not current and v.enabled and v.key_id and v.key_id not in alive
     )
+
+
+def settled(record: AppRecord, vault: VaultEntry) -> bool:
+    """Nothing is left to retire or disable, now or at the next rotation: the app's one
+    credential is the one Key Vault serves, and every other version that names a
+    credential is disabled (a second version of the current credential, left by a
+    retried write, would otherwise outlive its removal).
+
+    The engine then marks the current version, and until something outside changes (a
+    credential added or removed in Entra, the version disabled or superseded), later runs
+    skip the app's version history (see `needs_versions`).
+    """
+    current = vault.current
+    if current is None or not current.enabled or current.key_id is None:
+        return False
+    if {c.key_id for c in record.credentials} != {current.key_id}:
+        return False
+    return not any(v.enabled and v.key_id for v in vault.versions if v is not current)
+
+
+def needs_versions(record: AppRecord, current: VaultVersion | None) -> bool:
+    """Whether the app's Key Vault version history is needed to plan and carry out its
+    rotation, given only the current version (from one listing of the whole vault).
+
+    Versions matter for two decisions: which credentials were ever promoted (orphans,
+    I5) and which enabled versions name a removed credential. Neither can change the
+    outcome when the secret does not exist, or when the current version is marked settled
+    and the app has no credential besides it: every other version is then disabled or
+    names that credential. So the plan, and after a rotation the retirements, come out the
+    same from the current version alone (a property test checks it), and such an app,
+    due or not, costs no Key Vault read of its own. Anything else reads every version.
+    """
+    if current is None:
+        return False
+    if not current.settled:
+        return True  # the last rotation was not seen to finish (or predates the mark)
+    return {c.key_id for c in record.credentials} != {current.key_id}
 
 
 def _healthy_reason(record: AppRecord, vault: VaultEntry, now: datetime) -> str:

@@ -39,6 +39,8 @@ class Directory(Protocol):
 class SecretStore(Protocol):
     """Where consumers read the SMTP password (Key Vault)."""
 
+    async def read_current(self) -> dict[str, VaultVersion]: ...
+
     async def read(self, name: str) -> VaultEntry: ...
 
     async def promote(
@@ -60,6 +62,8 @@ class SecretStore(Protocol):
     async def deleted_names(self) -> dict[str, DeletedName]:
         """Every soft-deleted secret of the vault, by lower-case name (one listing)."""
         ...
+
+    async def mark_settled(self, name: str, current: VaultVersion) -> None: ...
 
 
 class Verifier(Protocol):

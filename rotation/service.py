@@ -7,6 +7,7 @@ start of the Function App pays for them only when a trigger actually runs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,10 +199,15 @@ class RotationService:
         budget_seconds: float | None = None,
         on_outcome: Callable[[AppOutcome], None] | None = None,
         chosen: Selection | None = None,
+        whole_apps: bool = False,
     ) -> RunReport:
         """Rotates the chosen apps; skipped senders are reported as such, never failed.
-        `chosen` (from `choose`) saves a second discovery when the caller already has it."""
+        `chosen` (from `choose`) saves a second discovery when the caller already has it.
+        `budget_seconds` counts from here, discovery included (see Engine.run)."""
+        started = time.monotonic()
         chosen = chosen or await self.choose(app_ids)
+        if budget_seconds is not None:
+            budget_seconds -= time.monotonic() - started
         return await self.engine.run(
             chosen.apps,
             mode=mode,
@@ -210,13 +216,15 @@ class RotationService:
             budget_seconds=budget_seconds,
             on_outcome=on_outcome,
             skipped=chosen.skipped,
+            list_vault=not app_ids,  # a few named apps: their own versions cost less
+            whole_apps=whole_apps,
         )
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
         """One row per managed app: what Key Vault serves and how long it stays valid; then
         one per skipped sender, with the reason."""
         chosen = await self.choose(app_ids)
-        observations = await self.engine.observe(chosen.apps)
+        observations = await self.engine.observe(chosen.apps, list_vault=not app_ids)
         tracker = self.engine.consumers
         scan = await tracker.scan() if tracker is not None and chosen.apps else None
         now = self.engine.clock()

@@ -1,7 +1,7 @@
 """The sandbox's Key Vault: the secrets data plane the rotator and its consumers use.
 
 Routes (any ``api-version``, as the real service accepts every version the SDK sends):
-``PUT /secrets/{name}`` (new version), ``GET /secrets/{name}`` and ``/secrets/{name}/``
+``GET /secrets`` (every secret's current version, paged), ``PUT /secrets/{name}`` (new version), ``GET /secrets/{name}`` and ``/secrets/{name}/``
 (latest), ``GET /secrets/{name}/{version}``, ``GET /secrets/{name}/versions`` (paged by
 ``maxresults`` and ``nextLink``) and ``PATCH /secrets/{name}/{version}``. Shapes, limits
 and refusals follow the real service: the bearer challenge, name/value/tag limits, 403 on a
@@ -94,6 +94,8 @@ def challenge_header(vault_url: str, authority_url: str, tenant_id: str) -> str:
 def build_app(state: SandboxState) -> web.Application:
     """The Key Vault app. The server sets BASE_URL (and CHALLENGE, via `challenge_header`)."""
     app = counted_app("vault", state)
+    app[_NAMES] = _NameOrder()
+    app.router.add_get("/secrets", list_secrets)
     app.router.add_get("/secrets/{name}/versions", list_versions)
     app.router.add_put("/secrets/{name}", set_secret)
     app.router.add_get("/secrets/{name}", get_latest)
@@ -162,6 +164,30 @@ async def get_version(request: web.Request) -> web.Response:
     return _readable(request, version)
 
 
+async def list_secrets(request: web.Request) -> web.Response:
+    """One page of the vault's secrets: each one's current version, as a SecretItem.
+
+    Per the GetSecrets contract (azure-rest-api-specs, keyvault data-plane ``secrets.json``
+    and its ``GetSecrets-example.json``): "only the base secret identifier and its
+    attributes are provided", so an item's ``id`` carries no version, while its
+    ``attributes``, ``tags`` and ``contentType`` are the current version's; ``maxresults``
+    is 1..25 (25 when absent) and further pages follow ``nextLink``. Items come in name
+    order here (the contract names none; callers must not rely on one).
+    """
+    _authorize(request, LIST)
+    _api_version(request)
+    page_size = _page_size(request)
+    offset = _skip(request)
+    vault = request.app[STATE].vault
+    names = request.app[_NAMES].names(vault)
+    page = names[offset : offset + page_size]
+    next_link = None
+    if offset + page_size < len(names):
+        next_link = f"{_base_url(request)}/secrets?{_next_query(request, offset, page_size)}"
+    items = [_secret_item(request, vault[name][-1]) for name in page]
+    return web.json_response({"value": items, "nextLink": next_link})
+
+
 async def list_versions(request: web.Request) -> web.Response:
     """One page of version items (no values).
 
@@ -176,12 +202,8 @@ async def list_versions(request: web.Request) -> web.Response:
     page = versions[offset : offset + page_size]
     next_link = None
     if offset + page_size < len(versions):
-        query = {
-            "api-version": request.query.get("api-version", ""),
-            "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
-            "maxresults": str(page_size),
-        }
-        next_link = f"{_base_url(request)}/secrets/{name}/versions?{urlencode(query)}"
+        query = _next_query(request, offset, page_size)
+        next_link = f"{_base_url(request)}/secrets/{name}/versions?{query}"
     return web.json_response({"value": [_item(request, v) for v in page], "nextLink": next_link})
 
 
@@ -310,6 +332,41 @@ def _item(request: web.Request, version: SecretVersion) -> dict[str, Any]:
     return item
 
 
+class _NameOrder:
+    """The vault's names in listing order, sorted again only when a secret was added
+    (secrets are never deleted here), so paging 20,000 secrets does not sort 800 times."""
+
+    def __init__(self) -> None:
+        self._count = -1
+        self._names: list[str] = []
+
+    def names(self, vault: dict[str, list[SecretVersion]]) -> list[str]:
+        if self._count != len(vault):
+            self._names = sorted(name for name, versions in vault.items() if versions)
+            self._count = len(vault)
+        return self._names
+
+
+_NAMES = web.AppKey("name_order", _NameOrder)
+
+
+def _secret_item(request: web.Request, current: SecretVersion) -> dict[str, Any]:
+    """A SecretItem of GetSecrets: the current version's metadata under the base id."""
+    item = _item(request, current)
+    item["id"] = f"{_base_url(request)}/secrets/{current.name}"
+    return item
+
+
+def _next_query(request: web.Request, offset: int, page_size: int) -> str:
+    return urlencode(
+        {
+            "api-version": request.query.get("api-version", ""),
+            "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
+            "maxresults": str(page_size),
+        }
+    )
+
+
 def _bundle(request: web.Request, version: SecretVersion, *, with_value: bool) -> dict[str, Any]:
     """A SecretBundle: what set and get return."""
     bundle = _item(request, version)
@@ -336,9 +393,13 @@ def _epoch(moment: datetime) -> int:
 # ----- request parsing --------------------------------------------------------------------
 
 
-def _name(request: web.Request) -> str:
+def _api_version(request: web.Request) -> None:
     if "api-version" not in request.query:
         raise ApiError(400, "BadParameter", "The 'api-version' query parameter is missing.")
+
+
+def _name(request: web.Request) -> str:
+    _api_version(request)
     name = request.match_info["name"]
     if not NAME.match(name):
         raise ApiError(400, "BadParameter", f"The request URI contains an invalid name: {name}")

@@ -19,6 +19,7 @@ from azure.functions.timer import TimerRequest
 from rotation.errors import SettingsError
 from rotation.http_api import Api
 from rotation.service import RotationService
+from rotation.timebudget import function_timeout_seconds, load_timer_budget, timer_budget_seconds
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
 from tests.integration.conftest import FAST
@@ -44,7 +45,11 @@ def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object)
 
     module = importlib.reload(function_app)
     clock = sandbox.state.clock.now
-    module.api = Api(module.settings, lambda s: RotationService.open(s, clock=clock, backoff=FAST))
+    module.api = Api(
+        module.settings,
+        lambda s: RotationService.open(s, clock=clock, backoff=FAST),
+        timer_budget_seconds=module.api.timer_budget_seconds,  # from host.json
+    )
     return module
 
 
@@ -308,6 +313,55 @@ async def test_failed_timer_run_raises_with_app_ids_and_no_secret(
         await module.api.close()
     assert sender.app_id in str(caught.value)
     assert not any(secret in str(caught.value) for secret in sandbox.state.issued_secrets)
+
+
+async def test_timer_budget_comes_from_host_json(fa: ModuleType) -> None:
+    assert fa.api.timer_budget_seconds == load_timer_budget(Path("host.json"))
+
+
+async def test_a_first_run_too_big_for_one_invocation_completes_over_several_none_killed(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, scaled down in time: functionTimeout 6 s, verification up to 3 s, one
+    SMTP handshake 1 s, two apps at a time. Each timer run starts apps only while one can
+    still finish, lets those finish, reports the rest unfinished, and returns before the
+    host's timeout (simulated with asyncio.timeout); the next runs take the rest."""
+    senders = [sandbox.add_sender(lifetime=timedelta(days=10)) for _ in range(8)]
+    sandbox.state.faults.inject("smtp CONNECT", latency=1.0)
+    module = load(sandbox, monkeypatch, max_concurrency=2, verify_timeout_seconds=3)
+    host_timeout = function_timeout_seconds({"functionTimeout": "00:00:06"})
+    assert host_timeout is not None
+    module.api.timer_budget_seconds = timer_budget_seconds(host_timeout)
+    module.api.service.engine.step_margin = 0.5  # the 60 s margin, scaled down with the rest
+    reports: list[dict[str, Any]] = []
+    timer_run = module.api.timer
+
+    async def recorded() -> dict[str, Any]:
+        reports.append(await timer_run())
+        return reports[-1]
+
+    module.api.timer = recorded
+    try:
+        while not reports or reports[-1]["unfinished"]:
+            assert len(reports) < 6, [r["counts"] for r in reports]
+            async with asyncio.timeout(host_timeout):  # the host kills what outlives it
+                await trigger(module, "rotation_timer")(TimerRequest())
+    finally:
+        await module.api.close()
+
+    assert len(reports) > 1, "one run did everything: the test no longer tests the budget"
+    assert all(report["ok"] for report in reports)
+    rotated = [a["appId"] for r in reports for a in r["apps"] if a["outcome"] == "rotated"]
+    assert sorted(rotated) == sorted(s.app_id for s in senders)  # each once, none lost
+    for report in reports[:-1]:
+        unfinished = [a for a in report["apps"] if a["outcome"] == "unfinished"]
+        assert {a["error"] for a in unfinished} == {
+            "not started: no time left in this run; the next run completes it"
+        }  # none was cut short
+    for sender in senders:
+        live = sandbox.state.live_secret(f"acs-smtp-{sender.app_id}")
+        assert live is not None
+        assert sandbox.state.smtp_login(sender.username, live.value).ok
 
 
 async def test_no_answer_ever_carries_a_secret(sandbox: Sandbox, fa: ModuleType) -> None:

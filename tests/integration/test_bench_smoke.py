@@ -40,6 +40,8 @@ def test_bench_runs_every_case_and_writes_its_results(tmp_path: Path) -> None:
         assert run["smtp_auth"] >= 3
     assert results["plan"]["unchanged"] == 3
     assert results["plan"]["graph_get_one_app"] == 0
+    assert results["plan"]["vault_version_reads"] == 0  # untouched apps: the listing only
+    assert results["plan"]["vault_list_pages"] == 1
     assert results["coldstart"]["runs"] == 1
     assert results["critical_path_seconds"] is not None
     assert [r["delay"] for r in results["pacing"]["runs"]] == [0.2]

@@ -6,6 +6,7 @@ credential from rotation.identity); only azure-core's back-off is shortened.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from pydantic import SecretStr
 from rotation.errors import NotFound, PermissionDenied, ServiceUnavailable, VaultWriteFailed
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
-from rotation.vault import VaultAdapter
+from rotation.vault import SETTLED_TAG, VaultAdapter
 from sandbox.server import Sandbox, unreachable_vault_url
 
 FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
@@ -227,6 +228,67 @@ async def test_disable_refused_is_vault_write_failed(
 
     with pytest.raises(VaultWriteFailed, match="Key Vault Secrets Officer"):
         await vault.disable(managed.secret_name, [version.version])
+
+
+# ----- the vault-wide listing and the settled mark ----------------------------------------------
+
+
+async def test_read_current_lists_every_secrets_current_version_a_page_per_25(
+    sandbox: Sandbox, vault: VaultAdapter, settings: Settings
+) -> None:
+    managed = app(settings)
+    await promote(vault, managed, new_secret("key-1"))
+    promoted = await promote(vault, managed, new_secret("key-2"), username=False)
+    first = sandbox.state.vault[managed.secret_name.lower()][0]
+    for i in range(30):
+        sandbox.state.vault[f"other-{i}"] = [dataclasses.replace(first, name=f"other-{i}")]
+    sandbox.state.requests.clear()
+
+    current = await vault.read_current()
+
+    assert sandbox.state.requests["vault GET /secrets"] == 2  # 32 secrets
+    assert len(current) == 32
+    listed = current[managed.secret_name.lower()]
+    assert listed.key_id == "key-2"
+    assert listed.created == promoted.created
+    assert listed.expires == promoted.expires
+    assert listed.enabled
+    assert (listed.version, listed.settled) == ("", False)  # the listing names no version
+    assert current[managed.secret_name.lower() + "-username"].key_id is None
+
+
+async def test_mark_settled_keeps_the_tags_and_names_the_version_in_the_listing(
+    sandbox: Sandbox, vault: VaultAdapter, settings: Settings
+) -> None:
+    managed = app(settings)
+    promoted = await promote(vault, managed, new_secret("key-1"))
+
+    await vault.mark_settled(managed.secret_name, promoted)
+    listed = (await vault.read_current())[managed.secret_name.lower()]
+    (read,) = (await vault.read(managed.secret_name)).versions
+
+    assert listed.settled
+    assert read.settled
+    assert listed.version == read.version == promoted.version
+    assert listed.tags == {**promoted.tags, SETTLED_TAG: promoted.version}
+
+
+async def test_read_current_without_list_permission_is_permission_denied(
+    sandbox: Sandbox, vault: VaultAdapter
+) -> None:
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset()
+
+    with pytest.raises(PermissionDenied, match="Key Vault Secrets Officer"):
+        await vault.read_current()
+
+
+async def test_throttled_listing_is_retried_by_the_sdk_pipeline(
+    sandbox: Sandbox, vault: VaultAdapter, settings: Settings
+) -> None:
+    await promote(vault, app(settings), new_secret())
+    sandbox.state.faults.inject("vault GET /secrets", status=429, retry_after=0, times=2)
+
+    assert len(await vault.read_current()) == 2
 
 
 # ----- other refusals ---------------------------------------------------------------------------

@@ -175,6 +175,53 @@ async def test_versions_list_has_no_values_and_an_unknown_secret_lists_empty(
     assert missing == []
 
 
+async def test_secrets_list_gives_each_current_version_under_its_base_id(
+    sandbox: Sandbox, client: SecretClient
+) -> None:
+    """GetSecrets (azure-rest-api-specs secrets.json): the current version's attributes,
+    tags and content type, an id without a version, paged by at most 25."""
+    await client.set_secret("one", "v1", tags={"key-id": "old"})
+    current = await client.set_secret(
+        "one", "v2", content_type="smtp-password", tags={"key-id": "k"}
+    )
+    assert current.properties.version is not None
+    await client.update_secret_properties("one", current.properties.version, enabled=False)
+    for i in range(30):
+        await client.set_secret(f"filler-{i:02}", "v")
+    before = sandbox.state.requests["vault GET /secrets"]
+
+    sizes, listed = [], {}
+    async for page in client.list_properties_of_secrets().by_page():
+        items = [p async for p in page]
+        sizes.append(len(items))
+        listed.update({p.name: p for p in items})
+
+    one = listed["one"]
+    assert sizes == [25, 6]
+    assert sandbox.state.requests["vault GET /secrets"] - before == 2
+    assert one.id == f"{sandbox.vault_url}/secrets/one"
+    assert one.version is None
+    assert one.tags == {"key-id": "k"}
+    assert one.content_type == "smtp-password"
+    assert one.enabled is False
+    assert one.created_on == current.properties.created_on
+
+
+async def test_secrets_list_has_no_values(
+    sandbox: Sandbox, client: SecretClient, credential: ClientSecretCredential
+) -> None:
+    await client.set_secret("listed", "hidden-value")
+    token = await credential.get_token(challenge_resource(sandbox.vault_url) + "/.default")
+
+    status, _, body = await raw(
+        sandbox, "GET", "/secrets?api-version=7.6&maxresults=1", token.token
+    )
+
+    assert status == 200
+    assert "hidden-value" not in json.dumps(body)
+    assert body["nextLink"] is None
+
+
 async def test_maxresults_above_25_is_refused(sandbox: Sandbox, client: SecretClient) -> None:
     await client.set_secret("paged", "v")
     with pytest.raises(HttpResponseError) as caught:

@@ -18,7 +18,14 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import Rules, plan_app, retirements
+from rotation.policy import (
+    Rules,
+    needs_versions,
+    plan_app,
+    retirements,
+    settled,
+    stale_versions,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 RULES = Rules(
@@ -279,3 +286,114 @@ def test_i7_second_run_right_after_changes_nothing(
     again = plan_app(APP, creds, vault, NOW, rules, Mode.DUE)
     assert not again.rotate, again.reason
     assert again.retire == ()
+
+
+# ----- the settled mark: when an app's version history may be skipped -----------------------
+
+
+def marked(
+    key: str | None, *, age: timedelta = timedelta(days=10), enabled: bool = True
+) -> VaultVersion:
+    return VaultVersion("v0", key, NOW - age, enabled, settled=True)
+
+
+def test_a_marked_healthy_app_with_one_credential_needs_no_versions() -> None:
+    assert not needs_versions(record(cred("k1")), marked("k1"))
+
+
+def test_a_missing_secret_needs_no_versions_the_listing_is_complete() -> None:
+    assert not needs_versions(record(cred("k1")), None)
+
+
+def test_an_unmarked_current_version_needs_versions() -> None:
+    current = dataclasses.replace(marked("k1"), settled=False)
+    assert needs_versions(record(cred("k1")), current)
+
+
+def test_any_credential_besides_the_current_one_needs_versions() -> None:
+    person = cred("k2", ours=False)
+    assert needs_versions(record(cred("k1"), person), marked("k1"))
+
+
+def test_a_marked_app_whose_current_credential_is_gone_needs_versions() -> None:
+    assert needs_versions(record(cred("k2")), marked("k1"))
+    assert needs_versions(record(), marked("k1"))
+
+
+def test_a_marked_due_or_disabled_app_with_one_credential_needs_no_versions() -> None:
+    """Its rotation retires only the current credential, whose version the mark names."""
+    due = record(cred("k1", left=timedelta(days=5)))
+    assert not needs_versions(due, marked("k1"))
+    assert not needs_versions(record(cred("k1")), marked("k1", enabled=False))
+
+
+def test_not_settled_while_a_removed_credentials_version_is_enabled() -> None:
+    stale = entry(("k2", timedelta(days=1)), ("k1", timedelta(days=200)))
+    assert not settled(record(cred("k2")), stale)
+    disabled = dataclasses.replace(
+        stale, versions=(stale.versions[0], dataclasses.replace(stale.versions[1], enabled=False))
+    )
+    assert settled(record(cred("k2")), disabled)
+
+
+def test_not_settled_while_a_second_version_of_the_current_credential_is_enabled() -> None:
+    """A retried write can leave two versions of one credential; both must go with it."""
+    twice = entry(("k1", timedelta(days=1)), ("k1", timedelta(days=1)))
+    assert not settled(record(cred("k1")), twice)
+
+
+def test_not_settled_while_an_old_credential_waits_for_grace() -> None:
+    vault = entry(("k2", timedelta(hours=1)), ("k1", timedelta(days=200)))
+    assert not settled(record(cred("k2"), cred("k1")), vault)
+
+
+@st.composite
+def settled_worlds(draw: st.DrawFn) -> tuple[AppRecord, VaultEntry, Rules]:
+    """An app whose last rotation finished: one credential, the current version's, and
+    older versions either disabled or naming no removed credential."""
+    only = Credential(
+        "k0",
+        CREDENTIAL_PREFIX if draw(st.booleans()) else None,
+        NOW - timedelta(days=draw(st.integers(0, 400))),
+        NOW + timedelta(days=draw(st.integers(-30, 400))),
+    )
+    ages = sorted(draw(st.lists(st.integers(0, 400 * 24), min_size=1, max_size=4)))
+    versions = [VaultVersion("v0", "k0", NOW - timedelta(hours=ages[0]), True, settled=True)]
+    for i, age in enumerate(ages[1:], start=1):
+        key = draw(st.sampled_from(["k0", "k1", "k2", None]))
+        enabled = draw(st.booleans()) if key is None else False
+        versions.append(VaultVersion(f"v{i}", key, NOW - timedelta(hours=age), enabled))
+    rules = dataclasses.replace(RULES, grace=timedelta(hours=draw(st.integers(0, 100))))
+    return record(only), VaultEntry("s", tuple(versions)), rules
+
+
+@settings(max_examples=300)
+@given(settled_worlds(), st.sampled_from(list(Mode)))
+def test_skipping_a_settled_apps_versions_changes_no_decision(
+    world: tuple[AppRecord, VaultEntry, Rules], mode: Mode
+) -> None:
+    """Where the mark is true and needs_versions says no, the current version alone gives
+    the same plan, and after a rotation the same retirements and versions to disable, as
+    the whole history would (the engine decides those on the state after promotion)."""
+    creds, full, rules = world
+    assert settled(creds, full)
+    current = full.versions[0]
+    if needs_versions(creds, current):
+        return
+    alone = dataclasses.replace(full, versions=(current,))
+    plan = plan_app(APP, creds, full, NOW, rules, mode)
+    assert plan_app(APP, creds, alone, NOW, rules, mode) == plan
+    if not plan.rotate:
+        return
+    new = Credential("k-new", CREDENTIAL_PREFIX, NOW, NOW + rules.lifetime)
+    after = dataclasses.replace(creds, credentials=(*creds.credentials, new))
+    promoted = VaultVersion("v-new", new.key_id, NOW, True)
+    emergency = plan.retire_all_after_rotation
+    decisions = []
+    for entry_ in (alone, full):
+        entry_ = dataclasses.replace(entry_, versions=(promoted, *entry_.versions))
+        gone = retirements(after, entry_, NOW, rules, emergency=emergency)
+        removed = {r.credential.key_id for r in gone}
+        to_disable = {v.version for v in entry_.versions if v.enabled and v.key_id in removed}
+        decisions.append((gone, to_disable | set(stale_versions(after, entry_))))
+    assert decisions[0] == decisions[1]

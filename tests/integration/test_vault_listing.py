@@ -1,0 +1,156 @@
+"""Observation at scale: one listing of the vault, version histories only where needed.
+
+An untouched app (its last rotation seen to finish, nothing due, no other credential)
+costs no Key Vault request of its own; everything else still has its versions read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from rotation.model import Mode, Outcome
+from rotation.service import RotationService
+from rotation.vault import SETTLED_TAG
+from sandbox.seed import Sender
+from sandbox.server import Sandbox
+from sandbox.state import SandboxState, SecretVersion
+from tests.integration.conftest import OpenService
+
+LIST = "vault GET /secrets"
+VERSIONS = "vault GET /secrets/{name}/versions"
+PATCH = "vault PATCH /secrets/{name}/{version}"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def vault_requests(state: SandboxState) -> dict[str, int]:
+    return {k: n for k, n in state.requests.items() if k.startswith("vault ")}
+
+
+def writes(state: SandboxState) -> int:
+    return sum(
+        n
+        for key, n in state.requests.items()
+        if key.split()[0] in ("graph", "vault") and key.split()[1] in WRITES
+    )
+
+
+def current_tags(sandbox: Sandbox, service: RotationService, sender: Sender) -> dict[str, str]:
+    live = sandbox.state.live_secret(service.settings.secret_name(sender.app_id))
+    assert live is not None
+    return live.tags
+
+
+async def test_untouched_apps_cost_one_listing_and_no_version_reads(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(3)]
+    async with open_service(grace_hours=0) as service:
+        first = await service.run()
+        assert {o.outcome for o in first.outcomes} == {Outcome.ROTATED}
+        for sender in senders:  # the rotation finished: old secret gone, version marked
+            assert current_tags(sandbox, service, sender)[SETTLED_TAG]
+        sandbox.state.requests.clear()
+
+        second = await service.run()
+        rows = await service.status()
+
+    assert {o.outcome for o in second.outcomes} == {Outcome.UNCHANGED}
+    # Two listings (run, status) of 6 secrets (passwords and -username companions).
+    assert vault_requests(sandbox.state) == {LIST: 2}
+    assert writes(sandbox.state) == 0
+    for row, sender in zip(rows, sorted(senders, key=lambda s: s.app_id), strict=True):
+        assert row.state == "ok"
+        assert row.vault_version == current_tags(sandbox, service, sender)[SETTLED_TAG]
+
+
+async def test_an_app_with_a_new_credential_has_its_versions_read_again(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(3)]
+    async with open_service(grace_hours=0) as service:
+        await service.run()
+        sandbox.state.add_password(senders[1].app, display_name="added by a person")
+        sandbox.state.requests.clear()
+
+        report = await service.run()
+
+    by_app = {o.app_id: o for o in report.outcomes}
+    assert by_app[senders[1].app_id].outcome is Outcome.RETIRED  # grace 0: it goes at once
+    assert vault_requests(sandbox.state)[VERSIONS] == 1
+    assert len(senders[1].app.passwords) == 1
+
+
+async def test_a_rotation_whose_mark_was_refused_is_marked_by_the_next_run(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    """The mark is the rotation's last write; a run stopped before it (here: refused)
+    leaves the app to be read in full and finished by the next run, which then marks it."""
+    sender = sandbox.add_sender()
+    async with open_service(grace_hours=0) as service:
+        sandbox.state.faults.inject(PATCH, status=403, times=1)
+        (first,) = (await service.run()).outcomes
+        assert first.outcome is Outcome.ROTATED, first.error
+        assert SETTLED_TAG not in current_tags(sandbox, service, sender)
+
+        sandbox.state.requests.clear()
+        (second,) = (await service.run()).outcomes
+        assert second.outcome is Outcome.UNCHANGED
+        assert vault_requests(sandbox.state) == {LIST: 1, VERSIONS: 1, PATCH: 1}
+        assert SETTLED_TAG in current_tags(sandbox, service, sender)
+
+        sandbox.state.requests.clear()
+        await service.run()
+    assert writes(sandbox.state) == 0  # I7
+    assert VERSIONS not in vault_requests(sandbox.state)
+
+
+async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a_dry_run(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    sender = sandbox.add_sender()
+    name = service.settings.secret_name(sender.app_id)
+    now = sandbox.state.clock.now()
+    sandbox.state.vault[name] = [
+        SecretVersion(
+            name=name,
+            version=uuid.uuid4().hex,
+            value=sender.password.secret_text,
+            content_type="smtp-password",
+            tags={"key-id": sender.password.key_id, "smtp-username": sender.username},
+            enabled=True,
+            expires=sender.password.end,
+            not_before=None,
+            created=now - timedelta(days=3),
+            updated=now - timedelta(days=3),
+        )
+    ]
+
+    await service.run(dry_run=True)
+    assert writes(sandbox.state) == 0
+    (outcome,) = (await service.run()).outcomes
+    tags = current_tags(sandbox, service, sender)
+    assert outcome.outcome is Outcome.UNCHANGED
+    assert tags == {
+        "key-id": sender.password.key_id,
+        "smtp-username": sender.username,
+        SETTLED_TAG: sandbox.state.vault[name][0].version,
+    }
+    assert vault_requests(sandbox.state)[PATCH] == 1
+    sandbox.state.requests.clear()
+    await service.run()
+    assert writes(sandbox.state) == 0  # I7
+    assert VERSIONS not in vault_requests(sandbox.state)
+
+
+async def test_named_apps_read_their_own_versions_instead_of_listing_the_vault(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    senders = [sandbox.add_sender() for _ in range(3)]
+    await service.run()
+    sandbox.state.requests.clear()
+
+    await service.run([senders[0].app_id], mode=Mode.DUE)
+
+    assert LIST not in vault_requests(sandbox.state)
+    assert vault_requests(sandbox.state)[VERSIONS] == 1
