@@ -43,7 +43,7 @@ class PlanResult:
     seed_seconds: float
     discovery_seconds: float
     requests: dict[str, int] = field(default_factory=dict)  # every counter of the sandbox
-    vault_list_pages: int = 0  # GET /secrets: the vault-wide listing
+    vault_list_pages: int = 0  # GET /secrets: the vault-wide listing (and the challenge)
     vault_version_reads: int = 0  # GET /secrets/{name}/versions: one app's history
     latency: str = ""  # the world's injected latencies, e.g. "Graph 50 ms, Key Vault 30 ms"
 

@@ -294,7 +294,7 @@ def _call_targets(suite: Suite) -> list[Target]:
         out.append(
             Target(
                 "Key Vault requests per untouched app (plan)",
-                f"{per_app:.3f} ({p.vault_list_pages} listing pages, "
+                f"{per_app:.3f} ({p.vault_list_pages} listing requests, "
                 f"{p.vault_version_reads} version listings)",
                 "<= 0.05",
                 per_app <= 0.05,
@@ -393,7 +393,7 @@ def rotation_tables(suite: Suite) -> list[Table]:
 def plan_table(plans: list[PlanResult]) -> Table:
     table = Table(title=f"plan: {plans[0].apps:,} apps, nothing due (dry run, discovery included)")
     columns = ("latency", "wall s", "discovery s", "Graph", "app pages", "SP pages", "GET/app")
-    for column in (*columns, "KV", "KV pages", "KV versions", "ARM", "RSS MiB", "ok"):
+    for column in (*columns, "KV", "KV list", "KV versions", "ARM", "RSS MiB", "ok"):
         table.add_column(column, justify="right")
     for plan in plans:
         table.add_row(
@@ -512,7 +512,7 @@ def markdown(suite: Suite, machine: dict[str, str]) -> str:
             f"## Plan over {suite.plans[0].apps:,} apps with nothing due",
             "",
             "| latency | wall | discovery | Graph | list apps pages | list SP pages | "
-            "per-app GETs | Key Vault | KV listing pages | KV version listings | ARM | "
+            "per-app GETs | Key Vault | KV listing requests | KV version listings | ARM | "
             "peak RSS | all unchanged, no writes |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]

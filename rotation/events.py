@@ -95,7 +95,9 @@ RUN_FINISHED = _event(
 # ----- one app in a run ---------------------------------------------------------------------
 APP_PLANNED = _event(
     "app.planned",
-    "What the policy decided for the app (rotate, retire, nothing) and why.",
+    "What the policy decided for an app it acts on (rotate, retire) and why. An app with "
+    "nothing to do has no such line (at 10,000 apps they were a third of a plan's time): "
+    "its `app.finished` says `nothing` and why.",
     {"action": "string", "reason": "string"},
     context=("run_id", "app_id"),
 )
@@ -184,6 +186,21 @@ VAULT_VERSIONS_DISABLED = _event(
     "Step 4: Key Vault versions holding removed secrets were disabled.",
     {"versions": "int"},
     context=("run_id", "app_id", "step"),
+)
+VAULT_SETTLED = _event(
+    "vault.settled",
+    "The app's rotation finished (every old secret removed, every version of one disabled): "
+    "its current Key Vault version is tagged `settled-version`, and later runs skip its "
+    "version history until something changes.",
+    {"version": "string"},
+    context=("run_id", "app_id"),
+)
+VAULT_SETTLE_FAILED = _event(
+    "vault.settle_failed",
+    "Tagging a finished rotation was refused; nothing is wrong, the next run reads the app's "
+    "versions again and retries.",
+    {"error": "string"},
+    context=("run_id", "app_id"),
 )
 
 # ----- discovery ----------------------------------------------------------------------------
@@ -370,6 +387,8 @@ EVENTS: tuple[Event, ...] = (
     CREDENTIAL_REMOVED,
     CREDENTIAL_ALREADY_GONE,
     VAULT_VERSIONS_DISABLED,
+    VAULT_SETTLED,
+    VAULT_SETTLE_FAILED,
     DISCOVERY_SCANNED,
     DISCOVERY_SKIPPED,
     DISCOVERY_FINISHED,

@@ -28,6 +28,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
 from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
@@ -68,6 +69,7 @@ PAGE_SIZE = 25
 #: value is that version's id, which the vault-wide listing does not otherwise give.
 SETTLED_TAG = "settled-version"
 _EPOCH = datetime.fromtimestamp(0, UTC)
+_ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
 class VaultAdapter:
@@ -113,7 +115,9 @@ class VaultAdapter:
         try:
             while url:
                 response = await self._client.send_request(HttpRequest("GET", url))
-                response.raise_for_status()
+                if response.status_code != 200:
+                    map_error(response.status_code, response, _ERRORS)
+                    raise HttpResponseError(response=response)  # parses Key Vault's error
                 page = response.json()
                 for item in page.get("value") or ():
                     name, version = _listed(item)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
+from bench.report import VAULT_CHALLENGES_PER_PROCESS
 
 TINY = [
     "--sizes=3",
@@ -41,7 +42,8 @@ def test_bench_runs_every_case_and_writes_its_results(tmp_path: Path) -> None:
     assert results["plan"]["unchanged"] == 3
     assert results["plan"]["graph_get_one_app"] == 0
     assert results["plan"]["vault_version_reads"] == 0  # untouched apps: the listing only
-    assert results["plan"]["vault_list_pages"] == 1
+    # One page of 6 secrets, and the challenge the vault's first request meets.
+    assert results["plan"]["vault_list_pages"] == 1 + VAULT_CHALLENGES_PER_PROCESS
     assert results["coldstart"]["runs"] == 1
     assert results["critical_path_seconds"] is not None
     assert [r["delay"] for r in results["pacing"]["runs"]] == [0.2]
