@@ -41,6 +41,16 @@ def current_tags(sandbox: Sandbox, service: RotationService, sender: Sender) -> 
     return live.tags
 
 
+async def a_run_reads_no_versions_and_writes_nothing(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """Once marked, the app is untouched: the next run lists and writes nothing (I7)."""
+    sandbox.state.requests.clear()
+    await service.run()
+    assert writes(sandbox.state) == 0
+    assert VERSIONS not in vault_requests(sandbox.state)
+
+
 async def test_untouched_apps_cost_one_listing_and_no_version_reads(
     sandbox: Sandbox, open_service: OpenService
 ) -> None:
@@ -99,10 +109,7 @@ async def test_a_rotation_whose_mark_was_refused_is_marked_by_the_next_run(
         assert vault_requests(sandbox.state) == {LIST: 1, VERSIONS: 1, PATCH: 1}
         assert SETTLED_TAG in current_tags(sandbox, service, sender)
 
-        sandbox.state.requests.clear()
-        await service.run()
-    assert writes(sandbox.state) == 0  # I7
-    assert VERSIONS not in vault_requests(sandbox.state)
+        await a_run_reads_no_versions_and_writes_nothing(sandbox, service)
 
 
 async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a_dry_run(
@@ -137,10 +144,7 @@ async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a
         SETTLED_TAG: sandbox.state.vault[name][0].version,
     }
     assert vault_requests(sandbox.state)[PATCH] == 1
-    sandbox.state.requests.clear()
-    await service.run()
-    assert writes(sandbox.state) == 0  # I7
-    assert VERSIONS not in vault_requests(sandbox.state)
+    await a_run_reads_no_versions_and_writes_nothing(sandbox, service)
 
 
 async def test_named_apps_read_their_own_versions_instead_of_listing_the_vault(
