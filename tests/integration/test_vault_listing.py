@@ -16,6 +16,7 @@ from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion
 from tests.integration.conftest import OpenService
+from tests.integration.test_engine_lease import MemoryLeases
 
 LIST = "vault GET /secrets"
 VERSIONS = "vault GET /secrets/{name}/versions"
@@ -112,9 +113,8 @@ async def test_a_rotation_whose_mark_was_refused_is_marked_by_the_next_run(
         await a_run_reads_no_versions_and_writes_nothing(sandbox, service)
 
 
-async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a_dry_run(
-    sandbox: Sandbox, service: RotationService
-) -> None:
+def promoted_before_the_mark(sandbox: Sandbox, service: RotationService) -> Sender:
+    """A sender whose secret Key Vault serves, as a rotator without the mark left it."""
     sender = sandbox.add_sender()
     name = service.settings.secret_name(sender.app_id)
     now = sandbox.state.clock.now()
@@ -132,6 +132,14 @@ async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a
             updated=now - timedelta(days=3),
         )
     ]
+    return sender
+
+
+async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a_dry_run(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    sender = promoted_before_the_mark(sandbox, service)
+    name = service.settings.secret_name(sender.app_id)
 
     await service.run(dry_run=True)
     assert writes(sandbox.state) == 0
@@ -145,6 +153,27 @@ async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a
     }
     assert vault_requests(sandbox.state)[PATCH] == 1
     await a_run_reads_no_versions_and_writes_nothing(sandbox, service)
+
+
+async def test_marking_an_untouched_app_waits_for_its_lease(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """The mark is a write: it is made under the app's lease, and not while another run
+    holds it (that run marks the app when it finishes)."""
+    sender = promoted_before_the_mark(sandbox, service)
+    leases = MemoryLeases(sandbox.state, taken={sender.app_id.lower()})
+    service.engine.leases = leases
+
+    (held,) = (await service.run()).outcomes
+    assert held.outcome is Outcome.UNCHANGED
+    assert SETTLED_TAG not in current_tags(sandbox, service, sender)
+    leases.held.clear()
+    await service.run()
+
+    assert SETTLED_TAG in current_tags(sandbox, service, sender)
+    ((app_id, before, after),) = leases.spans
+    assert app_id == sender.app_id.lower()
+    assert after - before == 1  # the tag, inside the hold
 
 
 async def test_named_apps_read_their_own_versions_instead_of_listing_the_vault(
