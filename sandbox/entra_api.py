@@ -9,11 +9,17 @@ Routes:
 - ``GET /{tenant}/v2.0/.well-known/openid-configuration`` (MSAL's tenant discovery).
 - ``GET /common/discovery/instance`` (MSAL's instance discovery, when pointed here).
 
-Tokens are opaque random strings kept in ``state.tokens`` with the audience taken from
-the scope (minus ``/.default``); a token for Azure Storage is a v1 JWT instead (see
-`_storage_token`), because Azurite, the sandbox's blob service, reads its claims. They live one *real* hour: the sandbox clock moves the
-lives of client secrets (so tests can jump months ahead) but never invalidates a token
-an SDK has cached, just as a token issued by Entra stays valid when a secret expires.
+Tokens are signed JWTs shaped like Entra's app-only access tokens (see sandbox/tokens.py:
+``aud``, ``roles``, ``tid``, ``oid``, ...), each also kept in ``state.tokens``, which is what
+the other services check (Azurite, the sandbox's blob service, reads the claims of Storage
+tokens instead: it checks ``iss``, ``aud``, ``nbf``, ``iat`` and ``exp``). The resource of the scope (minus ``/.default``) must be one the
+tenant knows (``state.resources``: the sandbox's Graph, ARM and Key Vault, Storage, and
+their public cloud names); any other gets Entra's 400 ``invalid_resource`` (AADSTS500011), the answer an
+operator sees for a mistyped endpoint setting. ``roles`` lists the app roles granted to the
+client's service principal on that resource (the sandbox models them on Graph only). Tokens
+live one *real* hour: the sandbox clock moves the lives of client secrets (so tests can jump
+months ahead) but never invalidates a token an SDK has cached, just as a token issued by
+Entra stays valid when a secret expires.
 
 Why MSAL needs no instance discovery here: MSAL (used by azure-identity's *sync*
 credentials) validates an authority host it does not know by calling
@@ -26,20 +32,17 @@ the product uses post to ``{authority}/{tenant}/oauth2/v2.0/token`` directly.
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import UTC, datetime, timedelta
 
-import jwt
 from aiohttp import web
 
+from sandbox import tokens
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app
 from sandbox.state import IssuedToken, SandboxState
 
 TOKEN_LIFETIME = timedelta(hours=1)
 #: Azure Storage's resource: its application id URI and its application id.
 STORAGE_AUDIENCES = ("https://storage.azure.com", "e406a681-f3d4-42a8-90b6-c2b029497af1")
-#: Signs the sandbox's storage JWTs; Azurite's basic OAuth level does not check signatures.
-_SIGNING_KEY = secrets.token_bytes(32)
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
@@ -49,6 +52,7 @@ def build_app(state: SandboxState) -> web.Application:
     app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
     app.router.add_get("/common/discovery/instance", instance_discovery)
+    app.router.add_get("/{tenant}/discovery/v2.0/keys", signing_keys)
     return app
 
 
@@ -114,16 +118,37 @@ async def token(request: web.Request) -> web.Response:
             f"AADSTS7000229: The client application {client_id} is missing service principal "
             f"in the tenant {tenant}.",
         )
-    expires = datetime.now(UTC) + TOKEN_LIFETIME
-    value = secrets.token_urlsafe(32)
-    if audience.rstrip("/") in STORAGE_AUDIENCES:
-        value = _storage_token(tenant, app.app_id, principal.object_id, expires)
+    service = state.resource_service(audience)
+    if service is None:
+        raise _refusal(
+            400,
+            "invalid_resource",
+            f"AADSTS500011: The resource principal named {audience} was not found in the "
+            f"tenant named {tenant}. This can happen if the application has not been "
+            "installed by the administrator of the tenant or consented to by any user in the "
+            "tenant. You might have sent your authentication request to the wrong tenant.",
+        )
+    # App roles as held at issue: a grant or revocation shows only in later tokens.
+    roles = sorted(principal.graph_roles) if service == "graph" else []
+    issued = datetime.now(UTC)
+    value = tokens.encode(
+        tokens.claims(
+            # Storage takes v1.0 tokens whose aud is its URI, whichever name was asked for.
+            audience=STORAGE_AUDIENCES[0] if service == "storage" else audience,
+            tenant_id=tenant,
+            client_id=app.app_id,
+            object_id=principal.object_id,
+            roles=roles,
+            issued=issued,
+            lifetime=TOKEN_LIFETIME,
+        )
+    )
     state.tokens[value] = IssuedToken(
         tenant_id=tenant,
         client_id=app.app_id,
         audience=audience,
-        expires=expires,
-        roles=frozenset(principal.graph_roles),
+        expires=issued + TOKEN_LIFETIME,
+        roles=frozenset(roles),
     )
     seconds = int(TOKEN_LIFETIME.total_seconds()) - 1
     return web.json_response(
@@ -135,29 +160,6 @@ async def token(request: web.Request) -> web.Response:
         },
         headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
     )
-
-
-def _storage_token(tenant: str, app_id: str, object_id: str, expires: datetime) -> str:
-    """An app-only access token for Azure Storage, shaped as Entra issues it: Storage takes
-    v1.0 tokens, so ``iss`` is ``https://sts.windows.net/{tenant}/`` and ``aud`` the
-    resource URI (Microsoft identity platform, "Access token claims reference"). Azurite
-    checks ``iss``, ``aud``, ``nbf``, ``iat`` and ``exp`` (its BlobTokenAuthenticator)."""
-    now = int(datetime.now(UTC).timestamp())
-    claims = {
-        "aud": STORAGE_AUDIENCES[0],
-        "iss": f"https://sts.windows.net/{tenant}/",
-        "iat": now,
-        "nbf": now,
-        "exp": int(expires.timestamp()),
-        "appid": app_id,
-        "appidacr": "1",
-        "idtyp": "app",
-        "oid": object_id,
-        "sub": object_id,
-        "tid": tenant,
-        "ver": "1.0",
-    }
-    return jwt.encode(claims, _SIGNING_KEY, algorithm="HS256")
 
 
 def _audience(scope: str) -> str:
@@ -172,6 +174,12 @@ def _audience(scope: str) -> str:
             "identifier (application ID URI).",
         )
     return resources[0].removesuffix("/.default")
+
+
+async def signing_keys(request: web.Request) -> web.Response:
+    """The tenant's token signing keys (the openid-configuration's ``jwks_uri``)."""
+    _known_tenant(request.app[STATE], request.match_info["tenant"])
+    return web.json_response(tokens.jwks())
 
 
 async def openid_configuration(request: web.Request) -> web.Response:

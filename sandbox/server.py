@@ -126,6 +126,9 @@ class Sandbox:
             service.app[BASE_URL] = service.url
         # App Service names a vault by its host's first label (myvault.vault.azure.net).
         self.state.vault_name = HOST.split(".", 1)[0]
+        self.state.add_resource(self.graph_url, "graph")
+        self.state.add_resource(self.arm_url, "arm")
+        self.state.add_resource(vault_api.challenge_resource(self.vault_url), "vault")
         vault = self._services["vault"].app
         vault[CHALLENGE] = vault_api.challenge_header(
             self.vault_url, self.login_url, self.tenant_id

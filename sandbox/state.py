@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sandbox import builtin_roles
 from sandbox.clock import Clock
 from sandbox.faults import FaultInjector
+from sandbox.tokens import PUBLIC_RESOURCES
 from sandbox.web_sites import WebSite
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
@@ -247,6 +248,9 @@ class SandboxState:
         self.deleted_secrets: dict[str, DeletedSecret] = {}
         self.soft_delete_retention = timedelta(days=90)
         self.tokens: dict[str, IssuedToken] = {}
+        # Resources Entra issues tokens for (application ID URI, lower-case, no trailing
+        # slash -> "graph", "arm" or "vault"); anything else is AADSTS500011.
+        self.resources: dict[str, str] = {k.lower(): v for k, v in PUBLIC_RESOURCES.items()}
         self.messages: list[AcceptedMessage] = []
         self.faults = FaultInjector()
         self.requests: Counter[str] = Counter()  # "service METHOD route" -> count
@@ -418,7 +422,15 @@ class SandboxState:
         self.vault[name.lower()] = deleted.versions
         return deleted.versions
 
+    def add_resource(self, uri: str, service: str) -> None:
+        """Makes `uri` a resource tokens may be issued for, served by `service`."""
+        self.resources[uri.rstrip("/").lower()] = service
+
     # ----- look-ups ------------------------------------------------------------------
+
+    def resource_service(self, uri: str) -> str | None:
+        """ "graph", "arm" or "vault" for a known token audience; None for any other."""
+        return self.resources.get(uri.rstrip("/").lower())
 
     def application_by_app_id(self, app_id: str) -> Application | None:
         return next(

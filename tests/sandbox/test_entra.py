@@ -10,9 +10,11 @@ import asyncio
 from datetime import timedelta
 
 import aiohttp
+import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
+from azure.identity.aio import ClientSecretCredential
 
 from rotation.identity import build_credential, credential_options
 from rotation.settings import Settings
@@ -223,3 +225,96 @@ async def test_injected_503_is_retried_by_azure_identity(sandbox: Sandbox) -> No
         token = await credential.get_token(f"{sandbox.graph_url}/.default")
     assert token.token in sandbox.state.tokens
     assert sandbox.state.requests[TOKEN_ROUTE] == 2
+
+
+# ----- tokens as Entra issues them: signed JWTs with aud, roles, tid, oid ----------------------
+
+
+async def _jwks(sandbox: Sandbox) -> dict[str, object]:
+    url = f"{sandbox.login_url}/{sandbox.tenant_id}/discovery/v2.0/keys"
+    async with aiohttp.ClientSession() as http, http.get(url, ssl=sandbox.client_ssl()) as r:
+        keys: dict[str, object] = await r.json()
+    return keys
+
+
+async def test_graph_token_is_a_signed_jwt_with_the_service_principals_app_roles(
+    sandbox: Sandbox, credential: ClientSecretCredential
+) -> None:
+    token = await credential.get_token(f"{sandbox.graph_url}/.default")
+
+    assert token.token.count(".") == 2
+    keys = jwt.PyJWKSet.from_dict(await _jwks(sandbox))
+    header = jwt.get_unverified_header(token.token)
+    claims = jwt.decode(
+        token.token,
+        keys[header["kid"]].key,
+        algorithms=["RS256"],
+        audience=sandbox.graph_url,
+        issuer=f"https://sts.windows.net/{sandbox.tenant_id}/",
+    )
+    assert claims["roles"] == ["Application.ReadWrite.OwnedBy"]
+    assert claims["tid"] == sandbox.tenant_id
+    assert claims["oid"] == sandbox.rotator.principal_id
+    assert claims["appid"] == sandbox.rotator.client_id
+    assert claims["nbf"] <= claims["iat"] < claims["exp"]
+    assert abs(claims["exp"] - token.expires_on) <= 1  # what azure-identity read from expires_in
+
+
+async def test_roles_follow_the_grants_and_other_resources_get_none(
+    sandbox: Sandbox, credential: ClientSecretCredential
+) -> None:
+    sender = sandbox.add_sender()
+    sender.sp.graph_roles.update({"Application.Read.All", "Application.ReadWrite.All"})
+
+    async with client_secret_credential(
+        sandbox, sender.client_id, sender.client_secret
+    ) as sender_credential:
+        graph = await sender_credential.get_token(f"{sandbox.graph_url}/.default")
+    arm = await credential.get_token(f"{sandbox.arm_url}/.default")
+
+    graph_claims = jwt.decode(graph.token, options={"verify_signature": False})
+    arm_claims = jwt.decode(arm.token, options={"verify_signature": False})
+    assert graph_claims["roles"] == ["Application.Read.All", "Application.ReadWrite.All"]
+    assert graph_claims["oid"] == sender.principal_id
+    assert "roles" not in arm_claims  # Entra leaves the claim out when there are none
+    assert arm_claims["aud"] == sandbox.arm_url
+
+
+async def test_unknown_resource_is_refused_with_invalid_resource_aadsts500011(
+    sandbox: Sandbox, credential: ClientSecretCredential
+) -> None:
+    with pytest.raises(ClientAuthenticationError) as caught:
+        await credential.get_token("https://graph.example.invalid/.default")
+    assert "AADSTS500011" in str(caught.value)
+
+    response = await _post_token(
+        sandbox,
+        sandbox.tenant_id,
+        {
+            "grant_type": "client_credentials",
+            "client_id": sandbox.rotator.client_id,
+            "client_secret": sandbox.rotator.client_secret,
+            "scope": "https://graph.example.invalid/.default",
+        },
+    )
+    body = await response.json()
+    assert response.status == 400
+    assert body["error"] == "invalid_resource"
+    assert body["error_codes"] == [500011]
+    assert "https://graph.example.invalid" in body["error_description"]
+    assert not [t for t in sandbox.state.tokens.values() if "example.invalid" in t.audience]
+
+
+async def test_msal_accepts_the_jwt_and_caches_it(sandbox: Sandbox, settings: Settings) -> None:
+    credential = SyncClientSecretCredential(
+        sandbox.tenant_id,
+        sandbox.rotator.client_id,
+        sandbox.rotator.client_secret,
+        **credential_options(settings),
+    )
+    first = await asyncio.to_thread(credential.get_token, f"{sandbox.arm_url}/.default")
+    second = await asyncio.to_thread(credential.get_token, f"{sandbox.arm_url}/.default")
+
+    assert second.token == first.token
+    assert jwt.decode(first.token, options={"verify_signature": False})["aud"] == sandbox.arm_url
+    assert sandbox.state.requests[TOKEN_ROUTE] == 1
