@@ -82,6 +82,16 @@ class RoleDefinitionEntry:
     not_actions: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PermissionEntry:
+    """One entry of what ARM says the caller may do at a scope (its permissions API)."""
+
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...]
+    data_actions: tuple[str, ...]
+    not_data_actions: tuple[str, ...]
+
+
 def parse_resource_id(resource_id: str) -> AcsResource:
     """An ACS resource id split into its parts (the id's own casing is kept)."""
     parts = resource_id.strip("/").split("/")
@@ -218,6 +228,29 @@ class ArmReader:
         )
         self._definitions[key] = entry
         return entry
+
+    async def my_permissions(self, resource_id: str) -> list[PermissionEntry]:
+        """What the caller itself may do on a resource (``.../providers/Microsoft.Authorization
+        /permissions``): how `doctor` checks a write permission without writing."""
+        parts = resource_id.strip("/").split("/")
+        if len(parts) != 8 or parts[0].lower() != "subscriptions":
+            raise ValueError(f"{resource_id!r} is not a top-level resource id")
+        client = self._authz(parts[1])
+        entries = []
+        try:
+            pages = client.permissions.list_for_resource(parts[3], parts[5], "", parts[6], parts[7])
+            async for item in pages:
+                entries.append(
+                    PermissionEntry(
+                        tuple(item.actions or ()),
+                        tuple(item.not_actions or ()),
+                        tuple(item.data_actions or ()),
+                        tuple(item.not_data_actions or ()),
+                    )
+                )
+        except Exception as exc:  # translated, never swallowed
+            _raise(exc, f"the rotator's own permissions on {resource_id}")
+        return entries
 
     async def close(self) -> None:
         clients: list[Any] = [*self._communication.values(), *self._authorization.values()]

@@ -1,4 +1,4 @@
-"""`python -m rotation plan|run|status|demo`: the operator's terminal.
+"""`python -m rotation plan|run|status|doctor|demo`: the operator's terminal.
 
 Settings come from the environment (ROTATION_*), built once here. Results go to
 stdout (a table, or JSON with --json); logs go to stderr. The exit code is 1 when any
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,11 +18,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rotation import logs
+from rotation import doctor, logs
 from rotation.errors import RotationError, SettingsError
 from rotation.model import AppOutcome, ConsumerCheck, Mode, RunReport
 from rotation.service import RotationService, StatusRow
-from rotation.settings import Settings, load_settings
+from rotation.settings import InvalidSettings, Settings, load_settings
 
 OUTCOME_STYLE = {
     "rotated": "green",
@@ -47,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", "rotate what is due (or what --force/--emergency says), then report"),
         ("status", "every managed app: current key, expiry, days left, Key Vault version"),
         ("demo", "start the local sandbox and run a real rotation against it"),
+        ("doctor", "check every prerequisite against the live services, one line each"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         if name == "demo":
+            continue
+        if name == "doctor":
+            sub.add_argument("--json", action="store_true", help="print JSON instead of lines")
             continue
         sub.add_argument(
             "--app",
@@ -78,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rotation.demo import run_demo
 
         return asyncio.run(run_demo(console))
+    if args.command == "doctor":
+        return _doctor(args, console)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -89,6 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RotationError as exc:
         print(f"error: {logs.scrub(str(exc))}", file=sys.stderr)
         return 2
+
+
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    """Exit 1 when any check fails; invalid settings are the first failed check."""
+    site = doctor.Site.from_environment(os.environ)
+    try:
+        settings = load_settings()
+    except InvalidSettings as exc:
+        checks = [doctor.settings_failed(str(exc), site)]
+    else:
+        logs.configure(settings.log_format)
+        checks = asyncio.run(doctor.diagnose(settings, site))
+    if args.json:
+        print(json.dumps(doctor.as_json(checks), indent=2))
+    else:
+        doctor.render(checks, console)
+    return 0 if doctor.ok(checks) else 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -39,6 +39,7 @@ from msgraph.generated.applications.applications_request_builder import (
 from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
     AddPasswordPostRequestBody,
 )
+from msgraph.generated.applications.item.owners.owners_request_builder import OwnersRequestBuilder
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
@@ -87,6 +88,7 @@ OWNER_HINT = (
 T = TypeVar("T")
 log = logs.get_logger("rotation.entra")
 SpQuery = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters
+OwnersQuery = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters
 
 
 class EntraAdapter:
@@ -206,6 +208,14 @@ class EntraAdapter:
         except RotationError:
             return False
         return fresh is not None and fresh.credential(key_id.lower()) is None
+
+    async def owner_ids(self, record: AppRecord) -> set[str]:
+        """Object ids of the app's owners (``GET /applications/{id}/owners``, which
+        Application.ReadWrite.OwnedBy may call, per Graph's "List owners" permissions)."""
+        builder = self._client.applications.by_application_id(record.object_id).owners
+        query = OwnersQuery(select=["id"], top=PAGE_SIZE)
+        owners = await self._pages(builder, query, f"read the owners of app {record.app_id}")
+        return {str(o.get("id", "")).lower() for o in owners}
 
     # ----- service principals ------------------------------------------------------------
 

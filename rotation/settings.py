@@ -34,6 +34,11 @@ WEB_SITE_ID = re.compile(
     re.IGNORECASE,
 )
 ALL = "all"
+KEY_VAULT_RESOURCE_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
+    r"/providers/Microsoft\.KeyVault/vaults/[0-9A-Za-z-]{3,24}$",
+    re.IGNORECASE,
+)
 
 #: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud. US Government
 #: DoD (L5) tenants use Graph at https://dod-graph.microsoft.us: set ROTATION_GRAPH_URL to it
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
     smtp_host: str = "smtp.azurecomm.net"
     smtp_port: int = Field(587, ge=1, le=65535)
     schedule: str = "0 0 3 * * *"
+
+    #: The vault's ARM id (/subscriptions/../providers/Microsoft.KeyVault/vaults/<name>): lets
+    #: `doctor` ask ARM which data actions the identity holds there, without writing.
+    key_vault_resource_id: str | None = None
 
     cloud: Literal["public", "usgov", "china"] = "public"
     authority_host: str | None = None
@@ -191,6 +200,16 @@ class Settings(BaseSettings):
                     "/providers/Microsoft.Communication/communicationServices/<name>)"
                 )
         return values
+
+    @field_validator("key_vault_resource_id")
+    @classmethod
+    def _vault_id(cls, value: str | None) -> str | None:
+        if value is not None and not KEY_VAULT_RESOURCE_ID.match(value):
+            raise ValueError(
+                "must be a Key Vault resource id (/subscriptions/<id>/resourceGroups/<rg>"
+                "/providers/Microsoft.KeyVault/vaults/<name>)"
+            )
+        return value
 
     @field_validator("secret_name_template")
     @classmethod
@@ -309,10 +328,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         }
         return Settings.model_validate({**values, **overrides})
     except ValidationError as exc:
-        raise SettingsError(_one_line(exc)) from None
+        raise InvalidSettings(_one_line(exc), _one_line(exc, hide_values=True)) from None
 
 
-def _one_line(exc: ValidationError) -> str:
+class InvalidSettings(SettingsError):
+    """Settings that did not validate. `public` is the same line with every value the
+    operator gave replaced by ``<value>``: what the HTTP API and health probe may show."""
+
+    def __init__(self, message: str, public: str) -> None:
+        super().__init__(message)
+        self.public = public
+
+
+def _one_line(exc: ValidationError, *, hide_values: bool = False) -> str:
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]).upper() if error["loc"] else ""
@@ -320,8 +348,21 @@ def _one_line(exc: ValidationError) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required"
+        if hide_values:
+            message = _without_values(message, error.get("input"))
         problems.append(f"{name}: {message}")
     return "invalid settings: " + "; ".join(problems)
+
+
+def _without_values(message: str, given: object) -> str:
+    """`message` with the given value(s) taken out: quoted forms always, bare forms when
+    long enough not to be mistaken for a bound such as "0" or "64"."""
+    values = given if isinstance(given, list) else [given]
+    for value in (str(v) for v in values if isinstance(v, str | int | float) and str(v)):
+        message = message.replace(repr(value), "<value>")
+        if len(value) >= 6:
+            message = message.replace(value, "<value>")
+    return message
 
 
 def _guid(value: str) -> str:

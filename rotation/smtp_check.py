@@ -140,6 +140,38 @@ class SmtpVerifier:
                 f"SMTP AUTH as {username} at {self.endpoint} failed: {exc.message}", exc.kind
             ) from None
 
+    async def egress(self) -> tuple[str, tuple[str, ...]]:
+        """Connect, EHLO, STARTTLS (certificate and host name checked), EHLO, QUIT, and
+        never AUTH: (TLS version, AUTH mechanisms offered). For `doctor`; raises
+        VerificationFailed with the same messages a rotation's verify step would give."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            tls_context=self.tls_context,
+            start_tls=False,
+            local_hostname=self.local_hostname,
+            timeout=self.attempt_timeout,
+        )
+        step = "connect"
+        try:
+            async with asyncio.timeout(self.attempt_timeout):
+                await client.connect()
+                step = "EHLO"
+                await client.ehlo()
+                step = "STARTTLS"
+                await client.starttls(server_hostname=self.host)
+                step = "EHLO after STARTTLS"
+                await client.ehlo()
+        except Exception as exc:
+            client.close()
+            failure = _classify(exc, step, self.endpoint, "", SecretStr(""))
+            raise VerificationFailed(str(failure), getattr(failure, "kind", "connection")) from None
+        ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
+        version = str(ssl_object.version()) if ssl_object else "none"
+        mechanisms = tuple(sorted(m.upper() for m in client.server_auth_methods))
+        await _quit_quietly(client)
+        return version, mechanisms
+
     # ----- one attempt ----------------------------------------------------------------------
 
     async def _attempt(self, username: str, password: SecretStr) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from sandbox import vault_api
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, require_token
 from sandbox.state import (
     AcsResource,
@@ -71,6 +72,7 @@ def build_app(state: SandboxState) -> web.Application:
     app.router.add_get(rg + ACS + "/{name}/smtpUsernames/{username}", get_smtp_username)
     app.router.add_get("/{scope:.+}" + AUTHZ + "/roleAssignments", list_role_assignments)
     app.router.add_get(AUTHZ + "/roleDefinitions/{id}", get_role_definition)
+    app.router.add_get("/{scope:.+}" + AUTHZ + "/permissions", list_permissions)
     app.router.add_get("/{scope:.+}" + AUTHZ + "/roleDefinitions/{id}", get_role_definition)
     return app
 
@@ -181,6 +183,37 @@ async def get_role_definition(request: web.Request) -> web.Response:
             f"The specified role definition with ID '{wanted}' does not exist.",
         )
     return web.json_response(_role_definition_json(role, _subscription_of(scope)))
+
+
+async def list_permissions(request: web.Request) -> web.Response:
+    """What the caller may do at a scope (Authorization 2022-04-01 ``Permissions_ListFor
+    Resource``/``ListForResourceGroup``): one entry per role assigned to it at or above the
+    scope, plus, at the sandbox vault's scope, the Key Vault data actions its RBAC model
+    gives the caller. Unsure whether ARM checks ``permissions/read`` here, the sandbox
+    does (the stricter reading); Reader covers it."""
+    state, token = _authorized(request)
+    scope = re.sub(r"/{2,}", "/", _scope(request))
+    _require(state, token, "Microsoft.Authorization/permissions/read", scope)
+    caller = state.service_principal_by_app_id(token.client_id)
+    entries: list[dict[str, Any]] = []
+    for assignment in state.assignments_covering(scope):
+        role = state.role_definition(assignment.role_definition_id)
+        if caller is None or assignment.principal_id != caller.object_id or role is None:
+            continue
+        entries.append(_permission_json(role.actions, role.not_actions, []))
+    vault = state.vault_resource_id
+    if vault is not None and scope.lower() == vault.lower():
+        entries.append(_permission_json([], [], vault_api.data_actions(state, token.client_id)))
+    return _page(entries)
+
+
+def _permission_json(actions: list[str], not_actions: list[str], data: list[str]) -> dict[str, Any]:
+    return {
+        "actions": actions,
+        "notActions": not_actions,
+        "dataActions": data,
+        "notDataActions": [],
+    }
 
 
 # ----- checks ------------------------------------------------------------------------------

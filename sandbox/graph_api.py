@@ -89,6 +89,8 @@ def build_app(state: SandboxState) -> web.Application:
     for base in ("/v1.0/applications/{id}", "/v1.0/applications(appId='{appId}')"):
         r.add_post(f"{base}/addPassword", add_password)
         r.add_post(f"{base}/removePassword", remove_password)
+    r.add_get("/v1.0/applications/{id}/owners", list_owners)
+    r.add_get("/v1.0/applications(appId='{appId}')/owners", list_owners)
     r.add_get("/v1.0/servicePrincipals", list_service_principals)
     r.add_get("/v1.0/servicePrincipals/{id}", get_service_principal)
     return app
@@ -341,6 +343,24 @@ async def get_application(request: web.Request) -> web.Response:
     app = _application(request, token)
     body = {"@odata.context": _context(request, "applications/$entity", select)}
     return web.json_response(body | _project(_app_json(app), select))
+
+
+async def list_owners(request: web.Request) -> web.Response:
+    """An application's owners as directoryObjects ("List owners": Application.Read.All or
+    Application.ReadWrite.OwnedBy and up may call it). Owners here are service principals;
+    each item carries ``@odata.type`` whatever ``$select`` says, as Graph's do."""
+    token, _ = _reader(request)
+    state = request.app[STATE]
+    app = _application(request, token)
+    select = _select(request, SP_PROPERTIES, "directoryObject")
+    owners = [
+        state.service_principals[o] for o in sorted(app.owners) if o in state.service_principals
+    ]
+
+    def render(sp: ServicePrincipal) -> dict[str, Any]:
+        return {"@odata.type": "#microsoft.graph.servicePrincipal"} | _project(_sp_json(sp), select)
+
+    return _paged(request, owners, render, "directoryObjects", None)
 
 
 def _writable(request: web.Request) -> tuple[SandboxState, Application]:

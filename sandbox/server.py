@@ -80,6 +80,10 @@ class Sandbox:
         self.tenant_id = self.state.add_tenant(max_secret_lifetime=max_secret_lifetime)
         self.subscription_id = self.state.add_subscription()
         self.rotator: Principal = add_rotator(self.state, self.tenant_id, self.subscription_id)
+        self.state.vault_resource_id = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/rg-sandbox"
+            "/providers/Microsoft.KeyVault/vaults/kv-sandbox"
+        )
         self._default_resource: AcsResource | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._tls: SandboxTls | None = None
@@ -231,6 +235,7 @@ class Sandbox:
         """
         env = {
             "ROTATION_KEY_VAULT_URL": self.vault_url,
+            "ROTATION_KEY_VAULT_RESOURCE_ID": self.state.vault_resource_id or "",
             "ROTATION_TENANT_ID": self.tenant_id,
             "ROTATION_SUBSCRIPTION_IDS": self.subscription_id,
             "ROTATION_AUTHORITY_HOST": self.login_url,

@@ -247,6 +247,8 @@ class SandboxState:
         # Soft delete (always on in Key Vault): name (lower) -> the deleted secret.
         self.deleted_secrets: dict[str, DeletedSecret] = {}
         self.soft_delete_retention = timedelta(days=90)
+        # The vault's ARM id, for ARM's permissions API at the vault's scope.
+        self.vault_resource_id: str | None = None
         self.tokens: dict[str, IssuedToken] = {}
         # Resources Entra issues tokens for (application ID URI, lower-case, no trailing
         # slash -> "graph", "arm" or "vault"); anything else is AADSTS500011.

@@ -292,6 +292,16 @@ def _action(operation: str) -> str:
     }[operation]
 
 
+def data_actions(state: SandboxState, client_id: str) -> list[str]:
+    """The Key Vault data actions a client holds on the sandbox vault, as ARM's permissions
+    API reports them: a client not restricted in ``vault_permissions`` holds what Key Vault
+    Secrets Officer grants (``secrets/*``); a restricted one, exactly its operations."""
+    allowed = state.vault_permissions.get(client_id.lower())
+    if allowed is None:
+        return ["Microsoft.KeyVault/vaults/secrets/*"]
+    return sorted(f"Microsoft.KeyVault/vaults/secrets/{_action(op)}" for op in allowed)
+
+
 # ----- shapes ------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rotation.errors import SettingsError
-from rotation.settings import load_settings
+from rotation.settings import InvalidSettings, load_settings
 
 TENANT = "11111111-1111-1111-1111-111111111111"
 SUB = "22222222-2222-2222-2222-222222222222"
@@ -169,3 +169,22 @@ def test_lease_settings_default_to_no_store_and_the_longest_finite_lease() -> No
 def test_bad_lease_settings_are_named(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings({**BASE, name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ROTATION_TENANT_ID", "contoso-tenant"),
+        ("ROTATION_SUBSCRIPTION_IDS", "not-a-subscription-id"),
+        ("ROTATION_KEY_VAULT_URL", "http://kv-private-name"),
+        ("ROTATION_CA_BUNDLE", "/nonexistent/private/ca.pem"),
+        ("ROTATION_KEY_VAULT_RESOURCE_ID", "/subscriptions/x/vaults/secret-vault"),
+    ],
+)
+def test_the_public_message_names_the_setting_but_never_its_value(name: str, value: str) -> None:
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings({**BASE, name: value})
+
+    assert name in caught.value.public
+    assert value not in caught.value.public
+    assert "\n" not in caught.value.public

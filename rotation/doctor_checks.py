@@ -1,0 +1,360 @@
+"""The checks `doctor` runs, each a small function that reads and never writes.
+
+Order matters only for what later checks learn from earlier ones: the Graph token's claims
+give the rotator's object id (``oid``, named in every fix command) and its app roles
+(``roles``); the ACS scan gives the role holders the per-app checks look up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from azure.core.credentials_async import AsyncTokenCredential
+
+from rotation import logs
+from rotation.arm import AcsResource, ArmReader
+from rotation.discovery import action_allowed, definition_key, discover, grants_smtp
+from rotation.doctor import Check, Site
+from rotation.entra import EntraAdapter
+from rotation.errors import RotationError, VerificationFailed
+from rotation.model import AppRecord, ManagedApp
+from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.smtp_check import SmtpVerifier
+from rotation.vault import VaultAdapter
+
+OWNED_BY = "Application.ReadWrite.OwnedBy"
+READ_WRITE_ALL = "Application.ReadWrite.All"
+VAULT_WRITES = (
+    "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+    "Microsoft.KeyVault/vaults/secrets/update/action",
+)
+SLOW_GRANTS = (
+    "a new grant can take hours to reach a managed identity's tokens (Azure managed "
+    "identity FAQ); run doctor again later"
+)
+T = TypeVar("T")
+
+
+@dataclass
+class Probe:
+    """The clients doctor reads through, and what earlier checks found out."""
+
+    settings: Settings
+    site: Site
+    credential: AsyncTokenCredential
+    entra: EntraAdapter
+    arm: ArmReader
+    vault: VaultAdapter
+    verifier: SmtpVerifier
+    claims: dict[str, Any] = field(default_factory=dict)
+    #: ACS resource id (lower) -> principal id -> names of its roles that allow SMTP
+    holders: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    sp_app_ids: dict[str, str] = field(default_factory=dict)  # principal id -> app id
+
+    @property
+    def me(self) -> str:
+        return str(self.claims.get("oid") or "<object id of the rotator's identity>")
+
+    @property
+    def vault_name(self) -> str:
+        if self.settings.key_vault_resource_id:
+            return self.settings.key_vault_resource_id.rsplit("/", 1)[-1]
+        return (urlsplit(self.settings.key_vault_url).hostname or "<vault>").split(".")[0]
+
+    @property
+    def vault_scope(self) -> str:
+        return self.settings.key_vault_resource_id or (
+            f"$(az keyvault show -n {self.vault_name} --query id -o tsv)"
+        )
+
+
+# ----- identity and tokens -------------------------------------------------------------------
+
+
+def vault_audience(vault_url: str) -> str:
+    """Key Vault's token resource: its host minus the vault's own label (vault.azure.net)."""
+    parts = urlsplit(vault_url)
+    host = parts.hostname or ""
+    domain = host.partition(".")[2] or host
+    port = f":{parts.port}" if parts.port and parts.port != 443 else ""
+    return f"https://{domain}{port}"
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: the rotator reads its own token's claims only."""
+    try:
+        payload = token.split(".")[1]
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+async def check_token(probe: Probe, name: str, resource: str, setting: str) -> Check:
+    try:
+        token = await probe.credential.get_token(f"{resource}/.default")
+    except Exception as exc:  # any credential failure is this check's finding
+        reason = logs.scrub(str(exc)).strip().splitlines()[0][:300] if str(exc) else ""
+        return Check(
+            f"token {name}",
+            "fail",
+            f"no token for {resource}: {type(exc).__name__}: {reason}",
+            f"az functionapp identity assign -g {probe.site.resource_group} "
+            f"-n {probe.site.function_app}   # and check {setting}",
+        )
+    claims = token_claims(token.token)
+    if name == "graph":
+        probe.claims = claims
+    tenant = claims.get("tid", "?")
+    return Check(f"token {name}", "ok", f"token for {resource} (tenant {tenant})")
+
+
+def check_graph_roles(probe: Probe) -> Check:
+    roles = sorted(probe.claims.get("roles") or [])
+    if OWNED_BY in roles or READ_WRITE_ALL in roles:
+        return Check("graph roles", "ok", f"the Graph token carries {', '.join(roles)}")
+    return Check(
+        "graph roles",
+        "fail",
+        f"the Graph token carries {roles or 'no app roles'}, not {OWNED_BY}; {SLOW_GRANTS}",
+        f"infra/scripts/grant-graph-permission.sh --principal-id {probe.me}",
+    )
+
+
+# ----- ACS resources and their senders -------------------------------------------------------
+
+
+async def check_acs(probe: Probe) -> list[Check]:
+    settings, arm = probe.settings, probe.arm
+    try:
+        resources = await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
+    except RotationError as exc:
+        scope = f"/subscriptions/{(settings.subscription_ids or ['<subscription id>'])[0]}"
+        return [Check("acs", "fail", str(exc), _reader_fix(probe, scope))]
+    if not resources and (settings.subscription_ids or settings.acs_resource_ids):
+        return [Check("acs", "warn", "no ACS resource found where the rotator looks")]
+    checks = [await _check_resource(probe, r) for r in resources]
+    principals = {p for h in probe.holders.values() for p in h}
+    if principals:
+        probe.sp_app_ids = await probe.entra.service_principal_app_ids(sorted(principals))
+    return [_describe_holders(probe, r, c) for r, c in zip(resources, checks, strict=True)]
+
+
+async def _check_resource(probe: Probe, resource: AcsResource) -> Check:
+    arm = probe.arm
+    try:
+        usernames = await arm.smtp_usernames(resource)
+        assignments = await arm.role_assignments(resource)
+        ids = {definition_key(a.role_definition_id): a.role_definition_id for a in assignments}
+        roles = {key: await arm.role_definition(full) for key, full in ids.items()}
+    except RotationError as exc:
+        return Check(f"acs {resource.name}", "fail", str(exc), _reader_fix(probe, resource.id))
+    holders: dict[str, set[str]] = {}
+    for assignment in assignments:
+        role = roles.get(definition_key(assignment.role_definition_id))
+        if role is not None and grants_smtp(role):
+            holders.setdefault(assignment.principal_id, set()).add(role.role_name)
+    probe.holders[resource.id.lower()] = holders
+    names = ", ".join(u.username for u in usernames) or "none"
+    return Check(f"acs {resource.name}", "ok", f"SMTP Usernames: {names}")
+
+
+def _describe_holders(probe: Probe, resource: AcsResource, check: Check) -> Check:
+    if check.status != "ok":
+        return check
+    holders = probe.holders.get(resource.id.lower(), {})
+    listed = ", ".join(
+        f"{probe.sp_app_ids.get(p, p)} ({'/'.join(sorted(r))})" for p, r in sorted(holders.items())
+    )
+    return Check(check.name, "ok", f"{check.detail}; role holders: {listed or 'none'}")
+
+
+def _reader_fix(probe: Probe, scope: str) -> str:
+    return f'az role assignment create --assignee {probe.me} --role "Reader" --scope {scope}'
+
+
+# ----- each managed app ----------------------------------------------------------------------
+
+
+async def check_apps(probe: Probe) -> list[Check]:
+    try:
+        apps = await discover(probe.settings, probe.arm, probe.entra)
+        records = await probe.entra.read_apps([a.app_id for a in apps])
+    except RotationError as exc:
+        return [Check("apps", "fail", str(exc), _reader_fix(probe, "<subscription>"))]
+    limit = asyncio.Semaphore(probe.settings.max_concurrency)
+    per_app = await _bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
+    return [Check("apps", "ok", f"{len(apps)} managed app(s)")] + [
+        c for checks in per_app for c in checks
+    ]
+
+
+async def _check_app(probe: Probe, app: ManagedApp, record: AppRecord | None) -> list[Check]:
+    return [
+        await _check_owner(probe, app, record),
+        _check_sender_role(probe, app),
+        await _check_vault_names(probe, app),
+    ]
+
+
+async def _check_owner(probe: Probe, app: ManagedApp, record: AppRecord | None) -> Check:
+    name = f"owner {app.app_id}"
+    if record is None:
+        return Check(
+            name,
+            "fail",
+            f"no application with app id {app.app_id} in tenant {probe.settings.tenant_id}",
+            probe.site.set_setting(["ROTATION_EXCLUDE_APP_IDS"]),
+        )
+    if READ_WRITE_ALL in (probe.claims.get("roles") or []):
+        return Check(name, "ok", f"{record.display_name}: Application.ReadWrite.All covers it")
+    try:
+        owners = await probe.entra.owner_ids(record)
+    except RotationError as exc:
+        return Check(name, "fail", str(exc))
+    if probe.me.lower() in owners:
+        return Check(name, "ok", f"{record.display_name}: the rotator's identity owns it")
+    return Check(
+        name,
+        "fail",
+        f"{record.display_name}: the rotator's identity is not an owner, so Graph refuses to "
+        "add or remove its passwords",
+        f"az ad app owner add --id {app.app_id} --owner-object-id {probe.me}",
+    )
+
+
+def _check_sender_role(probe: Probe, app: ManagedApp) -> Check:
+    name = f"sender role {app.app_id}"
+    if not app.acs_resource_ids:
+        return Check(name, "warn", "allow-listed without an ACS resource: role not checked")
+    principals = {p for p, a in probe.sp_app_ids.items() if a == app.app_id}
+    found: list[tuple[str, list[str]]] = []
+    missing: list[tuple[str, list[str]]] = []
+    for resource_id in app.acs_resource_ids:
+        holders = probe.holders.get(resource_id.lower(), {})
+        roles = sorted({r for p in principals for r in holders.get(p, ())})
+        (found if roles else missing).append((resource_id, roles))
+    if not missing:
+        text = "; ".join(f"{'/'.join(r)} on {i.rsplit('/', 1)[-1]}" for i, r in found)
+        return Check(name, "ok", f"{text} allows CommunicationServices/Read, EmailServices/write")
+    resource_id = missing[0][0]
+    return Check(
+        name,
+        "fail",
+        f"no role on {resource_id.rsplit('/', 1)[-1]} allows "
+        "Microsoft.Communication/CommunicationServices/Read and .../EmailServices/write: "
+        "ACS refuses this app's SMTP AUTH",
+        f'az role assignment create --assignee {app.app_id} --role "Communication and Email '
+        f'Service Owner" --scope {resource_id}',
+    )
+
+
+async def _check_vault_names(probe: Probe, app: ManagedApp) -> Check:
+    found = []
+    for secret in (app.secret_name, app.secret_name + USERNAME_SUFFIX):
+        try:
+            entry = await probe.vault.read(secret)
+        except RotationError as exc:
+            return Check(f"vault {app.app_id}", "fail", str(exc), _vault_fix(probe))
+        versions = len(entry.versions)
+        found.append(f"{secret} {versions} version(s)" if versions else f"{secret} absent")
+    return Check(f"vault {app.app_id}", "ok", f"readable: {', '.join(found)}")
+
+
+def _vault_fix(probe: Probe) -> str:
+    return (
+        f'az role assignment create --assignee {probe.me} --role "Key Vault Secrets Officer" '
+        f"--scope {probe.vault_scope}"
+    )
+
+
+# ----- Key Vault write permission and SMTP egress --------------------------------------------
+
+
+async def check_vault_write(probe: Probe) -> Check:
+    resource_id = probe.settings.key_vault_resource_id
+    if resource_id is None:
+        return Check(
+            "vault write",
+            "warn",
+            "checked at first write (ROTATION_KEY_VAULT_RESOURCE_ID is not set)",
+            probe.site.set_setting(["ROTATION_KEY_VAULT_RESOURCE_ID"]),
+        )
+    try:
+        entries = await probe.arm.my_permissions(resource_id)
+    except RotationError as exc:
+        return Check("vault write", "warn", f"checked at first write: ARM would not say ({exc})")
+    allowed = [
+        action
+        for action in VAULT_WRITES
+        if any(action_allowed(action, e.data_actions, e.not_data_actions) for e in entries)
+    ]
+    if len(allowed) == len(VAULT_WRITES):
+        return Check(
+            "vault write",
+            "ok",
+            f"the identity may set secrets and update versions in {probe.vault_name}",
+        )
+    missing = ", ".join(a.rsplit("/", 2)[-2] + "/action" for a in VAULT_WRITES if a not in allowed)
+    return Check(
+        "vault write",
+        "fail",
+        f"the identity lacks {missing} on {probe.vault_name}",
+        _vault_fix(probe),
+    )
+
+
+async def check_smtp(probe: Probe) -> Check:
+    verifier = probe.verifier
+    try:
+        version, mechanisms = await verifier.egress()
+    except VerificationFailed as exc:
+        return Check(
+            "smtp",
+            "fail",
+            str(exc),
+            f"openssl s_client -starttls smtp -connect {verifier.endpoint}   # from the "
+            "Function App's network: allow outbound TCP to it",
+        )
+    offered = " ".join(mechanisms) or "none"
+    if not {"LOGIN", "PLAIN"} & set(mechanisms):
+        return Check("smtp", "fail", f"{verifier.endpoint} {version}: AUTH offered: {offered}")
+    return Check(
+        "smtp", "ok", f"{verifier.endpoint} STARTTLS {version}, AUTH {offered} (not tried)"
+    )
+
+
+async def _bounded(limit: asyncio.Semaphore, work: Sequence[Awaitable[T]]) -> list[T]:
+    async def one(item: Awaitable[T]) -> T:
+        async with limit:
+            return await item
+
+    return list(await asyncio.gather(*(one(w) for w in work)))
+
+
+# ----- the run -------------------------------------------------------------------------------
+
+
+async def run_checks(probe: Probe) -> list[Check]:
+    """Every check, in the order an operator fixes things: identity, ACS, apps, vault, SMTP."""
+    checks = [Check("settings", "ok", "every ROTATION_* setting is valid")]
+    settings = probe.settings
+    for name, resource, setting in (
+        ("graph", settings.graph_endpoint, "ROTATION_CLOUD / ROTATION_GRAPH_URL"),
+        ("arm", settings.arm_endpoint, "ROTATION_CLOUD / ROTATION_ARM_URL"),
+        ("keyvault", vault_audience(settings.key_vault_url), "ROTATION_KEY_VAULT_URL"),
+    ):
+        checks.append(await check_token(probe, name, resource, setting))
+    checks.append(check_graph_roles(probe))
+    checks += await check_acs(probe)
+    checks += await check_apps(probe)
+    checks.append(await check_vault_write(probe))
+    checks.append(await check_smtp(probe))
+    return checks
