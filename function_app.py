@@ -1,25 +1,40 @@
 """Azure Functions entry point (Python v2 model). It only wires triggers to rotation.http_api.
 
-Settings are read and validated here, at start-up: a bad value stops the worker with one
-line naming the setting, before any trigger can run.
+Settings are read and validated here, at start-up. A bad value no longer stops the worker:
+every function still indexes, and each one answers (or, the timer, fails) with one line
+naming the bad setting, never its value (rotation/misconfigured.py).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import azure.functions as func
 
 from rotation import logs
+from rotation.doctor import Site
 from rotation.http_api import Answer, Api, to_json
-from rotation.settings import load_settings
+from rotation.misconfigured import Misconfigured
+from rotation.settings import InvalidSettings, Settings, load_settings
 from rotation.timebudget import load_timer_budget
 
-settings = load_settings()
-# The worker's own log handler carries records to Application Insights: keep it, redacting.
-logs.configure(settings.log_format, keep_handlers=True)
-# The timer run stops starting apps in time to end before host.json's functionTimeout.
-api = Api(settings, timer_budget_seconds=load_timer_budget(Path(__file__).with_name("host.json")))
+site = Site.from_environment(os.environ)
+settings: Settings | None
+api: Api | Misconfigured
+try:
+    settings = load_settings()
+except InvalidSettings as exc:
+    settings = None
+    logs.configure("json" if site.in_azure else "auto", keep_handlers=True)
+    logs.get_logger("rotation.settings").error("settings.invalid", error=exc.public)
+    api = Misconfigured(exc.public, site)
+else:
+    # The worker's own log handler carries records to Application Insights: keep it, redacting.
+    logs.configure(settings.log_format, keep_handlers=True)
+    # The timer run stops starting apps in time to end before host.json's functionTimeout.
+    budget = load_timer_budget(Path(__file__).with_name("host.json"))
+    api = Api(settings, site=site, timer_budget_seconds=budget)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
@@ -46,6 +61,11 @@ async def rotations(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await api.status())
+
+
+@app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def doctor(req: func.HttpRequest) -> func.HttpResponse:
+    return respond(await api.doctor())
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

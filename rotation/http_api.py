@@ -18,6 +18,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rotation import logs
+from rotation.doctor import Site, as_json, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import Mode
 from rotation.service import RotationService, UnknownApps
@@ -87,11 +88,13 @@ class Api:
         open_service: Callable[[Settings], RotationService] = RotationService.open,
         *,
         timer_budget_seconds: float | None = None,
+        site: Site | None = None,
     ) -> None:
         """`timer_budget_seconds`: how long the timer run may take (function_app.py
         derives it from host.json's functionTimeout; None: no limit)."""
         self.settings = settings
         self.timer_budget_seconds = timer_budget_seconds
+        self.site = site or Site()
         self._open_service = open_service
         self._service: RotationService | None = None
         self._whole_run_active = False
@@ -165,11 +168,18 @@ class Api:
             )
         return 200, report.as_dict()
 
+    async def doctor(self) -> Answer:
+        """Every prerequisite checked against the live services (reads only)."""
+        checks = await diagnose(self.settings, self.site)
+        return 200, as_json(checks)
+
     async def timer(self) -> dict[str, Any]:
         """The scheduled run: every due app, with the full verify timeout. Within its
         budget it starts only apps it can finish; the rest are reported unfinished and
         the next scheduled run takes them (a first run over thousands of apps spreads
-        over several), so the host never kills it."""
+        over several), so the host never kills it. A run that fails before its report
+        (discovery, an ARM or Graph 403) logs `run.failed`, so the alerts hear of it at
+        once instead of through two days of silence."""
         self._whole_run_active = True
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
@@ -177,6 +187,9 @@ class Api:
                 report = await self.service.run(
                     budget_seconds=self.timer_budget_seconds, whole_apps=True
                 )
+        except Exception as exc:
+            log.error("run.failed", error_type=type(exc).__name__, error=logs.scrub(str(exc)))
+            raise
         finally:
             self._whole_run_active = False
         return report.as_dict()

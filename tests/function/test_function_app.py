@@ -113,15 +113,16 @@ def bindings(module: ModuleType) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-async def test_host_indexes_four_functions_with_their_routes_methods_and_auth(
+async def test_host_indexes_five_functions_with_their_routes_methods_and_auth(
     fa: ModuleType,
 ) -> None:
     found = bindings(fa)
-    assert set(found) == {"rotation_timer", "rotations", "status", "health"}
+    assert set(found) == {"rotation_timer", "rotations", "status", "doctor", "health"}
     http = {name: b[0] for name, b in found.items() if b[0]["type"] == "httpTrigger"}
     assert {n: (b["route"], b["methods"], b["authLevel"]) for n, b in http.items()} == {
         "rotations": ("rotations", ["POST"], "FUNCTION"),
         "status": ("status", ["GET"], "FUNCTION"),
+        "doctor": ("doctor", ["GET"], "FUNCTION"),
         "health": ("health", ["GET"], "ANONYMOUS"),
     }
     for name in http:
@@ -161,11 +162,46 @@ def test_host_json_and_requirements_fit_the_app() -> None:
     }
 
 
-async def test_bad_setting_stops_startup_naming_it(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_value(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(SettingsError, match="ROTATION_GRACE_HOURS"):
-        load(sandbox, monkeypatch, grace_hours="soon")
+    """The host indexes every function; health says 503 and which setting, every other
+    route gives the same line, doctor reports it, and the timer fails with it."""
+    bad = "tenant-of-contoso"
+    for key, value in sandbox.env(tenant_id=bad, WEBSITE_SITE_NAME="func-x").items():
+        monkeypatch.setenv(key, value)
+    import function_app
+
+    module = importlib.reload(function_app)
+
+    assert set(bindings(module)) == {"rotation_timer", "rotations", "status", "doctor", "health"}
+    status, health = await get(module, "health")
+    line = health["error"]["message"]
+    assert (status, health["status"], health["error"]["code"]) == (
+        503,
+        "misconfigured",
+        "invalid_settings",
+    )
+    assert line.startswith("invalid settings: ROTATION_TENANT_ID:")
+    assert await get(module, "status") == (503, {"error": health["error"]})
+    assert await post(module, {"dryRun": True}) == (503, {"error": health["error"]})
+    status, doctor = await get(module, "doctor")
+    assert (status, doctor["ok"]) == (503, False)
+    assert doctor["checks"] == [
+        {
+            "check": "settings",
+            "status": "fail",
+            "detail": line,
+            "fix": "az functionapp config appsettings set -g <resource group> -n func-x "
+            "--settings ROTATION_TENANT_ID=<value>",
+        }
+    ]
+    with pytest.raises(SettingsError) as caught:
+        await trigger(module, "rotation_timer")(TimerRequest())
+    assert str(caught.value) == line
+    assert bad not in json.dumps([health, doctor]) + line + caplog.text
+    assert "run.failed" in caplog.text
+    assert sandbox.state.requests.total() == 0  # nothing was called with half a configuration
 
 
 # ----- health and status ------------------------------------------------------------------
@@ -289,6 +325,34 @@ async def test_rotation_already_under_way_gets_409(sandbox: Sandbox, fa: ModuleT
     assert status == 200
     assert report["apps"][0]["outcome"] == "rotated"
     assert len(sender.app.passwords) == 2  # the refused request created nothing
+
+
+# ----- doctor --------------------------------------------------------------------------------
+
+
+async def test_doctor_route_reports_each_check_with_the_fix_for_an_unowned_app(
+    sandbox: Sandbox, fa: ModuleType
+) -> None:
+    owned = sandbox.add_sender()
+    stranger = sandbox.add_sender(owned=False)
+
+    status, body = await get(fa, "doctor")
+
+    assert (status, body["ok"]) == (200, False)
+    by_name = {c["check"]: c for c in body["checks"]}
+    assert by_name[f"owner {owned.app_id}"]["status"] == "ok"
+    assert by_name[f"owner {stranger.app_id}"] == {
+        "check": f"owner {stranger.app_id}",
+        "status": "fail",
+        "detail": f"{stranger.app.display_name}: the rotator's identity is not an owner, so "
+        "Graph refuses to add or remove its passwords",
+        "fix": f"az ad app owner add --id {stranger.app_id} "
+        f"--owner-object-id {sandbox.rotator.principal_id}",
+    }
+    assert [c["check"] for c in body["checks"] if c["status"] == "fail"] == [
+        f"owner {stranger.app_id}"
+    ]
+    assert writes(sandbox.state) == 0
 
 
 # ----- the timer -------------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""What the Function App serves when its settings are invalid.
+
+Validating settings at import time used to stop the worker from indexing any function,
+leaving the reason in the host's own logs only. Now function_app.py catches the error and
+serves this instead: every function still indexes, ``GET /api/health`` answers 503 naming
+each bad setting (never its value), every other route answers 503 with that same line,
+`/api/doctor` reports it as its failed `settings` check, and the timer fails with it
+(a failed invocation, which the alerts watch) after logging `run.failed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotation import logs
+from rotation.doctor import Site, as_json, settings_failed
+from rotation.errors import SettingsError
+from rotation.http_api import Answer, problem
+
+log = logs.get_logger("rotation.http")
+
+
+class Misconfigured:
+    """Stands in for http_api.Api: the same routes, each answering with the one line."""
+
+    def __init__(self, message: str, site: Site) -> None:
+        self.message = message
+        self.site = site
+
+    def _refusal(self) -> Answer:
+        return problem(503, "invalid_settings", self.message)
+
+    def health(self) -> Answer:
+        status, body = self._refusal()
+        return status, {"status": "misconfigured", **body}
+
+    async def status(self) -> Answer:
+        return self._refusal()
+
+    async def rotations(self, body: bytes) -> Answer:
+        return self._refusal()
+
+    async def doctor(self) -> Answer:
+        status, body = self._refusal()
+        return status, {**as_json([settings_failed(self.message, self.site)]), **body}
+
+    async def timer(self) -> dict[str, Any]:
+        log.error("run.failed", error_type="SettingsError", error=self.message)
+        raise SettingsError(self.message)
+
+    async def close(self) -> None:
+        """Nothing was opened."""
