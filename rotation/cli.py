@@ -104,7 +104,7 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     try:
         settings = load_settings()
     except InvalidSettings as exc:
-        checks = [doctor.settings_failed(str(exc), site)]
+        checks = [doctor.settings_failed(exc.public, site)]
     else:
         logs.configure(settings.log_format)
         checks = asyncio.run(doctor.diagnose(settings, site))

@@ -9,6 +9,9 @@ Consumer checks are on: billing-app, declared fully covered, has an App Service 
 slot reading its password through Key Vault references; they confirm the new version
 after the refresh and billing-app's old secret goes at once. reports-app's Functions app
 confirms too, but reports-app is not declared fully covered, so it keeps its grace.
+
+It ends with `doctor`, after a sender the rotator does not own has appeared: one failed
+check, with the command that fixes it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import aiosmtplib
 from rich.console import Console
 from rich.rule import Rule
 
-from rotation import logs
+from rotation import doctor, logs
 from rotation.cli import consumers_table, report_table, status_table
 from rotation.identity import trusted_ssl_context
 from rotation.model import RunReport
@@ -97,14 +100,23 @@ async def run_demo(console: Console) -> int:
             rows = await service.status()
             console.print(status_table(rows))
             console.print(consumers_table([(r.app_id, r.consumers) for r in rows if r.consumers]))
+
+            console.print(Rule("6. doctor, after someone adds a sender the rotator does not own"))
+            resource = sandbox.state.resource_by_name("acs-contoso")
+            legacy = sandbox.add_sender(resource, name="legacy-app", owned=False)
+            checks = await doctor.diagnose(settings)
+            doctor.render(checks, console)
     confirmed_early = bool(early.consumers and early.consumers.confirmed) and (
         early.removed_key_ids == [billing.password.key_id]
     )
+    failures = [c for c in checks if c.status == "fail"]
+    doctor_ok = [c.name for c in failures] == [f"owner {legacy.app_id}"] and bool(failures[0].fix)
     ok = (
         all(r.ok for r in (first, second, third))
         and writes == 0
         and _rotated(first) == 3
         and confirmed_early
+        and doctor_ok
     )
     console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
     return 0 if ok else 1

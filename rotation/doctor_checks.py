@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -101,11 +102,10 @@ async def check_token(probe: Probe, name: str, resource: str, setting: str) -> C
     try:
         token = await probe.credential.get_token(f"{resource}/.default")
     except Exception as exc:  # any credential failure is this check's finding
-        reason = logs.scrub(str(exc)).strip().splitlines()[0][:300] if str(exc) else ""
         return Check(
             f"token {name}",
             "fail",
-            f"no token for {resource}: {type(exc).__name__}: {reason}",
+            f"no token for {resource}: {_token_reason(exc)}",
             f"az functionapp identity assign -g {probe.site.resource_group} "
             f"-n {probe.site.function_app}   # and check {setting}",
         )
@@ -114,6 +114,16 @@ async def check_token(probe: Probe, name: str, resource: str, setting: str) -> C
         probe.claims = claims
     tenant = claims.get("tid", "?")
     return Check(f"token {name}", "ok", f"token for {resource} (tenant {tenant})")
+
+
+def _token_reason(exc: Exception) -> str:
+    """Entra's own words (the AADSTS line) when the credential chain passed them on; else
+    the first line. DefaultAzureCredential puts its summary first and the cause below."""
+    text = logs.scrub(str(exc))
+    found = re.search(r"AADSTS\d+:[^\r\n]*", text)
+    lines = text.strip().splitlines()
+    reason = found.group(0) if found else (lines[0] if lines else type(exc).__name__)
+    return f"{type(exc).__name__}: {reason[:300]}"
 
 
 def check_graph_roles(probe: Probe) -> Check:

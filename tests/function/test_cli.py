@@ -39,6 +39,11 @@ def test_demo_runs_a_real_rotation_and_passes() -> None:
     ):
         assert step in done.stdout
     assert "write requests to Graph and Key Vault in that run: 0" in done.stdout
+    doctor_part = done.stdout.split("6. doctor")[1]
+    (failure,) = [line for line in doctor_part.splitlines() if line.startswith("fail")]
+    assert "legacy-app: the rotator's identity is not an owner" in failure
+    assert "fix: az ad app owner add --id " in doctor_part
+    assert "1 failed" in doctor_part
     assert "demo passed" in done.stdout
 
 
@@ -88,3 +93,36 @@ async def test_a_sovereign_cloud_runs_only_with_an_explicit_smtp_host(sandbox: S
     assert "usgov" in line
     assert explicit.returncode == 0, explicit.stderr[-2000:]
     assert json.loads(explicit.stdout)["apps"][0]["outcome"] == "rotated"
+
+
+async def test_doctor_prints_one_line_per_check_and_exits_1_with_the_fix(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.add_sender()
+    stranger = sandbox.add_sender(owned=False)
+
+    done = await _run_async("doctor", env=sandbox.env())
+    as_json = await _run_async("doctor", "--json", env=sandbox.env())
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    (failure,) = [i for i, line in enumerate(lines) if line.startswith("fail")]
+    assert f"owner {stranger.app_id}" in lines[failure]
+    assert lines[failure + 1].strip() == (
+        f"fix: az ad app owner add --id {stranger.app_id} "
+        f"--owner-object-id {sandbox.rotator.principal_id}"
+    )
+    assert as_json.returncode == 1
+    body = json.loads(as_json.stdout)
+    assert body["ok"] is False
+    assert {c["status"] for c in body["checks"]} == {"ok", "fail"}
+
+
+async def test_doctor_with_bad_settings_fails_the_settings_check() -> None:
+    done = await _run_async("doctor", "--json", env={"ROTATION_KEY_VAULT_URL": "http://kv"})
+
+    assert done.returncode == 1
+    (check,) = json.loads(done.stdout)["checks"]
+    assert (check["check"], check["status"]) == ("settings", "fail")
+    assert "ROTATION_KEY_VAULT_URL" in check["detail"]
+    assert check["fix"] == "export ROTATION_KEY_VAULT_URL=<value> ROTATION_TENANT_ID=<value>"

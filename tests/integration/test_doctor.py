@@ -1,0 +1,205 @@
+"""`doctor` against the sandbox: each check passes on a healthy setup and fails, with its fix
+command, when the prerequisite it checks is broken. Doctor never writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotation import doctor
+from rotation.doctor import Check, Site
+from rotation.settings import load_settings
+from sandbox.server import Sandbox, unreachable_vault_url
+from sandbox.state import GRAPH_READ_WRITE_ALL, SandboxState
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def writes(state: SandboxState) -> int:
+    return sum(
+        n
+        for key, n in state.requests.items()
+        if key.split()[0] in ("graph", "vault", "arm") and key.split()[1] in WRITE_METHODS
+    )
+
+
+async def diagnose(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object
+) -> dict[str, Check]:
+    env = sandbox.env(**overrides)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # DefaultAzureCredential reads AZURE_* here
+    checks = await doctor.diagnose(load_settings(env), Site())
+    assert writes(sandbox.state) == 0  # a check never writes
+    return {c.name: c for c in checks}
+
+
+def failed(checks: dict[str, Check]) -> list[str]:
+    return [name for name, c in checks.items() if c.status == "fail"]
+
+
+async def test_a_healthy_setup_passes_every_check(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role_sender = sandbox.add_sender()
+    named_sender = sandbox.add_sender(via="smtp-username")
+    sandbox.state.add_password(named_sender.app)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert failed(checks) == []
+    assert doctor.ok(list(checks.values()))
+    assert [c.name for c in checks.values() if c.status == "warn"] == []
+    assert "Application.ReadWrite.OwnedBy" in checks["graph roles"].detail
+    acs = checks[f"acs {sandbox.default_resource.name}"].detail
+    assert named_sender.username in acs
+    assert role_sender.app_id in acs and named_sender.app_id in acs
+    assert "Contributor" in checks[f"sender role {role_sender.app_id}"].detail
+    assert "absent" in checks[f"vault {role_sender.app_id}"].detail
+    smtp = checks["smtp"].detail
+    assert "STARTTLS TLSv1." in smtp and "AUTH" in smtp and "(not tried)" in smtp
+    assert checks["vault write"].status == "ok"
+
+
+async def test_missing_graph_role_fails_naming_the_grant_script_and_the_delay(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.rotator.sp.graph_roles.clear()
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    roles = checks["graph roles"]
+    assert roles.status == "fail"
+    assert "hours" in roles.detail
+    assert roles.fix == (
+        f"infra/scripts/grant-graph-permission.sh --principal-id {sandbox.rotator.principal_id}"
+    )
+
+
+async def test_application_read_write_all_makes_ownership_unnecessary(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.rotator.sp.graph_roles = {GRAPH_READ_WRITE_ALL}
+    stranger = sandbox.add_sender(owned=False)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert checks[f"owner {stranger.app_id}"].status == "ok"
+
+
+async def test_sender_without_an_smtp_role_fails_with_the_role_assignment_command(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender(via="smtp-username", role=None)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    role = checks[f"sender role {sender.app_id}"]
+    assert role.status == "fail"
+    assert role.fix == (
+        f"az role assignment create --assignee {sender.app_id} --role "
+        f'"Communication and Email Service Owner" --scope {sandbox.default_resource.id}'
+    )
+
+
+async def test_unreadable_acs_subscription_fails_with_the_reader_assignment(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_sender()
+    sandbox.state.role_assignments = [
+        a for a in sandbox.state.role_assignments if a.principal_id != sandbox.rotator.principal_id
+    ]
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert checks["acs"].status == "fail"
+    assert "AuthorizationFailed" in checks["acs"].detail
+    assert checks["acs"].fix == (
+        f'az role assignment create --assignee {sandbox.rotator.principal_id} --role "Reader" '
+        f"--scope /subscriptions/{sandbox.subscription_id}"
+    )
+    # Without Reader, ARM will not say what the identity may do at the vault either.
+    assert checks["vault write"].status == "warn"
+    assert "checked at first write" in checks["vault write"].detail
+
+
+async def test_vault_without_write_permission_fails_without_writing(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset({"get", "list"})
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    write = checks["vault write"]
+    assert write.status == "fail"
+    assert "setSecret/action" in write.detail and "update/action" in write.detail
+    assert write.fix == (
+        f"az role assignment create --assignee {sandbox.rotator.principal_id} --role "
+        f'"Key Vault Secrets Officer" --scope {sandbox.state.vault_resource_id}'
+    )
+    assert checks[f"vault {sender.app_id}"].status == "ok"  # reading still works
+
+
+async def test_vault_read_refused_fails_per_app(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset({"set"})
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert checks[f"vault {sender.app_id}"].status == "fail"
+    assert "403" in checks[f"vault {sender.app_id}"].detail
+
+
+async def test_without_the_vault_resource_id_write_is_checked_at_first_write(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = await diagnose(sandbox, monkeypatch, key_vault_resource_id=None)
+
+    write = checks["vault write"]
+    assert (write.status, write.detail) == (
+        "warn",
+        "checked at first write (ROTATION_KEY_VAULT_RESOURCE_ID is not set)",
+    )
+    assert write.fix == "export ROTATION_KEY_VAULT_RESOURCE_ID=<value>"
+
+
+async def test_wrong_graph_endpoint_fails_the_token_with_aadsts500011(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = await diagnose(sandbox, monkeypatch, graph_url="https://graph.example.invalid")
+
+    token = checks["token graph"]
+    assert token.status == "fail"
+    assert "AADSTS500011" in token.detail
+    assert "ROTATION_GRAPH_URL" in (token.fix or "")
+    assert checks["token arm"].status == "ok"
+
+
+async def test_unreachable_vault_and_smtp_fail_with_their_fixes(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    checks = await diagnose(
+        sandbox,
+        monkeypatch,
+        key_vault_url=unreachable_vault_url(),
+        smtp_host="nonexistent.invalid",
+    )
+
+    assert checks[f"vault {sender.app_id}"].status == "fail"
+    assert "could not reach Key Vault" in checks[f"vault {sender.app_id}"].detail
+    assert checks["smtp"].status == "fail"
+    assert "cannot resolve" in checks["smtp"].detail
+    assert (checks["smtp"].fix or "").startswith("openssl s_client -starttls smtp -connect ")
+
+
+def test_site_names_the_function_app_in_azure() -> None:
+    site = Site.from_environment({"WEBSITE_SITE_NAME": "func-a", "WEBSITE_RESOURCE_GROUP": "rg-a"})
+
+    assert site.set_setting(["ROTATION_TENANT_ID"]) == (
+        "az functionapp config appsettings set -g rg-a -n func-a --settings "
+        "ROTATION_TENANT_ID=<value>"
+    )
+    assert Site.from_environment({}).set_setting(["ROTATION_X"]) == "export ROTATION_X=<value>"
