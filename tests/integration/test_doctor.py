@@ -52,11 +52,14 @@ async def test_a_healthy_setup_passes_every_check(
     assert "Application.ReadWrite.OwnedBy" in checks["graph roles"].detail
     acs = checks[f"acs {sandbox.default_resource.name}"].detail
     assert named_sender.username in acs
-    assert role_sender.app_id in acs and named_sender.app_id in acs
+    assert role_sender.app_id in acs
+    assert named_sender.app_id in acs
     assert "Contributor" in checks[f"sender role {role_sender.app_id}"].detail
     assert "absent" in checks[f"vault {role_sender.app_id}"].detail
     smtp = checks["smtp"].detail
-    assert "STARTTLS TLSv1." in smtp and "AUTH" in smtp and "(not tried)" in smtp
+    assert "STARTTLS TLSv1." in smtp
+    assert "AUTH" in smtp
+    assert "(not tried)" in smtp
     assert checks["vault write"].status == "ok"
 
 
@@ -132,7 +135,8 @@ async def test_vault_without_write_permission_fails_without_writing(
 
     write = checks["vault write"]
     assert write.status == "fail"
-    assert "setSecret/action" in write.detail and "update/action" in write.detail
+    assert "setSecret/action" in write.detail
+    assert "update/action" in write.detail
     assert write.fix == (
         f"az role assignment create --assignee {sandbox.rotator.principal_id} --role "
         f'"Key Vault Secrets Officer" --scope {sandbox.state.vault_resource_id}'
