@@ -122,13 +122,17 @@ param existingKeyVaultName string = ''
 @description('Resource group of the existing vault (same subscription); empty means the deployment\'s resource group.')
 param existingKeyVaultResourceGroupName string = ''
 
+@description('Up to 8 letters or digits added to the new vault\'s name. Purge protection keeps a deleted vault\'s name for 90 days: after `azd down`, set a salt (or recover the vault) to deploy the environment again.')
+@maxLength(8)
+param vaultNameSalt string = ''
+
 // ----- permissions --------------------------------------------------------------------------
 
 @description('true: grant the identity two custom roles with exactly the actions it uses (needs Microsoft.Authorization/roleDefinitions/write, e.g. Owner or User Access Administrator). false: built-in Reader and Key Vault Secrets Officer instead.')
 param useCustomRoles bool = true
 
-@description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the identity in this deployment (the deployer needs Privileged Role Administrator or equivalent). false: an administrator runs infra/scripts/grant-graph-permission.sh afterwards.')
-param grantGraphPermission bool = true
+@description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the identity in this deployment (the deployer needs Privileged Role Administrator or equivalent). false (the default, which a plain subscription Owner can deploy): an administrator runs infra/scripts/grant-graph-permission.sh afterwards, and `doctor` fails its "graph roles" check until then.')
+param grantGraphPermission bool = false
 
 // ----- monitoring ---------------------------------------------------------------------------
 
@@ -142,6 +146,9 @@ param alertExpiryDays int = 14
 
 @description('Alert when no rotation run has finished for two days.')
 param silenceAlert bool = true
+
+@description('When this deployment ran (set by the deployment itself). The silence alert stays quiet until two days later: the first scheduled run may be up to a day away.')
+param deployedAt string = utcNow('u')
 
 @minValue(30)
 @maxValue(730)
@@ -180,17 +187,21 @@ var deploymentContainerName = 'app-package-${token}'
 // The rotator's per-app leases (ROTATION_LEASE_CONTAINER), in the host's own storage account.
 var leaseContainerName = 'rotation-leases'
 var createVault = empty(existingKeyVaultName)
-var vaultName = createVault ? 'kv-${token}' : existingKeyVaultName
+var vaultName = createVault ? 'kv-${token}${toLower(vaultNameSalt)}' : existingKeyVaultName
 // Built from the name (not read from the vault) so the app settings need not wait for it.
 var vaultUrl = 'https://${vaultName}${environment().suffixes.keyvaultDns}/'
 var vaultResourceGroupName = createVault || empty(existingKeyVaultResourceGroupName) ? rgName : existingKeyVaultResourceGroupName
+var vaultResourceId = resourceId(subscription().subscriptionId, vaultResourceGroupName, 'Microsoft.KeyVault/vaults', vaultName)
 
 // Where discovery reads: the named subscriptions, the subscriptions of the named ACS
-// resources, or (neither given) this subscription.
-var subscriptionIdList = empty(subscriptionIds) ? [] : split(replace(subscriptionIds, ' ', ''), ',')
+// resources, or (neither given) this subscription. Ids are lower-cased and deduplicated
+// (union() drops duplicates): a repeated id would name two nested deployments alike.
+var subscriptionIdsGiven = empty(subscriptionIds) ? [] : split(replace(subscriptionIds, ' ', ''), ',')
+var subscriptionIdsLower = [for id in subscriptionIdsGiven: toLower(id)]
+var subscriptionIdList = union(subscriptionIdsLower, [])
 var acsResourceIdList = empty(acsResourceIds) ? [] : split(replace(acsResourceIds, ' ', ''), ',')
 var scanWholeSubscriptions = empty(subscriptionIdList) && empty(acsResourceIdList) ? [subscription().subscriptionId] : subscriptionIdList
-var acsSubscriptionIdsRepeated = [for id in acsResourceIdList: split(id, '/')[2]]
+var acsSubscriptionIdsRepeated = [for id in acsResourceIdList: toLower(split(id, '/')[2])]
 var acsSubscriptionIds = union(acsSubscriptionIdsRepeated, []) // union() drops duplicates
 var acsSubscriptionScopes = [for id in acsSubscriptionIds: '/subscriptions/${id}']
 var subscriptionScopes = [for id in scanWholeSubscriptions: '/subscriptions/${id}']
@@ -286,6 +297,10 @@ module functionApp 'modules/functionapp.bicep' = {
       {
         name: 'ROTATION_KEY_VAULT_URL'
         value: vaultUrl
+      }
+      {
+        name: 'ROTATION_KEY_VAULT_RESOURCE_ID'
+        value: vaultResourceId
       }
       {
         name: 'ROTATION_TENANT_ID'
@@ -387,8 +402,15 @@ module functionApp 'modules/functionapp.bicep' = {
 
 // ----- the rotator's permissions ----------------------------------------------------------------
 
+// Nested deployments outside this environment's resource group carry the environment's
+// token: a subscription-scope deployment name is bound to the region it first ran in, so a
+// fixed name fails a second environment elsewhere with InvalidDeploymentLocation.
 module customRoles 'modules/custom-roles.bicep' = if (useCustomRoles) {
-  name: 'custom-roles'
+  name: 'custom-roles-${token}'
+  // The secret writer's assignable scope is the vault's resource group: it must exist first.
+  dependsOn: [
+    rg
+  ]
   params: {
     token: token
     readerScopes: readerAssignableScopes
@@ -403,7 +425,7 @@ var vaultRole = useCustomRoles ? customRoles.outputs.secretWriterGuid : builtInK
 var consumerRole = useCustomRoles ? customRoles.outputs.consumerCheckerGuid : builtInWebsiteContributor
 
 module vaultAccess 'modules/vault-access.bicep' = {
-  name: 'vault-access'
+  name: 'vault-access-${token}'
   scope: resourceGroup(vaultResourceGroupName)
   params: {
     vaultName: createVault ? vault.outputs.name : vaultName
@@ -414,7 +436,7 @@ module vaultAccess 'modules/vault-access.bicep' = {
 
 module readerOnSubscriptions 'modules/reader-subscription.bicep' = [
   for id in scanWholeSubscriptions: {
-    name: 'reader-${uniqueString(id)}'
+    name: 'reader-${token}-${uniqueString(id)}'
     scope: subscription(id)
     params: {
       principalId: functionApp.outputs.principalId
@@ -425,7 +447,7 @@ module readerOnSubscriptions 'modules/reader-subscription.bicep' = [
 
 module readerOnAcs 'modules/reader-acs.bicep' = [
   for id in acsResourceIdList: {
-    name: 'reader-${uniqueString(id)}'
+    name: 'reader-${token}-${uniqueString(id)}'
     scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
     params: {
       acsName: last(split(id, '/'))
@@ -439,7 +461,7 @@ module readerOnAcs 'modules/reader-acs.bicep' = [
 // subscription scope: grant just that there (built-in fallback: Reader on the subscription).
 module definitionReaderOnAcsSubscriptions 'modules/reader-subscription.bicep' = [
   for id in acsSubscriptionIds: {
-    name: 'definitions-${uniqueString(id)}'
+    name: 'definitions-${token}-${uniqueString(id)}'
     scope: subscription(id)
     params: {
       principalId: functionApp.outputs.principalId
@@ -492,6 +514,7 @@ module alerts 'modules/alerts.bicep' = {
     expiryDays: alertExpiryDays
     email: alertEmail
     silenceAlert: silenceAlert
+    silenceArmedAfter: dateTimeAdd(deployedAt, 'P2D', 'yyyy-MM-ddTHH:mm:ssZ')
   }
 }
 
@@ -516,3 +539,4 @@ output FUNCTION_URL string = 'https://${functionApp.outputs.defaultHostName}/api
 output ROTATOR_PRINCIPAL_ID string = functionApp.outputs.principalId
 output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission
 output WORKBOOK_ID string = workbook.outputs.workbookId
+output ROTATION_KEY_VAULT_RESOURCE_ID string = vaultResourceId

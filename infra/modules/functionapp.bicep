@@ -1,7 +1,7 @@
 // The rotator: a Python 3.11 Function App on Flex Consumption with a system-assigned
 // managed identity, which is its only credential anywhere (storage, telemetry, Key Vault,
-// Resource Manager, Microsoft Graph). HTTPS only, TLS 1.2 minimum, FTP and basic
-// publishing credentials off: azd deploys with an Entra token.
+// Resource Manager, Microsoft Graph). HTTPS only, FTP and basic publishing credentials
+// off: azd deploys with an Entra token.
 
 param location string
 param tags object
@@ -66,6 +66,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:Operators call the HTTP API (POST /api/rotations, GET /api/status) from outside Azure; every route but /api/health needs a function key. A VNet-integrated variant with a private endpoint can close it.
   // checkov:skip=CKV_AZURE_17:Callers authenticate with function keys; requiring client certificates would force every operator and pipeline to hold one, for no gain over the key.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales to zero by design; a timer job needs no standing instances, and a missed run is caught up by the next.
+  // checkov:skip=CKV_AZURE_78:Flex Consumption has no FTP and ARM rejects siteConfig.ftpsState on it (error 51021); basic publishing (ftp and scm) is switched off below.
+  // checkov:skip=CKV_AZURE_15:Flex Consumption's siteConfig takes only what Microsoft's Flex samples set (appSettings); new apps get TLS 1.2 as the platform minimum.
+  // checkov:skip=CKV_AZURE_67:Flex Consumption does not offer the HTTP/2 setting (hidden for Flex apps, Azure/azure-functions-ux#7660); its siteConfig keeps to what Microsoft's Flex samples set.
+  // checkov:skip=CKV_AZURE_18:As CKV_AZURE_67.
   // checkov:skip=CKV_AZURE_213:App Service health check probes instances to evict them from a load balancer; a scale-to-zero timer app has none to evict. The silence alert (no run.finished in 48 h) watches liveness instead.
   name: name
   location: location
@@ -81,12 +85,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // Only appSettings, as in Microsoft's Flex Consumption samples (Azure-Samples/azure-
+    // functions-flex-consumption-samples): ARM rejects siteConfig fields Flex does not
+    // support (ftpsState fails with error 51021, Azure/azure-pipelines-tasks#21032), and
+    // FTP, remote debugging and the HTTP/2 proxy do not exist on Flex. TLS 1.2 is the
+    // platform's minimum for new apps; FTP and basic publishing are off below.
     siteConfig: {
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      remoteDebuggingEnabled: false
       // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION
       // (the runtime is set in functionAppConfig), so neither appears here.
       appSettings: concat(hostSettings, rotationSettings)

@@ -25,6 +25,7 @@ NOT_DEPLOYED = {"authority_host", "graph_url", "arm_url", "ca_bundle", "lease_se
 #: Settings whose value the template computes rather than takes from a parameter.
 COMPUTED = {
     "key_vault_url",
+    "key_vault_resource_id",
     "tenant_id",
     "cloud",
     "log_format",
@@ -161,8 +162,6 @@ def test_the_locked_down_properties_are_set() -> None:
 
     assert site["identity"] == {"type": "SystemAssigned"}
     assert site["properties"]["httpsOnly"] is True
-    assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
-    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
     assert site["properties"]["functionAppConfig"]["runtime"] == {
         "name": "python",
         "version": "3.11",
@@ -178,6 +177,91 @@ def test_the_locked_down_properties_are_set() -> None:
     assert insights["properties"]["DisableLocalAuth"] is True
 
 
+#: What Microsoft's Flex Consumption samples (Azure-Samples/azure-functions-flex-consumption-
+#: samples, IaC/bicep/core/host/function.bicep) put in siteConfig: app settings only.
+FLEX_SITE_CONFIG = {"appSettings"}
+#: siteConfig fields ARM refuses on Flex or Flex does not have: ftpsState fails with error
+#: 51021 (Azure/azure-pipelines-tasks#21032); FTP, always-on, remote debugging, the HTTP/2
+#: proxy, worker bitness and linuxFxVersion (runtime lives in functionAppConfig) do not exist.
+FLEX_REJECTED = {
+    "ftpsState",
+    "alwaysOn",
+    "remoteDebuggingEnabled",
+    "http20Enabled",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "minimumElasticInstanceCount",
+    "functionAppScaleLimit",
+}
+
+
+def test_site_config_holds_only_what_flex_consumption_accepts() -> None:
+    site = resource(bicep.INFRA / "modules" / "functionapp.bicep", "site")
+    config = site["properties"]["siteConfig"]
+
+    assert set(config) == FLEX_SITE_CONFIG
+    assert not FLEX_REJECTED & set(config)
+    assert (
+        "ftpsState"
+        not in (bicep.INFRA / "modules" / "functionapp.bicep")
+        .read_text()
+        .replace("siteConfig.ftpsState", "")
+        .split("siteConfig: {")[1]
+    )
+
+
+def test_nested_deployments_outside_the_environments_group_are_named_per_environment() -> None:
+    """A subscription-scope deployment name is bound to its first region: a fixed name
+    makes a second environment elsewhere fail with InvalidDeploymentLocation."""
+    modules = bicep.parse(bicep.MAIN)["modules"]
+    assert len(modules) >= 10
+    for name, module in modules.items():
+        config = module["config"]
+        while "config" in config:  # a condition or a loop wraps the module's body
+            config = config["config"]
+        if config.get("scope") == "rg":
+            continue  # inside this environment's own resource group
+        assert "${token}" in config["name"], (name, config["name"])
+
+
+def test_subscription_ids_are_lower_cased_and_deduplicated() -> None:
+    main = bicep.MAIN.read_text(encoding="utf-8")
+
+    assert "var subscriptionIdsLower = [for id in subscriptionIdsGiven: toLower(id)]" in main
+    assert "var subscriptionIdList = union(subscriptionIdsLower, [])" in main
+    assert "toLower(split(id, '/')[2])" in main
+
+
+def test_custom_roles_wait_for_the_resource_group() -> None:
+    module = bicep.parse(bicep.MAIN)["modules"]["customRoles"]
+
+    assert module["config"]["condition"] == "useCustomRoles"
+    assert module["config"]["config"]["dependsOn"] == ["rg"]
+
+
+def test_graph_permission_is_not_granted_by_default() -> None:
+    """A plain subscription Owner can run `azd up`; doctor names the missing grant."""
+    param = bicep.parameters()["grantGraphPermission"]
+
+    assert param["default"] is False
+    assert bicep.azd_value(
+        bicep.parameter_file()["parameters"]["grantGraphPermission"]["value"]
+    ) == (
+        "GRANT_GRAPH_PERMISSION",
+        "false",
+    )
+
+
+def test_vault_name_takes_a_salt_that_keeps_it_a_valid_vault_name() -> None:
+    param = bicep.parameters()["vaultNameSalt"]
+    main = bicep.MAIN.read_text(encoding="utf-8")
+
+    assert param["default"] == ""
+    assert bicep.decorator(param, "max_length") == 8
+    assert "'kv-${token}${toLower(vaultNameSalt)}'" in main
+    assert len("kv-") + 13 + 8 <= 24  # uniqueString is 13 characters; vault names <= 24
+
+
 def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
     """The alert rules parse the engine's JSON log lines; renaming an event or a field in
     the engine without the alert would silence the alert, so this ties the two together."""
@@ -186,8 +270,9 @@ def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
         p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
     )
     for event, fields in {
-        "run.finished": ("failed", "rotated", "unfinished"),
+        "run.finished": ("failed", "rotated", "unfinished", "dry_run"),
         "app.expiry_near": ("days_left",),
+        "run.failed": ("error",),
     }.items():
         assert f'"{event}"' in alerts
         at = source.find(f'"{event}",')
