@@ -10,8 +10,8 @@ Write-Output "  Identity     : $env:ROTATOR_PRINCIPAL_ID (object id of the Funct
 Write-Output "  Workbook     : Application Insights > Workbooks > 'ACS SMTP rotation' in resource group $env:AZURE_RESOURCE_GROUP"
 Write-Output ''
 
-if ($env:GRANT_GRAPH_PERMISSION -eq 'false') {
-    Write-Output 'Microsoft Graph permission NOT granted (GRANT_GRAPH_PERMISSION=false). An administrator runs:'
+if ($env:GRANT_GRAPH_PERMISSION -ne 'true') {
+    Write-Output 'Microsoft Graph permission NOT granted (GRANT_GRAPH_PERMISSION is not true, the default). A Privileged Role Administrator runs:'
     Write-Output "  infra/scripts/grant-graph-permission.ps1 -PrincipalId $env:ROTATOR_PRINCIPAL_ID"
     Write-Output ''
 }
@@ -30,5 +30,7 @@ if ($env:ACS_APP_IDS) {
     Write-Output "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 }
 Write-Output ''
+Write-Output 'Check every prerequisite once the code is deployed (the end of azd up):'
+Write-Output "  curl `"$env:FUNCTION_URL/doctor?code=<function key>`""
 Write-Output "Check what the rotator sees: curl `"$env:FUNCTION_URL/status?code=<function key>`""
 Write-Output "(get a key: az functionapp keys list -g $env:AZURE_RESOURCE_GROUP -n $env:FUNCTION_APP_NAME)"

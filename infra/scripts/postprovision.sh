@@ -13,8 +13,8 @@ echo "  Identity     : ${ROTATOR_PRINCIPAL_ID:-?} (object id of the Function App
 echo "  Workbook     : Application Insights > Workbooks > \"ACS SMTP rotation\" in resource group ${AZURE_RESOURCE_GROUP:-?}"
 echo ""
 
-if [ "${GRANT_GRAPH_PERMISSION:-true}" = "false" ]; then
-  echo "Microsoft Graph permission NOT granted (GRANT_GRAPH_PERMISSION=false). An administrator runs:"
+if [ "${GRANT_GRAPH_PERMISSION:-false}" != "true" ]; then
+  echo "Microsoft Graph permission NOT granted (GRANT_GRAPH_PERMISSION is not true, the default). A Privileged Role Administrator runs:"
   echo "  infra/scripts/grant-graph-permission.sh --principal-id ${ROTATOR_PRINCIPAL_ID:-<id>}"
   echo ""
 fi
@@ -34,5 +34,7 @@ else
   echo "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 fi
 echo ""
+echo "Check every prerequisite once the code is deployed (the end of azd up):"
+echo "  curl \"${FUNCTION_URL:-https://<app>/api}/doctor?code=<function key>\""
 echo "Check what the rotator sees: curl \"${FUNCTION_URL:-https://<app>/api}/status?code=<function key>\""
 echo "(get a key: az functionapp keys list -g ${AZURE_RESOURCE_GROUP:-<rg>} -n ${FUNCTION_APP_NAME:-<app>})"

@@ -36,7 +36,13 @@ def main(args: list[str]) -> int:
     command = " ".join(words)
 
     if command == "account show":
+        if world.get("signed_out"):
+            print("ERROR: Please run 'az login' to setup account.", file=sys.stderr)
+            return 1
         print(world["default_subscription"])
+    elif command == "provider show":
+        providers: dict[str, str] = world.get("providers", {})
+        print(providers.get(option(args, "--namespace"), "NotRegistered"))
     elif command == "cloud show":
         print("https://graph.example.test/")
     elif command == "resource list":

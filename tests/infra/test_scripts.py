@@ -172,10 +172,49 @@ def test_postprovision_hands_acs_app_ids_to_add_owner_and_never_fails_the_deploy
         ROTATOR_PRINCIPAL_ID=ROTATOR,
         ACS_APP_IDS=f"{NOT_YET},{OTHER}",
         FUNCTION_URL="https://func.example.test/api",
-        GRANT_GRAPH_PERMISSION="false",
     )
 
     assert done.returncode == 0
     assert az.world["owners"][NOT_YET] == [ROTATOR]
     assert "grant-graph-permission.sh --principal-id " + ROTATOR in done.stdout
     assert "run infra/scripts/add-owner.sh again" in done.stderr
+    assert "https://func.example.test/api/doctor?code=" in done.stdout
+
+
+def test_preprovision_fails_with_the_register_command_when_microsoft_app_is_missing(
+    az: FakeAz,
+) -> None:
+    missing = az.run("preprovision.sh", AZURE_SUBSCRIPTION_ID=SUB)
+    az.update(providers={"Microsoft.App": "Registered"})
+    registered = az.run("preprovision.sh", AZURE_SUBSCRIPTION_ID=SUB)
+
+    assert missing.returncode == 1
+    assert "'NotRegistered'" in missing.stderr
+    assert (
+        f"az provider register --namespace Microsoft.App --wait --subscription {SUB}"
+        in missing.stderr
+    )
+    assert registered.returncode == 0, registered.stderr
+    assert az.calls(
+        f"provider show --namespace Microsoft.App --query registrationState -o tsv --subscription {SUB}"
+    )
+
+
+def test_preprovision_asks_for_az_login_when_signed_out(az: FakeAz) -> None:
+    az.update(signed_out=True, providers={"Microsoft.App": "Registered"})
+
+    done = az.run("preprovision.sh")
+
+    assert done.returncode == 1
+    assert "Run: az login" in done.stderr
+    assert not az.calls("provider show")
+
+
+def test_azure_yaml_runs_the_preprovision_hook_on_both_platforms() -> None:
+    text = (bicep.ROOT / "azure.yaml").read_text(encoding="utf-8")
+    hooks = text.split("hooks:")[1]
+
+    assert "preprovision:" in hooks
+    assert "run: ./infra/scripts/preprovision.sh" in hooks
+    assert "run: ./infra/scripts/preprovision.ps1" in hooks
+    assert (SCRIPTS / "preprovision.ps1").read_text().count("Microsoft.App") >= 2
