@@ -286,3 +286,52 @@ async def test_throttling_with_retry_after_is_retried_and_counted(
         "/communicationServices/{name}"
     )
     assert sandbox.state.requests[get_route] == 2
+
+
+# ----- the caller's own permissions ------------------------------------------------------------
+
+
+async def test_permissions_at_the_vault_list_the_callers_roles_and_key_vault_data_actions(
+    sandbox: Sandbox, authz: AuthorizationManagementClient
+) -> None:
+    vault_id = sandbox.state.vault_resource_id
+    assert vault_id is not None
+    parts = vault_id.strip("/").split("/")
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset({"get", "set"})
+
+    entries = [
+        p
+        async for p in authz.permissions.list_for_resource(
+            parts[3], parts[5], "", parts[6], parts[7]
+        )
+    ]
+
+    assert [(p.actions, p.data_actions) for p in entries] == [
+        (["*/read"], []),  # Reader on the subscription
+        (
+            [],
+            [
+                "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+                "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+            ],
+        ),
+    ]
+
+
+async def test_permissions_need_permissions_read_at_the_scope(
+    sandbox: Sandbox, authz: AuthorizationManagementClient
+) -> None:
+    rotator = sandbox.rotator.principal_id
+    sandbox.state.role_assignments = [
+        a for a in sandbox.state.role_assignments if a.principal_id != rotator
+    ]
+    parts = (sandbox.state.vault_resource_id or "").strip("/").split("/")
+
+    with pytest.raises(HttpResponseError) as caught:
+        _ = [
+            p
+            async for p in authz.permissions.list_for_resource(
+                parts[3], parts[5], "", parts[6], parts[7]
+            )
+        ]
+    assert code(caught.value) == "AuthorizationFailed"

@@ -459,3 +459,30 @@ async def test_every_request_is_counted_by_route_template(
     assert requests["graph GET /applications/{id}"] == 1
     assert requests["graph GET /applications(appId='{appId}')"] == 1
     assert requests[LIST_APPS] == 1
+
+
+# ----- owners ----------------------------------------------------------------------------------
+
+
+async def test_owners_list_as_service_principals_for_owned_by_and_are_denied_without_roles(
+    sandbox: Sandbox, connect: Connect
+) -> None:
+    """"List owners" allows Application.ReadWrite.OwnedBy (Graph's permissions table); the
+    SDK's own model reads each owner as a servicePrincipal from its @odata.type."""
+    owned = sandbox.add_sender()
+    stranger = sandbox.add_sender(owned=False)
+    client = await connect()
+
+    owners = await client.applications.by_application_id(owned.app.object_id).owners.get()
+    none = await client.applications.by_application_id(stranger.app.object_id).owners.get()
+    nobody = await connect(_principal(sandbox, set()))
+
+    assert owners is not None
+    assert [(type(o).__name__, o.id) for o in owners.value or []] == [
+        ("ServicePrincipal", sandbox.rotator.principal_id)
+    ]
+    assert none is not None
+    assert none.value == []
+    with pytest.raises(ODataError) as caught:
+        await nobody.applications.by_application_id(owned.app.object_id).owners.get()
+    assert caught.value.response_status_code == 403
