@@ -467,7 +467,7 @@ async def test_every_request_is_counted_by_route_template(
 async def test_owners_list_as_service_principals_for_owned_by_and_are_denied_without_roles(
     sandbox: Sandbox, connect: Connect
 ) -> None:
-    """"List owners" allows Application.ReadWrite.OwnedBy (Graph's permissions table); the
+    """ "List owners" allows Application.ReadWrite.OwnedBy (Graph's permissions table); the
     SDK's own model reads each owner as a servicePrincipal from its @odata.type."""
     owned = sandbox.add_sender()
     stranger = sandbox.add_sender(owned=False)
