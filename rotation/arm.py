@@ -34,7 +34,7 @@ from rotation.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from rotation.identity import connection_options
+from rotation.identity import connection_options, unknown_resource
 from rotation.settings import Settings
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
@@ -301,6 +301,9 @@ def _raise(exc: Exception, what: str) -> NoReturn:
         isinstance(exc, HttpResponseError) and exc.status_code == 404
     ):
         raise NotFound(f"{what} not found ({_reason(exc)})") from None
+    wrong_endpoint = unknown_resource(exc, "of Azure Resource Manager", "ROTATION_ARM_URL")
+    if wrong_endpoint is not None:
+        raise InvalidRequest(f"could not read {what}: {wrong_endpoint}") from None
     if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
         raise PermissionDenied(
             f"could not read {what}: the rotator's identity failed to authenticate to Azure "

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, Literal
 
 from rotation.settings import Settings
+
+if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
+    from rich.console import Console
 
 Status = Literal["ok", "warn", "fail"]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -104,6 +104,8 @@ def settings_failed(public_message: str, site: Site) -> Check:
 
 def render(checks: Sequence[Check], console: Console) -> None:
     """One line per check; a `fix:` line under each one that is not ok."""
+    from rich.text import Text
+
     width = max((len(c.name) for c in checks), default=0)
     for check in checks:
         line = Text(f"{check.status:<5}", style=STYLE[check.status])

@@ -64,7 +64,7 @@ from rotation.errors import (
     RotationError,
     ServiceUnavailable,
 )
-from rotation.identity import trusted_ssl_context
+from rotation.identity import trusted_ssl_context, unknown_resource
 from rotation.model import AppRecord, Credential, NewSecret, PrincipalEntry
 from rotation.settings import Settings
 
@@ -420,6 +420,9 @@ def _reason(exc: APIError) -> str:
 
 def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoReturn:
     """Re-raises `exc` as a rotation error naming what failed and how to fix it."""
+    wrong_endpoint = unknown_resource(exc, endpoint, "ROTATION_GRAPH_URL")
+    if wrong_endpoint is not None:
+        raise InvalidRequest(f"could not {what}: {wrong_endpoint}") from None
     if isinstance(exc, ClientAuthenticationError):
         raise PermissionDenied(
             f"could not {what}: the rotator's identity failed to get a token for Microsoft "

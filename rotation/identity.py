@@ -137,3 +137,19 @@ def trusted_ssl_context(settings: Settings) -> ssl.SSLContext:
         context.load_verify_locations(cafile=str(settings.ca_bundle))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+#: Entra's code for a token requested for a resource it does not know: a mistyped or
+#: wrong-cloud endpoint setting (AADSTS500011, 400 invalid_resource).
+UNKNOWN_RESOURCE = "AADSTS500011"
+
+
+def unknown_resource(exc: BaseException, endpoint: str, setting: str) -> str | None:
+    """The operator's message when `exc` is Entra refusing a token for `endpoint` because
+    no such resource exists in the tenant; None for any other failure."""
+    if UNKNOWN_RESOURCE not in str(exc):
+        return None
+    return (
+        f"Entra knows no resource {endpoint} ({UNKNOWN_RESOURCE}: invalid_resource): check "
+        f"{setting} and ROTATION_CLOUD"
+    )

@@ -18,7 +18,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from rotation.arm import ArmReader
 from rotation.discovery import discover, survey
 from rotation.entra import EntraAdapter
-from rotation.errors import NotFound, PermissionDenied
+from rotation.errors import InvalidRequest, NotFound, PermissionDenied
 from rotation.identity import build_credential
 from rotation.model import ManagedApp
 from rotation.settings import Settings, load_settings
@@ -274,3 +274,17 @@ async def test_group_role_assignments_are_not_followed_but_logged(
     assert ignored["resource_id"] == sandbox.default_resource.id
     assert "ROTATION_APP_IDS" in ignored["hint"]
     assert after[member.app_id].username_sources == ("allow-list",)
+
+
+async def test_an_arm_url_entra_does_not_know_names_the_setting_and_aadsts500011(
+    sandbox: Sandbox, credential: AsyncTokenCredential
+) -> None:
+    settings = load_settings(sandbox.env(arm_url="https://management.example.invalid"))
+    arm = ArmReader.from_settings(settings, credential, retry=FAST_RETRY)
+    try:
+        with pytest.raises(InvalidRequest) as caught:
+            await arm.acs_resources([sandbox.subscription_id])
+    finally:
+        await arm.close()
+    assert "AADSTS500011" in str(caught.value)
+    assert "check ROTATION_ARM_URL and ROTATION_CLOUD" in str(caught.value)

@@ -149,6 +149,7 @@ async def test_a_wrong_rotator_secret_is_permission_denied_without_the_secret(
 async def test_an_unreachable_graph_is_service_unavailable(
     sandbox: Sandbox, credential: AsyncTokenCredential
 ) -> None:
+    sandbox.state.add_resource("https://127.0.0.1:9", "graph")  # known to Entra, not served
     settings = load_settings(sandbox.env(graph_url="https://127.0.0.1:9"))
     adapter = EntraAdapter.from_settings(settings, credential)
     try:
@@ -157,6 +158,22 @@ async def test_an_unreachable_graph_is_service_unavailable(
     finally:
         await adapter.close()
     assert "ROTATION_GRAPH_URL" in str(caught.value)
+
+
+async def test_a_graph_url_entra_does_not_know_names_the_setting_and_aadsts500011(
+    sandbox: Sandbox, credential: AsyncTokenCredential
+) -> None:
+    settings = load_settings(sandbox.env(graph_url="https://graph.example.invalid"))
+    adapter = EntraAdapter.from_settings(settings, credential)
+    try:
+        with pytest.raises(InvalidRequest) as caught:
+            await adapter.read_apps([str(uuid.uuid4())])
+    finally:
+        await adapter.close()
+    assert str(caught.value) == (
+        "could not read applications: Entra knows no resource https://graph.example.invalid "
+        "(AADSTS500011: invalid_resource): check ROTATION_GRAPH_URL and ROTATION_CLOUD"
+    )
 
 
 # ----- add_password ---------------------------------------------------------------------------
