@@ -7,7 +7,8 @@
 // Deploying this needs the deployer to hold AppRoleAssignment.ReadWrite.All and
 // Application.Read.All in Microsoft Graph (in practice: Privileged Role Administrator or
 // Global Administrator). This is admin consent for the identity, given by the deployment.
-// Without those rights, deploy with grantGraphPermission=false and have an administrator
+// Deployed only with grantGraphPermission=true (default false, so that a plain subscription
+// Owner can deploy); otherwise an administrator
 // run infra/scripts/grant-graph-permission.sh.
 extension microsoftGraphV1
 

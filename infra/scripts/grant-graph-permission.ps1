@@ -2,7 +2,7 @@
 .SYNOPSIS
 Grants the rotator's managed identity Microsoft Graph Application.ReadWrite.OwnedBy
 (PowerShell twin of grant-graph-permission.sh). Run by a Privileged Role Administrator when
-the deployment ran with GRANT_GRAPH_PERMISSION=false. Idempotent.
+the deployment ran with GRANT_GRAPH_PERMISSION=false (the default). Idempotent.
 #>
 param([string] $PrincipalId = $env:ROTATOR_PRINCIPAL_ID)
 $ErrorActionPreference = 'Stop'

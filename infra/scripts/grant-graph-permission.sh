@@ -2,10 +2,10 @@
 # Grants the rotator's managed identity the Microsoft Graph application permission
 # Application.ReadWrite.OwnedBy (admin consent for a managed identity).
 #
-# `azd provision` does this itself through the Microsoft Graph Bicep extension when
-# grantGraphPermission is true (the default). Use this script instead when the deployer may
-# not grant app roles: deploy with `azd env set GRANT_GRAPH_PERMISSION false`, then have an
-# administrator (Privileged Role Administrator, or Global Administrator) run it. Idempotent.
+# By default (GRANT_GRAPH_PERMISSION=false) `azd up` leaves this to an administrator
+# (Privileged Role Administrator, or Global Administrator), who runs this script once;
+# `doctor` reports the grant as missing until then. With GRANT_GRAPH_PERMISSION=true,
+# `azd provision` does it through the Microsoft Graph Bicep extension instead. Idempotent.
 #
 # Usage: infra/scripts/grant-graph-permission.sh [--principal-id <object id>]
 #   default principal: $ROTATOR_PRINCIPAL_ID or `azd env get-value ROTATOR_PRINCIPAL_ID`
