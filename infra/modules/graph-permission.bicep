@@ -8,8 +8,8 @@
 // Application.Read.All in Microsoft Graph (in practice: Privileged Role Administrator or
 // Global Administrator). This is admin consent for the identity, given by the deployment.
 // Deployed only with grantGraphPermission=true (default false, so that a plain subscription
-// Owner can deploy); otherwise an administrator
-// run infra/scripts/grant-graph-permission.sh.
+// Owner can deploy); otherwise an administrator runs
+// infra/scripts/grant-graph-permission.sh and `doctor` reports the grant missing until then.
 extension microsoftGraphV1
 
 @description('Object id of the Function App\'s system-assigned managed identity.')
