@@ -144,28 +144,10 @@ class SmtpVerifier:
         """Connect, EHLO, STARTTLS (certificate and host name checked), EHLO, QUIT, and
         never AUTH: (TLS version, AUTH mechanisms offered). For `doctor`; raises
         VerificationFailed with the same messages a rotation's verify step would give."""
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            tls_context=self.tls_context,
-            start_tls=False,
-            local_hostname=self.local_hostname,
-            timeout=self.attempt_timeout,
-        )
-        step = "connect"
         try:
-            async with asyncio.timeout(self.attempt_timeout):
-                await client.connect()
-                step = "EHLO"
-                await client.ehlo()
-                step = "STARTTLS"
-                await client.starttls(server_hostname=self.host)
-                step = "EHLO after STARTTLS"
-                await client.ehlo()
-        except Exception as exc:
-            client.close()
-            failure = _classify(exc, step, self.endpoint, "", SecretStr(""))
-            raise VerificationFailed(str(failure), getattr(failure, "kind", "connection")) from None
+            client = await self._session("", SecretStr(""), auth=False)
+        except _Retryable as exc:
+            raise VerificationFailed(exc.message, exc.kind) from None
         ssl_object = client.transport.get_extra_info("ssl_object") if client.transport else None
         version = str(ssl_object.version()) if ssl_object else "none"
         mechanisms = tuple(sorted(m.upper() for m in client.server_auth_methods))
@@ -177,6 +159,12 @@ class SmtpVerifier:
     async def _attempt(self, username: str, password: SecretStr) -> None:
         """EHLO, STARTTLS, EHLO, AUTH, QUIT on a new connection; raises _Retryable or
         VerificationFailed (permanent), both with scrubbed messages."""
+        client = await self._session(username, password, auth=True)
+        await _quit_quietly(client)
+
+    async def _session(self, username: str, password: SecretStr, *, auth: bool) -> aiosmtplib.SMTP:
+        """A new connection through EHLO, STARTTLS and EHLO again, then AUTH when `auth`;
+        the open client, or _Retryable / VerificationFailed with a scrubbed message."""
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -195,15 +183,16 @@ class SmtpVerifier:
                 await client.starttls(server_hostname=self.host)
                 step = "EHLO after STARTTLS"
                 await client.ehlo()
-                step = "AUTH"
-                await _authenticate(client, username, password.get_secret_value())
+                if auth:
+                    step = "AUTH"
+                    await _authenticate(client, username, password.get_secret_value())
         except Exception as exc:
             client.close()
             raise _classify(exc, step, self.endpoint, username, password) from None
         except BaseException:  # cancelled (the verify deadline): leave no socket behind
             client.close()
             raise
-        await _quit_quietly(client)
+        return client
 
     def _gave_up(
         self, username: str, last: _Retryable | None, attempts: int, timeout: float

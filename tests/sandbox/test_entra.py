@@ -43,6 +43,17 @@ async def _post_token(
         return response
 
 
+async def _rotator_token(sandbox: Sandbox, scope: str) -> aiohttp.ClientResponse:
+    """A client-credentials request as the rotator, for `scope`, straight to the endpoint."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": sandbox.rotator.client_id,
+        "client_secret": sandbox.rotator.client_secret,
+        "scope": scope,
+    }
+    return await _post_token(sandbox, sandbox.tenant_id, form)
+
+
 async def test_client_secret_credential_gets_a_token_for_the_scope_audience(
     sandbox: Sandbox,
 ) -> None:
@@ -167,16 +178,7 @@ async def test_unknown_tenant_is_refused_with_aadsts90002(sandbox: Sandbox) -> N
 
 
 async def test_scope_without_default_suffix_is_refused(sandbox: Sandbox) -> None:
-    response = await _post_token(
-        sandbox,
-        sandbox.tenant_id,
-        {
-            "grant_type": "client_credentials",
-            "client_id": sandbox.rotator.client_id,
-            "client_secret": sandbox.rotator.client_secret,
-            "scope": sandbox.graph_url,
-        },
-    )
+    response = await _rotator_token(sandbox, sandbox.graph_url)
     assert response.status == 400
     assert (await response.json())["error"] == "invalid_scope"
 
@@ -287,16 +289,7 @@ async def test_unknown_resource_is_refused_with_invalid_resource_aadsts500011(
         await credential.get_token("https://graph.example.invalid/.default")
     assert "AADSTS500011" in str(caught.value)
 
-    response = await _post_token(
-        sandbox,
-        sandbox.tenant_id,
-        {
-            "grant_type": "client_credentials",
-            "client_id": sandbox.rotator.client_id,
-            "client_secret": sandbox.rotator.client_secret,
-            "scope": "https://graph.example.invalid/.default",
-        },
-    )
+    response = await _rotator_token(sandbox, "https://graph.example.invalid/.default")
     body = await response.json()
     assert response.status == 400
     assert body["error"] == "invalid_resource"
