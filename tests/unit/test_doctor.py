@@ -1,0 +1,76 @@
+"""doctor's pure parts: reading a token's claims, Key Vault's token resource, the settings
+line, and the one-line-per-check rendering."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from rich.console import Console
+
+from rotation.doctor import Check, Site, as_json, ok, render, settings_failed
+from rotation.doctor_checks import token_claims, vault_audience
+
+
+def _jwt(payload: dict[str, object]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJSUzI1NiJ9.{body}.c2lnbmF0dXJl"
+
+
+def test_token_claims_reads_the_payload_and_tolerates_opaque_tokens() -> None:
+    claims = {"roles": ["Application.ReadWrite.OwnedBy"], "oid": "o", "tid": "t"}
+
+    assert token_claims(_jwt(claims)) == claims
+    assert token_claims("opaque-token") == {}
+    assert token_claims("a.!!!.c") == {}
+
+
+def test_vault_audience_is_the_host_minus_the_vaults_own_label() -> None:
+    assert vault_audience("https://kv-x.vault.azure.net/") == "https://vault.azure.net"
+    assert vault_audience("https://kv-x.vault.usgovcloudapi.net") == (
+        "https://vault.usgovcloudapi.net"
+    )
+    assert vault_audience("https://127.0.0.1:8443") == "https://0.0.1:8443"
+
+
+def test_settings_failure_names_each_setting_once_in_the_fix() -> None:
+    check = settings_failed(
+        "invalid settings: ROTATION_TENANT_ID: <value> is not a GUID; ROTATION_TENANT_ID: x; "
+        "ROTATION_GRACE_HOURS: too big",
+        Site("func-a", "rg-a", in_azure=True),
+    )
+
+    assert check.status == "fail"
+    assert check.fix == (
+        "az functionapp config appsettings set -g rg-a -n func-a --settings "
+        "ROTATION_TENANT_ID=<value> ROTATION_GRACE_HOURS=<value>"
+    )
+
+
+def test_render_prints_one_line_per_check_and_a_fix_line_under_each_problem() -> None:
+    checks = [
+        Check("token graph", "ok", "token for https://graph.microsoft.com"),
+        Check("vault write", "warn", "checked at first write", "export X=<value>"),
+        Check("owner a", "fail", "not an owner", "az ad app owner add --id a --owner-object-id b"),
+    ]
+    console = Console(width=200, record=True, color_system=None)
+
+    render(checks, console)
+
+    lines = console.export_text().splitlines()
+    assert lines[0].split() == [
+        "ok",
+        "token",
+        "graph",
+        "token",
+        "for",
+        "https://graph.microsoft.com",
+    ]
+    assert lines[1].startswith("warn  vault write")
+    assert lines[2].strip() == "fix: export X=<value>"
+    assert lines[3].startswith("fail  owner a")
+    assert lines[4].strip() == "fix: az ad app owner add --id a --owner-object-id b"
+    assert lines[5] == "3 checks: 1 failed, 1 warnings"
+    assert not ok(checks)
+    assert as_json(checks)["ok"] is False
+    assert ok(checks[:2])
