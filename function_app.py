@@ -27,8 +27,7 @@ try:
 except InvalidSettings as exc:
     settings = None
     logs.configure("json" if site.in_azure else "auto", keep_handlers=True)
-    logs.get_logger("rotation.settings").error("settings.invalid", error=exc.public)
-    api = Misconfigured(exc.public, site)
+    api = Misconfigured(exc.public, site)  # logs settings.invalid
 else:
     # The worker's own log handler carries records to Application Insights: keep it, redacting.
     logs.configure(settings.log_format, keep_handlers=True)

@@ -240,19 +240,17 @@ HTTP_ROTATION_ANSWERED = _event(
     {"run_id": "string", "ok": "bool"},
 )
 
-# ----- failures outside a run (planned: issue 12 adds them, with alert rules on them) ---------
+# ----- failures outside a run (the alert rules watch them) ------------------------------------
 RUN_FAILED = _event(
     "run.failed",
     "A scheduled run failed before its report (discovery, an ARM or Graph 403, invalid "
     "settings): no run.finished follows.",
     {"error_type": "string", "error": "string"},
-    planned=True,
 )
 SETTINGS_INVALID = _event(
     "settings.invalid",
     "The worker started with invalid settings; `error` names the setting, never its value.",
     {"error": "string"},
-    planned=True,
 )
 
 # ----- outcomes reported by parts being built (planned: issues 11 and 13) ----------------------

@@ -17,7 +17,7 @@ from rotation.doctor import Site, as_json, settings_failed
 from rotation.errors import SettingsError
 from rotation.http_api import Answer, problem
 
-log = logs.get_logger("rotation.http")
+log = logs.get_logger("rotation.settings")
 
 
 class Misconfigured:
@@ -26,6 +26,7 @@ class Misconfigured:
     def __init__(self, message: str, site: Site) -> None:
         self.message = message
         self.site = site
+        log.error("settings.invalid", error=message)
 
     def _refusal(self) -> Answer:
         return problem(503, "invalid_settings", self.message)

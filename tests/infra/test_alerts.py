@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import logging
 import re
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from rotation.service import RotationService
 from rotation.settings import load_settings
 from sandbox.server import Sandbox
 from tests.infra import bicep, kql
+from tests.infra.test_workbook import kql_analyzer
 from tests.integration.conftest import FAST
 
 ALERTS = (bicep.INFRA / "modules" / "alerts.bicep").read_text(encoding="utf-8")
@@ -239,3 +242,21 @@ async def test_the_timer_rule_fires_on_a_failed_invocation_only(
 
     problems = sorted(r["problem"] for r in fires("timerQuery", host_records(caught.value)))
     assert problems == ["exception", "invocation failed"]
+
+
+def test_every_rule_is_valid_kql_for_microsofts_language_service() -> None:
+    """Kusto's own parser and binder (tests/infra/kql/analyze.js, with the traces, requests
+    and exceptions schemas) accept each rule's query as deployed."""
+    command = kql_analyzer()
+    rules = ["problemQuery", "timerQuery", "silenceQuery"]
+    texts = [query(rule, armed="2026-12-01T00:00:00Z") for rule in rules]
+
+    done = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+        command, input=json.dumps(texts), capture_output=True, text=True, check=True
+    )
+
+    errors = {
+        rule: [d["message"] for d in diagnostics if d["severity"] == "Error"]
+        for rule, diagnostics in zip(rules, json.loads(done.stdout), strict=True)
+    }
+    assert errors == {rule: [] for rule in rules}

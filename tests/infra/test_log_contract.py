@@ -19,10 +19,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from rotation import events
+from rotation.doctor import Site
+from rotation.errors import RotationError, SettingsError
 from rotation.http_api import Api
+from rotation.misconfigured import Misconfigured
 from rotation.model import Mode, Outcome
 from rotation.service import RotationService
-from rotation.settings import Settings, load_settings
+from rotation.settings import InvalidSettings, Settings, load_settings
 from sandbox.server import Sandbox
 from tests import leaks
 from tests.infra import queries
@@ -100,6 +103,22 @@ async def _world(sandbox: Sandbox) -> None:
     sandbox.state.faults.inject("vault PUT /secrets/{name}", status=403)
     async with open_service(settings()) as service:  # type: ignore[arg-type]
         await service.run([victim.app_id, blocked.app_id])
+
+    # Failures before a run's report: ARM refuses discovery (the identity lost Reader), and
+    # a worker starts with invalid settings (its timer fails with the same line).
+    sandbox.state.role_assignments = [
+        a for a in sandbox.state.role_assignments if a.principal_id != sandbox.rotator.principal_id
+    ]
+    api = Api(settings(), open_service)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RotationError):
+            await api.timer()
+    finally:
+        await api.close()
+    with pytest.raises(InvalidSettings) as invalid:
+        settings(grace_hours="soon")
+    with pytest.raises(SettingsError):
+        await Misconfigured(invalid.value.public, Site()).timer()
 
 
 @pytest.fixture(scope="module")

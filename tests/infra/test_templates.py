@@ -267,7 +267,9 @@ def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
     the engine without the alert would silence the alert, so this ties the two together."""
     alerts = (bicep.INFRA / "modules" / "alerts.bicep").read_text(encoding="utf-8")
     source = "\n".join(
-        p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
+        p.read_text(encoding="utf-8")
+        for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
+        if p.name != "events.py"  # the contract names every event; the loggers are wanted
     )
     for event, fields in {
         "run.finished": ("failed", "rotated", "unfinished", "dry_run"),

@@ -21,9 +21,24 @@ const TRACES = [
   ["cloud_RoleName", "string"], ["cloud_RoleInstance", "string"], ["appName", "string"],
   ["appId", "string"], ["itemId", "string"], ["itemCount", "int"], ["sdkVersion", "string"],
 ];
-const columns = TRACES.map(([name, type]) => new S.ColumnSymbol(name, S.ScalarTypes.GetSymbol(type)));
-const traces = new S.TableSymbol.$ctor4("traces", columns);
-const globals = K.GlobalState.Default.WithDatabase(new S.DatabaseSymbol.ctor("appinsights", [traces]));
+// `requests` and `exceptions`, where the Functions host records each invocation and each
+// unhandled exception (the alert on failed timer invocations reads them): classic schema too.
+const REQUESTS = [
+  ["timestamp", "datetime"], ["id", "string"], ["name", "string"], ["url", "string"],
+  ["success", "bool"], ["resultCode", "string"], ["duration", "real"],
+  ["operation_Name", "string"], ["operation_Id", "string"], ["cloud_RoleName", "string"],
+  ["customDimensions", "dynamic"], ["itemCount", "int"],
+];
+const EXCEPTIONS = [
+  ["timestamp", "datetime"], ["problemId", "string"], ["type", "string"], ["message", "string"],
+  ["outerType", "string"], ["outerMessage", "string"], ["innermostMessage", "string"],
+  ["severityLevel", "int"], ["operation_Name", "string"], ["operation_Id", "string"],
+  ["cloud_RoleName", "string"], ["customDimensions", "dynamic"], ["itemCount", "int"],
+];
+const table = (name, spec) => new S.TableSymbol.$ctor4(
+  name, spec.map(([column, type]) => new S.ColumnSymbol(column, S.ScalarTypes.GetSymbol(type))));
+const tables = [table("traces", TRACES), table("requests", REQUESTS), table("exceptions", EXCEPTIONS)];
+const globals = K.GlobalState.Default.WithDatabase(new S.DatabaseSymbol.ctor("appinsights", tables));
 
 const queries = JSON.parse(fs.readFileSync(0, "utf8"));
 const results = queries.map((text) => {
