@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from azure.functions.timer import TimerRequest
 
 from rotation import logs
@@ -74,12 +75,13 @@ def fires(rule: str, tables: kql.Tables, **options: Any) -> list[dict[str, Any]]
 def captured() -> Iterator[io.StringIO]:
     """The product's JSON log lines, as the Function App writes them."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
+    saved = (root.handlers[:], root.level, structlog.get_config())
     stream = io.StringIO()
     logs.configure("json", stream=stream)
     yield stream
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
+    structlog.configure(**saved[2])
 
 
 @pytest.fixture
