@@ -146,7 +146,8 @@ async def check_acs(probe: Probe) -> list[Check]:
     try:
         resources = await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
     except RotationError as exc:
-        scope = f"/subscriptions/{(settings.subscription_ids or ['<subscription id>'])[0]}"
+        scopes = [f"/subscriptions/{i}" for i in settings.subscription_ids]
+        scope = (scopes or settings.acs_resource_ids or ["/subscriptions/<subscription id>"])[0]
         return [Check("acs", "fail", str(exc), _reader_fix(probe, scope))]
     if not resources and (settings.subscription_ids or settings.acs_resource_ids):
         return [Check("acs", "warn", "no ACS resource found where the rotator looks")]
@@ -197,8 +198,8 @@ async def check_apps(probe: Probe) -> list[Check]:
     try:
         apps = await discover(probe.settings, probe.arm, probe.entra)
         records = await probe.entra.read_apps([a.app_id for a in apps])
-    except RotationError as exc:
-        return [Check("apps", "fail", str(exc), _reader_fix(probe, "<subscription>"))]
+    except RotationError as exc:  # the token and ACS checks above say what to fix
+        return [Check("apps", "fail", f"could not list the managed apps: {exc}")]
     limit = asyncio.Semaphore(probe.settings.max_concurrency)
     per_app = await _bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
     return [Check("apps", "ok", f"{len(apps)} managed app(s)")] + [
