@@ -473,7 +473,7 @@ module definitionReaderOnAcsSubscriptions 'modules/reader-subscription.bicep' = 
 // Consumer sites: the checker role on each scanned subscription, or on each named site.
 module consumersOnSubscriptions 'modules/reader-subscription.bicep' = [
   for id in (checkConsumers && empty(consumerSiteList) ? scanWholeSubscriptions : []): {
-    name: 'consumers-${uniqueString(id)}'
+    name: 'consumers-${token}-${uniqueString(id)}'
     scope: subscription(id)
     params: {
       principalId: functionApp.outputs.principalId
@@ -485,7 +485,7 @@ module consumersOnSubscriptions 'modules/reader-subscription.bicep' = [
 
 module consumersOnSites 'modules/consumer-site.bicep' = [
   for id in (checkConsumers ? consumerSiteIds : []): {
-    name: 'consumer-${uniqueString(id)}'
+    name: 'consumer-${token}-${uniqueString(id)}'
     scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
     params: {
       siteName: last(split(id, '/'))

@@ -7,31 +7,28 @@ give the rotator's object id (``oid``, named in every fix command) and its app r
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
-from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation import logs
 from rotation.arm import AcsResource, ArmReader
-from rotation.discovery import action_allowed, definition_key, discover, grants_smtp
+from rotation.discovery import action_allowed, definition_key, grants_smtp
 from rotation.doctor import Check, Site
+from rotation.doctor_apps import READ_WRITE_ALL, check_apps, vault_fix
 from rotation.entra import EntraAdapter
 from rotation.errors import RotationError, VerificationFailed
-from rotation.model import AppRecord, ManagedApp
-from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.settings import Settings
 from rotation.smtp_check import SmtpVerifier
 from rotation.vault import VaultAdapter
 
 OWNED_BY = "Application.ReadWrite.OwnedBy"
-READ_WRITE_ALL = "Application.ReadWrite.All"
 VAULT_WRITES = (
     "Microsoft.KeyVault/vaults/secrets/setSecret/action",
     "Microsoft.KeyVault/vaults/secrets/update/action",
@@ -40,7 +37,6 @@ SLOW_GRANTS = (
     "a new grant can take hours to reach a managed identity's tokens (Azure managed "
     "identity FAQ); run doctor again later"
 )
-T = TypeVar("T")
 
 
 @dataclass
@@ -191,101 +187,6 @@ def _reader_fix(probe: Probe, scope: str) -> str:
     return f'az role assignment create --assignee {probe.me} --role "Reader" --scope {scope}'
 
 
-# ----- each managed app ----------------------------------------------------------------------
-
-
-async def check_apps(probe: Probe) -> list[Check]:
-    try:
-        apps = await discover(probe.settings, probe.arm, probe.entra)
-        records = await probe.entra.read_apps([a.app_id for a in apps])
-    except RotationError as exc:  # the token and ACS checks above say what to fix
-        return [Check("apps", "fail", f"could not list the managed apps: {exc}")]
-    limit = asyncio.Semaphore(probe.settings.max_concurrency)
-    per_app = await _bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
-    return [Check("apps", "ok", f"{len(apps)} managed app(s)")] + [
-        c for checks in per_app for c in checks
-    ]
-
-
-async def _check_app(probe: Probe, app: ManagedApp, record: AppRecord | None) -> list[Check]:
-    return [
-        await _check_owner(probe, app, record),
-        _check_sender_role(probe, app),
-        await _check_vault_names(probe, app),
-    ]
-
-
-async def _check_owner(probe: Probe, app: ManagedApp, record: AppRecord | None) -> Check:
-    name = f"owner {app.app_id}"
-    if record is None:
-        return Check(
-            name,
-            "fail",
-            f"no application with app id {app.app_id} in tenant {probe.settings.tenant_id}",
-            probe.site.set_setting(["ROTATION_EXCLUDE_APP_IDS"]),
-        )
-    if READ_WRITE_ALL in (probe.claims.get("roles") or []):
-        return Check(name, "ok", f"{record.display_name}: Application.ReadWrite.All covers it")
-    try:
-        owners = await probe.entra.owner_ids(record)
-    except RotationError as exc:
-        return Check(name, "fail", str(exc))
-    if probe.me.lower() in owners:
-        return Check(name, "ok", f"{record.display_name}: the rotator's identity owns it")
-    return Check(
-        name,
-        "fail",
-        f"{record.display_name}: the rotator's identity is not an owner, so Graph refuses to "
-        "add or remove its passwords",
-        f"az ad app owner add --id {app.app_id} --owner-object-id {probe.me}",
-    )
-
-
-def _check_sender_role(probe: Probe, app: ManagedApp) -> Check:
-    name = f"sender role {app.app_id}"
-    if not app.acs_resource_ids:
-        return Check(name, "warn", "allow-listed without an ACS resource: role not checked")
-    principals = {p for p, a in probe.sp_app_ids.items() if a == app.app_id}
-    found: list[tuple[str, list[str]]] = []
-    missing: list[tuple[str, list[str]]] = []
-    for resource_id in app.acs_resource_ids:
-        holders = probe.holders.get(resource_id.lower(), {})
-        roles = sorted({r for p in principals for r in holders.get(p, ())})
-        (found if roles else missing).append((resource_id, roles))
-    if not missing:
-        text = "; ".join(f"{'/'.join(r)} on {i.rsplit('/', 1)[-1]}" for i, r in found)
-        return Check(name, "ok", f"{text} allows CommunicationServices/Read, EmailServices/write")
-    resource_id = missing[0][0]
-    return Check(
-        name,
-        "fail",
-        f"no role on {resource_id.rsplit('/', 1)[-1]} allows "
-        "Microsoft.Communication/CommunicationServices/Read and .../EmailServices/write: "
-        "ACS refuses this app's SMTP AUTH",
-        f'az role assignment create --assignee {app.app_id} --role "Communication and Email '
-        f'Service Owner" --scope {resource_id}',
-    )
-
-
-async def _check_vault_names(probe: Probe, app: ManagedApp) -> Check:
-    found = []
-    for secret in (app.secret_name, app.secret_name + USERNAME_SUFFIX):
-        try:
-            entry = await probe.vault.read(secret)
-        except RotationError as exc:
-            return Check(f"vault {app.app_id}", "fail", str(exc), _vault_fix(probe))
-        versions = len(entry.versions)
-        found.append(f"{secret} {versions} version(s)" if versions else f"{secret} absent")
-    return Check(f"vault {app.app_id}", "ok", f"readable: {', '.join(found)}")
-
-
-def _vault_fix(probe: Probe) -> str:
-    return (
-        f'az role assignment create --assignee {probe.me} --role "Key Vault Secrets Officer" '
-        f"--scope {probe.vault_scope}"
-    )
-
-
 # ----- Key Vault write permission and SMTP egress --------------------------------------------
 
 
@@ -318,7 +219,7 @@ async def check_vault_write(probe: Probe) -> Check:
         "vault write",
         "fail",
         f"the identity lacks {missing} on {probe.vault_name}",
-        _vault_fix(probe),
+        vault_fix(probe),
     )
 
 
@@ -340,14 +241,6 @@ async def check_smtp(probe: Probe) -> Check:
     return Check(
         "smtp", "ok", f"{verifier.endpoint} STARTTLS {version}, AUTH {offered} (not tried)"
     )
-
-
-async def _bounded(limit: asyncio.Semaphore, work: Sequence[Awaitable[T]]) -> list[T]:
-    async def one(item: Awaitable[T]) -> T:
-        async with limit:
-            return await item
-
-    return list(await asyncio.gather(*(one(w) for w in work)))
 
 
 # ----- the run -------------------------------------------------------------------------------

@@ -207,3 +207,47 @@ def test_site_names_the_function_app_in_azure() -> None:
         "ROTATION_TENANT_ID=<value>"
     )
     assert Site.from_environment({}).set_setting(["ROTATION_X"]) == "export ROTATION_X=<value>"
+
+
+async def test_a_soft_deleted_secret_name_fails_with_the_recover_command(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    name = f"acs-smtp-{sender.app_id}-username"
+    sandbox.state.soft_delete_secret(name)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    vault = checks[f"vault {sender.app_id}"]
+    assert vault.status == "fail"
+    assert "deleted but recoverable" in vault.detail
+    assert vault.fix is not None
+    assert vault.fix.startswith("az keyvault secret recover --vault-name ")
+    assert vault.fix.endswith(f"--name {name}")
+    assert name in sandbox.state.deleted_secrets  # still deleted: doctor only read
+
+
+async def test_without_permission_to_read_deleted_secrets_the_name_is_checked_at_first_write(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    sandbox.state.vault_permissions[sandbox.rotator.client_id.lower()] = frozenset({"list"})
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    vault = checks[f"vault {sender.app_id}"]
+    assert vault.status == "warn"
+    assert "checked at first write" in vault.detail
+
+
+async def test_skipped_senders_are_counted_not_failed(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_sender()
+    identity = sandbox.add_managed_identity_holder()
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert "1 managed app(s); 1 sender(s) skipped" in checks["apps"].detail
+    assert not [name for name in checks if identity.app_id in name]
+    assert failed(checks) == []
