@@ -70,8 +70,10 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     from rotation.identity import build_credential, trusted_ssl_context
     from rotation.smtp_check import SmtpVerifier
     from rotation.vault import VaultAdapter
+    from rotation.web import WebSiteReader
 
     credential = build_credential(settings)
+    web = WebSiteReader.from_settings(settings, credential) if settings.consumers_enabled else None
     probe = Probe(
         settings,
         site or Site(),
@@ -80,11 +82,13 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
         ArmReader.from_settings(settings, credential),
         VaultAdapter.from_settings(settings, credential),
         SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
+        web,
     )
     try:
         return await run_checks(probe)
     finally:
-        for close in (probe.entra.close, probe.arm.close, probe.vault.close, credential.close):
+        closers = [probe.entra.close, probe.arm.close, probe.vault.close, credential.close]
+        for close in [*closers, *([web.close] if web else [])]:
             await close()
 
 

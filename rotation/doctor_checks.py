@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from rotation.errors import RotationError, VerificationFailed
 from rotation.settings import Settings
 from rotation.smtp_check import SmtpVerifier
 from rotation.vault import VaultAdapter
+from rotation.web import WebSiteReader
 
 OWNED_BY = "Application.ReadWrite.OwnedBy"
 VAULT_WRITES = (
@@ -50,6 +52,7 @@ class Probe:
     arm: ArmReader
     vault: VaultAdapter
     verifier: SmtpVerifier
+    web: WebSiteReader | None = None  # with ROTATION_CONSUMERS_ENABLED only
     claims: dict[str, Any] = field(default_factory=dict)
     #: ACS resource id (lower) -> principal id -> names of its roles that allow SMTP
     holders: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -243,6 +246,31 @@ async def check_smtp(probe: Probe) -> Check:
     )
 
 
+async def check_consumers(probe: Probe) -> list[Check]:
+    """With consumer checks on: every candidate site (and slot) can be read, and which
+    of them reference our vault. An unreadable site never breaks a rotation, but no app
+    retires early while one lasts, so it is a warning with the grant that fixes it."""
+    if probe.web is None:
+        return []
+    from rotation.consumers import ConsumerTracker
+
+    tracker = ConsumerTracker(probe.settings, probe.web, clock=lambda: datetime.now(UTC))
+    scan = await tracker.scan()  # never raises: what it cannot read is `unreachable`
+    found = f"{len(scan.references)} site(s) reference {probe.vault_name}"
+    if not scan.unreachable:
+        return [Check("consumers", "ok", f"every candidate site was read; {found}")]
+    return [
+        Check(
+            "consumers",
+            "warn",
+            f"{found}; unreadable, so no app retires early: {'; '.join(scan.unreachable)}",
+            f'az role assignment create --assignee {probe.me} --role "Website Contributor" '
+            "--scope <the site's resource group>   # or drop a deleted site from "
+            "ROTATION_CONSUMER_SITES",
+        )
+    ]
+
+
 # ----- the run -------------------------------------------------------------------------------
 
 
@@ -260,5 +288,6 @@ async def run_checks(probe: Probe) -> list[Check]:
     checks += await check_acs(probe)
     checks += await check_apps(probe)
     checks.append(await check_vault_write(probe))
+    checks += await check_consumers(probe)
     checks.append(await check_smtp(probe))
     return checks

@@ -251,3 +251,24 @@ async def test_skipped_senders_are_counted_not_failed(
     assert "1 managed app(s); 1 sender(s) skipped" in checks["apps"].detail
     assert not [name for name in checks if identity.app_id in name]
     assert failed(checks) == []
+
+
+async def test_consumer_sites_are_read_and_an_unreadable_one_is_a_warning(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = sandbox.add_sender()
+    site = sandbox.add_consumer_site("mailer-web", f"acs-smtp-{sender.app_id}")
+    gone = site.id.replace("mailer-web", "mailer-deleted")
+    quiet = await diagnose(sandbox, monkeypatch)
+    readable = await diagnose(sandbox, monkeypatch, consumers_enabled="true")
+    unreadable = await diagnose(
+        sandbox, monkeypatch, consumers_enabled="true", consumer_sites=f"{site.id},{gone}"
+    )
+
+    assert "consumers" not in quiet  # consumer checks off: nothing to check
+    assert readable["consumers"].status == "ok"
+    assert "1 site(s) reference" in readable["consumers"].detail
+    assert unreadable["consumers"].status == "warn"
+    assert "mailer-deleted" in unreadable["consumers"].detail
+    assert (unreadable["consumers"].fix or "").startswith("az role assignment create --assignee ")
+    assert failed(unreadable) == []
