@@ -68,12 +68,14 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     from rotation.doctor_checks import Probe, run_checks
     from rotation.entra import EntraAdapter
     from rotation.identity import build_credential, trusted_ssl_context
+    from rotation.lease import BlobLeases
     from rotation.smtp_check import SmtpVerifier
     from rotation.vault import VaultAdapter
     from rotation.web import WebSiteReader
 
     credential = build_credential(settings)
     web = WebSiteReader.from_settings(settings, credential) if settings.consumers_enabled else None
+    leases = BlobLeases.from_settings(settings, credential) if settings.lease_blob_url else None
     probe = Probe(
         settings,
         site or Site(),
@@ -83,12 +85,14 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
         VaultAdapter.from_settings(settings, credential),
         SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
         web,
+        leases,
     )
     try:
         return await run_checks(probe)
     finally:
         closers = [probe.entra.close, probe.arm.close, probe.vault.close, credential.close]
-        for close in [*closers, *([web.close] if web else [])]:
+        optional = [*([web.close] if web else []), *([leases.close] if leases else [])]
+        for close in [*closers, *optional]:
             await close()
 
 

@@ -25,6 +25,7 @@ from rotation.doctor import Check, Site
 from rotation.doctor_apps import READ_WRITE_ALL, check_apps, vault_fix
 from rotation.entra import EntraAdapter
 from rotation.errors import RotationError, VerificationFailed
+from rotation.lease import BlobLeases
 from rotation.settings import Settings
 from rotation.smtp_check import SmtpVerifier
 from rotation.vault import VaultAdapter
@@ -53,6 +54,7 @@ class Probe:
     vault: VaultAdapter
     verifier: SmtpVerifier
     web: WebSiteReader | None = None  # with ROTATION_CONSUMERS_ENABLED only
+    leases: BlobLeases | None = None  # with ROTATION_LEASE_BLOB_URL only
     claims: dict[str, Any] = field(default_factory=dict)
     #: ACS resource id (lower) -> principal id -> names of its roles that allow SMTP
     holders: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -246,6 +248,28 @@ async def check_smtp(probe: Probe) -> Check:
     )
 
 
+async def check_lease_store(probe: Probe) -> list[Check]:
+    """The per-app lease container can be read (it is made at the first run if absent);
+    without it, every run fails closed and nothing rotates."""
+    if probe.leases is None:
+        return []
+    try:
+        exists = await probe.leases.visible()
+    except RotationError as exc:
+        account = probe.leases.account
+        return [
+            Check(
+                "lease store",
+                "fail",
+                str(exc),
+                f'az role assignment create --assignee {probe.me} --role "Storage Blob Data '
+                f'Owner" --scope $(az storage account show -n {account} --query id -o tsv)',
+            )
+        ]
+    state = "exists" if exists else "is absent (the first run creates it)"
+    return [Check("lease store", "ok", f"container {probe.leases.container} {state}")]
+
+
 async def check_consumers(probe: Probe) -> list[Check]:
     """With consumer checks on: every candidate site (and slot) can be read, and which
     of them reference our vault. An unreadable site never breaks a rotation, but no app
@@ -288,6 +312,7 @@ async def run_checks(probe: Probe) -> list[Check]:
     checks += await check_acs(probe)
     checks += await check_apps(probe)
     checks.append(await check_vault_write(probe))
+    checks += await check_lease_store(probe)
     checks += await check_consumers(probe)
     checks.append(await check_smtp(probe))
     return checks

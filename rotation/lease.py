@@ -94,6 +94,16 @@ class BlobLeases:
             except ResourceNotFoundError:
                 await self._create_container()
 
+    async def visible(self) -> bool:
+        """Whether the lease container exists, read without creating it (for `doctor`);
+        LeaseStoreUnavailable when the store refuses or cannot be reached."""
+        with self._mapped():
+            try:
+                await self._container.get_container_properties()
+            except ResourceNotFoundError:
+                return False
+        return True
+
     @asynccontextmanager
     async def hold(self, app_id: str) -> AsyncIterator[None]:
         from azure.storage.blob.aio import BlobLeaseClient

@@ -272,3 +272,21 @@ async def test_consumer_sites_are_read_and_an_unreadable_one_is_a_warning(
     assert "mailer-deleted" in unreadable["consumers"].detail
     assert (unreadable["consumers"].fix or "").startswith("az role assignment create --assignee ")
     assert failed(unreadable) == []
+
+
+async def test_the_lease_store_is_read_without_creating_anything_and_unreachable_fails(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = await diagnose(sandbox, monkeypatch)
+    unreachable = await diagnose(
+        sandbox, monkeypatch, lease_blob_url="https://127.0.0.1:9/devstoreaccount1"
+    )
+    fresh_again = await diagnose(sandbox, monkeypatch)
+
+    assert fresh["lease store"].status == "ok"
+    assert "is absent (the first run creates it)" in fresh["lease store"].detail
+    assert "is absent" in fresh_again["lease store"].detail  # doctor created nothing
+    lease = unreachable["lease store"]
+    assert lease.status == "fail"
+    assert "lease store" in lease.detail
+    assert (lease.fix or "").startswith("az role assignment create --assignee ")
