@@ -54,7 +54,8 @@ async def rotation_timer(timer: func.TimerRequest) -> None:
 
 @app.route(route="rotations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def rotations(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(await api.rotations(req.get_body()))
+    # Headers and query name the caller in the log (never the key itself: rotation/caller.py).
+    return respond(await api.rotations(req.get_body(), dict(req.headers), dict(req.params)))
 
 
 @app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +25,8 @@ from rotation.errors import RotationError, SettingsError
 from rotation.model import AppOutcome, ConsumerCheck, Mode, RunReport
 from rotation.service import RotationService, StatusRow
 from rotation.settings import InvalidSettings, Settings, load_settings
+
+log = logs.get_logger("rotation.cli")
 
 OUTCOME_STYLE = {
     "rotated": "green",
@@ -70,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
             mode.add_argument(
                 "--emergency",
                 action="store_true",
-                help="rotate now and remove every other secret at once",
+                help="rotate now and remove every other secret at once (needs --app, "
+                "or --all-apps and a confirmation)",
+            )
+        if name == "run":
+            sub.add_argument(
+                "--all-apps",
+                action="store_true",
+                help="with --emergency and no --app: every managed app (asks to confirm)",
+            )
+            sub.add_argument(
+                "--yes-all-apps",
+                action="store_true",
+                help="confirm --all-apps without a prompt (for scripts)",
             )
     return parser
 
@@ -123,6 +139,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
         if getattr(args, "force", False)
         else Mode.DUE
     )
+    refusal = _emergency_refusal(args, mode)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     async with RotationService.open(settings) as service:
         if args.command == "status":
             rows = await service.status(args.app or None)
@@ -133,8 +153,21 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
                 _print_consumers(console, [(r.app_id, r.consumers) for r in rows])
             return 0
         dry_run = args.command == "plan"
+        all_apps = bool(getattr(args, "all_apps", False))
+        if all_apps and not await _confirmed_all_apps(service, args.yes_all_apps):
+            print("not confirmed: nothing changed", file=sys.stderr)
+            return 2
+        log.info(
+            "run.requested",
+            mode=mode.value,
+            dry_run=dry_run,
+            app_ids=args.app or "all",
+            caller=_caller(),
+        )
         if args.json or dry_run:
-            report = await service.run(args.app or None, mode=mode, dry_run=dry_run)
+            report = await service.run(
+                args.app or None, mode=mode, dry_run=dry_run, all_apps=all_apps
+            )
         else:
             report = await _run_with_progress(service, args.app or None, mode, console)
         if args.json:
@@ -143,6 +176,54 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             console.print(report_table(report))
             _print_consumers(console, [(o.app_id, o.consumers) for o in report.outcomes])
         return 0 if report.ok else 1
+
+
+def _emergency_refusal(args: argparse.Namespace, mode: Mode) -> str | None:
+    """Why the arguments cannot run as given, if they cannot. An emergency removes every
+    other secret at once; over every app that is a tenant-wide outage for any consumer that
+    has not re-read Key Vault, so it is never the result of leaving --app out."""
+    all_apps = getattr(args, "all_apps", False)
+    if all_apps and args.app:
+        return "--all-apps and --app exclude each other"
+    if all_apps and mode is not Mode.EMERGENCY:
+        return "--all-apps goes with --emergency only (force and due runs cover every app anyway)"
+    if args.command == "run" and mode is Mode.EMERGENCY and not args.app and not all_apps:
+        return (
+            "--emergency removes every other secret of each app at once: name the apps with "
+            "--app APP_ID (repeatable), or give --all-apps to do it to every managed app"
+        )
+    return None
+
+
+async def _confirmed_all_apps(service: RotationService, yes: bool) -> bool:
+    """An emergency over every app goes ahead only after the operator confirms it: typing
+    the number of apps at the prompt, or --yes-all-apps where there is no terminal."""
+    apps = await service.select(None)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(
+            "error: --all-apps asks for confirmation on a terminal; add --yes-all-apps to "
+            "confirm without one",
+            file=sys.stderr,
+        )
+        return False
+    print(
+        f"An emergency rotation of ALL {len(apps)} managed apps removes every other secret of "
+        "each at once: every consumer that has not re-read Key Vault fails until it does.",
+        file=sys.stderr,
+    )
+    answer = await asyncio.to_thread(input, f"Type the number of apps ({len(apps)}) to go ahead: ")
+    return answer.strip() == str(len(apps))
+
+
+def _caller() -> str:
+    """The operator at the terminal, as the operating system names them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 async def _run_with_progress(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rotation import logs
+from rotation.caller import describe_caller
 from rotation.doctor import Site, as_json, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import Mode
@@ -54,20 +55,67 @@ def problem(status: int, code: str, message: str, **extra: Any) -> Answer:
     return status, {"error": {"code": code, "message": logs.scrub(message), **extra}}
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity and -Infinity: Python's json reads them, RFC 8259 does not allow them."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of duplicate keys silently: {"mode": "due", "mode": "force"}
+    # would run a forced rotation. RFC 8259 leaves duplicates' meaning open; refuse them.
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
+def _load_json(body: bytes) -> Any | Answer:
+    """The parsed body, or the 400 saying why it cannot be read. No input raises: deep
+    nesting (RecursionError), integer literals past Python's 4,300-digit limit
+    (ValueError) and the rest are all answered."""
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    except _DuplicateKey as exc:
+        key = repr(exc.key)[:60]
+        return problem(
+            400, "duplicate_key", f"the key {key} appears twice in one object", key=exc.key[:60]
+        )
+    except _NotJson as exc:
+        return problem(400, "malformed_json", f"the body is not valid JSON: {exc} is not JSON")
+    except RecursionError:
+        return problem(400, "malformed_json", "the body is not valid JSON: nested too deeply")
+    except UnicodeDecodeError:
+        return problem(400, "malformed_json", "the body is not valid JSON: it is not UTF-8")
+    except json.JSONDecodeError as exc:
+        return problem(400, "malformed_json", f"the body is not valid JSON: {exc}")
+    except ValueError:  # int("9" * 5000): Python refuses integer literals past 4,300 digits
+        return problem(400, "malformed_json", "the body is not valid JSON: a number is too long")
+
+
 def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
     """The validated request, or the 4xx answer explaining why it is refused."""
     if len(body) > MAX_BODY_BYTES:
         return problem(413, "body_too_large", f"the body may be at most {MAX_BODY_BYTES} bytes")
     if not body.strip():
         return RotationRequest()
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return problem(400, "malformed_json", f"the body is not valid JSON: {exc}")
+    data = _load_json(body)
+    if isinstance(data, tuple):
+        return data
     if not isinstance(data, dict):
         return problem(400, "invalid_request", "the body must be a JSON object")
     try:
-        return RotationRequest.model_validate(data)
+        request = RotationRequest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
@@ -76,7 +124,17 @@ def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
             message = "unknown field (allowed: appIds, mode, dryRun)"
         if first["type"] == "enum":
             message = "unknown mode (allowed: due, force, emergency)"
-        return problem(400, "invalid_request", f"{field}: {message}", field=field)
+        return problem(400, "invalid_request", f"{field}: {logs.scrub(message)}", field=field)
+    if request.mode is Mode.EMERGENCY and not request.app_ids:
+        return problem(
+            400,
+            "emergency_needs_app_ids",
+            "mode emergency removes every other secret of each app at once, so it must name "
+            "its apps: give a non-empty appIds. An emergency rotation of every app is only "
+            "possible from the command line (python -m rotation run --emergency --all-apps).",
+            field="appIds",
+        )
+    return request
 
 
 class Api:
@@ -97,7 +155,9 @@ class Api:
         self.site = site or Site()
         self._open_service = open_service
         self._service: RotationService | None = None
-        self._whole_run_active = False
+        # Runs over every app (timer or HTTP) under way now. A count, not a flag: with
+        # overlapping runs the first to finish must not clear the others' mark.
+        self._whole_runs = 0
 
     @property
     def service(self) -> RotationService:
@@ -120,23 +180,38 @@ class Api:
             return problem(502, "upstream_failed", str(exc))
         return 200, {"apps": [r.as_dict() for r in rows]}
 
-    async def rotations(self, body: bytes) -> Answer:
+    async def rotations(
+        self,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        caller = describe_caller(headers or {}, params or {})
         parsed = parse_rotation_request(body)
         if not isinstance(parsed, RotationRequest):
+            log.warning("http.rotation_refused", status=parsed[0], **_code(parsed), **caller)
             return parsed
         busy = self.service.engine.busy(parsed.app_ids)
-        if busy or (self._whole_run_active and not parsed.dry_run):
+        if busy or (self._whole_runs and not parsed.dry_run):
+            log.warning("http.rotation_refused", status=409, code="rotation_in_progress", **caller)
             return problem(
                 409,
                 "rotation_in_progress",
                 "a rotation of these apps is already under way in this instance",
                 appIds=busy,
             )
+        log.info(
+            "http.rotation_requested",
+            mode=parsed.mode.value,
+            dry_run=parsed.dry_run,
+            app_ids=parsed.app_ids or "all",
+            **caller,
+        )
         return await self._run(parsed)
 
     async def _run(self, request: RotationRequest) -> Answer:
         whole = not request.app_ids and not request.dry_run
-        self._whole_run_active = self._whole_run_active or whole
+        self._whole_runs += whole
         try:
             report = await self.service.run(
                 request.app_ids or None,
@@ -152,8 +227,7 @@ class Api:
         except RotationError as exc:
             return problem(502, "upstream_failed", str(exc))
         finally:
-            if whole:
-                self._whole_run_active = False
+            self._whole_runs -= whole
         log.info("http.rotation_answered", run_id=report.run_id, ok=report.ok)
         busy = [o.app_id for o in report.busy]
         if busy:
@@ -180,7 +254,7 @@ class Api:
         over several), so the host never kills it. A run that fails before its report
         (discovery, an ARM or Graph 403) logs `run.failed`, so the alerts hear of it at
         once instead of through two days of silence."""
-        self._whole_run_active = True
+        self._whole_runs += 1
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
             with structlog.contextvars.bound_contextvars(trigger="timer"):
@@ -191,8 +265,13 @@ class Api:
             log.error("run.failed", error_type=type(exc).__name__, error=logs.scrub(str(exc)))
             raise
         finally:
-            self._whole_run_active = False
+            self._whole_runs -= 1
         return report.as_dict()
+
+
+def _code(answer: Answer) -> dict[str, Any]:
+    error = answer[1].get("error", {})
+    return {"code": error.get("code")}
 
 
 def _is_guid(value: object) -> bool:

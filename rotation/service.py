@@ -39,6 +39,16 @@ class UnknownApps(RotationError):
         self.app_ids = list(app_ids)
 
 
+class EmergencyNeedsApps(RotationError):
+    """An emergency run was asked for every app without saying so explicitly."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "an emergency rotation removes every other secret at once: it needs the apps "
+            "named, or all_apps=True (the CLI's --all-apps with a confirmation)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StatusRow:
     app_id: str
@@ -200,10 +210,15 @@ class RotationService:
         on_outcome: Callable[[AppOutcome], None] | None = None,
         chosen: Selection | None = None,
         whole_apps: bool = False,
+        all_apps: bool = False,
     ) -> RunReport:
         """Rotates the chosen apps; skipped senders are reported as such, never failed.
         `chosen` (from `choose`) saves a second discovery when the caller already has it.
-        `budget_seconds` counts from here, discovery included (see Engine.run)."""
+        `budget_seconds` counts from here, discovery included (see Engine.run).
+        `all_apps` must confirm an emergency over every app: leaving out the ids is never
+        enough for that (a tenant-wide outage for consumers that have not re-read)."""
+        if mode is Mode.EMERGENCY and not app_ids and not dry_run and not all_apps:
+            raise EmergencyNeedsApps()
         started = time.monotonic()
         chosen = chosen or await self.choose(app_ids)
         if budget_seconds is not None:
