@@ -63,6 +63,7 @@ from rotation.policy import (
     needs_versions,
     plan_app,
     retirements,
+    rotation_reason,
     settled,
     stale_versions,
 )
@@ -670,14 +671,26 @@ class Engine:
         return credential.end if credential else None
 
     def _warn_if_expiring(self, obs: Observation) -> None:
-        current = obs.entry.current
+        """Warns when an app is due and this run did not rotate it (a dry run, a failure):
+        "due" is the policy's decision (`rotation_reason`), as in plan and status."""
         record = obs.record
-        credential = record.credential(current.key_id if current else None) if record else None
-        if credential is None or credential.end is None:
+        if record is None:
             return
-        days_left = (credential.end - self.clock()).total_seconds() / 86400
-        if days_left < self.rules.rotate_before.days:
-            log.warning("app.expiry_near", days_left=round(days_left, 1), key_id=credential.key_id)
+        now = self.clock()
+        reason = rotation_reason(record, obs.entry, now, self.rules, Mode.DUE)
+        if reason is None:
+            return
+        current = obs.entry.current
+        credential = record.credential(current.key_id if current else None)
+        days_left = None
+        if credential is not None and credential.end is not None:
+            days_left = round((credential.end - now).total_seconds() / 86400, 1)
+        log.warning(
+            "app.expiry_near",
+            days_left=days_left,
+            key_id=credential.key_id if credential else None,
+            reason=reason,
+        )
 
 
 def _begin_step(step: str) -> None:

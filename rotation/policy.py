@@ -105,6 +105,20 @@ def rotation_reason(
     return None
 
 
+def app_state(record: AppRecord | None, vault: VaultEntry, now: datetime, rules: Rules) -> str:
+    """What `status` shows for an app, from the same decision a due run takes: the state is
+    "due" or "no-password" exactly when `plan_app` (mode due) would rotate. One source of
+    truth, so status, plan and the expiry warning cannot disagree."""
+    if record is None:
+        return "app-not-found"
+    if rotation_reason(record, vault, now, rules, Mode.DUE) is None:
+        return "ok"
+    current = vault.current
+    if current is None or record.credential(current.key_id) is None:
+        return "no-password"
+    return "due"  # expiring, expired, or its Key Vault version disabled
+
+
 def retirements(
     record: AppRecord,
     vault: VaultEntry,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
 from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunReport
+from rotation.policy import app_state
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
@@ -261,9 +262,7 @@ class RotationService:
                     days_left=days_left,
                     vault_version=current.version if current else None,
                     credentials=len(obs.record.credentials) if obs.record else 0,
-                    state=_state(
-                        obs.record is not None, credential is not None, days_left, self.settings
-                    ),
+                    state=app_state(obs.record, obs.entry, now, self.engine.rules),
                     usernames=tuple(zip(obs.app.usernames, obs.app.username_sources, strict=False)),
                     consumers=(
                         tracker.check(obs.app, current.version if current else None, scan)
@@ -273,13 +272,3 @@ class RotationService:
                 )
             )
         return rows + [StatusRow.skipped(s) for s in chosen.skipped]
-
-
-def _state(found: bool, has_current: bool, days_left: float | None, settings: Settings) -> str:
-    if not found:
-        return "app-not-found"
-    if not has_current:
-        return "no-password"
-    if days_left is not None and days_left <= settings.rotate_before_days:
-        return "due"
-    return "ok"
