@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -35,10 +36,13 @@ import structlog
 from rotation import logs
 from rotation.errors import (
     LeaseTaken,
+    RetirementIncomplete,
     RotationError,
     SecretNameDeleted,
     VaultWriteFailed,
     VerificationFailed,
+    describe,
+    internal_error,
 )
 from rotation.model import (
     CREDENTIAL_PREFIX,
@@ -78,6 +82,13 @@ log = logs.get_logger("rotation.engine")
 
 #: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
 STEP_MARGIN_SECONDS = 60.0
+
+
+def log_internal_error(exc: BaseException) -> None:
+    """Logs where a bug happened (file, line, function) without the exception's text."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-6:]]
+    log.error("app.failed", error=internal_error(exc), error_type=type(exc).__name__, where=where)
 
 
 def utc_now() -> datetime:
@@ -176,16 +187,25 @@ class Engine:
             log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
             if self.leases is not None and apps and not dry_run:
                 await self.leases.ready()  # fails closed: no lease store, nothing rotates
-            observations = await self.observe(apps, run.semaphore, list_vault=list_vault)
-            run.deleted = await self._deleted_names(observations)
+            observations = await self._observe_each(apps, run.semaphore, list_vault=list_vault)
+            run.deleted = await self._deleted_names(
+                [o for o in observations if isinstance(o, Observation)]
+            )
             if self.consumers is not None and apps:
                 run.consumers = await self.consumers.scan()
 
-            async def one(obs: Observation) -> AppOutcome:
-                outcome = await self._guarded(run, obs)
-                self._log_finished(obs, outcome)
+            async def one(obs: Observation | AppOutcome) -> AppOutcome:
+                if isinstance(obs, AppOutcome):  # its reads failed
+                    outcome = obs
+                    self._log_finished(None, outcome)
+                else:
+                    outcome = await self._guarded(run, obs)
+                    self._log_finished(obs, outcome)
                 if on_outcome is not None:
-                    on_outcome(outcome)
+                    try:
+                        on_outcome(outcome)
+                    except Exception as exc:  # a progress display must not stop the run
+                        log.error("run.on_outcome_failed", error=internal_error(exc))
                 return outcome
 
             outcomes = [
@@ -247,7 +267,55 @@ class Engine:
             for app, entry in zip(apps, entries, strict=True)
         ]
 
+    async def _observe_each(
+        self, apps: Sequence[ManagedApp], gate: asyncio.Semaphore, *, list_vault: bool = True
+    ) -> list[Observation | AppOutcome]:
+        """`observe` for a run: a failed read fails the apps it concerns (all of them for
+        Graph's batch read or the vault listing, one for its own Key Vault read), never
+        the run."""
+        ids = [a.app_id for a in apps]
+        listed: dict[str, VaultVersion] | None = None
+        try:
+            if list_vault:
+                records, listed = await asyncio.gather(
+                    self.directory.read_apps(ids), self.store.read_current()
+                )
+            else:
+                records = await self.directory.read_apps(ids)
+        except Exception as exc:
+            why = describe(exc)
+            reason = "could not read the applications from Entra ID or list the Key Vault"
+            return [self._failed(app, Action.NOTHING, reason, why) for app in apps]
+
+        async def read(app: ManagedApp) -> Observation | AppOutcome:
+            record = records.get(app.app_id.lower())
+            try:
+                if listed is not None:
+                    current = listed.get(app.secret_name.lower())
+                    if record is None or not needs_versions(record, current):
+                        entry = VaultEntry(app.secret_name, (current,) if current else ())
+                        return Observation(app, record, entry)
+                async with gate:
+                    entry = await self.store.read(app.secret_name)
+            except Exception as exc:
+                reason = "could not read its Key Vault entry"
+                return self._failed(app, Action.NOTHING, reason, describe(exc))
+            return Observation(app, record, entry)
+
+        return list(await asyncio.gather(*(read(a) for a in apps)))
+
     async def _guarded(self, run: _Run, obs: Observation) -> AppOutcome:
+        """One app, isolated: whatever its steps raise (a bug included) is its failure."""
+        try:
+            return await self._one_app(run, obs)
+        except Exception as exc:
+            with structlog.contextvars.bound_contextvars(app_id=obs.app.app_id):
+                log_internal_error(exc)
+                return self._failed(
+                    obs.app, Action.NOTHING, "the app could not be processed", internal_error(exc)
+                )
+
+    async def _one_app(self, run: _Run, obs: Observation) -> AppOutcome:
         """One app, inside the concurrency gate, its deadline and its busy mark."""
         app = obs.app
         begun = time.monotonic()
@@ -331,6 +399,10 @@ class Engine:
             outcome.outcome = Outcome.FAILED
             outcome.error = logs.scrub(str(exc))
             log.error("app.failed", error=outcome.error, error_type=type(exc).__name__)
+        except Exception as exc:  # a bug (a changed SDK shape, say): this app's failure only
+            outcome.outcome = Outcome.FAILED
+            outcome.error = internal_error(exc)
+            log_internal_error(exc)
         finally:
             self._busy.discard(key)
 
@@ -411,7 +483,7 @@ class Engine:
         try:
             await self.verify(app, new, verify_timeout)
         except VerificationFailed as exc:
-            await self.rollback(record, new, exc.kind)
+            await self.rollback(record, new, exc.kind, outcome)
             capped = verify_timeout < self.settings.verify_timeout_seconds
             if capped and exc.kind in ("rejected", "timeout"):
                 # A shortened budget cannot tell slow propagation from a real refusal;
@@ -423,9 +495,12 @@ class Engine:
                 )
                 return
             raise
+        except Exception as exc:  # not proven, so it must not outlive the run (I3)
+            await self.rollback(record, new, internal_error(exc), outcome)
+            raise
         # The app's own deadline (a hung call) cancels this coroutine outright; a credential
         # it leaves behind was never promoted and goes as an orphan (I5).
-        version = await self.promote_or_roll_back(app, record, entry, new)
+        version = await self.promote_or_roll_back(app, record, entry, new, outcome)
         outcome.outcome = Outcome.ROTATED
         outcome.expires = new.credential.end
         after_record = dataclasses.replace(
@@ -494,8 +569,8 @@ class Engine:
             return {}
         try:
             return await self.store.deleted_names()
-        except RotationError as exc:
-            log.warning("vault.deleted_unlisted", error=logs.scrub(str(exc)))
+        except Exception as exc:  # a bug here too must not cost the run its report
+            log.warning("vault.deleted_unlisted", error=describe(exc))
             return None  # each app asks about its own names instead
 
     async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
@@ -536,37 +611,57 @@ class Engine:
         return version
 
     async def promote_or_roll_back(
-        self, app: ManagedApp, record: AppRecord, entry: VaultEntry, new: NewSecret
+        self,
+        app: ManagedApp,
+        record: AppRecord,
+        entry: VaultEntry,
+        new: NewSecret,
+        outcome: AppOutcome | None = None,
     ) -> VaultVersion:
         try:
             return await self.promote(app, entry, new)
         except VaultWriteFailed:
-            await self.rollback(record, new, "vault write refused")
+            await self.rollback(record, new, "vault write refused", outcome)
             raise
-        except RotationError:
+        except Exception as failure:
             # The write may have landed before the failure: ask Key Vault, not guess (I1).
-            landed = await self._landed(app, new)
+            try:
+                landed = await self._landed(app, new)
+            except Exception as exc:
+                # Removing it could take away the password Key Vault now serves (I1); if it
+                # never got there, the next run removes it as an orphan (I5).
+                log.error("vault.read_failed", error=describe(exc))
+                if outcome is not None:
+                    outcome.cleanup_failures.append(
+                        f"kept {new.credential.key_id}: could not confirm whether Key Vault "
+                        "stored it; the next run removes it if it did not"
+                    )
+                raise failure from None
             if landed is None:
-                await self.rollback(record, new, "vault write failed")
+                await self.rollback(record, new, "vault write failed", outcome)
                 raise
             return landed
 
     async def _landed(self, app: ManagedApp, new: NewSecret) -> VaultVersion | None:
-        try:
-            current = (await self.store.read(app.secret_name)).current
-        except RotationError:
-            return None
+        current = (await self.store.read(app.secret_name)).current
         return current if current and current.key_id == new.credential.key_id else None
 
-    async def rollback(self, record: AppRecord, new: NewSecret, why: str) -> None:
+    async def rollback(
+        self, record: AppRecord, new: NewSecret, why: str, outcome: AppOutcome | None = None
+    ) -> None:
         """Removes a credential that never reached Key Vault (I3). Shielded: a
-        cancellation must not leave the removal half done."""
+        cancellation must not leave the removal half done. A failure is reported, not
+        raised: the next run removes the credential as an orphan (I5)."""
         key_id = new.credential.key_id
         try:
             await asyncio.shield(self.directory.remove_password(record, key_id))
-        except RotationError as exc:
-            # The next run removes it as an orphan (I5); say so rather than hide it.
-            log.error("credential.rollback_failed", key_id=key_id, error=logs.scrub(str(exc)))
+        except Exception as exc:
+            error = describe(exc)
+            log.error("credential.rollback_failed", key_id=key_id, error=error)
+            if outcome is not None:
+                outcome.cleanup_failures.append(
+                    f"rollback of {key_id} failed: {error} (the next run removes it as an orphan)"
+                )
             return
         log.warning("credential.rolled_back", key_id=key_id, why=why)
 
@@ -579,15 +674,26 @@ class Engine:
         outcome: AppOutcome,
     ) -> None:
         """Step 4: remove superseded credentials and disable the versions that held them;
-        then, if nothing is left to do, mark the rotation finished."""
+        then, if nothing is left to do, mark the rotation finished.
+
+        Every removal is attempted, whatever happened to the one before (as Vault's Azure
+        plugin rolls back its WAL); each failure is reported, and the next run retries."""
         _begin_step("retire")
+        failures: list[str] = []
         try:
             for retirement in gone:
                 key_id = retirement.credential.key_id
-                await self.directory.remove_password(record, key_id)
+                try:
+                    await self.directory.remove_password(record, key_id)
+                except Exception as exc:
+                    error = describe(exc)
+                    failures.append(f"removal of {key_id} failed: {error}")
+                    log.error("credential.remove_failed", key_id=key_id, error=error)
+                    continue
                 outcome.removed_key_ids.append(key_id)
                 log.info("credential.removed", key_id=key_id, reason=retirement.reason)
         finally:
+            outcome.cleanup_failures.extend(failures)
             # Even after a partial failure: a version whose secret is gone must not be served.
             removed = set(outcome.removed_key_ids)
             stale = [v.version for v in entry.versions if v.enabled and v.key_id in removed]
@@ -606,6 +712,11 @@ class Engine:
             ),
         )
         await self.settle(app, after_record, after_entry)
+        if failures:
+            raise RetirementIncomplete(
+                f"{len(failures)} of {len(gone)} old credential(s) could not be removed "
+                "(the next run tries again): " + "; ".join(failures)
+            )
 
     async def settle(self, app: ManagedApp, record: AppRecord, entry: VaultEntry) -> None:
         """Marks the current version once nothing is left to retire or disable

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from rotation import logs
+
 #: Appended to every 403 the rotator reports. Azure role assignments take minutes to apply,
 #: but Azure caches a managed identity's tokens for around 24 hours, so a grant that lives
 #: in the token (a Microsoft Graph application permission, a group membership) can take
@@ -104,3 +106,21 @@ class LeaseTaken(RotationError):
 class LeaseStoreUnavailable(RotationError):
     """The lease store (the Function App's storage account) cannot be reached or used;
     nothing may rotate until it can."""
+
+
+class RetirementIncomplete(RotationError):
+    """Some old credentials could not be removed; every removal was attempted and each
+    failure is in the report. The next run tries again."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """How a bug is reported: its type only. Its text could hold anything, a secret too."""
+    return f"internal error: {type(exc).__name__}"
+
+
+def describe(exc: BaseException) -> str:
+    """An error for a report: our own errors' messages (written for operators, scrubbed),
+    the type alone for anything else."""
+    if isinstance(exc, RotationError):
+        return logs.scrub(str(exc))
+    return internal_error(exc)

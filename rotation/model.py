@@ -288,6 +288,8 @@ class AppOutcome:
     duration_seconds: float = 0.0
     error: str | None = None
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
+    #: Removals that failed (rollback of the new credential, retirement of old ones).
+    cleanup_failures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -302,6 +304,7 @@ class AppOutcome:
             "durationSeconds": round(self.duration_seconds, 3),
             "error": self.error,
             "consumers": self.consumers.as_dict() if self.consumers else None,
+            "cleanupFailures": list(self.cleanup_failures),
         }
 
 
