@@ -70,9 +70,11 @@ kql-deps: $(KQL_STAMP)
 bench: $(SETUP)
 	$(PY) -m bench
 
-# Longer reliability run: 1,000 forced rotations per grace setting under injected faults.
+# Longer reliability run: 1,000 forced rotations per grace setting under injected faults,
+# and 20,000 fuzzed requests through the HTTP trigger (2,000 in `make test`).
 soak: $(SETUP)
-	RELIABILITY_ROTATIONS=1000 $(PY) -m pytest -q tests/reliability/test_consumer_continuity.py
+	RELIABILITY_ROTATIONS=1000 HTTP_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q \
+		tests/reliability/test_consumer_continuity.py tests/reliability/test_http_fuzz.py
 
 sandbox: $(SETUP)
 	$(PY) -m sandbox

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.waiting import until
 
 APP_A = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+README = Path("README.md").read_text()
 
 
 def writes(state: SandboxState) -> int:
@@ -284,6 +286,29 @@ async def test_answer_lists_what_the_http_budget_left_unfinished(
     assert sandbox.state.vault == {}
 
 
+async def test_readme_curl_bodies_work_form_urlencoded_as_curl_sends_them(
+    sandbox: Sandbox, fa: ModuleType
+) -> None:
+    """`curl -d` sends `Content-Type: application/x-www-form-urlencoded` with the JSON text
+    unchanged; the API reads the body as JSON whatever the content type says."""
+    sender = sandbox.add_sender()
+    await post(fa)  # the app has a password
+    examples = re.findall(r"curl -s -X POST \"\$FN/rotations\?code=\$KEY\" -d '([^']*)'", README)
+    assert len(examples) >= 3, examples
+    for text in examples:
+        body = text.replace("<app id>", sender.app_id).encode()
+        request = func.HttpRequest(
+            "POST",
+            "/api/rotations",
+            body=body,
+            params={"code": "the-function-key"},
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        response = await trigger(fa, "rotations")(request)
+        assert response.status_code == 200, (text, response.get_body())
+        assert json.loads(response.get_body())["ok"] is True
+
+
 # ----- POST /api/rotations: 4xx, and nothing rotates ---------------------------------------
 
 
@@ -295,6 +320,9 @@ async def test_answer_lists_what_the_http_budget_left_unfinished(
         (b'{"mode": "panic"}', 400, "invalid_request"),
         (b'{"appIds": [], "force": true}', 400, "invalid_request"),
         (b'{"dryRun": "false"}', 400, "invalid_request"),
+        (b'{"mode": "force", "mode": "due"}', 400, "duplicate_key"),
+        (b"[" * 2000 + b"]" * 2000, 400, "malformed_json"),
+        (b'{"mode": "emergency"}', 400, "emergency_needs_app_ids"),
         (b'["list"]', 400, "invalid_request"),
         (json.dumps({"appIds": [APP_A]}).encode(), 404, "unknown_apps"),
     ],

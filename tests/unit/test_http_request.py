@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rotation.http_api import RotationRequest, parse_rotation_request
 from rotation.model import Mode
+from tests import json_bodies
 
 APP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
@@ -65,3 +66,54 @@ def test_any_body_is_either_a_request_or_a_4xx(body: bytes) -> None:
     if isinstance(answer, tuple):
         assert 400 <= answer[0] < 500
         assert answer[1]["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "needle"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "malformed_json", "nested too deeply"),
+        (b'{"appIds": ' + b"[" * 5000 + b"]" * 5000 + b"}", "malformed_json", "nested too deeply"),
+        (b'{"dryRun": ' + b"9" * 5000 + b"}", "malformed_json", "number is too long"),
+        (b'{"mode": "due", "mode": "force"}', "duplicate_key", "'mode' appears twice"),
+        (b'{"mode": "due", "\\u006dode": "force"}', "duplicate_key", "'mode' appears twice"),
+        (b'{"appIds": [{"a": 1, "a": 2}]}', "duplicate_key", "'a' appears twice"),
+        (b'{"dryRun": NaN}', "malformed_json", "NaN is not JSON"),
+        (b'{"mode": "emergency"}', "emergency_needs_app_ids", "non-empty appIds"),
+        (b'{"mode": "emergency", "appIds": []}', "emergency_needs_app_ids", "--all-apps"),
+        (b'{"mode": "emergency", "dryRun": true}', "emergency_needs_app_ids", "appIds"),
+    ],
+)
+def test_hostile_bodies_get_a_400_that_names_the_problem(
+    body: bytes, code: str, needle: str
+) -> None:
+    answer = parse_rotation_request(body)
+    assert isinstance(answer, tuple)
+    assert answer[0] == 400
+    assert answer[1]["error"]["code"] == code
+    assert needle in answer[1]["error"]["message"]
+
+
+def test_duplicate_key_answer_names_the_key() -> None:
+    answer = parse_rotation_request(b'{"appIds": [], "dryRun": true, "dryRun": false}')
+    assert isinstance(answer, tuple)
+    assert answer[1]["error"]["key"] == "dryRun"
+
+
+def test_force_without_app_ids_stays_allowed() -> None:
+    parsed = parse_rotation_request(b'{"mode": "force"}')
+    assert isinstance(parsed, RotationRequest)
+    assert parsed.mode is Mode.FORCE
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(json_bodies.bodies([APP]))
+def test_structured_bodies_agree_with_the_oracle_and_never_raise(body: bytes) -> None:
+    valid, _ = json_bodies.oracle(body)
+    answer = parse_rotation_request(body)
+    if valid:
+        assert isinstance(answer, RotationRequest), answer
+    else:
+        assert isinstance(answer, tuple)
+        assert 400 <= answer[0] < 500
+        assert answer[1]["error"]["message"]
+        json.dumps(answer[1])  # the answer can be written out
