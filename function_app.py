@@ -7,6 +7,7 @@ naming the bad setting, never its value (rotation/misconfigured.py).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -26,11 +27,22 @@ try:
     settings = load_settings()
 except InvalidSettings as exc:
     settings = None
-    logs.configure("json" if site.in_azure else "auto", keep_handlers=True)
+    logs.configure(
+        "json" if site.in_azure else "auto",
+        keep_handlers=True,
+        known_secrets=logs.secrets_in(os.environ),
+    )
     api = Misconfigured(exc.public, site)  # logs settings.invalid
 else:
     # The worker's own log handler carries records to Application Insights: keep it, redacting.
-    logs.configure(settings.log_format, keep_handlers=True)
+    # Every record is scrubbed when it is made, for any handler added later too (logs.py); the
+    # rotator's own client secret, when it signs in with one, is among what is scrubbed.
+    logs.configure(
+        settings.log_format,
+        level=logging.getLevelName(settings.log_level),
+        keep_handlers=True,
+        known_secrets=logs.secrets_in(os.environ),
+    )
     # The timer run stops starting apps in time to end before host.json's functionTimeout.
     budget = load_timer_budget(Path(__file__).with_name("host.json"))
     api = Api(settings, site=site, timer_budget_seconds=budget)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import socket
 import sys
@@ -106,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    logs.configure(settings.log_format)
+    logs.configure(
+        settings.log_format,
+        level=logging.getLevelName(settings.log_level),
+        known_secrets=logs.secrets_in(os.environ),
+    )
     try:
         return asyncio.run(_dispatch(args, settings, console))
     except RotationError as exc:

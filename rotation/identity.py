@@ -54,6 +54,8 @@ def credential_options(settings: Settings) -> dict[str, Any]:
         options["connection_verify"] = str(bundle)
     if not is_azure_authority(settings):
         options["disable_instance_discovery"] = True
+    if settings.http_logging:
+        options["logging_enable"] = True  # azure-core's network trace, scrubbed (logs.py)
     return options
 
 
@@ -77,9 +79,10 @@ def build_credential(settings: Settings) -> AsyncTokenCredential:
 def connection_options(settings: Settings) -> dict[str, Any]:
     """A ``transport`` for azure-core data-plane clients (Key Vault, ARM) when an extra CA
     is configured; none otherwise (azure-core's default trust is then the right one)."""
-    if settings.ca_bundle is None:
-        return {}
-    return {"transport": TrustedTransport(trusted_ssl_context(settings))}
+    options: dict[str, Any] = {"logging_enable": True} if settings.http_logging else {}
+    if settings.ca_bundle is not None:
+        options["transport"] = TrustedTransport(trusted_ssl_context(settings))
+    return options
 
 
 class TrustedTransport(AioHttpTransport):  # type: ignore[misc]  # lazily exported: Any to mypy

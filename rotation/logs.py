@@ -4,16 +4,25 @@ Why a registry of values and not just key names: a secret can end up inside a lo
 string (an exception text, a URL, a message an SDK logs), where no key name warns us.
 Every secret the process creates or is given is registered here the moment it exists,
 and every line, ours or a library's through stdlib logging, is scrubbed of all of them
-just before it is written. Keys that look like secrets are blanked as well.
+just before it is written. Keys that look like secrets are blanked as well, and so is
+credential-shaped text no registry can know in advance: Authorization headers, bearer
+tokens and JWTs, `client_secret=` and `access_token` fields (azure-core's network trace,
+`logging_enable`, prints request and response headers and bodies at DEBUG).
+
+Scrubbing happens on the record itself, when it is created (a record factory), so every
+handler sees only scrubbed records: the console's, the Functions worker's, and any
+added later, such as an OpenTelemetry exporter, which would otherwise get raw records.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Mapping, MutableMapping
+import traceback
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -25,6 +34,22 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _MIN_SECRET_LENGTH = 8  # shorter values would blank ordinary words
+#: Credentials recognisable by their shape: an auth scheme and its token, a header or
+#: field that carries one (JSON, form or Python repr: `"access_token": "..."`,
+#: `client_secret=...`, `'Authorization': 'Bearer ...'`), or a JWT anywhere.
+_CREDENTIAL_TEXT = re.compile(
+    r"(?P<scheme>\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"
+    r"|(?P<field>\b(?:authorization|(?:access|refresh|id)_token|client_secret|client_assertion"
+    r"|password|x-functions-key)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+)?[^\s'\"&,}]+"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+    re.IGNORECASE,
+)
+#: Environment variables that hold the rotator's own secrets (azure-identity reads them).
+ENVIRONMENT_SECRETS = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_PASSWORD",
+)
 
 
 class SecretRegistry:
@@ -97,18 +122,32 @@ SECRETS = SecretRegistry()
 
 
 def register_secret(value: str | SecretStr | None) -> None:
-    """Makes the logging pipeline scrub `value` from every line from now on."""
-    SECRETS.add(value)
+    """Makes the logging pipeline scrub `value` from every line from now on, as is and
+    base64-encoded (the form SMTP AUTH LOGIN sends it in)."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    SECRETS.add(text)
+    if text and len(text) >= _MIN_SECRET_LENGTH:
+        SECRETS.add(base64.b64encode(text.encode()).decode())
+
+
+def secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """The rotator's own secrets among `environ` (for `configure(known_secrets=...)`)."""
+    return [environ[name] for name in ENVIRONMENT_SECRETS if environ.get(name)]
+
+
+def _blank_credential(match: re.Match[str]) -> str:
+    return (match.group("scheme") or match.group("field") or "") + REDACTED
 
 
 def scrub(text: str) -> str:
-    """`text` with every registered secret value replaced (for HTTP answers, reports)."""
-    return SECRETS.scrub(text)
+    """`text` with every registered secret value and credential-shaped text replaced
+    (log records, HTTP answers, reports)."""
+    return SECRETS.scrub(_CREDENTIAL_TEXT.sub(_blank_credential, text))
 
 
 def _scrub_value(value: object) -> object:
     if isinstance(value, str):
-        return SECRETS.scrub(value)
+        return scrub(value)
     if isinstance(value, SecretStr):
         return REDACTED
     if isinstance(value, Mapping):
@@ -116,7 +155,9 @@ def _scrub_value(value: object) -> object:
     if isinstance(value, list | tuple | set | frozenset):
         return [_scrub_value(v) for v in value]
     if isinstance(value, BaseException):
-        return SECRETS.scrub(f"{type(value).__name__}: {value}")
+        return scrub(f"{type(value).__name__}: {value}")
+    if isinstance(value, bytes):
+        return scrub(value.decode("utf-8", "replace"))
     return value
 
 
@@ -137,7 +178,59 @@ def redact_event(
 
 def _scrub_rendered(_logger: object, _method: str, rendered: Any) -> Any:
     # The last word: whatever the renderer produced, no registered secret survives.
-    return SECRETS.scrub(rendered) if isinstance(rendered, str) else rendered
+    return scrub(rendered) if isinstance(rendered, str) else rendered
+
+
+# ----- record level: before any handler -------------------------------------------------
+
+
+def scrub_record(record: logging.LogRecord) -> None:
+    """Scrubs `record` in place: its message with its arguments merged in, and its
+    exception and stack text (rendered into the message: handlers format `exc_info` each
+    their own way, and an exception's text may hold anything).
+
+    Not covered: attributes passed with `extra=`, which `Logger.makeRecord` sets after the
+    factory has run. Neither this code nor the SDKs log through `extra=`."""
+    if isinstance(record.msg, dict):  # structlog's event dict: keep it a dict
+        record.msg = {
+            k: REDACTED if _is_secret_key(k) else _scrub_value(v) for k, v in record.msg.items()
+        }
+    else:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: keep both, as text
+            message = f"{record.msg!r} {record.args!r}"
+        if record.exc_info and record.exc_info[0] is not None:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        elif record.exc_text:
+            message += "\n" + record.exc_text
+        record.msg = scrub(message)
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+_installed_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def install_record_scrubber() -> None:
+    """Makes every LogRecord created from now on scrubbed at birth, whichever logger made it
+    and whichever handlers (present or added later) receive it. Idempotent; it wraps the
+    factory in place, so a factory installed before (OpenTelemetry's) keeps working."""
+    global _installed_factory
+    current = logging.getLogRecordFactory()
+    if _installed_factory is not None and current is _installed_factory:
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        scrub_record(record)
+        return record
+
+    _installed_factory = factory
+    logging.setLogRecordFactory(factory)
 
 
 def configure(
@@ -158,6 +251,7 @@ def configure(
     """
     for value in known_secrets:
         register_secret(value)
+    install_record_scrubber()
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -197,9 +291,12 @@ def configure(
         handler.setFormatter(formatter)
     root.handlers[:] = handlers
     root.setLevel(level)
-    # The SDKs log every HTTP exchange at INFO; keep their warnings and errors only.
+    # The SDKs log every HTTP exchange at INFO; keep their warnings and errors only, unless
+    # DEBUG was asked for: then everything, scrubbed like the rest.
     for noisy in ("azure", "msal", "httpx", "httpcore", "kiota", "aiosmtplib", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+        )
 
 
 def get_logger(name: str = "rotation") -> structlog.stdlib.BoundLogger:

@@ -10,6 +10,7 @@ each bad setting (never its value), every other route answers 503 with that same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rotation import logs
@@ -38,7 +39,12 @@ class Misconfigured:
     async def status(self) -> Answer:
         return self._refusal()
 
-    async def rotations(self, body: bytes) -> Answer:
+    async def rotations(
+        self,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
         return self._refusal()
 
     async def doctor(self) -> Answer:

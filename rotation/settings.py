@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     arm_url: str | None = None
     ca_bundle: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: azure-core's network trace (`logging_enable`): every request's and response's headers
+    #: and bodies at DEBUG, scrubbed like every record (rotation/logs.py). For diagnosis.
+    http_logging: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     # Consumers (opt-in): App Service / Functions sites whose Key Vault references use our
     # secrets are refreshed after a promotion and their resolved version read back.

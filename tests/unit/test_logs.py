@@ -94,3 +94,82 @@ def test_existing_handlers_can_be_kept_and_given_the_redacting_formatter() -> No
         assert json.loads(shipped.getvalue())["note"] == "[REDACTED]"
     finally:
         root.handlers[:] = saved
+
+
+# ----- record level: every handler, whenever it was added -----------------------------
+
+
+class Keep(logging.Handler):
+    """A handler added after configure() that keeps raw records, as an exporter would."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(repr(vars(r)) for r in self.records)
+
+
+@pytest.fixture
+def exporter(captured: io.StringIO) -> Keep:
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    yield keep  # type: ignore[misc]
+    logging.getLogger().removeHandler(keep)
+
+
+JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0In0.c2lnbmF0dXJlLXZhbHVl"
+OPAQUE = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhvcGFxdWVfdG9rZW4"
+
+
+def test_a_handler_added_later_gets_scrubbed_raw_records(exporter: Keep) -> None:
+    library = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    library.warning("Request headers: %r", {"Authorization": f"Bearer {OPAQUE}"})
+    library.warning("body: %s", f'{{"value": "{SECRET}"}}')
+    library.warning("form: grant_type=client_credentials&client_secret=%s&scope=x", "s3cr3t-v4lue")
+    library.warning("token response %s", f'{{"token_type": "Bearer", "access_token": "{OPAQUE}"}}')
+    library.warning("a JWT %s in passing", JWT)
+    try:
+        raise ValueError(f"boom {SECRET}")
+    except ValueError:
+        library.exception("failed")
+    text = exporter.text()
+    for needle in (SECRET, OPAQUE, JWT, "s3cr3t-v4lue"):
+        assert needle not in text
+    assert len(exporter.records) == 6
+    assert all(r.args == () and r.exc_info is None for r in exporter.records)
+    assert "Traceback" in exporter.records[-1].getMessage()  # the traceback stays, scrubbed
+    assert "client_secret=[REDACTED]&scope=x" in exporter.records[2].getMessage()
+
+
+def test_structlog_records_stay_dicts_and_are_scrubbed_for_later_handlers(exporter: Keep) -> None:
+    logs.get_logger("rotation.engine").info("x.y", note=f"has {SECRET}", auth=f"Bearer {OPAQUE}")
+    (record,) = exporter.records
+    assert isinstance(record.msg, dict)
+    assert SECRET not in exporter.text()
+    assert OPAQUE not in exporter.text()
+
+
+def test_client_secret_from_the_environment_is_registered() -> None:
+    secret = "env-client-secret-value-000111222333"
+    found = logs.secrets_in({"AZURE_CLIENT_SECRET": secret, "PATH": "/bin"})
+    assert found == [secret]
+    logs.register_secret(found[0])
+    assert logs.scrub(f"x{secret}y") == "x[REDACTED]y"
+
+
+def test_base64_form_of_a_registered_secret_is_scrubbed() -> None:
+    import base64
+
+    secret = "another-smtp-password-0987654321"
+    logs.register_secret(secret)
+    encoded = base64.b64encode(secret.encode()).decode()
+    assert logs.scrub(f"334 {encoded}") == "334 [REDACTED]"
+
+
+def test_ordinary_words_survive_credential_shapes() -> None:
+    text = "the bearer token was refused; basic checks passed; password credentials: 2"
+    assert logs.scrub(text) == text
