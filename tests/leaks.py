@@ -5,15 +5,55 @@ Every `sandbox` fixture hands its state over; every test's captured stdout, stde
 records (pytest keeps them per test, passed or failed) are searched at the end of the
 session for each issued secret, as is and base64-encoded (SMTP AUTH's encoding). A hit
 fails the session. (tests/reliability scans more: HTTP answers, reports, exceptions.)
+
+Raw records too: pytest's capture keeps only what its own handler formatted at its level,
+so every LogRecord the suite creates (at any level, from any logger) is also taken as it
+leaves the product's record scrubber, before any handler, and searched at the end of its
+test phase for every secret issued so far.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
+from rotation import logs
 from sandbox.state import SandboxState
+
+#: Characters of every secret the sandbox issues (Entra-style secrets, tokens, base64).
+_SECRET_CHARS = "A-Za-z0-9_\\-~.+/="
+_TOKENS = re.compile(f"[{_SECRET_CHARS}]{{12,}}")
+_SECRET_SHAPE = re.compile(f"[{_SECRET_CHARS}]+")
+
+
+def find_secrets(texts: Iterable[str], secrets: set[str]) -> set[str]:
+    """The secrets found in `texts`: every run of secret characters is cut into windows of
+    each secret length and looked up (fast for many secrets and many megabytes)."""
+    shaped = {s for s in secrets if _SECRET_SHAPE.fullmatch(s)}
+    others = secrets - shaped
+    lengths = sorted({len(s) for s in shaped})
+    found: set[str] = set()
+    for text in texts:
+        found.update(s for s in others if s in text)
+        for token in _TOKENS.findall(text):
+            for n in lengths:
+                if n > len(token):
+                    break
+                found.update(
+                    w for i in range(len(token) - n + 1) if (w := token[i : i + n]) in shaped
+                )
+    return found
+
+
+def record_text(record: logging.LogRecord) -> str:
+    message = repr(record.msg) if isinstance(record.msg, dict) else record.getMessage()
+    return f"{message} {record.exc_text or ''} {record.stack_info or ''}"
+
 
 NAME = "suite-leak-check"
 
@@ -24,6 +64,31 @@ class SuiteLeakCheck:
     def __init__(self) -> None:
         self.states: list[SandboxState] = []
         self.captured: list[tuple[str, str]] = []  # (test id, what it printed and logged)
+        self.raw: list[str] = []  # records made since the last test phase ended
+        self.raw_records = 0
+        self.raw_hits: list[str] = []
+        self._known: set[str] = set()
+        self._seen: dict[int, int] = {}  # id(state) -> issued secrets already known
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        logs.install_record_scrubber()  # the product's, innermost: we see what handlers see
+        made = logging.getLogRecordFactory()
+
+        def keep(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = made(*args, **kwargs)
+            self.raw.append(record_text(record))
+            return record
+
+        logging.setLogRecordFactory(keep)
+
+    def known_secrets(self) -> set[str]:
+        for state in self.states:
+            issued = state.issued_secrets
+            new = issued[self._seen.get(id(state), 0) :]
+            self._seen[id(state)] = len(issued)
+            self._known.update(new)
+            self._known.update(base64.b64encode(v.encode()).decode() for v in new)
+        return self._known
 
     def secrets(self) -> set[str]:
         values = {s for state in self.states for s in state.issued_secrets}
@@ -36,12 +101,18 @@ class SuiteLeakCheck:
             for test, text in self.captured
             for secret in secrets
             if secret in text
-        ]
+        ] + self.raw_hits
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         text = "\n".join(content for _, content in report.sections)
         if text:
             self.captured.append((report.nodeid, text))
+        raw, self.raw = self.raw, []
+        self.raw_records += len(raw)
+        for secret in find_secrets(raw, self.known_secrets()):
+            self.raw_hits.append(
+                f"{report.nodeid} (raw record): a secret ending in ...{secret[-4:]}"
+            )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         hits = self.hits()
@@ -49,7 +120,8 @@ class SuiteLeakCheck:
         if reporter is not None:
             reporter.write_line(
                 f"leak check: {len(self.secrets())} issued secrets searched in the captured "
-                f"output of {len(self.captured)} test phases: {len(hits)} hits"
+                f"output of {len(self.captured)} test phases and in {self.raw_records} raw log "
+                f"records: {len(hits)} hits"
             )
             for hit in hits[:20]:
                 reporter.write_line(f"LEAK {hit}", red=True)

@@ -26,6 +26,8 @@ from rich.table import Table
 from rotation import logs
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
+from tests import leaks
+from tests.leaks import SuiteLeakCheck
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import World, open_world
 
@@ -83,10 +85,14 @@ def _record_text(record: logging.LogRecord) -> str:
 
 
 @pytest.fixture
-async def sandbox(evidence: LeakScan) -> AsyncIterator[Sandbox]:
-    """A started sandbox whose every issued secret the leak scan looks for."""
+async def sandbox(request: pytest.FixtureRequest, evidence: LeakScan) -> AsyncIterator[Sandbox]:
+    """A started sandbox whose every issued secret the leak scans look for (this suite's,
+    and the whole suite's, which also searches every raw log record: tests/leaks.py)."""
     async with Sandbox() as sb:
         evidence.watch(sb.state)
+        check: SuiteLeakCheck | None = request.config.pluginmanager.get_plugin(leaks.NAME)
+        if check is not None:
+            check.states.append(sb.state)
         yield sb
 
 
