@@ -126,3 +126,37 @@ async def test_doctor_with_bad_settings_fails_the_settings_check() -> None:
     assert (check["check"], check["status"]) == ("settings", "fail")
     assert "ROTATION_KEY_VAULT_URL" in check["detail"]
     assert check["fix"] == "export ROTATION_KEY_VAULT_URL=<value> ROTATION_TENANT_ID=<value>"
+
+
+async def test_emergency_over_every_app_needs_all_apps_and_a_confirmation(
+    sandbox: Sandbox,
+) -> None:
+    senders = [sandbox.add_sender(), sandbox.add_sender()]
+    env = sandbox.env()
+    assert (await _run_async("run", env=env)).returncode == 0
+    keys = {s.app_id: {p.key_id for p in s.app.passwords} for s in senders}
+
+    done = await _run_async("run", "--emergency", env=env)
+    assert done.returncode == 2
+    assert "--app APP_ID" in done.stderr
+    assert "--all-apps" in done.stderr
+    done = await _run_async("run", "--emergency", "--all-apps", env=env)  # no terminal
+    assert done.returncode == 2
+    assert "--yes-all-apps" in done.stderr
+    assert {s.app_id: {p.key_id for p in s.app.passwords} for s in senders} == keys
+
+    done = await _run_async("run", "--emergency", "--all-apps", "--yes-all-apps", "--json", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert [a["outcome"] for a in report["apps"]] == ["rotated", "rotated"]
+    assert all(len(s.app.passwords) == 1 for s in senders), "every other secret went at once"
+    assert '"event": "run.requested"' in done.stderr
+
+
+async def test_force_without_app_needs_no_confirmation(sandbox: Sandbox) -> None:
+    sandbox.add_sender()
+    env = sandbox.env()
+    assert (await _run_async("run", env=env)).returncode == 0
+    done = await _run_async("run", "--force", "--json", env=env)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["apps"][0]["outcome"] == "rotated"
