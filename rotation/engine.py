@@ -630,11 +630,12 @@ class Engine:
             except Exception as exc:
                 # Removing it could take away the password Key Vault now serves (I1); if it
                 # never got there, the next run removes it as an orphan (I5).
-                log.error("vault.read_failed", error=describe(exc))
+                error = describe(exc)
+                log.error("vault.read_failed", error=error)
                 if outcome is not None:
                     outcome.cleanup_failures.append(
                         f"kept {new.credential.key_id}: could not confirm whether Key Vault "
-                        "stored it; the next run removes it if it did not"
+                        f"stored it ({error}); the next run removes it if it did not"
                     )
                 raise failure from None
             if landed is None:
