@@ -396,6 +396,16 @@ module functionApp 'modules/functionapp.bicep' = {
         name: 'ROTATION_LEASE_CONTAINER'
         value: leaseContainerName
       }
+      {
+        // DEBUG and the network trace are for diagnosis: set them on the app when needed
+        // (every record is scrubbed of tokens, client secrets and passwords either way).
+        name: 'ROTATION_LOG_LEVEL'
+        value: 'INFO'
+      }
+      {
+        name: 'ROTATION_HTTP_LOGGING'
+        value: 'false'
+      }
     ]
   }
 }

@@ -31,6 +31,8 @@ COMPUTED = {
     "log_format",
     "lease_blob_url",
     "lease_container",
+    "log_level",
+    "http_logging",
 }
 
 
