@@ -174,7 +174,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
                 args.app or None, mode=mode, dry_run=dry_run, all_apps=all_apps
             )
         else:
-            report = await _run_with_progress(service, args.app or None, mode, console)
+            report = await _run_with_progress(service, args.app or None, mode, console, all_apps)
         if args.json:
             print(json.dumps(report.as_dict(), indent=2))
         else:
@@ -232,7 +232,11 @@ def _caller() -> str:
 
 
 async def _run_with_progress(
-    service: RotationService, app_ids: list[str] | None, mode: Mode, console: Console
+    service: RotationService,
+    app_ids: list[str] | None,
+    mode: Mode,
+    console: Console,
+    all_apps: bool = False,
 ) -> RunReport:
     columns = (
         TextColumn("{task.description}"),
@@ -250,7 +254,9 @@ async def _run_with_progress(
 
         chosen = await service.choose(app_ids)
         progress.update(task, total=len(chosen.apps) + len(chosen.skipped))
-        return await service.run(mode=mode, on_outcome=advance, chosen=chosen)
+        return await service.run(
+            app_ids, mode=mode, on_outcome=advance, chosen=chosen, all_apps=all_apps
+        )
 
 
 def report_table(report: RunReport) -> Table:

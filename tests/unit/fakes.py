@@ -21,6 +21,7 @@ from rotation.model import (
     CREDENTIAL_PREFIX,
     AppRecord,
     Credential,
+    DeletedName,
     ManagedApp,
     NewSecret,
     VaultEntry,
@@ -148,6 +149,15 @@ class FakeStore:
             VaultVersion(v.version, v.key_id, v.created, False) if v.version in versions else v
             for v in self.versions.get(name, [])
         ]
+
+    async def deleted(self, name: str) -> DeletedName | None:
+        owner = self.app_of.get(name) or self.app_of.get(name.removesuffix("-username"))
+        self.faults.check("deleted", owner, after=False)
+        return None  # no soft-deleted names here
+
+    async def deleted_names(self) -> dict[str, DeletedName]:
+        self.faults.check("deleted_names", None, after=False)
+        return {}
 
 
 class FakeVerifier:

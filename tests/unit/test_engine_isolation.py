@@ -48,7 +48,17 @@ ROTATE = ("app-due-1", "app-due-2")  # expiring: rotated, then the old secret re
 RETIRE = "app-retire"  # healthy, with two superseded secrets past their grace
 APPS = (*ROTATE, RETIRE)
 EXPECTED = {"app-due-1": Outcome.ROTATED, "app-due-2": Outcome.ROTATED, RETIRE: Outcome.RETIRED}
-METHODS = ("read_apps", "read", "add_password", "verify", "promote", "remove_password", "disable")
+METHODS = (
+    "read_apps",
+    "read",
+    "deleted_names",
+    "deleted",
+    "add_password",
+    "verify",
+    "promote",
+    "remove_password",
+    "disable",
+)
 ERRORS = (
     KeyError,
     TypeError,
