@@ -166,7 +166,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             "run.requested",
             mode=mode.value,
             dry_run=dry_run,
-            app_ids=args.app or "all",
+            app_ids=",".join(args.app) or "all",
             caller=_caller(),
         )
         if args.json or dry_run:

@@ -87,7 +87,9 @@ STEP_MARGIN_SECONDS = 60.0
 def log_internal_error(exc: BaseException) -> None:
     """Logs where a bug happened (file, line, function) without the exception's text."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-6:]]
+    where = " < ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames[-6:])
+    )
     log.error("app.failed", error=internal_error(exc), error_type=type(exc).__name__, where=where)
 
 
@@ -285,7 +287,7 @@ class Engine:
         except Exception as exc:
             why = describe(exc)
             reason = "could not read the applications from Entra ID or list the Key Vault"
-            return [self._failed(app, Action.NOTHING, reason, why) for app in apps]
+            return [self._read_failed(app, reason, why) for app in apps]
 
         async def read(app: ManagedApp) -> Observation | AppOutcome:
             record = records.get(app.app_id.lower())
@@ -299,7 +301,7 @@ class Engine:
                     entry = await self.store.read(app.secret_name)
             except Exception as exc:
                 reason = "could not read its Key Vault entry"
-                return self._failed(app, Action.NOTHING, reason, describe(exc))
+                return self._read_failed(app, reason, describe(exc))
             return Observation(app, record, entry)
 
         return list(await asyncio.gather(*(read(a) for a in apps)))
@@ -738,6 +740,10 @@ class Engine:
         log.info("vault.settled", version=current.version)
 
     # ----- helpers -----------------------------------------------------------------------
+
+    def _read_failed(self, app: ManagedApp, reason: str, error: str) -> AppOutcome:
+        with structlog.contextvars.bound_contextvars(app_id=app.app_id, step="observe"):
+            return self._failed(app, Action.NOTHING, reason, error)
 
     def _failed(self, app: ManagedApp, action: Action, reason: str, error: str) -> AppOutcome:
         _begin_step("observe")

@@ -119,9 +119,10 @@ APP_FINISHED = _event(
 )
 APP_FAILED = _event(
     "app.failed",
-    "The app's rotation failed at `step`; `error` is the operator's message (no secret).",
-    {"error": "string", "error_type": "string"},
-    optional=("error_type",),
+    "The app's rotation failed at `step`; `error` is the operator's message (no secret), or "
+    "`internal error: <type>` for a bug, with `where` (innermost frames, no exception text).",
+    {"error": "string", "error_type": "string", "where": "string"},
+    optional=("error_type", "where"),
     context=("run_id", "app_id", "step"),
 )
 APP_UNFINISHED = _event(
@@ -132,9 +133,11 @@ APP_UNFINISHED = _event(
 )
 APP_EXPIRY_NEAR = _event(
     "app.expiry_near",
-    "The app was not rotated in this run and its current secret expires within the "
-    "rotate-before window.",
-    {"key_id": "string", "days_left": "number"},
+    "The app was not rotated in this run although policy says it is due (`reason`: "
+    "expiring, expired, its Key Vault version disabled, ...), the same decision as plan "
+    "and status.",
+    {"key_id": "string", "days_left": "number", "reason": "string"},
+    optional=("key_id", "days_left"),
     context=("run_id", "app_id"),
 )
 
@@ -180,6 +183,20 @@ CREDENTIAL_ALREADY_GONE = _event(
     "credential.already_gone",
     "A secret to remove was gone already (Graph answered 400 or 404 and a re-read agreed).",
     {"app_id": "string", "key_id": "string"},
+)
+CREDENTIAL_REMOVE_FAILED = _event(
+    "credential.remove_failed",
+    "Step 4: removing an old secret failed; the other removals are still attempted and the "
+    "next run tries again.",
+    {"key_id": "string", "error": "string"},
+    context=("run_id", "app_id", "step"),
+)
+VAULT_READ_FAILED = _event(
+    "vault.read_failed",
+    "After a failed promote, Key Vault could not be read to confirm whether it stored the "
+    "new secret: the secret is kept (never removed while Key Vault may serve it).",
+    {"error": "string"},
+    context=("run_id", "app_id"),
 )
 VAULT_VERSIONS_DISABLED = _event(
     "vault.versions_disabled",
@@ -238,6 +255,41 @@ HTTP_ROTATION_ANSWERED = _event(
     "http.rotation_answered",
     "POST /api/rotations answered with the run's report.",
     {"run_id": "string", "ok": "bool"},
+)
+
+#: Who asked, as far as the platform tells (rotation/caller.py): Easy Auth's principal, the
+#: function key's fingerprint and how it came, the client address; `caller` when none.
+_CALLER: Mapping[str, Kind] = {
+    "principal_name": "string",
+    "principal_id": "string",
+    "identity_provider": "string",
+    "function_key": "string",
+    "client_ip": "string",
+    "caller": "string",
+}
+HTTP_ROTATION_REQUESTED = _event(
+    "http.rotation_requested",
+    "POST /api/rotations accepted a run: its mode, whether a dry run, its app ids "
+    "(comma-separated, or `all`) and who asked.",
+    {"mode": "string", "dry_run": "bool", "app_ids": "string", **_CALLER},
+    optional=tuple(_CALLER),
+)
+HTTP_ROTATION_REFUSED = _event(
+    "http.rotation_refused",
+    "POST /api/rotations refused a request (4xx: its `code`), and who asked.",
+    {"status": "int", "code": "string", **_CALLER},
+    optional=tuple(_CALLER),
+)
+RUN_REQUESTED = _event(
+    "run.requested",
+    "`python -m rotation run|plan` began: mode, dry run, app ids, and the operator (`user@host`).",
+    {"mode": "string", "dry_run": "bool", "app_ids": "string", "caller": "string"},
+)
+RUN_ON_OUTCOME_FAILED = _event(
+    "run.on_outcome_failed",
+    "The run's progress callback raised; the run went on.",
+    {"error": "string"},
+    context=("run_id",),
 )
 
 # ----- failures outside a run (the alert rules watch them) ------------------------------------
@@ -384,6 +436,8 @@ EVENTS: tuple[Event, ...] = (
     CREDENTIAL_ROLLBACK_FAILED,
     CREDENTIAL_REMOVED,
     CREDENTIAL_ALREADY_GONE,
+    CREDENTIAL_REMOVE_FAILED,
+    VAULT_READ_FAILED,
     VAULT_VERSIONS_DISABLED,
     VAULT_SETTLED,
     VAULT_SETTLE_FAILED,
@@ -393,6 +447,10 @@ EVENTS: tuple[Event, ...] = (
     DISCOVERY_GROUP_IGNORED,
     DISCOVERY_ROLE_MISSING,
     HTTP_ROTATION_ANSWERED,
+    HTTP_ROTATION_REQUESTED,
+    HTTP_ROTATION_REFUSED,
+    RUN_REQUESTED,
+    RUN_ON_OUTCOME_FAILED,
     RUN_FAILED,
     SETTINGS_INVALID,
     APP_SKIPPED,

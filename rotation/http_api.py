@@ -204,7 +204,7 @@ class Api:
             "http.rotation_requested",
             mode=parsed.mode.value,
             dry_run=parsed.dry_run,
-            app_ids=parsed.app_ids or "all",
+            app_ids=",".join(parsed.app_ids) or "all",
             **caller,
         )
         return await self._run(parsed)

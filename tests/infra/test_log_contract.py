@@ -47,6 +47,12 @@ NOT_EXERCISED = {
     "lease.release_failed": "needs the lease lost meanwhile (tests/integration/test_lease.py)",
     "vault.settle_failed": "needs the tag on a finished rotation refused "
     "(tests/integration/test_vault_listing.py)",
+    "credential.remove_failed": "needs a removal to fail (tests/reliability/test_isolation.py)",
+    "vault.read_failed": "needs promote and the Key Vault read after it to fail "
+    "(tests/unit/test_engine_isolation.py)",
+    "http.rotation_refused": "needs a refused request (tests/unit/test_http_api_runs.py)",
+    "run.requested": "logged by the CLI (tests/function/test_cli.py)",
+    "run.on_outcome_failed": "needs a progress callback that raises",
 }
 STEPS = {"observe", "create", "verify", "promote", "retire"}
 LIFETIME_DAYS = Settings.model_fields["secret_lifetime_days"].default
