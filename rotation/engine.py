@@ -734,8 +734,8 @@ class Engine:
             return
         try:
             await self.store.mark_settled(app.secret_name, current)
-        except RotationError as exc:
-            log.warning("vault.settle_failed", error=logs.scrub(str(exc)))
+        except Exception as exc:  # whatever it was, the next run sets the mark
+            log.warning("vault.settle_failed", error=describe(exc))
             return
         log.info("vault.settled", version=current.version)
 

@@ -8,6 +8,7 @@ makes the n-th call of one method raise a chosen exception, before or after its 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Collection
@@ -39,6 +40,7 @@ class Fault:
     error: type[Exception]
     after: bool = False  # raise after the call's effect took place
     hit_app: str | None = None  # set when it fires
+    fired: bool = False
 
     def exception(self) -> Exception:
         if issubclass(self.error, RotationError):
@@ -65,6 +67,7 @@ class Faults:
         for fault in self.planned:
             if fault.method == method and fault.call == index and fault.after == after:
                 fault.hit_app = app_id
+                fault.fired = True
                 raise fault.exception()
 
 
@@ -123,6 +126,17 @@ class FakeStore:
     def current(self, name: str) -> VaultVersion | None:
         versions = self.versions.get(name, [])
         return versions[0] if versions else None
+
+    async def read_current(self) -> dict[str, VaultVersion]:
+        self.faults.check("read_current", None, after=False)
+        return {name.lower(): versions[0] for name, versions in self.versions.items() if versions}
+
+    async def mark_settled(self, name: str, current: VaultVersion) -> None:
+        self.faults.check("mark_settled", self.app_of.get(name), after=False)
+        self.versions[name] = [
+            dataclasses.replace(v, settled=True) if v.version == current.version else v
+            for v in self.versions.get(name, [])
+        ]
 
     async def read(self, name: str) -> VaultEntry:
         self.faults.check("read", self.app_of.get(name), after=False)

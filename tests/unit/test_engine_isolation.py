@@ -48,9 +48,12 @@ ROTATE = ("app-due-1", "app-due-2")  # expiring: rotated, then the old secret re
 RETIRE = "app-retire"  # healthy, with two superseded secrets past their grace
 APPS = (*ROTATE, RETIRE)
 EXPECTED = {"app-due-1": Outcome.ROTATED, "app-due-2": Outcome.ROTATED, RETIRE: Outcome.RETIRED}
+WHOLE_RUN_READS = ("read_apps", "read_current")  # one call for every app: all fail
 METHODS = (
     "read_apps",
+    "read_current",
     "read",
+    "mark_settled",
     "deleted_names",
     "deleted",
     "add_password",
@@ -128,10 +131,9 @@ def test_any_exception_in_one_app_is_that_apps_failure_only(
     assert MARKER not in text, "an exception's text reached the report"
     assert not any(v in text for v in world.directory.issued.values())
 
-    fired = [f for f in planned if f.hit_app is not None or f.method == "read_apps"]
-    fired = [f for f in fired if f.method != "read_apps" or world.faults.calls.get("read_apps")]
-    hit = {f.hit_app for f in fired if f.hit_app}
-    if any(f.method == "read_apps" and _fired(world, f) for f in planned):
+    fired = [f for f in planned if f.hit_app is not None]
+    hit = {f.hit_app for f in fired}
+    if any(f.method in WHOLE_RUN_READS and f.fired for f in planned):
         assert all(o.outcome is Outcome.FAILED for o in report.outcomes)
         return
     for app_id, outcome in by_app.items():
@@ -143,20 +145,19 @@ def test_any_exception_in_one_app_is_that_apps_failure_only(
     _check_vault_serves_live_credentials(world)
 
 
-def _fired(world: World, fault: Fault) -> bool:
-    return world.faults.calls.get(fault.method, 0) > fault.call
-
-
 def _check_hit_app(world: World, outcome: AppOutcome, hits: list[Fault]) -> None:
-    landed_then_failed = all(f.method == "promote" and f.after for f in hits)
+    harmless = all((f.method == "promote" and f.after) or f.method == "mark_settled" for f in hits)
     if outcome.outcome is not Outcome.FAILED:
-        # A promote whose write landed before it raised is confirmed by reading Key Vault.
-        assert landed_then_failed, outcome.as_dict()
+        # A promote whose write landed before it raised is confirmed by reading Key Vault;
+        # the settled mark is an optimisation whose failure is only logged.
+        assert harmless, outcome.as_dict()
         return
     reported = " ".join([outcome.error or "", *outcome.cleanup_failures])
     for fault in hits:
         if fault.method == "promote" and fault.after:
             continue  # the write landed: Key Vault confirms it, nothing failed
+        if fault.method == "mark_settled":
+            continue  # an optimisation: a failed mark is logged, the next run sets it
         if fault.error is ServiceUnavailable:
             assert OUR_MESSAGE in reported, outcome.as_dict()  # ours: its message is shown
         else:
