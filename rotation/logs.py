@@ -189,8 +189,8 @@ def scrub_record(record: logging.LogRecord) -> None:
     exception and stack text (rendered into the message: handlers format `exc_info` each
     their own way, and an exception's text may hold anything).
 
-    Not covered: attributes passed with `extra=`, which `Logger.makeRecord` sets after the
-    factory has run. Neither this code nor the SDKs log through `extra=`."""
+    Attributes passed with `extra=` are set by `Logger.makeRecord` after the factory has
+    run; `_scrub_extra` covers them."""
     if isinstance(record.msg, dict):  # structlog's event dict: keep it a dict
         record.msg = {
             k: REDACTED if _is_secret_key(k) else _scrub_value(v) for k, v in record.msg.items()
@@ -213,6 +213,17 @@ def scrub_record(record: logging.LogRecord) -> None:
 
 
 _installed_factory: Callable[..., logging.LogRecord] | None = None
+_make_record = logging.Logger.makeRecord
+
+
+def _scrub_extra(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+    # `extra=` attributes land on the record after the factory ran, and exporters
+    # (OpenTelemetry's turns them into Application Insights custom dimensions) send them.
+    record = _make_record(self, *args, **kwargs)
+    extra = kwargs.get("extra", args[8] if len(args) > 8 else None)
+    for key, value in (extra or {}).items():
+        setattr(record, key, REDACTED if _is_secret_key(key) else _scrub_value(value))
+    return record
 
 
 def install_record_scrubber() -> None:
@@ -231,6 +242,7 @@ def install_record_scrubber() -> None:
 
     _installed_factory = factory
     logging.setLogRecordFactory(factory)
+    logging.Logger.makeRecord = _scrub_extra  # type: ignore[method-assign]
 
 
 def configure(

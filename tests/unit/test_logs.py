@@ -153,6 +153,19 @@ def test_structlog_records_stay_dicts_and_are_scrubbed_for_later_handlers(export
     assert OPAQUE not in exporter.text()
 
 
+def test_extra_attributes_are_scrubbed_for_later_handlers(exporter: Keep) -> None:
+    # Exporters (OpenTelemetry's) send `extra=` attributes as custom dimensions.
+    library = logging.getLogger("some.library")
+    library.warning("sent", extra={"detail": f"pw {SECRET}", "client_secret": "x" * 12, "n": 3})
+    library.warning("plain")  # no extra: nothing else changes
+    first, second = exporter.records
+    assert first.detail == "pw [REDACTED]"  # type: ignore[attr-defined]
+    assert first.client_secret == logs.REDACTED  # type: ignore[attr-defined]
+    assert first.n == 3  # type: ignore[attr-defined]
+    assert SECRET not in exporter.text()
+    assert second.getMessage() == "plain"
+
+
 def test_client_secret_from_the_environment_is_registered() -> None:
     secret = "env-client-secret-value-000111222333"
     found = logs.secrets_in({"AZURE_CLIENT_SECRET": secret, "PATH": "/bin"})
