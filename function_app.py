@@ -15,6 +15,7 @@ import azure.functions as func
 
 from rotation import logs
 from rotation.doctor import Site
+from rotation.errors import SettingsError
 from rotation.http_api import Answer, Api, to_json
 from rotation.misconfigured import Misconfigured
 from rotation.settings import InvalidSettings, Settings, load_settings
@@ -25,14 +26,16 @@ settings: Settings | None
 api: Api | Misconfigured
 try:
     settings = load_settings()
-except InvalidSettings as exc:
+    # The timer run stops starting apps in time to end before host.json's functionTimeout.
+    budget = load_timer_budget(Path(__file__).with_name("host.json"))
+except SettingsError as exc:  # settings, or host.json's functionTimeout: served, not raised
     settings = None
     logs.configure(
         "json" if site.in_azure else "auto",
         keep_handlers=True,
         known_secrets=logs.secrets_in(os.environ),
     )
-    api = Misconfigured(exc.public, site)  # logs settings.invalid
+    api = Misconfigured(exc.public if isinstance(exc, InvalidSettings) else str(exc), site)
 else:
     # The worker's own log handler carries records to Application Insights: keep it, redacting.
     # Every record is scrubbed when it is made, for any handler added later too (logs.py); the
@@ -43,8 +46,6 @@ else:
         keep_handlers=True,
         known_secrets=logs.secrets_in(os.environ),
     )
-    # The timer run stops starting apps in time to end before host.json's functionTimeout.
-    budget = load_timer_budget(Path(__file__).with_name("host.json"))
     api = Api(settings, site=site, timer_budget_seconds=budget)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

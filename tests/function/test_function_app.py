@@ -206,6 +206,30 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
     assert sandbox.state.requests.total() == 0  # nothing was called with half a configuration
 
 
+async def test_bad_function_timeout_in_host_json_still_indexes_and_names_it(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A host.json functionTimeout the timer budget cannot read is served like a bad
+    setting: every function indexes, health answers 503 with the line."""
+    import function_app
+    from rotation import timebudget
+
+    bad = tmp_path / "host.json"
+    bad.write_text(json.dumps({"version": "2.0", "functionTimeout": "half an hour"}))
+    real = timebudget.load_timer_budget
+    monkeypatch.setattr(timebudget, "load_timer_budget", lambda _path: real(bad))
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    module = importlib.reload(function_app)
+
+    assert set(bindings(module)) == {"rotation_timer", "rotations", "status", "doctor", "health"}
+    status, health = await get(module, "health")
+    assert (status, health["error"]["code"]) == (503, "invalid_settings")
+    assert "functionTimeout 'half an hour'" in health["error"]["message"]
+    assert await post(module, {"dryRun": True}) == (503, {"error": health["error"]})
+    assert sandbox.state.requests.total() == 0
+
+
 # ----- health and status ------------------------------------------------------------------
 
 
