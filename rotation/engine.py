@@ -376,11 +376,14 @@ class Engine:
             outcome.outcome = Outcome.UNFINISHED
             outcome.error = "not started: no time left in this run; the next run completes it"
             return
+        ends = time.monotonic() + allowed  # this app's own deadline (asyncio.timeout's)
         self._busy.add(key)
         try:
-            async with self._lease(key), asyncio.timeout(allowed):
+            # The deadline holds the lease's acquisition too: waiting on the lease store is
+            # this app's time, not time on top of the run's budget.
+            async with asyncio.timeout(allowed), self._lease(key):
                 if plan.rotate:
-                    await self._rotate(run, obs.app, record, obs.entry, plan, outcome, allowed)
+                    await self._rotate(run, obs.app, record, obs.entry, plan, outcome, ends)
                 else:
                     await self.retire(obs.app, record, obs.entry, plan.retire, outcome)
                     outcome.outcome = Outcome.RETIRED
@@ -389,8 +392,11 @@ class Engine:
             outcome.error = str(exc)
             log.info("app.busy", holder="another run")
         except TimeoutError:
-            outcome.outcome = Outcome.UNFINISHED
-            outcome.error = "ran out of time; the next run completes it"
+            if outcome.outcome is Outcome.ROTATED:  # promoted: only consumers or retirement cut
+                outcome.error = "ran out of time after the promotion; the next run retires"
+            else:
+                outcome.outcome = Outcome.UNFINISHED
+                outcome.error = "ran out of time; the next run completes it"
             log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
         except SecretNameDeleted as exc:
             # Not a failure of ours: an operator must recover (or purge) the name first.
@@ -451,11 +457,10 @@ class Engine:
             return None
         return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
 
-    @staticmethod
-    def _time_left(ends: float) -> float:
+    def _time_left(self, ends: float) -> float:
         """Seconds the consumer confirmation may take: what is left of the app's own time
         (already cut by the run's budget), less a margin for the retirement that follows."""
-        return max(0.0, ends - time.monotonic() - STEP_MARGIN_SECONDS / 2)
+        return max(0.0, ends - time.monotonic() - self.step_margin / 2)
 
     def _own_time(self, run: _Run) -> float:
         """The longest one app may take: SMTP verification, then Graph and Key Vault calls
@@ -475,13 +480,13 @@ class Engine:
         entry: VaultEntry,
         plan: AppPlan,
         outcome: AppOutcome,
-        allowed: float,
+        ends: float,
     ) -> None:
-        ends = time.monotonic() + allowed  # this app's own deadline (asyncio.timeout's)
         await self.check_names(app, entry, run.deleted)
         new = await self.create(app, record)
         outcome.new_key_id = new.credential.key_id
-        verify_timeout = min(run.verify_timeout, allowed - self.step_margin / 2)
+        left = ends - time.monotonic()
+        verify_timeout = min(run.verify_timeout, left - self.step_margin / 2)
         try:
             await self.verify(app, new, verify_timeout)
         except VerificationFailed as exc:

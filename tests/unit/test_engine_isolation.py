@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from rotation.engine import Engine
 from rotation.errors import ServiceUnavailable
-from rotation.model import AppOutcome, ManagedApp, Mode, Outcome, RunReport
+from rotation.model import AppOutcome, AppRecord, ManagedApp, Mode, Outcome, RunReport
 from rotation.settings import load_settings
 from tests.unit.fakes import (
     MARKER,
@@ -239,3 +239,26 @@ def test_a_dry_run_warns_about_a_disabled_current_version_as_plan_and_status_see
     assert report.outcomes[0].outcome is Outcome.PLANNED
     (warning,) = [e for e in logged if e["event"] == "app.expiry_near"]
     assert "disabled" in warning["reason"]
+
+
+class HangingRemovals(FakeDirectory):
+    """Entra that never answers removePassword: the app's deadline cuts its retirement."""
+
+    async def remove_password(self, record: AppRecord, key_id: str) -> bool:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def test_a_deadline_after_the_promotion_reports_the_rotation_not_unfinished() -> None:
+    world = World([])
+    world.directory.__class__ = HangingRemovals
+    world.engine.step_margin = 0.2
+
+    report = asyncio.run(world.engine.run(world.apps, mode=Mode.EMERGENCY, verify_timeout=0.3))
+
+    for outcome in report.outcomes:
+        assert outcome.outcome is Outcome.ROTATED, outcome
+        assert outcome.new_key_id is not None
+        assert outcome.error == "ran out of time after the promotion; the next run retires"
+        served = world.store.versions[outcome.secret_name][0]
+        assert served.key_id == outcome.new_key_id  # promoted: Key Vault serves it (I1)
