@@ -119,10 +119,6 @@ class _Run:
     whole_apps: bool = False  # start an app only if all of its time fits before deadline
 
 
-class AppBusy(RotationError):
-    """Another rotation of this app is under way in this process."""
-
-
 class Engine:
     def __init__(
         self,
@@ -421,14 +417,18 @@ class Engine:
         its mark refused), under its lease like every write; a held lease means another
         run is at work on the app, and it marks the app when it finishes."""
         key = app.app_id.lower()
-        if key in self._busy:
-            return
+        if key in self._busy or self._time_allowed(run) <= self.step_margin:
+            return  # another run marks it, or the next one does: a mark is never urgent
         async with run.semaphore:
             try:
-                async with self._lease(key):
+                # Bounded like any app's step: 10,000 unmarked apps on the first run after
+                # an upgrade must not outlive the run's budget (host.json's functionTimeout).
+                async with asyncio.timeout(self.step_margin), self._lease(key):
                     await self.settle(app, record, entry)
-            except RotationError as exc:  # LeaseTaken, or the lease store failing
-                log.info("vault.settle_failed", error=logs.scrub(str(exc)))
+            except LeaseTaken:
+                return  # the run holding it marks the app when it finishes
+            except (RotationError, TimeoutError) as exc:  # the lease store failing, or slow
+                log.warning("vault.settle_failed", error=describe(exc))
 
     def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
         """The app's lease across instances, or nothing when no lease store is set."""
