@@ -168,6 +168,10 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^https://[^/\s]+", value):
             raise ValueError("must be an https:// URL")
+        if re.search(r"[?#]|^https://[^/]*@", value):
+            # The rotator signs in with its identity; a SAS token or a user:password here
+            # would be a credential in every error message that names the URL.
+            raise ValueError("must be a plain https:// URL, with no query string or user info")
         return value.rstrip("/")
 
     @field_validator("lease_container")

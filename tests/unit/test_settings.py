@@ -179,6 +179,9 @@ def test_bad_lease_settings_are_named(name: str, value: str, message: str) -> No
         ("ROTATION_KEY_VAULT_URL", "http://kv-private-name"),
         ("ROTATION_CA_BUNDLE", "/nonexistent/private/ca.pem"),
         ("ROTATION_KEY_VAULT_RESOURCE_ID", "/subscriptions/x/vaults/secret-vault"),
+        ("ROTATION_LEASE_BLOB_URL", "https://st.blob.core.windows.net/?sv=2024&sig=c2VjcmV0"),
+        ("ROTATION_LEASE_BLOB_URL", "https://user:pa55word@st.blob.core.windows.net"),
+        ("ROTATION_KEY_VAULT_URL", "https://kv.vault.azure.net/#fragment-secret"),
     ],
 )
 def test_the_public_message_names_the_setting_but_never_its_value(name: str, value: str) -> None:
