@@ -252,7 +252,17 @@ async def check_lease_store(probe: Probe) -> list[Check]:
     """The per-app lease container can be read (it is made at the first run if absent);
     without it, every run fails closed and nothing rotates."""
     if probe.leases is None:
-        return []
+        if not probe.site.in_azure:
+            return []  # an operator's lone CLI run: in-process busy marks suffice
+        return [
+            Check(
+                "lease store",
+                "warn",
+                "ROTATION_LEASE_BLOB_URL is not set: instances cannot see each other's "
+                "rotations, so two at once each rotate the same app (safe, but wasteful)",
+                probe.site.set_setting(["ROTATION_LEASE_BLOB_URL", "ROTATION_LEASE_CONTAINER"]),
+            )
+        ]
     try:
         exists = await probe.leases.visible()
     except RotationError as exc:
@@ -288,9 +298,10 @@ async def check_consumers(probe: Probe) -> list[Check]:
             "consumers",
             "warn",
             f"{found}; unreadable, so no app retires early: {'; '.join(scan.unreachable)}",
-            f'az role assignment create --assignee {probe.me} --role "Website Contributor" '
-            "--scope <the site's resource group>   # or drop a deleted site from "
-            "ROTATION_CONSUMER_SITES",
+            f"az role assignment create --assignee {probe.me} --role "
+            '"ACS SMTP rotation consumer checker (<token>)" --scope <the site>   # the '
+            "least-privilege role infra deploys (Website Contributor without custom roles); "
+            "or drop a deleted site from ROTATION_CONSUMER_SITES",
         )
     ]
 

@@ -290,3 +290,24 @@ async def test_the_lease_store_is_read_without_creating_anything_and_unreachable
     assert lease.status == "fail"
     assert "lease store" in lease.detail
     assert (lease.fix or "").startswith("az role assignment create --assignee ")
+
+
+async def test_a_function_app_without_a_lease_store_is_warned_with_the_settings_to_set(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {k: v for k, v in sandbox.env().items() if k != "ROTATION_LEASE_BLOB_URL"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    in_azure = Site("func-rotator", "rg-rotator", True)
+
+    checks = {c.name: c for c in await doctor.diagnose(load_settings(env), in_azure)}
+    local = {c.name: c for c in await doctor.diagnose(load_settings(env), Site())}
+
+    lease = checks["lease store"]
+    assert lease.status == "warn"
+    assert "ROTATION_LEASE_BLOB_URL is not set" in lease.detail
+    assert lease.fix == (
+        "az functionapp config appsettings set -g rg-rotator -n func-rotator "
+        "--settings ROTATION_LEASE_BLOB_URL=<value> ROTATION_LEASE_CONTAINER=<value>"
+    )
+    assert "lease store" not in local  # a lone CLI run needs none
