@@ -1,7 +1,7 @@
 """`doctor`: every prerequisite of a rotation, checked against the live services.
 
-`python -m rotation doctor` and ``GET /api/doctor`` run the same checks (rotation/checks.py)
-and report one line each: ok, warn or fail, and for anything not ok the exact command that
+`python -m rotation doctor` and ``GET /api/doctor`` run the same checks
+(rotation/doctor_checks.py, rotation/doctor_apps.py) and report one line each: ok, warn or fail, and for anything not ok the exact command that
 fixes it. A check only reads: no secret is created, written or sent (the SMTP check stops
 before AUTH), so doctor is safe to run at any time, right after the first `azd up` included.
 """

@@ -305,7 +305,7 @@ SETTINGS_INVALID = _event(
     {"error": "string"},
 )
 
-# ----- outcomes reported by parts being built (planned: issues 11 and 13) ----------------------
+# ----- outcomes outside rotated, retired and failed: skipped, blocked and busy ------------------
 APP_SKIPPED = _event(
     "app.skipped",
     "An app the run leaves alone (a managed identity, another tenant's app), and why.",

@@ -326,6 +326,11 @@ class RunReport:
         return [o for o in self.outcomes if o.outcome is Outcome.UNFINISHED]
 
     @property
+    def blocked(self) -> list[AppOutcome]:
+        """Apps an operator must act on first (the fix is in each one's error)."""
+        return [o for o in self.outcomes if o.outcome is Outcome.BLOCKED]
+
+    @property
     def busy(self) -> list[AppOutcome]:
         """Apps another run held: left to it, not failed."""
         return [o for o in self.outcomes if o.outcome is Outcome.BUSY]
@@ -348,5 +353,6 @@ class RunReport:
             "counts": counts,
             "unfinished": [o.app_id for o in self.unfinished],
             "busy": [o.app_id for o in self.busy],
+            "blocked": [o.app_id for o in self.blocked],
             "apps": [o.as_dict() for o in self.outcomes],
         }
