@@ -51,6 +51,7 @@ from rotation.model import (
     AppPlan,
     AppRecord,
     ConsumerCheck,
+    Credential,
     DeletedName,
     ManagedApp,
     Mode,
@@ -102,6 +103,14 @@ class Observation:
     app: ManagedApp
     record: AppRecord | None
     entry: VaultEntry
+
+    @property
+    def current_credential(self) -> Credential | None:
+        """The credential of the password Key Vault serves, while Entra still has it."""
+        current = self.entry.current
+        if self.record is None or current is None:
+            return None
+        return self.record.credential(current.key_id)
 
 
 @dataclass(slots=True)
@@ -772,7 +781,8 @@ class Engine:
         and run history read (rotation/events.py, APP_FINISHED)."""
         expires = outcome.expires if outcome.outcome is Outcome.ROTATED else None
         if expires is None and obs is not None:
-            expires = self._current_credential_end(obs)
+            credential = obs.current_credential
+            expires = credential.end if credential else None
         days_left = (expires - self.clock()).total_seconds() / 86400 if expires else None
         log.info(
             "app.finished",
@@ -786,13 +796,6 @@ class Engine:
             rotate_before_days=self.rules.rotate_before.days,
         )
 
-    @staticmethod
-    def _current_credential_end(obs: Observation) -> datetime | None:
-        current = obs.entry.current
-        record = obs.record
-        credential = record.credential(current.key_id if current else None) if record else None
-        return credential.end if credential else None
-
     def _warn_if_expiring(self, obs: Observation) -> None:
         """Warns when an app is due and this run did not rotate it (a dry run, a failure):
         "due" is the policy's decision (`rotation_reason`), as in plan and status."""
@@ -803,8 +806,7 @@ class Engine:
         reason = rotation_reason(record, obs.entry, now, self.rules, Mode.DUE)
         if reason is None:
             return
-        current = obs.entry.current
-        credential = record.credential(current.key_id if current else None)
+        credential = obs.current_credential
         days_left = None
         if credential is not None and credential.end is not None:
             days_left = round((credential.end - now).total_seconds() / 86400, 1)

@@ -247,9 +247,7 @@ class RotationService:
         rows = []
         for obs in observations:
             current = obs.entry.current
-            credential = (
-                obs.record.credential(current.key_id if current else None) if obs.record else None
-            )
+            credential = obs.current_credential
             expires = credential.end if credential else None
             days_left = (expires - now).total_seconds() / 86400 if expires else None
             rows.append(
