@@ -506,8 +506,8 @@ class Engine:
                 # the next timer run, with the full verify timeout, can.
                 outcome.outcome = Outcome.UNFINISHED
                 outcome.error = (
-                    f"{logs.scrub(str(exc))} (this run allowed only {verify_timeout:.0f} s; the next timer run "
-                    "completes the rotation)"
+                    f"{logs.scrub(str(exc))} (this run allowed only {verify_timeout:.0f} s; "
+                    "the next timer run completes the rotation)"
                 )
                 return
             raise
