@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
     map_error,
 )
 from azure.core.rest import HttpRequest
@@ -26,26 +24,13 @@ from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
-from rotation import request_ids
-from rotation.errors import (
-    GRANT_DELAY,
-    InvalidRequest,
-    NotFound,
-    PermissionDenied,
-    ServiceUnavailable,
-)
-from rotation.identity import connection_options, unknown_resource
+from rotation.azure_errors import RETRY, map_arm_errors
+from rotation.identity import connection_options
 from rotation.settings import Settings
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 _ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
-#: azure-core retry policy for ARM reads (429 and 5xx, Retry-After honoured).
-RETRY: Mapping[str, float] = {
-    "retry_total": 5,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 30,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +132,17 @@ class ArmReader:
         found: dict[str, AcsResource] = {}
         for subscription_id in subscription_ids:
             client = self._comm(subscription_id)
-            try:
+            with map_arm_errors(f"the ACS resources of subscription {subscription_id}"):
                 async for item in client.communication_services.list_by_subscription():
                     resource = parse_resource_id(str(item.id))
                     found.setdefault(resource.id.lower(), resource)
-            except Exception as exc:  # translated, never swallowed
-                _raise(exc, f"the ACS resources of subscription {subscription_id}")
         for resource_id in resource_ids:
             wanted = parse_resource_id(resource_id)
             if wanted.id.lower() in found:
                 continue
             client = self._comm(wanted.subscription_id)
-            try:
+            with map_arm_errors(f"ACS resource {resource_id} (ROTATION_ACS_RESOURCE_IDS)"):
                 item = await client.communication_services.get(wanted.resource_group, wanted.name)
-            except Exception as exc:  # translated, never swallowed
-                _raise(exc, f"ACS resource {resource_id} (ROTATION_ACS_RESOURCE_IDS)")
             resource = parse_resource_id(str(item.id))
             found[resource.id.lower()] = resource
         return sorted(found.values(), key=lambda r: r.id.lower())
@@ -169,7 +150,7 @@ class ArmReader:
     async def smtp_usernames(self, resource: AcsResource) -> list[SmtpUsernameEntry]:
         client = self._comm(resource.subscription_id)
         entries = []
-        try:
+        with map_arm_errors(f"the SMTP usernames of {resource.id}"):
             async for item in client.smtp_usernames.list(resource.resource_group, resource.name):
                 entries.append(
                     SmtpUsernameEntry(
@@ -179,8 +160,6 @@ class ArmReader:
                         str(item.tenant_id).lower(),
                     )
                 )
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, f"the SMTP usernames of {resource.id}")
         return entries
 
     async def role_assignments(self, resource: AcsResource) -> list[RoleAssignmentEntry]:
@@ -195,7 +174,7 @@ class ArmReader:
         entries: list[RoleAssignmentEntry] = []
         url: str | None = f"{resource.id}/providers/Microsoft.Authorization/roleAssignments"
         params: dict[str, str] = {"api-version": ROLE_ASSIGNMENTS_API, "$filter": "atScope()"}
-        try:
+        with map_arm_errors(f"the role assignments on {resource.id}"):
             while url:
                 response = await client.send_request(HttpRequest("GET", url, params=params))
                 if response.status_code != 200:
@@ -204,8 +183,6 @@ class ArmReader:
                 page = response.json()
                 entries += [_assignment(item) for item in page.get("value") or ()]
                 url, params = page.get("nextLink"), {}  # a next link carries its own query
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, f"the role assignments on {resource.id}")
         return entries
 
     async def role_definition(self, definition_id: str) -> RoleDefinitionEntry:
@@ -214,10 +191,8 @@ class ArmReader:
         if key in self._definitions:
             return self._definitions[key]
         client = self._authz(_subscription_of(definition_id) or next(iter(self._authorization), ""))
-        try:
+        with map_arm_errors(f"role definition {definition_id}"):
             item = await client.role_definitions.get_by_id(definition_id)
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, f"role definition {definition_id}")
         actions: list[str] = []
         not_actions: list[str] = []
         for permission in item.permissions or ():
@@ -237,7 +212,7 @@ class ArmReader:
             raise ValueError(f"{resource_id!r} is not a top-level resource id")
         client = self._authz(parts[1])
         entries = []
-        try:
+        with map_arm_errors(f"the rotator's own permissions on {resource_id}"):
             pages = client.permissions.list_for_resource(parts[3], parts[5], "", parts[6], parts[7])
             async for item in pages:
                 entries.append(
@@ -248,8 +223,6 @@ class ArmReader:
                         tuple(item.not_data_actions or ()),
                     )
                 )
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, f"the rotator's own permissions on {resource_id}")
         return entries
 
     async def close(self) -> None:
@@ -293,43 +266,3 @@ def _assignment(item: Mapping[str, Any]) -> RoleAssignmentEntry:
 def _subscription_of(resource_id: str) -> str | None:
     parts = resource_id.strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else None
-
-
-def _raise(exc: Exception, what: str) -> NoReturn:
-    """Re-raises `exc` as a rotation error naming what could not be read and how to fix it."""
-    if isinstance(exc, ResourceNotFoundError) or (
-        isinstance(exc, HttpResponseError) and exc.status_code == 404
-    ):
-        raise NotFound(f"{what} not found ({_reason(exc)})") from None
-    wrong_endpoint = unknown_resource(exc, "of Azure Resource Manager", "ROTATION_ARM_URL")
-    if wrong_endpoint is not None:
-        raise InvalidRequest(f"could not read {what}: {wrong_endpoint}") from None
-    if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
-        raise PermissionDenied(
-            f"could not read {what}: the rotator's identity failed to authenticate to Azure "
-            f"Resource Manager ({_reason(exc)})"
-        ) from None
-    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
-        raise PermissionDenied(
-            f"could not read {what}: grant the rotator's identity the Reader role on the "
-            f"subscription or resource ({_reason(exc)}); {GRANT_DELAY}"
-        ) from None
-    status = exc.status_code if isinstance(exc, HttpResponseError) else None
-    if status is not None and 400 <= status < 500 and status != 429:
-        raise InvalidRequest(
-            f"Azure Resource Manager refused to read {what} ({_reason(exc)})"
-        ) from None
-    if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
-        raise ServiceUnavailable(
-            f"Azure Resource Manager kept failing while reading {what} ({_reason(exc)}); "
-            "the next run tries again"
-        ) from None
-    raise exc
-
-
-def _reason(exc: Exception) -> str:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    message = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
-    first = message.strip().splitlines()[0][:300] if message.strip() else type(exc).__name__
-    return (f"{code}: {first}" if code else first) + request_ids.suffix(exc)

@@ -35,6 +35,7 @@ import structlog
 
 from rotation import logs
 from rotation.errors import (
+    FailureKind,
     LeaseTaken,
     RetirementIncomplete,
     RotationError,
@@ -501,7 +502,7 @@ class Engine:
         except VerificationFailed as exc:
             await self.rollback(record, new, exc.kind, outcome)
             capped = verify_timeout < self.settings.verify_timeout_seconds
-            if capped and exc.kind in ("rejected", "timeout"):
+            if capped and exc.kind in (FailureKind.REJECTED, FailureKind.TIMEOUT):
                 # A shortened budget cannot tell slow propagation from a real refusal;
                 # the next timer run, with the full verify timeout, can.
                 outcome.outcome = Outcome.UNFINISHED

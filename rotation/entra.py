@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -56,6 +57,7 @@ from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr
 
 from rotation import logs, request_ids
+from rotation.azure_errors import error_code, first_line, is_refusal
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -166,13 +168,11 @@ class EntraAdapter:
         )
         item = self._client.applications.by_application_id(record.object_id)
         once: RequestConfiguration[Any] = RequestConfiguration(options=[NO_RETRY])
-        try:
+        with self._mapped(f"add a password to app {record.app_id}", record.app_id):
             created = await _retry_throttled(
                 lambda: item.add_password.post(body, request_configuration=once),
                 self._max_retries,
             )
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, f"add a password to app {record.app_id}", record.app_id, self._endpoint)
         if created is None or not created.secret_text or created.key_id is None:
             raise ServiceUnavailable(
                 f"Microsoft Graph returned no secret for the new password of app {record.app_id}"
@@ -190,15 +190,14 @@ class EntraAdapter:
         body = RemovePasswordPostRequestBody(key_id=UUID(key_id))
         item = self._client.applications.by_application_id(record.object_id)
         what = f"remove password {key_id} of app {record.app_id}"
-        try:
-            await _retry_transport(lambda: item.remove_password.post(body))
-        except APIError as exc:
-            if exc.response_status_code in (400, 404) and await self._gone(record, key_id):
-                log.info("credential.already_gone", app_id=record.app_id, key_id=key_id)
-                return False
-            _raise(exc, what, record.app_id, self._endpoint)
-        except Exception as exc:  # translated, never swallowed
-            _raise(exc, what, record.app_id, self._endpoint)
+        with self._mapped(what, record.app_id):
+            try:
+                await _retry_transport(lambda: item.remove_password.post(body))
+            except APIError as exc:
+                if exc.response_status_code in (400, 404) and await self._gone(record, key_id):
+                    log.info("credential.already_gone", app_id=record.app_id, key_id=key_id)
+                    return False
+                raise
         return True
 
     async def _gone(self, record: AppRecord, key_id: str) -> bool:
@@ -277,10 +276,20 @@ class EntraAdapter:
         return body if isinstance(body, dict) else {}
 
     async def _read(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        try:
+        with self._mapped(what, None):
             return await _retry_transport(call)
+
+    @contextmanager
+    def _mapped(self, what: str, app_id: str | None) -> Iterator[None]:
+        """Translates a failed Graph call into a rotation error naming what failed and how
+        to fix it (`app_id`: the app whose owner hint to give). Our own errors pass."""
+        try:
+            yield
+        except RotationError:
+            raise
         except Exception as exc:  # translated, never swallowed
-            _raise(exc, what, None, self._endpoint)
+            _translate(exc, what, app_id, self._endpoint)
+            raise
 
 
 def graph_client(
@@ -406,20 +415,17 @@ def _principal(item: dict[str, Any]) -> PrincipalEntry:
 
 
 def _code(exc: APIError) -> str:
-    error: Any = getattr(exc, "error", None)
-    return str(getattr(error, "code", None) or "")
+    return error_code(exc) or ""
 
 
 def _reason(exc: APIError) -> str:
-    error: Any = getattr(exc, "error", None)
-    message = str(getattr(error, "message", None) or exc.message or "").strip()
-    first = message.splitlines()[0][:300] if message else ""
+    first = first_line(exc, or_str=False)
     reason = f"{exc.response_status_code} {_code(exc)}: {first}".strip().rstrip(":")
     return reason + request_ids.suffix(exc)
 
 
-def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoReturn:
-    """Re-raises `exc` as a rotation error naming what failed and how to fix it."""
+def _translate(exc: Exception, what: str, app_id: str | None, endpoint: str) -> None:
+    """Raises `exc` as a rotation error when it is one this adapter knows; else returns."""
     wrong_endpoint = unknown_resource(exc, endpoint, "ROTATION_GRAPH_URL")
     if wrong_endpoint is not None:
         raise InvalidRequest(f"could not {what}: {wrong_endpoint}") from None
@@ -435,7 +441,7 @@ def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoRe
             "check ROTATION_GRAPH_URL, network access and CA trust"
         ) from None
     if not isinstance(exc, APIError) or exc.response_status_code is None:
-        raise exc
+        return
     status = exc.response_status_code
     if status == 401:
         raise PermissionDenied(
@@ -462,7 +468,7 @@ def _raise(exc: Exception, what: str, app_id: str | None, endpoint: str) -> NoRe
             f"could not {what}: the tenant's app management policy caps secret lifetime "
             f"({_reason(exc)}); lower ROTATION_SECRET_LIFETIME_DAYS below the cap"
         ) from None
-    if 400 <= status < 500 and status != 429:
+    if is_refusal(status):
         raise InvalidRequest(f"Microsoft Graph refused to {what} ({_reason(exc)})") from None
     raise ServiceUnavailable(
         f"Microsoft Graph kept failing to {what} after the SDK's retries ({_reason(exc)}); "

@@ -7,6 +7,7 @@ SDK exception. Messages never contain secret values.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from rotation import logs
@@ -48,14 +49,20 @@ class InvalidRequest(RotationError):
     """A cloud service refused a request as malformed (for example a lifetime over policy)."""
 
 
+class FailureKind(StrEnum):
+    """Why an SMTP AUTH check failed (a str: compares equal to, and logs as, its value)."""
+
+    REJECTED = "rejected"  # 535 until the deadline, or a refusal waiting cannot cure
+    TLS = "tls"
+    DNS = "dns"
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+
+
 class VerificationFailed(RotationError):
-    """The new secret did not pass SMTP AUTH within the verify timeout.
+    """The new secret did not pass SMTP AUTH within the verify timeout; `kind` says why."""
 
-    `kind` is one of: ``rejected`` (535 until the deadline), ``tls``, ``dns``,
-    ``connection``, ``timeout``.
-    """
-
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: FailureKind) -> None:
         super().__init__(message)
         self.kind = kind
 

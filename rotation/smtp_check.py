@@ -29,17 +29,14 @@ import base64
 import random
 import socket
 import ssl
-from typing import Literal
 
 import aiosmtplib
 import stamina
 from pydantic import SecretStr
 
-from rotation.errors import VerificationFailed
+from rotation.errors import FailureKind, VerificationFailed
 from rotation.pacing import Backoff as Backoff  # re-exported: callers configure pacing here
 from rotation.pacing import wait_before_next
-
-FailureKind = Literal["rejected", "tls", "dns", "connection", "timeout"]
 
 _AUTH_REJECTED = 535
 # The actions the current ACS quickstart ("How to assign a role to an Entra application for
@@ -99,7 +96,8 @@ class SmtpVerifier:
         """
         if timeout <= 0:
             raise VerificationFailed(
-                f"no time left to verify SMTP AUTH as {username} at {self.endpoint}", "timeout"
+                f"no time left to verify SMTP AUTH as {username} at {self.endpoint}",
+                FailureKind.TIMEOUT,
             )
         attempts = 0
         last: _Retryable | None = None
@@ -197,13 +195,13 @@ class SmtpVerifier:
     def _gave_up(
         self, username: str, last: _Retryable | None, attempts: int, timeout: float
     ) -> VerificationFailed:
-        kind: FailureKind = last.kind if last else "timeout"
+        kind: FailureKind = last.kind if last else FailureKind.TIMEOUT
         detail = last.message if last else "no attempt finished"
         message = (
             f"SMTP AUTH as {username} at {self.endpoint} did not succeed within {timeout:g}s "
             f"({attempts} attempt{'s' if attempts != 1 else ''}); last failure: {detail}"
         )
-        if kind == "rejected":
+        if kind == FailureKind.REJECTED:
             message += f". {_FIX_REJECTED}"
         return VerificationFailed(message, kind)
 
@@ -250,13 +248,13 @@ def _classify(
             f"TLS certificate of {endpoint} failed verification during {step}: "
             f"{_tls_reason(exc)}. Use the DNS name smtp.azurecomm.net (not an IP address) "
             "and make sure the certificate's issuer is trusted",
-            "tls",
+            FailureKind.TLS,
         )
     if isinstance(exc, ssl.SSLError):
         return VerificationFailed(
             f"TLS handshake with {endpoint} failed during {step}: {_tls_reason(exc)}. "
             "ACS requires TLS 1.2 or newer",
-            "tls",
+            FailureKind.TLS,
         )
     resolution = exc if isinstance(exc, socket.gaierror) else cause
     if isinstance(resolution, socket.gaierror):
@@ -264,28 +262,28 @@ def _classify(
         return VerificationFailed(
             f"cannot resolve the SMTP host {host!r}: {reason}. Check ROTATION_SMTP_HOST "
             "(smtp.azurecomm.net) and the Function App's DNS",
-            "dns",
+            FailureKind.DNS,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = _scrub(f"{exc.code} {exc.message}", username, password)
         if exc.code == _AUTH_REJECTED:
-            return _Retryable(f"{step} answered {text}", "rejected")
+            return _Retryable(f"{step} answered {text}", FailureKind.REJECTED)
         if 400 <= exc.code < 500:
-            return _Retryable(f"{step} answered {text}", "connection")
-        return VerificationFailed(f"{endpoint} refused {step}: {text}", "rejected")
+            return _Retryable(f"{step} answered {text}", FailureKind.CONNECTION)
+        return VerificationFailed(f"{endpoint} refused {step}: {text}", FailureKind.REJECTED)
     if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
-        return _Retryable(f"{step} timed out", "timeout")
+        return _Retryable(f"{step} timed out", FailureKind.TIMEOUT)
     if isinstance(exc, OSError):  # refused, reset, dropped (SMTPServerDisconnected is one)
         text = _scrub(str(exc), username, password)
-        return _Retryable(f"connection lost during {step}: {text}", "connection")
+        return _Retryable(f"connection lost during {step}: {text}", FailureKind.CONNECTION)
     if step == "STARTTLS":
         return VerificationFailed(
             f"{endpoint} does not offer STARTTLS; ACS always does. Check ROTATION_SMTP_HOST "
             "and ROTATION_SMTP_PORT (587)",
-            "tls",
+            FailureKind.TLS,
         )
     text = _scrub(str(exc), username, password)
-    return VerificationFailed(f"{endpoint} failed during {step}: {text}", "rejected")
+    return VerificationFailed(f"{endpoint} failed during {step}: {text}", FailureKind.REJECTED)
 
 
 def _tls_reason(exc: ssl.SSLError) -> str:

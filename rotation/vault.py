@@ -17,9 +17,10 @@ No message ever contains a secret value.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
@@ -34,12 +35,13 @@ from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
-from rotation import request_ids
+from rotation.azure_errors import RETRY, error_code, is_refusal, reason
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    RotationError,
     SecretNameDeleted,
     ServiceUnavailable,
     VaultWriteFailed,
@@ -52,13 +54,6 @@ from rotation.settings import USERNAME_SUFFIX, Settings
 MANAGED_BY = "acs-smtp-rotation"
 PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)
 USERNAME_CONTENT_TYPE = "smtp-username"
-#: azure-core retry policy: up to 5 retries, exponential back-off from 0.8 s capped at
-#: 30 s, and Retry-After honoured whenever Key Vault sends it.
-RETRY: Mapping[str, float] = {
-    "retry_total": 5,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 30,
-}
 #: Key Vault's inner error codes of a 409 on a name a soft-deleted secret holds (the .NET
 #: SDK's Sample4, Azure.Security.KeyVault.Secrets, checks these two).
 DELETED_BUT_RECOVERABLE = "ObjectIsDeletedButRecoverable"
@@ -112,7 +107,7 @@ class VaultAdapter:
         """
         current: dict[str, VaultVersion] = {}
         url: str | None = f"/secrets?maxresults={PAGE_SIZE}"
-        try:
+        with self._mapped(None, "list"):
             while url:
                 response = await self._client.send_request(HttpRequest("GET", url))
                 if response.status_code != 200:
@@ -123,8 +118,6 @@ class VaultAdapter:
                     name, version = _listed(item)
                     current[name.lower()] = version
                 url = page.get("nextLink")
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, None, "list")
         self._challenge_known = True
         return current
 
@@ -140,14 +133,15 @@ class VaultAdapter:
 
     async def _read(self, name: str) -> VaultEntry:
         versions: list[VaultVersion] = []
-        try:
-            pages = self._client.list_properties_of_secret_versions(name, max_page_size=PAGE_SIZE)
-            async for properties in pages:
-                versions.append(_version(properties))
-        except ResourceNotFoundError:
-            return VaultEntry(name, ())
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "read")
+        with self._mapped(name, "read"):
+            try:
+                pages = self._client.list_properties_of_secret_versions(
+                    name, max_page_size=PAGE_SIZE
+                )
+                async for properties in pages:
+                    versions.append(_version(properties))
+            except ResourceNotFoundError:
+                return VaultEntry(name, ())
         # Key Vault lists versions by id, not age, so sort by created. Its times are whole
         # seconds: when the newest two tie (two promotions within a second, as two racing
         # runs can make), only Key Vault itself can say which one "latest" serves, and the
@@ -161,10 +155,8 @@ class VaultAdapter:
     async def _latest_version(self, name: str) -> str:
         """The version id Key Vault serves as latest. Reading it returns the value too,
         which is registered for redaction and dropped at once."""
-        try:
+        with self._mapped(name, "read"):
             secret = await self._client.get_secret(name)
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "read")
         register_secret(secret.value)
         return secret.properties.version or ""
 
@@ -208,49 +200,43 @@ class VaultAdapter:
     async def disable(self, name: str, versions: Collection[str]) -> None:
         """Disables versions whose credential was removed, so nobody is served a dead password."""
         for version in versions:
-            try:
-                await self._client.update_secret_properties(name, version, enabled=False)
-            except ResourceNotFoundError:
-                continue  # gone already: nothing left to serve
-            except Exception as exc:  # translated, never swallowed
-                self._raise(exc, name, "disable", write=True)
+            with self._mapped(name, "disable", write=True):
+                try:
+                    await self._client.update_secret_properties(name, version, enabled=False)
+                except ResourceNotFoundError:
+                    continue  # gone already: nothing left to serve
 
     async def deleted(self, name: str) -> DeletedName | None:
         """The soft-deleted secret holding `name` (GetDeletedSecret), or None if none does.
 
         While a deletion is still running Key Vault answers 404 here too; the write then
-        gets 409 ObjectIsBeingDeleted, which `_raise` turns into SecretNameDeleted as well.
+        gets 409 ObjectIsBeingDeleted, which `_mapped` turns into SecretNameDeleted as well.
         """
-        try:
-            found = await self._client.get_deleted_secret(name)
-        except ResourceNotFoundError:
-            return None
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "read the deleted state of")
+        with self._mapped(name, "read the deleted state of"):
+            try:
+                found = await self._client.get_deleted_secret(name)
+            except ResourceNotFoundError:
+                return None
         return DeletedName(name, found.deleted_date, found.scheduled_purge_date)
 
     async def deleted_names(self) -> dict[str, DeletedName]:
         """Every soft-deleted secret of the vault by lower-case name (GetDeletedSecrets, paged:
         one request per 25). A run asks once instead of twice per first-time app."""
         found: dict[str, DeletedName] = {}
-        try:
+        with self._mapped("*", "list the deleted secrets"):
             async for item in self._client.list_deleted_secrets(max_page_size=PAGE_SIZE):
                 if item.name:
                     found[item.name.lower()] = DeletedName(
                         item.name, item.deleted_date, item.scheduled_purge_date
                     )
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, "*", "list the deleted secrets")
         return found
 
     async def mark_settled(self, name: str, current: VaultVersion) -> None:
         """Tags the current version as settled (its tags are rewritten whole, so the others
         are sent again). A write, made once per rotation, after its last retirement."""
         tags = {**current.tags, SETTLED_TAG: current.version}
-        try:
+        with self._mapped(name, "tag", write=True):
             await self._client.update_secret_properties(name, current.version, tags=tags)
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "tag", write=True)
 
     async def read_value(self, name: str) -> str:
         """The value a consumer reads (latest version), for the demo and smoke checks.
@@ -258,12 +244,11 @@ class VaultAdapter:
         The rotator itself never reads a value. The value is registered with the log
         redaction before it is returned, so no later log line can carry it.
         """
-        try:
-            secret = await self._client.get_secret(name)
-        except ResourceNotFoundError:
-            raise NotFound(f"secret '{name}' does not exist in {self.vault_url}") from None
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "read")
+        with self._mapped(name, "read"):
+            try:
+                secret = await self._client.get_secret(name)
+            except ResourceNotFoundError:
+                raise NotFound(f"secret '{name}' does not exist in {self.vault_url}") from None
         value = secret.value or ""
         register_secret(value)
         return value
@@ -274,55 +259,60 @@ class VaultAdapter:
     # ----- helpers -----------------------------------------------------------------------
 
     async def _set(self, name: str, value: str, **kwargs: Any) -> SecretProperties:
-        try:
+        with self._mapped(name, "write", write=True):
             secret = await self._client.set_secret(name, value, **kwargs)
-        except Exception as exc:  # translated, never swallowed
-            self._raise(exc, name, "write", write=True)
         return secret.properties
 
-    def _raise(
-        self, exc: Exception, name: str | None, verb: str, *, write: bool = False
-    ) -> NoReturn:
-        """Re-raises `exc` as a rotation error an operator can act on (`name` None: the
-        vault-wide listing)."""
+    @contextmanager
+    def _mapped(self, name: str | None, verb: str, *, write: bool = False) -> Iterator[None]:
+        """Translates a failed Key Vault call into a rotation error an operator can act on
+        (`name` None: the vault-wide listing). Our own errors pass through untouched."""
+        try:
+            yield
+        except RotationError:
+            raise
+        except Exception as exc:  # translated, never swallowed
+            self._translate(exc, name, verb, write)
+            raise
+
+    def _translate(self, exc: Exception, name: str | None, verb: str, write: bool) -> None:
         where = (
             f"secret '{name}' in {self.vault_url}" if name else f"the secrets of {self.vault_url}"
         )
-        if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
+        status = exc.status_code if isinstance(exc, HttpResponseError) else None
+        if isinstance(exc, ClientAuthenticationError) and status in (None, 401):
             raise PermissionDenied(
                 f"could not {verb} {where}: the rotator's identity failed to authenticate to "
                 f"Key Vault ({_reason(exc)}); check its managed identity and tenant"
             ) from None
-        if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        if isinstance(exc, HttpResponseError) and status == 403:
             message = (
                 f"Key Vault refused to {verb} {where} (403 {_code(exc)}): grant the rotator's "
                 f"identity the 'Key Vault Secrets Officer' role on {self.vault_url} (or the "
                 f"custom secret writer role of infra/); {GRANT_DELAY}"
             )
             raise (VaultWriteFailed if write else PermissionDenied)(message) from None
-        if isinstance(exc, HttpResponseError) and exc.status_code == 409 and name:
+        if isinstance(exc, HttpResponseError) and status == 409 and name:
             inner = _inner_code(exc)
             if inner in (DELETED_BUT_RECOVERABLE, BEING_DELETED):
                 raise SecretNameDeleted(
                     self.vault_url, name, being_deleted=inner == BEING_DELETED
                 ) from None
-        if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-            if 400 <= exc.status_code < 500 and exc.status_code != 429:
+        if isinstance(exc, HttpResponseError) and status is not None:
+            if is_refusal(status):
                 message = (
-                    f"Key Vault refused to {verb} {where} ({exc.status_code} {_code(exc)}: "
-                    f"{_reason(exc)})"
+                    f"Key Vault refused to {verb} {where} ({status} {_code(exc)}: {_reason(exc)})"
                 )
                 raise (VaultWriteFailed if write else InvalidRequest)(message) from None
             raise ServiceUnavailable(
                 f"Key Vault kept failing to {verb} {where} after retries "
-                f"({exc.status_code} {_code(exc)}); the next run tries again"
+                f"({status} {_code(exc)}); the next run tries again"
             ) from None
         if isinstance(exc, ServiceRequestError | ServiceResponseError):
             raise ServiceUnavailable(
                 f"could not reach Key Vault to {verb} {where} ({type(exc).__name__}: "
                 f"{_reason(exc)}); check ROTATION_KEY_VAULT_URL, network access and CA trust"
             ) from None
-        raise exc
 
 
 def _version(properties: SecretProperties) -> VaultVersion:
@@ -360,8 +350,7 @@ def _listed(item: Mapping[str, Any]) -> tuple[str, VaultVersion]:
 
 
 def _code(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    return str(getattr(error, "code", None) or exc.reason or "error")
+    return error_code(exc) or str(exc.reason or "error")
 
 
 def _inner_code(exc: HttpResponseError) -> str | None:
@@ -373,7 +362,4 @@ def _inner_code(exc: HttpResponseError) -> str | None:
 
 def _reason(exc: Exception) -> str:
     """The service's own words, first line only (Key Vault never echoes a value)."""
-    error = getattr(exc, "error", None)
-    text = str(getattr(error, "message", None) or getattr(exc, "message", None) or exc)
-    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
-    return first + request_ids.suffix(exc)
+    return reason(exc, code=False)

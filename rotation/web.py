@@ -23,8 +23,9 @@ Everything it hands out is our own `ConsumerReference`; every SDK error becomes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError
@@ -34,7 +35,7 @@ from azure.mgmt.core import AsyncARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
-from rotation.arm import RETRY, _raise
+from rotation.azure_errors import RETRY, error_code, first_line, map_arm_errors
 from rotation.errors import PermissionDenied, ServiceUnavailable
 from rotation.identity import connection_options
 from rotation.model import ConsumerReference
@@ -125,38 +126,40 @@ class WebSiteReader:
         request = HttpRequest(
             method, url, params={} if "api-version=" in url else {"api-version": API_VERSION}
         )
-        try:
+        with _map_errors(what):
             response = await self._client.send_request(request)
             if response.status_code >= 400:
                 raise HttpResponseError(response=response, error_format=ARMErrorFormat)
             body = response.json() if response.content else {}
-        except ValueError:
-            raise ServiceUnavailable(
-                f"Azure Resource Manager answered {what} with something other than JSON"
-            ) from None
-        except Exception as exc:  # translated, never swallowed
-            _translate(exc, what)
         if not isinstance(body, dict):
             raise ServiceUnavailable(f"Azure Resource Manager answered {what} with no object")
         return body
 
 
-def _translate(exc: Exception, what: str) -> NoReturn:
-    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
-        # ARM's own message names the exact action it refused; keep it.
-        raise PermissionDenied(
-            f"could not read or refresh {what}: give the rotator's identity the consumer role "
-            f"of infra/modules/custom-roles.bicep at that scope ({_message(exc)})"
-        ) from None
-    _raise(exc, what)
+@contextmanager
+def _map_errors(what: str) -> Iterator[None]:
+    """ARM's mapping, with the fix for a 403 on a consumer site, and a body that is not JSON."""
+    with map_arm_errors(what):
+        try:
+            yield
+        except ValueError:
+            raise ServiceUnavailable(
+                f"Azure Resource Manager answered {what} with something other than JSON"
+            ) from None
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            # ARM's own message names the exact action it refused; keep it.
+            raise PermissionDenied(
+                f"could not read or refresh {what}: give the rotator's identity the consumer "
+                f"role of infra/modules/custom-roles.bicep at that scope ({_message(exc)})"
+            ) from None
 
 
 def _message(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    text = str(getattr(error, "message", None) or exc.message or exc).strip().splitlines()
-    first = text[0][:400] if text else type(exc).__name__
-    return f"{code}: {first}" if code else first
+    code = error_code(exc)
+    text = first_line(exc, 400) or type(exc).__name__
+    return f"{code}: {text}" if code else text
 
 
 def _reference(site_id: str, item: Mapping[str, Any]) -> ConsumerReference:

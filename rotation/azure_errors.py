@@ -1,0 +1,112 @@
+"""What every Azure adapter reads from a failed call, and how ARM failures read to an operator.
+
+The adapters (arm, web, vault, entra) each translate SDK exceptions into rotation.errors
+types inside one mapping context manager, shaped like httpx's ``map_exceptions``; the
+pieces they share live here: the retry settings, the HTTP status, the service's error code,
+the first line of its message (with the request ids support asks for), and the ARM mapping,
+which the ACS reader (arm.py) and the App Service reader (web.py) both use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from rotation import request_ids
+from rotation.errors import (
+    GRANT_DELAY,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RotationError,
+    ServiceUnavailable,
+)
+from rotation.identity import unknown_resource
+
+#: azure-core retry policy for ARM and Key Vault: up to 5 retries, exponential back-off
+#: from 0.8 s capped at 30 s, and Retry-After honoured whenever the service sends it.
+RETRY: Mapping[str, float] = {
+    "retry_total": 5,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 30,
+}
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a failed azure-core or kiota call, None when none was answered."""
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(exc, "response_status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_refusal(status: int | None) -> bool:
+    """A 4xx other than 429: the service refused the request, so a retry cannot help."""
+    return status is not None and 400 <= status < 500 and status != 429
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The service's error code (``error.code`` of the ARM / Key Vault / OData error body)."""
+    code = getattr(getattr(exc, "error", None), "code", None)
+    return str(code) if code else None
+
+
+def first_line(exc: BaseException, limit: int = 300, *, or_str: bool = True) -> str:
+    """The first line of the service's message, else of ``str(exc)`` when `or_str` ("" when
+    there is neither)."""
+    error = getattr(exc, "error", None)
+    text = getattr(error, "message", None) or getattr(exc, "message", None)
+    text = str(text or (exc if or_str else "")).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
+def reason(exc: BaseException, *, code: bool = True) -> str:
+    """ "Code: first line; request-id ..." (the type's name when the service said nothing)."""
+    text = first_line(exc) or type(exc).__name__
+    found = error_code(exc) if code else None
+    return (f"{found}: {text}" if found else text) + request_ids.suffix(exc)
+
+
+@contextmanager
+def map_arm_errors(what: str) -> Iterator[None]:
+    """Translates a failed Azure Resource Manager read of `what` into a rotation error that
+    says how to fix it. Our own errors pass through untouched."""
+    try:
+        yield
+    except RotationError:
+        raise
+    except Exception as exc:  # translated, never swallowed
+        status = exc.status_code if isinstance(exc, HttpResponseError) else None
+        if isinstance(exc, ResourceNotFoundError) or status == 404:
+            raise NotFound(f"{what} not found ({reason(exc)})") from None
+        wrong_endpoint = unknown_resource(exc, "of Azure Resource Manager", "ROTATION_ARM_URL")
+        if wrong_endpoint is not None:
+            raise InvalidRequest(f"could not read {what}: {wrong_endpoint}") from None
+        if isinstance(exc, ClientAuthenticationError) and exc.status_code in (None, 401):
+            raise PermissionDenied(
+                f"could not read {what}: the rotator's identity failed to authenticate to "
+                f"Azure Resource Manager ({reason(exc)})"
+            ) from None
+        if status == 403:
+            raise PermissionDenied(
+                f"could not read {what}: grant the rotator's identity the Reader role on the "
+                f"subscription or resource ({reason(exc)}); {GRANT_DELAY}"
+            ) from None
+        if is_refusal(status):
+            raise InvalidRequest(
+                f"Azure Resource Manager refused to read {what} ({reason(exc)})"
+            ) from None
+        if isinstance(exc, HttpResponseError | ServiceRequestError | ServiceResponseError):
+            raise ServiceUnavailable(
+                f"Azure Resource Manager kept failing while reading {what} ({reason(exc)}); "
+                "the next run tries again"
+            ) from None
+        raise
