@@ -22,7 +22,9 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
+from azure.mgmt.core import tools as arm_id
 from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.mgmt.core.tools import is_valid_resource_id
 
 from rotation.azure_errors import RETRY, map_arm_errors
 from rotation.identity import connection_options
@@ -79,16 +81,23 @@ class PermissionEntry:
 
 def parse_resource_id(resource_id: str) -> AcsResource:
     """An ACS resource id split into its parts (the id's own casing is kept)."""
-    parts = resource_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    if (
-        len(parts) != 8
-        or lowered[0] != "subscriptions"
-        or lowered[2] != "resourcegroups"
-        or lowered[5:7] != ["microsoft.communication", "communicationservices"]
-    ):
+    rid, parts = _top_level(resource_id)
+    kind = f"{parts.get('namespace')}/{parts.get('type')}".lower()
+    if kind != "microsoft.communication/communicationservices":
         raise ValueError(f"{resource_id!r} is not an ACS resource id")
-    return AcsResource("/" + "/".join(parts), parts[7], parts[3], parts[1])
+    return AcsResource(rid, parts["name"], parts["resource_group"], parts["subscription"])
+
+
+def _top_level(resource_id: str) -> tuple[str, dict[str, str]]:
+    """A top-level resource id (subscription, group, provider, type, name; no child) as
+    azure.mgmt.core.tools parses it, or {} when it is not one."""
+    rid = "/" + resource_id.strip("/")
+    if not is_valid_resource_id(rid):
+        return rid, {}
+    parts = {key: str(value) for key, value in arm_id.parse_resource_id(rid).items()}
+    if "resource_group" not in parts or parts.get("children"):
+        return rid, {}
+    return rid, parts
 
 
 class ArmReader:
@@ -207,13 +216,15 @@ class ArmReader:
     async def my_permissions(self, resource_id: str) -> list[PermissionEntry]:
         """What the caller itself may do on a resource (``.../providers/Microsoft.Authorization
         /permissions``): how `doctor` checks a write permission without writing."""
-        parts = resource_id.strip("/").split("/")
-        if len(parts) != 8 or parts[0].lower() != "subscriptions":
+        _, parts = _top_level(resource_id)
+        if not parts:
             raise ValueError(f"{resource_id!r} is not a top-level resource id")
-        client = self._authz(parts[1])
+        client = self._authz(parts["subscription"])
         entries = []
         with map_arm_errors(f"the rotator's own permissions on {resource_id}"):
-            pages = client.permissions.list_for_resource(parts[3], parts[5], "", parts[6], parts[7])
+            pages = client.permissions.list_for_resource(
+                parts["resource_group"], parts["namespace"], "", parts["type"], parts["name"]
+            )
             async for item in pages:
                 entries.append(
                     PermissionEntry(
@@ -264,5 +275,5 @@ def _assignment(item: Mapping[str, Any]) -> RoleAssignmentEntry:
 
 
 def _subscription_of(resource_id: str) -> str | None:
-    parts = resource_id.strip("/").split("/")
-    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else None
+    found = arm_id.parse_resource_id("/" + resource_id.strip("/")).get("subscription")
+    return str(found) if found else None
