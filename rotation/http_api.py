@@ -10,7 +10,6 @@ and the run; what it could not finish is listed, and the next timer run complete
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from rotation.doctor import Site, as_json, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import Mode
 from rotation.service import RotationService, UnknownApps
-from rotation.settings import Settings
+from rotation.settings import Settings, canonical_guid
 
 MAX_BODY_BYTES = 64 * 1024
 #: Seconds an HTTP-triggered run may take; the front end cuts connections at 230 s.
@@ -45,10 +44,11 @@ class RotationRequest(BaseModel):
     @field_validator("app_ids")
     @classmethod
     def _guids(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not _is_guid(v)]
+        guids = [canonical_guid(v) for v in values]
+        bad = [v for v, guid in zip(values, guids, strict=True) if guid is None]
         if bad:
             raise ValueError(f"not GUIDs: {', '.join(repr(b)[:60] for b in bad[:5])}")
-        return [str(uuid.UUID(v)) for v in values]
+        return [guid for guid in guids if guid is not None]
 
 
 def problem(status: int, code: str, message: str, **extra: Any) -> Answer:
@@ -272,16 +272,6 @@ class Api:
 def _code(answer: Answer) -> dict[str, Any]:
     error = answer[1].get("error", {})
     return {"code": error.get("code")}
-
-
-def _is_guid(value: object) -> bool:
-    if not isinstance(value, str) or len(value) > 64:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def to_json(body: dict[str, Any]) -> str:

@@ -378,8 +378,19 @@ def _without_values(message: str, given: object) -> str:
     return message
 
 
-def _guid(value: str) -> str:
+def canonical_guid(value: object) -> str | None:
+    """A GUID in its canonical form (lower case, hyphenated), or None if `value` is not one
+    (the length cap keeps uuid.UUID, which drops every hyphen, from parsing long junk)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
     try:
-        return str(uuid.UUID(value.strip()))
+        return str(uuid.UUID(value))
     except ValueError:
-        raise ValueError(f"{value!r} is not a GUID") from None
+        return None
+
+
+def _guid(value: str) -> str:
+    found = canonical_guid(value.strip())
+    if found is None:
+        raise ValueError(f"{value!r} is not a GUID")
+    return found
