@@ -2,7 +2,7 @@
 
 The adapters (arm, web, vault, entra) each translate SDK exceptions into rotation.errors
 types inside one mapping context manager, shaped like httpx's ``map_exceptions``; the
-pieces they share live here: the retry settings, the HTTP status, the service's error code,
+pieces they share live here: the retry settings, what a refusal is, the service's error code,
 the first line of its message (with the request ids support asks for), and the ARM mapping,
 which the ACS reader (arm.py) and the App Service reader (web.py) both use.
 """
@@ -38,14 +38,6 @@ RETRY: Mapping[str, float] = {
     "retry_backoff_factor": 0.8,
     "retry_backoff_max": 30,
 }
-
-
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status of a failed azure-core or kiota call, None when none was answered."""
-    status = getattr(exc, "status_code", None)
-    if status is None:
-        status = getattr(exc, "response_status_code", None)
-    return status if isinstance(status, int) else None
 
 
 def is_refusal(status: int | None) -> bool:
