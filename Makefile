@@ -25,7 +25,7 @@ $(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
 	touch $(NPM_STAMP)
 
 demo: $(SETUP)
-	$(PY) -m rotation demo
+	$(PY) -m demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

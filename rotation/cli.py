@@ -1,4 +1,4 @@
-"""`python -m rotation plan|run|status|doctor|demo`: the operator's terminal.
+"""`python -m rotation plan|run|status|doctor`: the operator's terminal.
 
 Settings come from the environment (ROTATION_*), built once here. Results go to
 stdout (a table, or JSON with --json); logs go to stderr. The exit code is 1 when any
@@ -19,27 +19,14 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from rotation import doctor, logs
+from rotation import doctor, logs, render
 from rotation.errors import RotationError, SettingsError
-from rotation.model import AppOutcome, ConsumerCheck, Mode, RunReport
-from rotation.service import RotationService, StatusRow
+from rotation.model import AppOutcome, Mode, RunReport
+from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
 
 log = logs.get_logger("rotation.cli")
-
-OUTCOME_STYLE = {
-    "rotated": "green",
-    "retired": "cyan",
-    "planned": "yellow",
-    "unchanged": "dim",
-    "failed": "bold red",
-    "unfinished": "magenta",
-    "skipped": "dim",
-    "blocked": "bold yellow",
-    "busy": "blue",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,12 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("plan", "show what a run would do for each app, and why"),
         ("run", "rotate what is due (or what --force/--emergency says), then report"),
         ("status", "every managed app: current key, expiry, days left, Key Vault version"),
-        ("demo", "start the local sandbox and run a real rotation against it"),
         ("doctor", "check every prerequisite against the live services, one line each"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        if name == "demo":
-            continue
         if name == "doctor":
             sub.add_argument("--json", action="store_true", help="print JSON instead of lines")
             continue
@@ -96,10 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Piped or captured output gets room for full ids instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
-    if args.command == "demo":
-        from rotation.demo import run_demo
-
-        return asyncio.run(run_demo(console))
     if args.command == "doctor":
         return _doctor(args, console)
     try:
@@ -154,8 +134,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             if args.json:
                 print(json.dumps([r.as_dict() for r in rows], indent=2))
             else:
-                console.print(status_table(rows))
-                _print_consumers(console, [(r.app_id, r.consumers) for r in rows])
+                console.print(render.status_table(rows))
+                render.print_consumers(console, [(r.app_id, r.consumers) for r in rows])
             return 0
         dry_run = args.command == "plan"
         all_apps = bool(getattr(args, "all_apps", False))
@@ -178,8 +158,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
         if args.json:
             print(json.dumps(report.as_dict(), indent=2))
         else:
-            console.print(report_table(report))
-            _print_consumers(console, [(o.app_id, o.consumers) for o in report.outcomes])
+            console.print(render.report_table(report))
+            render.print_consumers(console, [(o.app_id, o.consumers) for o in report.outcomes])
         return 0 if report.ok else 1
 
 
@@ -257,83 +237,3 @@ async def _run_with_progress(
         return await service.run(
             app_ids, mode=mode, on_outcome=advance, chosen=chosen, all_apps=all_apps
         )
-
-
-def report_table(report: RunReport) -> Table:
-    title = f"run {report.run_id} ({report.mode.value}{', dry run' if report.dry_run else ''})"
-    table = Table(title=title, show_lines=False)
-    for column in ("app", "action", "outcome", "new key", "removed", "expires", "reason / error"):
-        table.add_column(column, overflow="fold")
-    for o in report.outcomes:
-        style = OUTCOME_STYLE.get(o.outcome.value, "")
-        table.add_row(
-            o.app_id,
-            o.action.value,
-            f"[{style}]{o.outcome.value}[/]" if style else o.outcome.value,
-            (o.new_key_id or "")[:8],
-            ", ".join(k[:8] for k in o.removed_key_ids),
-            o.expires.date().isoformat() if o.expires else "",
-            o.error or o.reason,
-        )
-    return table
-
-
-def status_table(rows: Sequence[StatusRow]) -> Table:
-    table = Table(title="managed ACS SMTP senders")
-    columns = ("app", "smtp username (source)", "key", "expires", "days left", "vault version")
-    for column in (*columns, "state"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(
-            r.app_id,
-            "\n".join(f"{u} ({source})" for u, source in r.usernames) or r.smtp_username,
-            (r.key_id or "")[:8],
-            r.expires.date().isoformat() if r.expires else "",
-            "" if r.days_left is None else f"{r.days_left:.1f}",
-            (r.vault_version or "")[:12],
-            f"{r.state}: {r.reason}" if r.reason else r.state,
-        )
-    return table
-
-
-def _print_consumers(console: Console, checks: Sequence[tuple[str, ConsumerCheck | None]]) -> None:
-    found = [(app_id, check) for app_id, check in checks if check is not None]
-    if found:
-        console.print(consumers_table(found))
-
-
-def consumers_table(checks: Sequence[tuple[str, ConsumerCheck]]) -> Table:
-    """Each consumer site's reference to an app's secrets: what it resolves, since when,
-    and why it holds an early retirement (App Service's own details text)."""
-    table = Table(title="consumer sites (App Service / Functions Key Vault references)")
-    for column in ("app", "site", "setting", "status", "resolves", "confirmed", "problem"):
-        table.add_column(column, overflow="fold")
-    for app_id, check in checks:
-        for ref in check.references:
-            if ref.secret_name.lower() != check.password_secret.lower():
-                mark = " (username)"
-            elif ref.active_version is not None and ref.active_version == check.version:
-                mark = " (current)"
-            else:
-                mark = ""
-            resolves = (ref.active_version or "")[:12] + mark
-            table.add_row(
-                app_id[:8],
-                _site_name(ref.site_id),
-                ref.setting,
-                ref.status,
-                resolves,
-                ref.confirmed_at.strftime("%H:%M:%S") if ref.confirmed_at else "",
-                ref.problem or "",
-            )
-        for problem in check.unreachable:
-            table.add_row(app_id[:8], "[bold red]unreachable[/]", "", "", "", "", problem)
-        if not check.references and not check.unreachable:
-            table.add_row(app_id[:8], "(no consumer site found)", "", "", "", "", "")
-    return table
-
-
-def _site_name(site_id: str) -> str:
-    """ "name" or "name/slot" from a site or slot resource id."""
-    parts = site_id.strip("/").split("/")
-    return "/".join(parts[7::2]) if len(parts) > 7 else site_id

@@ -191,7 +191,7 @@ class Api:
         if not isinstance(parsed, RotationRequest):
             log.warning("http.rotation_refused", status=parsed[0], **_code(parsed), **caller)
             return parsed
-        busy = self.service.engine.busy(parsed.app_ids)
+        busy = self.service.busy(parsed.app_ids)
         if busy or (self._whole_runs and not parsed.dry_run):
             log.warning("http.rotation_refused", status=409, code="rotation_in_progress", **caller)
             return problem(

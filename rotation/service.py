@@ -200,6 +200,10 @@ class RotationService:
             [by_id[i] for i in wanted if i in by_id], [skipped[i] for i in wanted if i in skipped]
         )
 
+    def busy(self, app_ids: Sequence[str]) -> list[str]:
+        """The given apps that a run in this process is changing right now."""
+        return self.engine.busy(app_ids)
+
     async def run(
         self,
         app_ids: Sequence[str] | None = None,

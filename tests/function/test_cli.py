@@ -16,9 +16,16 @@ from sandbox.server import Sandbox
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    return run_module("rotation", *args, env=env, timeout=timeout)
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` with none of this process's ROTATION_/AZURE_ settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ROTATION_", "AZURE_"))}
     return subprocess.run(  # noqa: S603 (our own module, fixed arguments)
-        [sys.executable, "-m", "rotation", *args],
+        [sys.executable, "-m", module, *args],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
@@ -28,7 +35,7 @@ def run_cli(
 
 
 def test_demo_runs_a_real_rotation_and_passes() -> None:
-    done = run_cli("demo")
+    done = run_module("demo")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for step in (
         "discovery",

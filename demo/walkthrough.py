@@ -1,4 +1,4 @@
-"""`python -m rotation demo`: a real rotation against the local sandbox, step by step.
+"""`python -m demo` (`make demo`): a real rotation against the local sandbox, step by step.
 
 Nothing here is simulated on the rotator's side: the same RotationService the Function
 App uses talks to the sandbox's Entra, Graph, Key Vault, ARM and SMTP relay through the
@@ -12,6 +12,8 @@ confirms too, but reports-app is not declared fully covered, so it keeps its gra
 
 It ends with `doctor`, after a sender the rotator does not own has appeared: one failed
 check, with the command that fixes it.
+
+It lives outside `rotation/` because it starts the sandbox, which is never deployed.
 """
 
 from __future__ import annotations
@@ -21,23 +23,23 @@ import os
 from datetime import timedelta
 
 import aiosmtplib
+from azure.keyvault.secrets.aio import SecretClient
 from rich.console import Console
 from rich.rule import Rule
 
 from rotation import doctor, logs
-from rotation.cli import consumers_table, report_table, status_table
-from rotation.identity import trusted_ssl_context
+from rotation.identity import build_credential, connection_options, trusted_ssl_context
 from rotation.model import RunReport
+from rotation.render import consumers_table, report_table, status_table
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
+from sandbox.demo import SENDER_ADDRESS, seed_demo
+from sandbox.server import Sandbox
 
 PROPAGATION_DELAY = timedelta(seconds=3)
 
 
 async def run_demo(console: Console) -> int:
-    from sandbox.demo import seed_demo
-    from sandbox.server import Sandbox
-
     async with Sandbox(propagation_delay=PROPAGATION_DELAY) as sandbox:
         billing = seed_demo(sandbox, unowned=False)[0]
         env = sandbox.env(consumers_enabled="true", consumers_fully_covered=billing.client_id)
@@ -82,7 +84,7 @@ async def run_demo(console: Console) -> int:
 
             console.print(Rule("3. a consumer reads Key Vault and sends mail"))
             for app in await service.inventory():
-                await _send_with_vault_password(service, settings, app.secret_name, console)
+                await _send_with_vault_password(settings, app.secret_name, console)
 
             console.print(Rule("4. 49 hours later: the grace period is over, old secrets go"))
             sandbox.state.clock.advance(timedelta(hours=settings.grace_hours + 1))
@@ -122,15 +124,10 @@ async def run_demo(console: Console) -> int:
     return 0 if ok else 1
 
 
-async def _send_with_vault_password(
-    service: RotationService, settings: Settings, secret_name: str, console: Console
-) -> None:
+async def _send_with_vault_password(settings: Settings, secret_name: str, console: Console) -> None:
     """What a consumer does: read username and password from Key Vault, then send."""
-    username = await service.vault.read_value(f"{secret_name}-username")
-    password = await service.vault.read_value(secret_name)
-    logs.register_secret(password)
-    from sandbox.demo import SENDER_ADDRESS
-
+    username = await _read_secret(settings, f"{secret_name}-username")
+    password = await _read_secret(settings, secret_name)
     message = f"From: {SENDER_ADDRESS}\r\nTo: ops@example.com\r\nSubject: demo\r\n\r\nhello\r\n"
     await aiosmtplib.send(
         message,
@@ -146,6 +143,19 @@ async def _send_with_vault_password(
     console.print(
         f"sent as [bold]{username}[/] with the password from Key Vault secret {secret_name}"
     )
+
+
+async def _read_secret(settings: Settings, name: str) -> str:
+    """The latest value of a Key Vault secret, as a consumer's own SDK client reads it (the
+    rotator never reads a value). It joins the log redaction before anything can log it."""
+    credential = build_credential(settings)
+    async with (
+        credential,
+        SecretClient(settings.key_vault_url, credential, **connection_options(settings)) as client,
+    ):
+        value = (await client.get_secret(name)).value or ""
+    logs.register_secret(value)
+    return value
 
 
 def _writes(requests: dict[str, int]) -> int:

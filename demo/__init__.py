@@ -1,0 +1,1 @@
+"""The walkthrough `make demo` runs: the rotator against the local sandbox. Never deployed."""
