@@ -49,8 +49,7 @@ from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-import structlog
-
+from rotation import logs
 from rotation.arm import (
     AcsResource,
     ArmReader,
@@ -62,7 +61,7 @@ from rotation.errors import NotFound
 from rotation.model import ManagedApp, PrincipalEntry
 from rotation.settings import Settings
 
-log = structlog.get_logger("rotation.discovery")
+log = logs.get_logger("rotation.discovery")
 
 SMTP_ACTIONS = (
     "Microsoft.Communication/CommunicationServices/Read",

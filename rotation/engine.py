@@ -1,9 +1,9 @@
 """Runs the policy's plans: observe, then create -> verify -> promote -> retire per app.
 
-Each step is a named method so it can be found (and broken, in the reliability suite)
-from the outside. Apps run concurrently up to `max_concurrency`, each inside its own
-deadline; one app's failure never stops the others. Whatever happens, the report holds
-key ids and reasons, never a secret.
+Each step is a named method that logs its event from rotation/events.py when it is done;
+the reliability suite hooks those events to cancel a run at each step boundary. Apps run
+concurrently up to `max_concurrency`, each inside its own deadline; one app's failure never
+stops the others. Whatever happens, the report holds key ids and reasons, never a secret.
 
 Two runs never work on one app at once: each app's steps run under its lease
 (rotation/lease.py, across instances) and its busy mark (within this process); an app
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import logs
+from rotation import events, logs
 from rotation.errors import (
     FailureKind,
     LeaseTaken,
@@ -598,7 +598,9 @@ class Engine:
         new = await self.directory.add_password(record, name, now + self.rules.lifetime)
         logs.register_secret(new.value)
         log.info(
-            "credential.created", key_id=new.credential.key_id, expires=str(new.credential.end)
+            events.CREDENTIAL_CREATED.name,
+            key_id=new.credential.key_id,
+            expires=str(new.credential.end),
         )
         return new
 
@@ -608,7 +610,7 @@ class Engine:
         begun = time.monotonic()  # the secret exists from here: this is Entra's propagation
         attempts = await self.verifier.verify(app.smtp_username, new.value, timeout)
         log.info(
-            "smtp.verified",
+            events.SMTP_VERIFIED.name,
             key_id=new.credential.key_id,
             attempts=attempts,
             seconds=round(time.monotonic() - begun, 3),
@@ -624,7 +626,7 @@ class Engine:
             smtp_port=self.settings.smtp_port,
             write_username=_writes_username(app, entry),
         )
-        log.info("vault.promoted", key_id=new.credential.key_id, version=version.version)
+        log.info(events.VAULT_PROMOTED.name, key_id=new.credential.key_id, version=version.version)
         return version
 
     async def promote_or_roll_back(
@@ -681,7 +683,7 @@ class Engine:
                     f"rollback of {key_id} failed: {error} (the next run removes it as an orphan)"
                 )
             return
-        log.warning("credential.rolled_back", key_id=key_id, why=why)
+        log.warning(events.CREDENTIAL_ROLLED_BACK.name, key_id=key_id, why=why)
 
     async def retire(
         self,
@@ -709,7 +711,7 @@ class Engine:
                     log.error("credential.remove_failed", key_id=key_id, error=error)
                     continue
                 outcome.removed_key_ids.append(key_id)
-                log.info("credential.removed", key_id=key_id, reason=retirement.reason)
+                log.info(events.CREDENTIAL_REMOVED.name, key_id=key_id, reason=retirement.reason)
         finally:
             outcome.cleanup_failures.extend(failures)
             # Even after a partial failure: a version whose secret is gone must not be served.

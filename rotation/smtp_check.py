@@ -129,15 +129,6 @@ class SmtpVerifier:
             raise self._gave_up(username, last, attempts, timeout) from None
         return attempts
 
-    async def probe(self, username: str, password: SecretStr) -> None:
-        """One attempt, no retries (for `status` and the CLI); raises VerificationFailed."""
-        try:
-            await self._attempt(username, password)
-        except _Retryable as exc:
-            raise VerificationFailed(
-                f"SMTP AUTH as {username} at {self.endpoint} failed: {exc.message}", exc.kind
-            ) from None
-
     async def egress(self) -> tuple[str, tuple[str, ...]]:
         """Connect, EHLO, STARTTLS (certificate and host name checked), EHLO, QUIT, and
         never AUTH: (TLS version, AUTH mechanisms offered). For `doctor`; raises

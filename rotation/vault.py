@@ -39,7 +39,6 @@ from rotation.azure_errors import RETRY, error_code, is_refusal, reason
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
-    NotFound,
     PermissionDenied,
     RotationError,
     SecretNameDeleted,
@@ -237,21 +236,6 @@ class VaultAdapter:
         tags = {**current.tags, SETTLED_TAG: current.version}
         with self._mapped(name, "tag", write=True):
             await self._client.update_secret_properties(name, current.version, tags=tags)
-
-    async def read_value(self, name: str) -> str:
-        """The value a consumer reads (latest version), for the demo and smoke checks.
-
-        The rotator itself never reads a value. The value is registered with the log
-        redaction before it is returned, so no later log line can carry it.
-        """
-        with self._mapped(name, "read"):
-            try:
-                secret = await self._client.get_secret(name)
-            except ResourceNotFoundError:
-                raise NotFound(f"secret '{name}' does not exist in {self.vault_url}") from None
-        value = secret.value or ""
-        register_secret(value)
-        return value
 
     async def close(self) -> None:
         await self._client.close()

@@ -191,14 +191,6 @@ async def test_verify_reports_timeout_when_the_server_stalls(
     assert failed.value.kind == "timeout"
 
 
-async def test_probe_makes_exactly_one_attempt(verifier: SmtpVerifier, world: World) -> None:
-    await verifier.probe(world.username, new_secret(world))
-    with pytest.raises(VerificationFailed) as failed:
-        await verifier.probe(world.username, SecretStr("Zq58Q~wrong-wrong-wrong-wrong-wrong"))
-    assert failed.value.kind == "rejected"
-    assert world.state.requests["smtp AUTH"] == 2
-
-
 async def test_the_password_appears_in_no_message_or_log(
     verifier: SmtpVerifier,
     world: World,

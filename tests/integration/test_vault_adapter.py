@@ -14,7 +14,7 @@ import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
-from rotation.errors import NotFound, PermissionDenied, ServiceUnavailable, VaultWriteFailed
+from rotation.errors import PermissionDenied, ServiceUnavailable, VaultWriteFailed
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
 from rotation.vault import SETTLED_TAG, VaultAdapter
@@ -314,14 +314,3 @@ async def test_unreachable_vault_is_service_unavailable_with_a_hint(
             await adapter.read("anything")
     finally:
         await adapter.close()
-
-
-async def test_read_value_is_what_a_consumer_gets(
-    sandbox: Sandbox, vault: VaultAdapter, settings: Settings
-) -> None:
-    managed = app(settings)
-    await promote(vault, managed, new_secret())
-
-    assert await vault.read_value(managed.secret_name) == PASSWORD
-    with pytest.raises(NotFound):
-        await vault.read_value("never-written")

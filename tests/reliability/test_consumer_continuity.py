@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rotation.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
 from rotation.model import Mode, Outcome, RunReport
 from sandbox.faults import Fault
 from sandbox.server import Sandbox
@@ -185,9 +186,9 @@ def assert_no_unexplained(scene: Scene, totals: ConsumerStats) -> None:
 
 def promote_to_remove_gaps(events: EngineEvents) -> list[float]:
     """Per superseded credential: seconds from its successor's promotion to its removal."""
-    promoted = {str(e.fields.get("key_id")): e.at for e in events.named("vault.promoted")}
+    promoted = {str(e.fields.get("key_id")): e.at for e in events.named(VAULT_PROMOTED.name)}
     gaps = []
-    for removed in events.named("credential.removed"):
+    for removed in events.named(CREDENTIAL_REMOVED.name):
         reason = str(removed.fields.get("reason", ""))
         successor = reason.removeprefix("superseded by ").split(";")[0]
         if successor in promoted:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from rotation.events import CREDENTIAL_CREATED, CREDENTIAL_REMOVED, SMTP_VERIFIED, VAULT_PROMOTED
 from rotation.model import Mode, Outcome
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
@@ -41,11 +42,11 @@ class Boundary:
 
 
 BOUNDARIES = [
-    Boundary("after create", event="credential.created", orphaned=True),
-    Boundary("after verify", event="smtp.verified", orphaned=True),
+    Boundary("after create", event=CREDENTIAL_CREATED.name, orphaned=True),
+    Boundary("after verify", event=SMTP_VERIFIED.name, orphaned=True),
     Boundary("promote request in flight", request="vault PUT /secrets/{name}", promoted=True),
-    Boundary("after promote", event="vault.promoted", promoted=True),
-    Boundary("in the middle of retire", event="credential.removed", promoted=True),
+    Boundary("after promote", event=VAULT_PROMOTED.name, promoted=True),
+    Boundary("in the middle of retire", event=CREDENTIAL_REMOVED.name, promoted=True),
 ]
 
 
@@ -93,7 +94,7 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
     assert world.password_works(sender), "I1: Key Vault's password broke at the crash"
     served = world.live_key_id(sender)
     assert served == (created.pop() if boundary.promoted else k1)
-    if boundary.event == "credential.removed":
+    if boundary.event == CREDENTIAL_REMOVED.name:
         assert len(world.key_ids(sender)) == len(before), "exactly one of K1, M was removed"
 
     runs = await converge(world, sender, evidence.add)

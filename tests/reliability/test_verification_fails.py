@@ -27,6 +27,7 @@ import aiosmtplib
 import pytest
 import trustme
 
+from rotation.events import CREDENTIAL_ROLLED_BACK
 from rotation.model import Mode, Outcome
 from rotation.smtp_check import SmtpVerifier
 from sandbox.seed import Sender
@@ -134,7 +135,7 @@ async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_
     for words in breakage.says:
         assert words in outcome.error, outcome.error
     assert world.key_ids(sender) == before_keys, "the unverified credential outlived the run"
-    assert [e.fields["key_id"] for e in events.named("credential.rolled_back")] == [
+    assert [e.fields["key_id"] for e in events.named(CREDENTIAL_ROLLED_BACK.name)] == [
         outcome.new_key_id
     ]
     assert world.count(PUT) == puts, "Key Vault was written although verification failed"

@@ -21,16 +21,10 @@ APP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 KEY = "pretend-function-key-value-0123456789abcdef"
 
 
-class _Engine:
-    def busy(self, app_ids: list[str]) -> list[str]:
-        return []
-
-
 class FakeService:
     """Each run waits until the test releases it."""
 
     def __init__(self) -> None:
-        self.engine = _Engine()
         self.gates: list[asyncio.Event] = []
         self.arrived = asyncio.Event()
 
@@ -40,6 +34,9 @@ class FakeService:
         self.arrived.set()
         await gate.wait()
         return RunReport("r", kwargs.get("mode", Mode.DUE), kwargs.get("dry_run", False), NOW)
+
+    def busy(self, app_ids: list[str]) -> list[str]:
+        return []
 
     async def aclose(self) -> None:
         return None
