@@ -1,4 +1,5 @@
-"""`python -m bench` (`make bench`): the performance figures of issue 7, against the sandbox.
+"""`python -m bench` (`make bench`): the performance figures in README's "Performance",
+measured against the sandbox.
 
 Runs, each case in fresh processes: rotations of N due apps at concurrency C (N = 10, 100,
 1,000; C = 16 and 32 everywhere, C = 1 up to `--c1-up-to`), a first rotation (no Key Vault

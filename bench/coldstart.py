@@ -1,4 +1,5 @@
-"""Cold start: importing `function_app` against importing the six card packages alone.
+"""Cold start: importing `function_app` against importing the six SDK and
+logging packages it cannot do without, alone (`LIBRARY_IMPORTS`).
 
 A Function App worker imports `function_app` before it can run any trigger, on every cold
 start (Flex Consumption scales from zero). What the rotator adds on top of the libraries
@@ -22,7 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CARD_IMPORTS = (
+LIBRARY_IMPORTS = (
     "import azure.functions",
     "import azure.identity.aio",
     "from msgraph import GraphServiceClient",
@@ -74,16 +75,16 @@ class ImportCost:
 class ColdStartResult:
     runs: int
     app: ImportCost
-    cards: ImportCost
+    libraries: ImportCost
     heaviest: list[tuple[str, float]]  # top-level packages by cumulative import time (s)
 
     @property
     def time_ratio(self) -> float:
-        return self.app.median_seconds / self.cards.median_seconds
+        return self.app.median_seconds / self.libraries.median_seconds
 
     @property
     def memory_ratio(self) -> float:
-        return self.app.median_mib / self.cards.median_mib
+        return self.app.median_mib / self.libraries.median_mib
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,21 +138,21 @@ def heaviest_imports(top: int = 8) -> list[tuple[str, float]]:
 
 
 def measure(runs: int = 7) -> ColdStartResult:
-    app, cards = ImportCost("function_app"), ImportCost("six card packages")
+    app, libraries = ImportCost("function_app"), ImportCost("six SDK packages alone")
     _probe(APP_IMPORTS)  # warm-up: compile .pyc, fill the page cache
-    _probe(CARD_IMPORTS)
+    _probe(LIBRARY_IMPORTS)
     for _ in range(runs):
-        for cost, imports in ((app, APP_IMPORTS), (cards, CARD_IMPORTS)):
+        for cost, imports in ((app, APP_IMPORTS), (libraries, LIBRARY_IMPORTS)):
             seconds, kib = _probe(imports)
             cost.seconds.append(seconds)
             cost.rss_kib.append(kib)
-    return ColdStartResult(runs, app, cards, heaviest_imports())
+    return ColdStartResult(runs, app, libraries, heaviest_imports())
 
 
 def from_dict(data: dict[str, Any]) -> ColdStartResult:
     return ColdStartResult(
         data["runs"],
         ImportCost(**data["app"]),
-        ImportCost(**data["cards"]),
+        ImportCost(**data["libraries"]),
         [(str(name), float(s)) for name, s in data["heaviest"]],
     )

@@ -1,8 +1,9 @@
 """What a benchmark world looks like: injected latencies, propagation delay, tenant shape.
 
-The defaults are the issue's: Graph 50 ms, Key Vault 30 ms, SMTP handshake 150 ms, a new
-secret working 3 s after creation. They travel between processes as command-line flags
-(`as_args` / `add_arguments` / `from_args`), so a case runner and its sandbox host agree.
+The defaults are the latencies the targets assume: Graph 50 ms, Key Vault 30 ms, SMTP
+handshake 150 ms, a new secret working 3 s after creation. They travel between processes
+as command-line flags (`as_args` / `add_arguments` / `from_args`), so a case runner and its
+sandbox host agree.
 """
 
 from __future__ import annotations

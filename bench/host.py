@@ -13,8 +13,9 @@ Scenarios:
 - ``steady``: each app has a 180-day secret that Key Vault serves (nothing is due).
 
 In ``due`` and ``steady`` the vault is as the rotator leaves a finished rotation: the
-password secret's current version carries the settled mark, and the ``-username``
-companion secret exists (so the vault-wide listing pages over two secrets per app).
+password secret's current version carries the ``settled-version`` tag (rotation/vault.py),
+and the ``-username`` companion secret exists (so the vault-wide listing pages over two
+secrets per app).
 
 Protocol: the first stdout line is JSON ``{"env": {...}, "apps": N, "seed_seconds": s}``.
 Then each stdin line is a command answered by one JSON line: ``stats`` (request counters,

@@ -1,4 +1,4 @@
-"""Verification pacing (issue 11, item 9): how late a new secret is proven, and what it costs ACS.
+"""Verification pacing: how late a new secret is proven, and what it costs ACS.
 
 For each propagation delay D a fresh credential is created in the sandbox directory (the
 moment Graph's addPassword returns) and the product's `SmtpVerifier`, with its production

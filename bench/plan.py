@@ -1,8 +1,8 @@
 """Planning over many apps when nothing is due: what a daily timer run costs on most days.
 
 The sandbox holds N senders whose secrets are healthy and already in Key Vault, as the
-rotator leaves them (settled mark, -username companions); the rotator runs a dry run
-(`python -m rotation plan`), discovery included. The figures that matter are the Graph
+rotator leaves them (``settled-version`` tag, -username companions); the rotator runs a dry
+run (`python -m rotation plan`), discovery included. The figures that matter are the Graph
 requests (a paged `$select` listing and batched look-ups, never one GET per app), the Key
 Vault requests (one paged listing of the vault, no version listing for an untouched app)
 and the wall time.

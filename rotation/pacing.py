@@ -57,5 +57,6 @@ def attempt_starts(backoff: Backoff, horizon: float, *, jitter: float = 0.0) -> 
 
 
 def allowed_lateness(delay: float) -> float:
-    """The target of issue 11: verified within delay + max(2 s, 15 % of the delay)."""
+    """How late past the propagation delay a secret may be verified (the pacing target in
+    README, "Performance"): max(2 s, 15 % of the delay)."""
     return max(2.0, 0.15 * delay)
