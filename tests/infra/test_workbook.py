@@ -178,6 +178,13 @@ def test_every_event_the_product_logs_is_documented_and_vice_versa() -> None:
     logged = set(
         re.findall(r"\.(?:info|warning|error|exception|debug)\(\s*\"([a-z]+\.[a-z_]+)\"", source)
     )
+    # ... or by its constant: log.info(events.CREDENTIAL_CREATED.name, ...)
+    logged |= {
+        getattr(events, constant).name
+        for constant in re.findall(
+            r"\.(?:info|warning|error|exception|debug)\(\s*events\.([A-Z_]+)\.name", source
+        )
+    }
     live = {e.name for e in events.EVENTS if not e.planned}
 
     assert logged - set(events.BY_NAME) == set(), "logged but not in rotation/events.py"
