@@ -27,8 +27,8 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.tools import is_valid_resource_id
 
 from rotation.azure_errors import RETRY, map_arm_errors
-from rotation.identity import connection_options
 from rotation.settings import Settings
+from rotation.trust import connection_options
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
 ROLE_ASSIGNMENTS_API = "2022-04-01"

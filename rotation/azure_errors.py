@@ -3,7 +3,8 @@
 The adapters (arm, web, vault, entra) each translate SDK exceptions into rotation.errors
 types inside one mapping context manager, shaped like httpx's ``map_exceptions``; the
 pieces they share live here: the retry settings, what a refusal is, the service's error code,
-the first line of its message (with the request ids support asks for), and the ARM mapping,
+the first line of its message (with the request ids support asks for), Entra's refusal of a
+token for an endpoint it does not know (a wrong endpoint setting), and the ARM mapping,
 which the ACS reader (arm.py) and the App Service reader (web.py) both use.
 """
 
@@ -29,7 +30,6 @@ from rotation.errors import (
     RotationError,
     ServiceUnavailable,
 )
-from rotation.identity import unknown_resource
 
 #: azure-core retry policy for ARM and Key Vault: up to 5 retries, exponential back-off
 #: from 0.8 s capped at 30 s, and Retry-After honoured whenever the service sends it.
@@ -65,6 +65,22 @@ def reason(exc: BaseException, *, code: bool = True) -> str:
     text = first_line(exc) or type(exc).__name__
     found = error_code(exc) if code else None
     return (f"{found}: {text}" if found else text) + request_ids.suffix(exc)
+
+
+#: Entra's code for a token requested for a resource it does not know: a mistyped or
+#: wrong-cloud endpoint setting (AADSTS500011, 400 invalid_resource).
+UNKNOWN_RESOURCE = "AADSTS500011"
+
+
+def unknown_resource(exc: BaseException, endpoint: str, setting: str) -> str | None:
+    """The operator's message when `exc` is Entra refusing a token for `endpoint` because
+    no such resource exists in the tenant; None for any other failure."""
+    if UNKNOWN_RESOURCE not in str(exc):
+        return None
+    return (
+        f"Entra knows no resource {endpoint} ({UNKNOWN_RESOURCE}: invalid_resource): check "
+        f"{setting} and ROTATION_CLOUD"
+    )
 
 
 @contextmanager

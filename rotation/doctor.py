@@ -67,9 +67,10 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     from rotation.arm import ArmReader
     from rotation.doctor_checks import Probe, run_checks
     from rotation.entra import EntraAdapter
-    from rotation.identity import build_credential, trusted_ssl_context
+    from rotation.identity import build_credential
     from rotation.lease import BlobLeases
     from rotation.smtp_check import SmtpVerifier
+    from rotation.trust import trusted_ssl_context
     from rotation.vault import VaultAdapter
     from rotation.web import WebSiteReader
 

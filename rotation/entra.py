@@ -57,7 +57,7 @@ from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr
 
 from rotation import logs, request_ids
-from rotation.azure_errors import error_code, first_line, is_refusal
+from rotation.azure_errors import error_code, first_line, is_refusal, unknown_resource
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -66,9 +66,9 @@ from rotation.errors import (
     RotationError,
     ServiceUnavailable,
 )
-from rotation.identity import trusted_ssl_context, unknown_resource
 from rotation.model import AppRecord, Credential, NewSecret, PrincipalEntry
 from rotation.settings import Settings
+from rotation.trust import trusted_ssl_context
 
 #: Graph accepts at most 15 values in one `in (...)` filter.
 IN_BATCH = 15

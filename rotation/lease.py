@@ -64,7 +64,7 @@ class BlobLeases:
         when a run needs a lease."""
         from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
-        from rotation.identity import connection_options
+        from rotation.trust import connection_options
 
         if settings.lease_blob_url is None:
             raise ValueError("lease_blob_url is not set")

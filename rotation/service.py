@@ -127,9 +127,10 @@ class RotationService:
         (tests shorten both)."""
         from rotation.arm import ArmReader
         from rotation.entra import EntraAdapter
-        from rotation.identity import build_credential, trusted_ssl_context
+        from rotation.identity import build_credential
         from rotation.lease import BlobLeases
         from rotation.smtp_check import SmtpVerifier
+        from rotation.trust import trusted_ssl_context
         from rotation.vault import VaultAdapter
 
         credential = build_credential(settings)

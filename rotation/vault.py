@@ -45,10 +45,10 @@ from rotation.errors import (
     ServiceUnavailable,
     VaultWriteFailed,
 )
-from rotation.identity import connection_options
 from rotation.logs import register_secret
 from rotation.model import DeletedName, ManagedApp, NewSecret, VaultEntry, VaultVersion
 from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.trust import connection_options
 
 MANAGED_BY = "acs-smtp-rotation"
 PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)

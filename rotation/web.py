@@ -37,9 +37,9 @@ from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
 from rotation.azure_errors import RETRY, error_code, first_line, map_arm_errors
 from rotation.errors import PermissionDenied, ServiceUnavailable
-from rotation.identity import connection_options
 from rotation.model import ConsumerReference
 from rotation.settings import Settings
+from rotation.trust import connection_options
 
 #: The Web RP API version of these calls (stable; ApiKVReference has every field we read).
 API_VERSION = "2024-04-01"

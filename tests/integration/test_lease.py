@@ -12,9 +12,9 @@ from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from structlog.testing import capture_logs
 
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
-from rotation.identity import connection_options
 from rotation.lease import BlobLeases
 from rotation.settings import Settings, load_settings
+from rotation.trust import connection_options
 from sandbox.azurite import ACCOUNT
 from sandbox.server import Sandbox, unreachable_vault_url
 from tests.waiting import until

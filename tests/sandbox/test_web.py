@@ -12,7 +12,7 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 
 from rotation.errors import NotFound, PermissionDenied
-from rotation.identity import TrustedTransport
+from rotation.trust import TrustedTransport
 from rotation.web import WebSiteReader
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion
