@@ -13,7 +13,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from rotation import logs
+from rotation import logs, redaction
 from rotation.doctor import Site
 from rotation.errors import SettingsError
 from rotation.http_api import Answer, Api, to_json
@@ -33,18 +33,18 @@ except SettingsError as exc:  # settings, or host.json's functionTimeout: served
     logs.configure(
         "json" if site.in_azure else "auto",
         keep_handlers=True,
-        known_secrets=logs.secrets_in(os.environ),
+        known_secrets=redaction.secrets_in(os.environ),
     )
     api = Misconfigured(exc.public if isinstance(exc, InvalidSettings) else str(exc), site)
 else:
     # The worker's own log handler carries records to Application Insights: keep it, redacting.
-    # Every record is scrubbed when it is made, for any handler added later too (logs.py); the
+    # Every record is scrubbed when it is made, for any handler added later too (redaction.py); the
     # rotator's own client secret, when it signs in with one, is among what is scrubbed.
     logs.configure(
         settings.log_format,
         level=logging.getLevelName(settings.log_level),
         keep_handlers=True,
-        known_secrets=logs.secrets_in(os.environ),
+        known_secrets=redaction.secrets_in(os.environ),
     )
     api = Api(settings, site=site, timer_budget_seconds=budget)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)

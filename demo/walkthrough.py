@@ -27,7 +27,7 @@ from azure.keyvault.secrets.aio import SecretClient
 from rich.console import Console
 from rich.rule import Rule
 
-from rotation import doctor, logs
+from rotation import doctor, logs, redaction
 from rotation.identity import build_credential
 from rotation.model import RunReport
 from rotation.render import consumers_table, report_table, status_table
@@ -155,7 +155,7 @@ async def _read_secret(settings: Settings, name: str) -> str:
         SecretClient(settings.key_vault_url, credential, **connection_options(settings)) as client,
     ):
         value = (await client.get_secret(name)).value or ""
-    logs.register_secret(value)
+    redaction.register_secret(value)
     return value
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rotation import doctor, logs, render
+from rotation import doctor, logs, redaction, render
 from rotation.errors import RotationError, SettingsError
 from rotation.model import AppOutcome, Mode, RunReport
 from rotation.service import RotationService
@@ -90,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(
         settings.log_format,
         level=logging.getLevelName(settings.log_level),
-        known_secrets=logs.secrets_in(os.environ),
+        known_secrets=redaction.secrets_in(os.environ),
     )
     try:
         return asyncio.run(_dispatch(args, settings, console))
     except RotationError as exc:
-        print(f"error: {logs.scrub(str(exc))}", file=sys.stderr)
+        print(f"error: {redaction.scrub(str(exc))}", file=sys.stderr)
         return 2
 
 

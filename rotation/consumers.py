@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rotation import logs
+from rotation import logs, redaction
 from rotation.errors import RotationError
 from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp
 from rotation.ports import WebSites
@@ -213,8 +213,8 @@ def _unreachable(site: str, why: str) -> str:
 def _why(exc: Exception) -> str:
     """An operator's reason: our own errors say it already; anything else is named."""
     if isinstance(exc, RotationError):
-        return logs.scrub(str(exc))
-    return f"unexpected {type(exc).__name__}: {logs.scrub(str(exc))[:200]}"
+        return redaction.scrub(str(exc))
+    return f"unexpected {type(exc).__name__}: {redaction.scrub(str(exc))[:200]}"
 
 
 def _secret_names(app: ManagedApp) -> frozenset[str]:

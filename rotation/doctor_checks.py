@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation import logs
+from rotation import redaction
 from rotation.arm import AcsResource, ArmReader
 from rotation.discovery import action_allowed, definition_key, grants_smtp
 from rotation.doctor import Check, Site
@@ -120,7 +120,7 @@ async def check_token(probe: Probe, name: str, resource: str, setting: str) -> C
 def _token_reason(exc: Exception) -> str:
     """Entra's own words (the AADSTS line) when the credential chain passed them on; else
     the first line. DefaultAzureCredential puts its summary first and the cause below."""
-    text = logs.scrub(str(exc))
+    text = redaction.scrub(str(exc))
     found = re.search(r"AADSTS\d+:[^\r\n]*", text)
     lines = text.strip().splitlines()
     reason = found.group(0) if found else (lines[0] if lines else type(exc).__name__)

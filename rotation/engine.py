@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import events, logs
+from rotation import events, logs, redaction
 from rotation.errors import (
     FailureKind,
     LeaseTaken,
@@ -407,11 +407,11 @@ class Engine:
         except SecretNameDeleted as exc:
             # Not a failure of ours: an operator must recover (or purge) the name first.
             outcome.outcome = Outcome.BLOCKED
-            outcome.error = logs.scrub(str(exc))
+            outcome.error = redaction.scrub(str(exc))
             log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=outcome.error)
         except RotationError as exc:
             outcome.outcome = Outcome.FAILED
-            outcome.error = logs.scrub(str(exc))
+            outcome.error = redaction.scrub(str(exc))
             log.error("app.failed", error=outcome.error, error_type=type(exc).__name__)
         except Exception as exc:  # a bug (a changed SDK shape, say): this app's failure only
             outcome.outcome = Outcome.FAILED
@@ -507,7 +507,7 @@ class Engine:
                 # the next timer run, with the full verify timeout, can.
                 outcome.outcome = Outcome.UNFINISHED
                 outcome.error = (
-                    f"{logs.scrub(str(exc))} (this run allowed only {verify_timeout:.0f} s; "
+                    f"{redaction.scrub(str(exc))} (this run allowed only {verify_timeout:.0f} s; "
                     "the next timer run completes the rotation)"
                 )
                 return
@@ -575,7 +575,7 @@ class Engine:
             await self.check_names(app, entry, known)
         except SecretNameDeleted as exc:
             outcome.outcome = Outcome.BLOCKED
-            outcome.error = logs.scrub(str(exc))
+            outcome.error = redaction.scrub(str(exc))
 
     async def _deleted_names(
         self, observations: Sequence[Observation]
@@ -596,7 +596,7 @@ class Engine:
         now = self.clock()
         name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
         new = await self.directory.add_password(record, name, now + self.rules.lifetime)
-        logs.register_secret(new.value)
+        redaction.register_secret(new.value)
         log.info(
             events.CREDENTIAL_CREATED.name,
             key_id=new.credential.key_id,

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from rotation import logs
+from rotation import redaction
 
 #: Appended to every 403 the rotator reports. Azure role assignments take minutes to apply,
 #: but Azure caches a managed identity's tokens for around 24 hours, so a grant that lives
@@ -129,5 +129,5 @@ def describe(exc: BaseException) -> str:
     """An error for a report: our own errors' messages (written for operators, scrubbed),
     the type alone for anything else."""
     if isinstance(exc, RotationError):
-        return logs.scrub(str(exc))
+        return redaction.scrub(str(exc))
     return internal_error(exc)

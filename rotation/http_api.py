@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rotation import logs
+from rotation import logs, redaction
 from rotation.caller import describe_caller
 from rotation.doctor import Site, as_json, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
@@ -52,7 +52,7 @@ class RotationRequest(BaseModel):
 
 
 def problem(status: int, code: str, message: str, **extra: Any) -> Answer:
-    return status, {"error": {"code": code, "message": logs.scrub(message), **extra}}
+    return status, {"error": {"code": code, "message": redaction.scrub(message), **extra}}
 
 
 class _DuplicateKey(ValueError):
@@ -124,7 +124,7 @@ def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
             message = "unknown field (allowed: appIds, mode, dryRun)"
         if first["type"] == "enum":
             message = "unknown mode (allowed: due, force, emergency)"
-        return problem(400, "invalid_request", f"{field}: {logs.scrub(message)}", field=field)
+        return problem(400, "invalid_request", f"{field}: {redaction.scrub(message)}", field=field)
     if request.mode is Mode.EMERGENCY and not request.app_ids:
         return problem(
             400,
@@ -262,7 +262,7 @@ class Api:
                     budget_seconds=self.timer_budget_seconds, whole_apps=True
                 )
         except Exception as exc:
-            log.error("run.failed", error_type=type(exc).__name__, error=logs.scrub(str(exc)))
+            log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
             raise
         finally:
             self._whole_runs -= 1
@@ -276,4 +276,4 @@ def _code(answer: Answer) -> dict[str, Any]:
 
 def to_json(body: dict[str, Any]) -> str:
     """The wire form of an answer, scrubbed once more as a last line of defence (I6)."""
-    return logs.scrub(json.dumps(body, default=str))
+    return redaction.scrub(json.dumps(body, default=str))

@@ -45,7 +45,7 @@ def credential_options(settings: Settings) -> dict[str, Any]:
     if not is_azure_authority(settings):
         options["disable_instance_discovery"] = True
     if settings.http_logging:
-        options["logging_enable"] = True  # azure-core's network trace, scrubbed (logs.py)
+        options["logging_enable"] = True  # azure-core's network trace, scrubbed (redaction.py)
     return options
 
 

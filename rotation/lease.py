@@ -32,7 +32,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from rotation import logs
+from rotation import logs, redaction
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.settings import Settings
 
@@ -164,16 +164,16 @@ class BlobLeases:
                 if exc.status_code == 409:  # expired and taken, or broken: not ours any more
                     log.error("lease.lost", error_code=_code(exc))
                     return
-                log.warning("lease.renew_failed", error=logs.scrub(str(exc.message)))
+                log.warning("lease.renew_failed", error=redaction.scrub(str(exc.message)))
             except AzureError as exc:
-                log.warning("lease.renew_failed", error=logs.scrub(str(exc.message)))
+                log.warning("lease.renew_failed", error=redaction.scrub(str(exc.message)))
 
     async def _release(self, lease: BlobLeaseClient) -> None:
         try:
             await lease.release()
         except AzureError as exc:
             # It expires by itself within lease_seconds; say so rather than fail the app.
-            log.warning("lease.release_failed", error=logs.scrub(str(exc.message)))
+            log.warning("lease.release_failed", error=redaction.scrub(str(exc.message)))
             return
         log.info("lease.released")
 
@@ -208,4 +208,4 @@ def _code(exc: AzureError) -> str | None:
 def _reason(exc: AzureError) -> str:
     code = _code(exc)
     message = str(exc.message or exc).splitlines()[0]
-    return logs.scrub(f"{code}: {message}" if code else message)
+    return redaction.scrub(f"{code}: {message}" if code else message)

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: azure-core's network trace (`logging_enable`): every request's and response's headers
-    #: and bodies at DEBUG, scrubbed like every record (rotation/logs.py). For diagnosis.
+    #: and bodies at DEBUG, scrubbed like every record (rotation/redaction.py). For diagnosis.
     http_logging: bool = False
 
     @field_validator("log_level", mode="before")

@@ -45,8 +45,8 @@ from rotation.errors import (
     ServiceUnavailable,
     VaultWriteFailed,
 )
-from rotation.logs import register_secret
 from rotation.model import DeletedName, ManagedApp, NewSecret, VaultEntry, VaultVersion
+from rotation.redaction import register_secret
 from rotation.settings import USERNAME_SUFFIX, Settings
 from rotation.trust import connection_options
 

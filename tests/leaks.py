@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rotation import logs
+from rotation import redaction
 from sandbox.state import SandboxState
 
 #: Characters of every secret the sandbox issues (Entra-style secrets, tokens, base64).
@@ -71,7 +71,7 @@ class SuiteLeakCheck:
         self._seen: dict[int, int] = {}  # id(state) -> issued secrets already known
 
     def pytest_configure(self, config: pytest.Config) -> None:
-        logs.install_record_scrubber()  # the product's, innermost: we see what handlers see
+        redaction.install_record_scrubber()  # the product's, innermost: we see what handlers see
         made = logging.getLogRecordFactory()
 
         def keep(*args: Any, **kwargs: Any) -> logging.LogRecord:

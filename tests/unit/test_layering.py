@@ -30,3 +30,53 @@ def test_rotation_imports_nothing_that_is_not_deployed() -> None:
     }
     assert not found
     assert {"cli.py", "service.py", "engine.py"} <= {p.name for p in package.glob("*.py")}
+
+
+PACKAGE = Path(rotation.__file__).parent
+
+
+def _imports_of(module: str) -> set[str]:
+    """What rotation/<module>.py imports anywhere in the file (inside functions too);
+    `from rotation import x` counts as rotation.x."""
+    source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            if node.module == "rotation":
+                names.update(f"rotation.{alias.name}" for alias in node.names)
+    return names
+
+
+def _ours(names: set[str]) -> set[str]:
+    return {name for name in names if name.startswith("rotation.")}
+
+
+def test_redaction_knows_nothing_of_the_logging_set_up() -> None:
+    """Secrets are scrubbed by whatever is installed, whether logging was set up or not
+    (tests/leaks.py installs only the record scrubber): redaction imports no structlog and
+    no other rotation module, and logs.py (the set-up) uses redaction, not the reverse."""
+    imported = _imports_of("redaction")
+    assert not {name for name in imported if name.split(".")[0] == "structlog"}
+    assert not _ours(imported)
+    assert _ours(_imports_of("logs")) == {"rotation.redaction"}
+
+
+def test_logging_is_set_up_in_logs_only() -> None:
+    setters = {
+        path.name
+        for path in PACKAGE.glob("*.py")
+        if "structlog.configure(" in path.read_text(encoding="utf-8")
+    }
+    assert setters == {"logs.py"}
+
+
+def test_tls_trust_imports_no_credential_code() -> None:
+    """Trust (CA bundle, SSL context, transport) serves every connection; the credential is
+    built in identity.py, which asks trust for the CA bundle, never the reverse."""
+    imported = _imports_of("trust")
+    assert _ours(imported) == {"rotation.settings"}
+    assert not {n for n in imported if n.startswith(("azure.identity", "azure.core.credentials"))}
+    assert _ours(_imports_of("identity")) == {"rotation.settings", "rotation.trust"}

@@ -8,14 +8,14 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotation import logs
+from rotation import redaction
 
 ALPHABET = "ab8Q~-_." + string.digits[:3]
 secret_values = st.text(alphabet=ALPHABET, min_size=8, max_size=20)
 
 
-def registries(values: list[str]) -> tuple[logs.SecretRegistry, logs.SecretRegistry]:
-    few, many = logs.SecretRegistry(), logs.SecretRegistry()
+def registries(values: list[str]) -> tuple[redaction.SecretRegistry, redaction.SecretRegistry]:
+    few, many = redaction.SecretRegistry(), redaction.SecretRegistry()
     many._REGEX_LIMIT = 0  # force the scan path
     for value in values:
         few.add(value)
@@ -35,10 +35,10 @@ def test_scan_and_regex_scrub_identically(values: list[str], pieces: list[str]) 
 
 def test_many_secrets_are_each_scrubbed_longest_first() -> None:
     values = [f"secret-{i:04d}-value" for i in range(300)]
-    registry = logs.SecretRegistry()
+    registry = redaction.SecretRegistry()
     for value in values:
         registry.add(value)
     registry.add("secret-0007-value-and-more")  # contains an earlier one: scrubbed whole
     line = " ".join(values) + " secret-0007-value-and-more tail"
     scrubbed = registry.scrub(line)
-    assert scrubbed == " ".join([logs.REDACTED] * 301) + " tail"
+    assert scrubbed == " ".join([redaction.REDACTED] * 301) + " tail"
