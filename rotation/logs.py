@@ -28,9 +28,11 @@ from rotation.redaction import (
 #: stacks, the SMTP client and server.
 _CHATTY = ("azure", "msal", "httpx", "httpcore", "kiota", "aiosmtplib", "mail.log")
 
+Format = Literal["auto", "json", "console"]
+
 
 def configure(
-    fmt: Literal["auto", "json", "console"] = "auto",
+    fmt: Format = "auto",
     *,
     level: int = logging.INFO,
     stream: TextIO | None = None,
@@ -56,7 +58,7 @@ def configure(
     _quiet_chatty_libraries(level)
 
 
-def _renderer(fmt: Literal["auto", "json", "console"], stream: TextIO) -> Processor:
+def _renderer(fmt: Format, stream: TextIO) -> Processor:
     """The console format on a terminal ("auto"), else JSON, one object a line."""
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"

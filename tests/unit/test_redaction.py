@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import logging.handlers
 
 from rotation import redaction
 
@@ -62,22 +63,11 @@ def test_redact_event_blanks_secret_keys_and_scrubs_values_everywhere() -> None:
     }
 
 
-class Keep(logging.Handler):
-    """Keeps raw records, as an exporter would; no formatter, no structlog."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_records_are_scrubbed_at_birth_by_the_record_scrubber_alone() -> None:
     """What tests/leaks.py relies on: no logging set-up, only the scrubber installed."""
     redaction.install_record_scrubber()
     redaction.register_secret(SECRET)
-    keep = Keep()
+    keep = logging.handlers.BufferingHandler(capacity=10)  # keeps raw records, as an exporter
     logger = logging.getLogger("tests.redaction.bare")
     logger.propagate = False
     logger.addHandler(keep)
@@ -85,7 +75,7 @@ def test_records_are_scrubbed_at_birth_by_the_record_scrubber_alone() -> None:
         logger.warning("sent %s", SECRET, extra={"detail": f"pw {SECRET}", "token": "t" * 12})
     finally:
         logger.removeHandler(keep)
-    (record,) = keep.records
+    (record,) = keep.buffer
     assert record.getMessage() == "sent [REDACTED]"
     assert record.detail == "pw [REDACTED]"  # type: ignore[attr-defined]
     assert record.token == redaction.REDACTED  # type: ignore[attr-defined]
