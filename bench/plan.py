@@ -18,7 +18,7 @@ from bench.config import WorldConfig
 from bench.memory import peak_rss_kib, reset_peak, rss_kib
 from bench.product import open_product
 from bench.world import SandboxProcess
-from rotation.model import Outcome
+from rotation.model import Outcome, RunOptions
 
 GET_ONE_APP = ("/applications/{id}", "/applications(appId='{appId}')")
 
@@ -73,7 +73,7 @@ async def run_plan(apps: int, config: WorldConfig, *, concurrency: int = 16) -> 
             started = time.perf_counter()
             inventory = await service.inventory()
             discovered = time.perf_counter()
-            report = await service.engine.run(inventory, dry_run=True)
+            report = await service.engine.run(inventory, RunOptions(dry_run=True))
             wall = time.perf_counter() - started
             peak = peak_rss_kib()
             stats = await world.stats()

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rotation import doctor, logs, redaction, render
 from rotation.errors import RotationError, SettingsError
-from rotation.model import AppOutcome, Mode, RunReport
+from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
 
@@ -149,12 +149,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             app_ids=",".join(args.app) or "all",
             caller=_caller(),
         )
+        options = RunOptions(tuple(args.app), mode, dry_run, all_apps=all_apps)
         if args.json or dry_run:
-            report = await service.run(
-                args.app or None, mode=mode, dry_run=dry_run, all_apps=all_apps
-            )
+            report = await service.run(options)
         else:
-            report = await _run_with_progress(service, args.app or None, mode, console, all_apps)
+            report = await _run_with_progress(service, options, console)
         if args.json:
             print(json.dumps(report.as_dict(), indent=2))
         else:
@@ -212,11 +211,7 @@ def _caller() -> str:
 
 
 async def _run_with_progress(
-    service: RotationService,
-    app_ids: list[str] | None,
-    mode: Mode,
-    console: Console,
-    all_apps: bool = False,
+    service: RotationService, options: RunOptions, console: Console
 ) -> RunReport:
     columns = (
         TextColumn("{task.description}"),
@@ -232,8 +227,6 @@ async def _run_with_progress(
                 task, advance=1, description=f"{outcome.app_id[:8]}… {outcome.outcome.value}"
             )
 
-        chosen = await service.choose(app_ids)
+        chosen = await service.choose(options.app_ids)
         progress.update(task, total=len(chosen.apps) + len(chosen.skipped))
-        return await service.run(
-            app_ids, mode=mode, on_outcome=advance, chosen=chosen, all_apps=all_apps
-        )
+        return await service.run(options, on_outcome=advance, chosen=chosen)

@@ -1,9 +1,12 @@
 """Runs the policy's plans: observe, then create -> verify -> promote -> retire per app.
 
-Each step is a named method that logs its event from rotation/events.py when it is done;
-the reliability suite hooks those events to cancel a run at each step boundary. Apps run
-concurrently up to `max_concurrency`, each inside its own deadline; one app's failure never
-stops the others. Whatever happens, the report holds key ids and reasons, never a secret.
+The steps are named methods in rotation/steps.py, each logging its event from
+rotation/events.py when it is done (the reliability suite hooks those events to cancel a
+run at each step boundary) and returning what it did; this module orders them, and builds
+each app's outcome in one place (`_Progress.outcome`) from their results. Apps run
+concurrently up to `max_concurrency`, each inside its own deadline; one app's failure
+never stops the others. Whatever happens, the report holds key ids and reasons, never a
+secret.
 
 Two runs never work on one app at once: each app's steps run under its lease
 (rotation/lease.py, across instances) and its busy mark (within this process); an app
@@ -27,26 +30,24 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import events, logs, redaction
+from rotation import logs, redaction
 from rotation.errors import (
     FailureKind,
     LeaseTaken,
     RetirementIncomplete,
     RotationError,
     SecretNameDeleted,
-    VaultWriteFailed,
     VerificationFailed,
     describe,
     internal_error,
 )
 from rotation.model import (
-    CREDENTIAL_PREFIX,
     Action,
     AppOutcome,
     AppPlan,
@@ -54,36 +55,36 @@ from rotation.model import (
     ConsumerCheck,
     Credential,
     DeletedName,
+    Keep,
     ManagedApp,
     Mode,
     NewSecret,
     Outcome,
-    Retirement,
+    Retire,
+    Rotate,
+    RunOptions,
     RunReport,
     VaultEntry,
-    VaultVersion,
 )
-from rotation.policy import (
-    Rules,
-    early_retirement,
-    needs_versions,
-    plan_app,
-    retirements,
-    rotation_reason,
-    settled,
-    stale_versions,
-)
+from rotation.observe import Observation, Reader
+from rotation.policy import early_retirement, plan_app, retirement_plan, rotation_reason, settled
 from rotation.ports import Directory, Leases, SecretStore, Verifier
-from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.settings import Settings
+from rotation.steps import NotPromoted, Retired, Steps, begin_step, new_names, promoted
 
 if TYPE_CHECKING:
     from rotation.consumers import ConsumerScan, ConsumerTracker
     from rotation.discovery import Skipped  # discovery imports the ARM SDK: annotations only
 
+__all__ = ["STEP_MARGIN_SECONDS", "Engine", "Observation", "log_internal_error", "utc_now"]
+
 log = logs.get_logger("rotation.engine")
 
 #: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
 STEP_MARGIN_SECONDS = 60.0
+
+#: How an app's work ended: its outcome, and the error the report shows with it.
+Ended = tuple[Outcome, str | None]
 
 
 def log_internal_error(exc: BaseException) -> None:
@@ -99,26 +100,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    app: ManagedApp
-    record: AppRecord | None
-    entry: VaultEntry
-
-    @property
-    def current_credential(self) -> Credential | None:
-        """The credential of the password Key Vault serves, while Entra still has it."""
-        current = self.entry.current
-        if self.record is None or current is None:
-            return None
-        return self.record.credential(current.key_id)
-
-
 @dataclass(slots=True)
 class _Run:
     report: RunReport
-    mode: Mode
-    dry_run: bool
+    options: RunOptions
     verify_timeout: float
     deadline: float | None  # monotonic time by which every app must be done
     semaphore: asyncio.Semaphore
@@ -126,7 +111,50 @@ class _Run:
     # None: not listed (each app then asks about its own names).
     deleted: Mapping[str, DeletedName] | None = None
     consumers: ConsumerScan | None = None  # the run's scan of consumer sites (opt-in)
-    whole_apps: bool = False  # start an app only if all of its time fits before deadline
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One app at work: what each of its steps needs."""
+
+    app: ManagedApp
+    record: AppRecord
+    entry: VaultEntry
+    ends: float  # monotonic time: the app's own deadline (asyncio.timeout's)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """The results of one app's steps so far, from which its outcome is built."""
+
+    consumers: ConsumerCheck | None  # only when consumer tracking is on
+    new: Credential | None = None  # step 1's credential
+    promoted: bool = False  # step 3 done
+    retired: Retired = field(default_factory=Retired)  # step 4's removals
+    rollback_failures: list[str] = field(default_factory=list)
+
+    def note(self, failure: str | None) -> None:
+        if failure is not None:
+            self.rollback_failures.append(failure)
+
+    def outcome(
+        self, plan: AppPlan, status: Outcome, error: str | None, seconds: float = 0.0
+    ) -> AppOutcome:
+        """The one place an app's outcome is built (apps that reached the policy)."""
+        return AppOutcome(
+            plan.app.app_id,
+            plan.app.secret_name,
+            plan.action,
+            plan.reason,
+            status,
+            new_key_id=self.new.key_id if self.new else None,
+            removed_key_ids=list(self.retired.removed),
+            expires=self.new.end if self.new and self.promoted else None,
+            duration_seconds=seconds,
+            error=error,
+            consumers=self.consumers,
+            cleanup_failures=[*self.rollback_failures, *self.retired.failures],
+        )
 
 
 class Engine:
@@ -144,10 +172,9 @@ class Engine:
         self.settings = settings
         self.consumers = consumers
         self.leases = leases
-        self.rules = Rules.from_settings(settings)
-        self.directory = directory
-        self.store = store
-        self.verifier = verifier
+        self.rules = settings.rules()
+        self.reader = Reader(directory, store)
+        self.steps = Steps(settings, directory, store, verifier, self.rules, clock)
         self.clock = clock
         self.step_margin = STEP_MARGIN_SECONDS  # tests scaled down in time shorten it
         self._busy: set[str] = set()
@@ -156,161 +183,108 @@ class Engine:
         """The given apps that a run in this process is changing right now."""
         return [a for a in app_ids if a.lower() in self._busy]
 
+    async def observe(
+        self, apps: Sequence[ManagedApp], *, list_vault: bool = True
+    ) -> list[Observation]:
+        """Every app's Entra record and Key Vault entry (rotation/observe.py)."""
+        gate = asyncio.Semaphore(self.settings.max_concurrency)
+        return await self.reader.observe(apps, gate, list_vault=list_vault)
+
     # ----- the run ---------------------------------------------------------------------
 
     async def run(
         self,
         apps: Sequence[ManagedApp],
+        options: RunOptions,
         *,
-        mode: Mode = Mode.DUE,
-        dry_run: bool = False,
-        verify_timeout: float | None = None,
-        budget_seconds: float | None = None,
-        on_outcome: Callable[[AppOutcome], None] | None = None,
         skipped: Sequence[Skipped] = (),
-        list_vault: bool = True,
-        whole_apps: bool = False,
+        on_outcome: Callable[[AppOutcome], None] | None = None,
     ) -> RunReport:
-        """Plans and (unless `dry_run`) carries out the rotation of `apps`.
+        """Plans and (unless `options.dry_run`) carries out the rotation of `apps`.
 
-        `budget_seconds` bounds the whole run (the HTTP path must answer in time); apps
-        it cannot finish are reported as unfinished and the next run completes them.
+        `options.budget_seconds` bounds the whole run (the HTTP path must answer in time);
+        apps it cannot finish are reported as unfinished and the next run completes them.
         `skipped` (senders discovery found but cannot manage) are reported as skipped.
-        With `whole_apps` (the timer run) an app starts only while its whole time, the
-        verify timeout and the step margin, still fits in the budget: no app is cut
-        short, and the run ends before the Functions host would kill it.
-        `list_vault`: see `observe`.
+        With `options.whole_apps` (the timer run) an app starts only while its whole time,
+        the verify timeout and the step margin, still fits in the budget: no app is cut
+        short, and the run ends before the Functions host would kill it. Named apps
+        (`options.app_ids`) read their own Key Vault versions instead of a listing of the
+        whole vault (see rotation/observe.py).
         """
         started = time.monotonic()
-        run = _Run(
-            report=RunReport(uuid.uuid4().hex[:12], mode, dry_run, self.clock()),
-            mode=mode,
-            dry_run=dry_run,
-            verify_timeout=verify_timeout or self.settings.verify_timeout_seconds,
-            deadline=started + budget_seconds if budget_seconds is not None else None,
-            semaphore=asyncio.Semaphore(self.settings.max_concurrency),
-            whole_apps=whole_apps,
-        )
+        run = self._start(options, started)
         with structlog.contextvars.bound_contextvars(run_id=run.report.run_id):
-            log.info("run.started", mode=mode.value, dry_run=dry_run, apps=len(apps))
-            if self.leases is not None and apps and not dry_run:
-                await self.leases.ready()  # fails closed: no lease store, nothing rotates
-            observations = await self._observe_each(apps, run.semaphore, list_vault=list_vault)
-            run.deleted = await self._deleted_names(
-                [o for o in observations if isinstance(o, Observation)]
+            log.info(
+                "run.started", mode=options.mode.value, dry_run=options.dry_run, apps=len(apps)
             )
-            if self.consumers is not None and apps:
-                run.consumers = await self.consumers.scan()
-
-            async def one(obs: Observation | AppOutcome) -> AppOutcome:
-                if isinstance(obs, AppOutcome):  # its reads failed
-                    outcome = obs
-                    self._log_finished(None, outcome)
-                else:
-                    outcome = await self._guarded(run, obs)
-                    self._log_finished(obs, outcome)
-                if on_outcome is not None:
-                    try:
-                        on_outcome(outcome)
-                    except Exception as exc:  # a progress display must not stop the run
-                        log.error("run.on_outcome_failed", error=internal_error(exc))
-                return outcome
-
+            observations = await self._prepare(run, apps)
             outcomes = [
-                *await asyncio.gather(*(one(o) for o in observations)),
+                *await asyncio.gather(*(self._report(run, o, on_outcome) for o in observations)),
                 *(self._skipped(skip, on_outcome) for skip in skipped),
             ]
-            run.report.outcomes = outcomes
-            run.report.finished = self.clock()
-            counts = run.report.as_dict()["counts"]
-            log.info(
-                "run.finished",
-                mode=mode.value,
-                dry_run=dry_run,
-                duration_seconds=round(time.monotonic() - started, 3),
-                failed=len(run.report.failed),
-                rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
-                unfinished=len(run.report.unfinished),
-                counts=counts,
-            )
+            self._finish(run, outcomes, started)
         return run.report
 
-    async def observe(
-        self,
-        apps: Sequence[ManagedApp],
-        semaphore: asyncio.Semaphore | None = None,
-        *,
-        list_vault: bool = True,
-    ) -> list[Observation]:
-        """Reads every app from Graph (batched) and its Key Vault entry.
+    def _start(self, options: RunOptions, started: float) -> _Run:
+        budget = options.budget_seconds
+        return _Run(
+            report=RunReport(uuid.uuid4().hex[:12], options.mode, options.dry_run, self.clock()),
+            options=options,
+            verify_timeout=options.verify_timeout or self.settings.verify_timeout_seconds,
+            deadline=started + budget if budget is not None else None,
+            semaphore=asyncio.Semaphore(self.settings.max_concurrency),
+        )
 
-        With `list_vault`, one paged listing of the vault gives every secret's current
-        version, and only apps that need their version history (policy.needs_versions:
-        their last rotation was not seen to finish, or they have another credential the
-        policy may retire) cost a request of their own. Without it (a few named apps)
-        each app's versions are read.
-        """
-        gate = semaphore or asyncio.Semaphore(self.settings.max_concurrency)
-        ids = [a.app_id for a in apps]
-        listed: dict[str, VaultVersion] | None = None
-        if list_vault:
-            records, listed = await asyncio.gather(
-                self.directory.read_apps(ids), self.store.read_current()
-            )
-        else:
-            records = await self.directory.read_apps(ids)
-
-        async def read(app: ManagedApp) -> VaultEntry:
-            if listed is not None:
-                current = listed.get(app.secret_name.lower())
-                record = records.get(app.app_id.lower())
-                if record is None or not needs_versions(record, current):
-                    return VaultEntry(app.secret_name, (current,) if current else ())
-            async with gate:
-                return await self.store.read(app.secret_name)
-
-        entries = await asyncio.gather(*(read(a) for a in apps))
-        return [
-            Observation(app, records.get(app.app_id.lower()), entry)
-            for app, entry in zip(apps, entries, strict=True)
-        ]
-
-    async def _observe_each(
-        self, apps: Sequence[ManagedApp], gate: asyncio.Semaphore, *, list_vault: bool = True
+    async def _prepare(
+        self, run: _Run, apps: Sequence[ManagedApp]
     ) -> list[Observation | AppOutcome]:
-        """`observe` for a run: a failed read fails the apps it concerns (all of them for
-        Graph's batch read or the vault listing, one for its own Key Vault read), never
-        the run."""
-        ids = [a.app_id for a in apps]
-        listed: dict[str, VaultVersion] | None = None
-        try:
-            if list_vault:
-                records, listed = await asyncio.gather(
-                    self.directory.read_apps(ids), self.store.read_current()
-                )
-            else:
-                records = await self.directory.read_apps(ids)
-        except Exception as exc:
-            why = describe(exc)
-            reason = "could not read the applications from Entra ID or list the Key Vault"
-            return [self._read_failed(app, reason, why) for app in apps]
+        """The run's reads: every app observed, the soft-deleted names and consumer sites."""
+        if self.leases is not None and apps and not run.options.dry_run:
+            await self.leases.ready()  # fails closed: no lease store, nothing rotates
+        observations = await self.reader.observe_each(
+            apps, run.semaphore, self._read_failed, list_vault=not run.options.app_ids
+        )
+        run.deleted = await self._deleted_names(
+            [o for o in observations if isinstance(o, Observation)]
+        )
+        if self.consumers is not None and apps:
+            run.consumers = await self.consumers.scan()
+        return observations
 
-        async def read(app: ManagedApp) -> Observation | AppOutcome:
-            record = records.get(app.app_id.lower())
+    async def _report(
+        self,
+        run: _Run,
+        obs: Observation | AppOutcome,
+        on_outcome: Callable[[AppOutcome], None] | None,
+    ) -> AppOutcome:
+        if isinstance(obs, AppOutcome):  # its reads failed
+            outcome = obs
+            self._log_finished(None, outcome)
+        else:
+            outcome = await self._guarded(run, obs)
+            self._log_finished(obs, outcome)
+        if on_outcome is not None:
             try:
-                if listed is not None:
-                    current = listed.get(app.secret_name.lower())
-                    if record is None or not needs_versions(record, current):
-                        entry = VaultEntry(app.secret_name, (current,) if current else ())
-                        return Observation(app, record, entry)
-                async with gate:
-                    entry = await self.store.read(app.secret_name)
-            except Exception as exc:
-                reason = "could not read its Key Vault entry"
-                return self._read_failed(app, reason, describe(exc))
-            return Observation(app, record, entry)
+                on_outcome(outcome)
+            except Exception as exc:  # a progress display must not stop the run
+                log.error("run.on_outcome_failed", error=internal_error(exc))
+        return outcome
 
-        return list(await asyncio.gather(*(read(a) for a in apps)))
+    def _finish(self, run: _Run, outcomes: list[AppOutcome], started: float) -> None:
+        run.report.outcomes = outcomes
+        run.report.finished = self.clock()
+        log.info(
+            "run.finished",
+            mode=run.options.mode.value,
+            dry_run=run.options.dry_run,
+            duration_seconds=round(time.monotonic() - started, 3),
+            failed=len(run.report.failed),
+            rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
+            unfinished=len(run.report.unfinished),
+            counts=run.report.as_dict()["counts"],
+        )
+
+    # ----- one app -----------------------------------------------------------------------
 
     async def _guarded(self, run: _Run, obs: Observation) -> AppOutcome:
         """One app, isolated: whatever its steps raise (a bug included) is its failure."""
@@ -324,11 +298,11 @@ class Engine:
                 )
 
     async def _one_app(self, run: _Run, obs: Observation) -> AppOutcome:
-        """One app, inside the concurrency gate, its deadline and its busy mark."""
-        app = obs.app
+        """One app: the policy's plan, carried out inside the concurrency gate."""
+        app, record = obs.app, obs.record
         begun = time.monotonic()
         with structlog.contextvars.bound_contextvars(app_id=app.app_id):
-            if obs.record is None:
+            if record is None:
                 return self._failed(
                     app,
                     Action.NOTHING,
@@ -337,88 +311,168 @@ class Engine:
                     "rotator's identity cannot see it (with Application.ReadWrite.OwnedBy "
                     "the identity must be one of its owners)",
                 )
-            check = self._consumer_check(run, obs)
-            early = self._early(run, obs.app, check, obs.entry)
-            plan = plan_app(
-                app, obs.record, obs.entry, self.clock(), self.rules, run.mode, early=early
-            )
-            outcome = AppOutcome(
-                app.app_id, app.secret_name, plan.action, plan.reason, Outcome.UNCHANGED
-            )
-            outcome.consumers = check
-            if plan.action is not Action.NOTHING:
-                # Untouched apps are counted in run.finished, not logged one by one: at
-                # 10,000 apps those lines were a third of a plan's time (py-spy), and a
-                # daily run's bulk in Application Insights.
-                log.info("app.planned", action=plan.action.value, reason=plan.reason)
-            if run.dry_run or plan.action is Action.NOTHING:
-                outcome.outcome = (
-                    Outcome.PLANNED if plan.action is not Action.NOTHING else Outcome.UNCHANGED
-                )
-                if run.dry_run and plan.rotate:
-                    await self._plan_names(app, obs.entry, outcome, run.deleted)
-                self._warn_if_expiring(obs)
-                if not run.dry_run and _unmarked(obs.record, obs.entry):
-                    await self._settle_untouched(run, obs.app, obs.record, obs.entry)
-                return outcome
+            progress = _Progress(consumers=self._consumer_check(run, obs))
+            early = self._early(run, app, progress.consumers, obs.entry)
+            now = self.clock()
+            plan = plan_app(app, record, obs.entry, now, self.rules, run.options.mode, early=early)
+            if isinstance(plan, Keep) or run.options.dry_run:
+                return progress.outcome(plan, *await self._unchanged(run, obs, record, plan))
+            # Untouched apps are counted in run.finished, not logged one by one: at 10,000
+            # apps those lines were a third of a plan's time (py-spy), and a daily run's
+            # bulk in Application Insights.
+            log.info("app.planned", action=plan.action.value, reason=plan.reason)
             async with run.semaphore:
-                await self._execute(run, obs, obs.record, plan, outcome)
-            outcome.duration_seconds = time.monotonic() - begun
-            if outcome.outcome is not Outcome.ROTATED:
+                status, error = await self._execute(run, obs, record, plan, progress)
+            if status is not Outcome.ROTATED:
                 self._warn_if_expiring(obs)
-            return outcome
+            return progress.outcome(plan, status, error, time.monotonic() - begun)
+
+    async def _unchanged(
+        self, run: _Run, obs: Observation, record: AppRecord, plan: AppPlan
+    ) -> Ended:
+        """An app this run does not change: nothing to do, or a dry run's plan (which shows
+        a soft-deleted name as blocked too: reads only)."""
+        if isinstance(plan, Keep):
+            ended: Ended = (Outcome.UNCHANGED, None)
+        else:
+            log.info("app.planned", action=plan.action.value, reason=plan.reason)
+            ended = (Outcome.PLANNED, None)
+        if isinstance(plan, Rotate):
+            blocked = await self._blocked_name(obs.app, obs.entry, run.deleted)
+            if blocked is not None:
+                ended = (Outcome.BLOCKED, blocked)
+        self._warn_if_expiring(obs)
+        if not run.options.dry_run and _unmarked(record, obs.entry):
+            await self._settle_untouched(run, obs.app, record, obs.entry)
+        return ended
 
     async def _execute(
-        self, run: _Run, obs: Observation, record: AppRecord, plan: AppPlan, outcome: AppOutcome
-    ) -> None:
+        self,
+        run: _Run,
+        obs: Observation,
+        record: AppRecord,
+        plan: Rotate | Retire,
+        progress: _Progress,
+    ) -> Ended:
+        """The plan under the app's busy mark, lease and deadline."""
         key = obs.app.app_id.lower()
         if key in self._busy:
-            outcome.outcome = Outcome.BUSY
-            outcome.error = "another rotation of this app is under way in this instance"
             log.info("app.busy", holder="this instance")
-            return
+            return Outcome.BUSY, "another rotation of this app is under way in this instance"
         allowed = self._time_allowed(run)
-        if allowed <= self.step_margin or (run.whole_apps and allowed < self._own_time(run)):
-            outcome.outcome = Outcome.UNFINISHED
-            outcome.error = "not started: no time left in this run; the next run completes it"
-            return
-        ends = time.monotonic() + allowed  # this app's own deadline (asyncio.timeout's)
+        if allowed <= self.step_margin or (
+            run.options.whole_apps and allowed < self._own_time(run)
+        ):
+            return (
+                Outcome.UNFINISHED,
+                "not started: no time left in this run; the next run completes it",
+            )
+        job = _Job(obs.app, record, obs.entry, ends=time.monotonic() + allowed)
         self._busy.add(key)
         try:
             # The deadline holds the lease's acquisition too: waiting on the lease store is
             # this app's time, not time on top of the run's budget.
             async with asyncio.timeout(allowed), self._lease(key):
-                if plan.rotate:
-                    await self._rotate(run, obs.app, record, obs.entry, plan, outcome, ends)
-                else:
-                    await self.retire(obs.app, record, obs.entry, plan.retire, outcome)
-                    outcome.outcome = Outcome.RETIRED
-        except LeaseTaken as exc:
-            outcome.outcome = Outcome.BUSY
-            outcome.error = str(exc)
-            log.info("app.busy", holder="another run")
-        except TimeoutError:
-            if outcome.outcome is Outcome.ROTATED:  # promoted: only consumers or retirement cut
-                outcome.error = "ran out of time after the promotion; the next run retires"
-            else:
-                outcome.outcome = Outcome.UNFINISHED
-                outcome.error = "ran out of time; the next run completes it"
-            log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
-        except SecretNameDeleted as exc:
-            # Not a failure of ours: an operator must recover (or purge) the name first.
-            outcome.outcome = Outcome.BLOCKED
-            outcome.error = redaction.scrub(str(exc))
-            log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=outcome.error)
-        except RotationError as exc:
-            outcome.outcome = Outcome.FAILED
-            outcome.error = redaction.scrub(str(exc))
-            log.error("app.failed", error=outcome.error, error_type=type(exc).__name__)
-        except Exception as exc:  # a bug (a changed SDK shape, say): this app's failure only
-            outcome.outcome = Outcome.FAILED
-            outcome.error = internal_error(exc)
-            log_internal_error(exc)
+                match plan:
+                    case Rotate():
+                        return await self._rotate(run, job, plan, progress)
+                    case Retire():
+                        await self._retire(job, plan, progress)
+                        return Outcome.RETIRED, None
+        except Exception as exc:
+            return _stopped(exc, progress)
         finally:
             self._busy.discard(key)
+
+    # ----- the steps, in order -----------------------------------------------------------
+
+    async def _rotate(self, run: _Run, job: _Job, plan: Rotate, progress: _Progress) -> Ended:
+        await self.steps.check_names(job.app, job.entry, run.deleted)
+        new = await self.steps.create(job.app, job.record)
+        progress.new = new.credential
+        unproven = await self._verify(run, job, new, progress)
+        if unproven is not None:
+            return Outcome.UNFINISHED, unproven
+        # The app's own deadline (a hung call) cancels this coroutine outright; a credential
+        # it leaves behind was never promoted and goes as an orphan (I5).
+        version = await self.steps.promote_or_roll_back(job.app, job.record, job.entry, new)
+        if isinstance(version, NotPromoted):
+            progress.note(version.cleanup_failure)
+            raise version.error
+        progress.promoted = True
+        record, entry = promoted(job.record, job.entry, new, version)
+        after = dataclasses.replace(job, record=record, entry=entry)
+        early = None
+        if run.consumers is not None and self.consumers is not None:
+            progress.consumers = await self.consumers.confirm(
+                job.app, version.version, run.consumers, self._time_left(job.ends)
+            )
+            early = self._early(run, job.app, progress.consumers, entry)
+        now = self.clock()
+        follow = retirement_plan(
+            job.app, record, entry, now, self.rules, emergency=plan.emergency, early=early
+        )
+        if follow is None:
+            await self.steps.settle(job.app, record, entry)
+        else:
+            await self._retire(after, follow, progress)
+        return Outcome.ROTATED, None
+
+    async def _verify(
+        self, run: _Run, job: _Job, new: NewSecret, progress: _Progress
+    ) -> str | None:
+        """Step 2; an unproven secret is rolled back (I3). Returns why the rotation is left
+        to the next run when this run's shortened verify time could not tell."""
+        timeout = min(run.verify_timeout, job.ends - time.monotonic() - self.step_margin / 2)
+        try:
+            await self.steps.verify(job.app, new, timeout)
+        except VerificationFailed as exc:
+            progress.note(await self.steps.rollback(job.record, new, exc.kind))
+            capped = timeout < self.settings.verify_timeout_seconds
+            if capped and exc.kind in (FailureKind.REJECTED, FailureKind.TIMEOUT):
+                # A shortened budget cannot tell slow propagation from a real refusal;
+                # the next timer run, with the full verify timeout, can.
+                return (
+                    f"{redaction.scrub(str(exc))} (this run allowed only {timeout:.0f} s; "
+                    "the next timer run completes the rotation)"
+                )
+            raise
+        except Exception as exc:  # not proven, so it must not outlive the run (I3)
+            progress.note(await self.steps.rollback(job.record, new, internal_error(exc)))
+            raise
+        return None
+
+    async def _retire(self, job: _Job, plan: Retire, progress: _Progress) -> None:
+        """Step 4, then the settled mark if nothing is left to do."""
+        done = await self.steps.retire(job.app, job.record, plan, progress.retired)
+        await self.steps.settle(job.app, *done.applied_to(job.record, job.entry))
+        if done.failures:
+            raise RetirementIncomplete(
+                f"{len(done.failures)} of {len(plan.retire)} old credential(s) could not be "
+                "removed (the next run tries again): " + "; ".join(done.failures)
+            )
+
+    async def _blocked_name(
+        self, app: ManagedApp, entry: VaultEntry, known: Mapping[str, DeletedName] | None
+    ) -> str | None:
+        try:
+            await self.steps.check_names(app, entry, known)
+        except SecretNameDeleted as exc:
+            return redaction.scrub(str(exc))
+        return None
+
+    async def _deleted_names(
+        self, observations: Sequence[Observation]
+    ) -> Mapping[str, DeletedName] | None:
+        """One listing of the vault's soft-deleted names, and only when some app would write
+        a name it has not written before (its first rotation, a new username)."""
+        if not any(new_names(o.app, o.entry) for o in observations):
+            return {}
+        try:
+            return await self.steps.store.deleted_names()
+        except Exception as exc:  # a bug here too must not cost the run its report
+            log.warning("vault.deleted_unlisted", error=describe(exc))
+            return None  # each app asks about its own names instead
 
     async def _settle_untouched(
         self, run: _Run, app: ManagedApp, record: AppRecord, entry: VaultEntry
@@ -434,11 +488,13 @@ class Engine:
                 # Bounded like any app's step: 10,000 unmarked apps on the first run after
                 # an upgrade must not outlive the run's budget (host.json's functionTimeout).
                 async with asyncio.timeout(self.step_margin), self._lease(key):
-                    await self.settle(app, record, entry)
+                    await self.steps.settle(app, record, entry)
             except LeaseTaken:
                 return  # the run holding it marks the app when it finishes
             except (RotationError, TimeoutError) as exc:  # the lease store failing, or slow
                 log.warning("vault.settle_failed", error=describe(exc))
+
+    # ----- time and leases ---------------------------------------------------------------
 
     def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
         """The app's lease across instances, or nothing when no lease store is set."""
@@ -450,22 +506,6 @@ class Engine:
         if run.deadline is None:
             return own
         return min(own, run.deadline - time.monotonic())
-
-    # ----- consumers (opt-in) ------------------------------------------------------------
-
-    def _consumer_check(self, run: _Run, obs: Observation) -> ConsumerCheck | None:
-        if run.consumers is None or self.consumers is None:
-            return None
-        current = obs.entry.current
-        return self.consumers.check(obs.app, current.version if current else None, run.consumers)
-
-    def _early(
-        self, run: _Run, app: ManagedApp, check: ConsumerCheck | None, entry: VaultEntry
-    ) -> str | None:
-        """The policy's word on retiring before grace ends (never needed in emergencies)."""
-        if run.mode is Mode.EMERGENCY:
-            return None
-        return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
 
     def _time_left(self, ends: float) -> float:
         """Seconds the consumer confirmation may take: what is left of the app's own time
@@ -480,290 +520,30 @@ class Engine:
             own += self.settings.consumer_confirm_timeout_seconds
         return own
 
-    # ----- the four steps ----------------------------------------------------------------
+    # ----- consumers (opt-in) ------------------------------------------------------------
 
-    async def _rotate(
-        self,
-        run: _Run,
-        app: ManagedApp,
-        record: AppRecord,
-        entry: VaultEntry,
-        plan: AppPlan,
-        outcome: AppOutcome,
-        ends: float,
-    ) -> None:
-        await self.check_names(app, entry, run.deleted)
-        new = await self.create(app, record)
-        outcome.new_key_id = new.credential.key_id
-        left = ends - time.monotonic()
-        verify_timeout = min(run.verify_timeout, left - self.step_margin / 2)
-        try:
-            await self.verify(app, new, verify_timeout)
-        except VerificationFailed as exc:
-            await self.rollback(record, new, exc.kind, outcome)
-            capped = verify_timeout < self.settings.verify_timeout_seconds
-            if capped and exc.kind in (FailureKind.REJECTED, FailureKind.TIMEOUT):
-                # A shortened budget cannot tell slow propagation from a real refusal;
-                # the next timer run, with the full verify timeout, can.
-                outcome.outcome = Outcome.UNFINISHED
-                outcome.error = (
-                    f"{redaction.scrub(str(exc))} (this run allowed only {verify_timeout:.0f} s; "
-                    "the next timer run completes the rotation)"
-                )
-                return
-            raise
-        except Exception as exc:  # not proven, so it must not outlive the run (I3)
-            await self.rollback(record, new, internal_error(exc), outcome)
-            raise
-        # The app's own deadline (a hung call) cancels this coroutine outright; a credential
-        # it leaves behind was never promoted and goes as an orphan (I5).
-        version = await self.promote_or_roll_back(app, record, entry, new, outcome)
-        outcome.outcome = Outcome.ROTATED
-        outcome.expires = new.credential.end
-        after_record = dataclasses.replace(
-            record, credentials=(*record.credentials, new.credential)
-        )
-        after_entry = dataclasses.replace(entry, versions=(version, *entry.versions))
-        early = None
-        if run.consumers is not None and self.consumers is not None:
-            outcome.consumers = await self.consumers.confirm(
-                app, version.version, run.consumers, self._time_left(ends)
-            )
-            early = self._early(run, app, outcome.consumers, after_entry)
-        gone = retirements(
-            after_record,
-            after_entry,
-            self.clock(),
-            self.rules,
-            emergency=plan.retire_all_after_rotation,
-            early=early,
-        )
-        if gone or stale_versions(after_record, after_entry):
-            await self.retire(app, after_record, after_entry, gone, outcome)
-        else:
-            await self.settle(app, after_record, after_entry)
+    def _consumer_check(self, run: _Run, obs: Observation) -> ConsumerCheck | None:
+        if run.consumers is None or self.consumers is None:
+            return None
+        current = obs.entry.current
+        return self.consumers.check(obs.app, current.version if current else None, run.consumers)
 
-    async def check_names(
-        self,
-        app: ManagedApp,
-        entry: VaultEntry,
-        known: Mapping[str, DeletedName] | None = None,
-    ) -> None:
-        """Step 0, before any Entra write: the Key Vault names the promotion will write must
-        not be held by soft-deleted secrets, or every run would create a secret, verify it,
-        fail to store it and roll it back, forever. `known` is the run's listing of deleted
-        names; without it each name is asked about."""
-        for name in _new_names(app, entry):
-            if known is not None:
-                deleted = known.get(name.lower())
-            else:
-                deleted = await self.store.deleted(name)
-            if deleted is not None:
-                raise SecretNameDeleted(
-                    self.settings.key_vault_url, name, purge_on=deleted.purge_on
-                )
+    def _early(
+        self, run: _Run, app: ManagedApp, check: ConsumerCheck | None, entry: VaultEntry
+    ) -> str | None:
+        """The policy's word on retiring before grace ends (never needed in emergencies)."""
+        if run.options.mode is Mode.EMERGENCY:
+            return None
+        return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
 
-    async def _plan_names(
-        self,
-        app: ManagedApp,
-        entry: VaultEntry,
-        outcome: AppOutcome,
-        known: Mapping[str, DeletedName] | None,
-    ) -> None:
-        """A dry run shows a soft-deleted name as blocked too (reads only)."""
-        try:
-            await self.check_names(app, entry, known)
-        except SecretNameDeleted as exc:
-            outcome.outcome = Outcome.BLOCKED
-            outcome.error = redaction.scrub(str(exc))
-
-    async def _deleted_names(
-        self, observations: Sequence[Observation]
-    ) -> Mapping[str, DeletedName] | None:
-        """One listing of the vault's soft-deleted names, and only when some app would write
-        a name it has not written before (its first rotation, a new username)."""
-        if not any(_new_names(o.app, o.entry) for o in observations):
-            return {}
-        try:
-            return await self.store.deleted_names()
-        except Exception as exc:  # a bug here too must not cost the run its report
-            log.warning("vault.deleted_unlisted", error=describe(exc))
-            return None  # each app asks about its own names instead
-
-    async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
-        """Step 1: a new client secret; its text lives only in memory from here on."""
-        _begin_step("create")
-        now = self.clock()
-        name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
-        new = await self.directory.add_password(record, name, now + self.rules.lifetime)
-        redaction.register_secret(new.value)
-        log.info(
-            events.CREDENTIAL_CREATED.name,
-            key_id=new.credential.key_id,
-            expires=str(new.credential.end),
-        )
-        return new
-
-    async def verify(self, app: ManagedApp, new: NewSecret, timeout: float) -> None:
-        """Step 2: prove the secret with a real SMTP AUTH before anyone can read it."""
-        _begin_step("verify")
-        begun = time.monotonic()  # the secret exists from here: this is Entra's propagation
-        attempts = await self.verifier.verify(app.smtp_username, new.value, timeout)
-        log.info(
-            events.SMTP_VERIFIED.name,
-            key_id=new.credential.key_id,
-            attempts=attempts,
-            seconds=round(time.monotonic() - begun, 3),
-        )
-
-    async def promote(self, app: ManagedApp, entry: VaultEntry, new: NewSecret) -> VaultVersion:
-        """Step 3: the verified secret becomes the current Key Vault version."""
-        _begin_step("promote")
-        version = await self.store.promote(
-            app,
-            new,
-            smtp_host=self.settings.smtp_host,
-            smtp_port=self.settings.smtp_port,
-            write_username=_writes_username(app, entry),
-        )
-        log.info(events.VAULT_PROMOTED.name, key_id=new.credential.key_id, version=version.version)
-        return version
-
-    async def promote_or_roll_back(
-        self,
-        app: ManagedApp,
-        record: AppRecord,
-        entry: VaultEntry,
-        new: NewSecret,
-        outcome: AppOutcome | None = None,
-    ) -> VaultVersion:
-        try:
-            return await self.promote(app, entry, new)
-        except VaultWriteFailed:
-            await self.rollback(record, new, "vault write refused", outcome)
-            raise
-        except Exception as failure:
-            # The write may have landed before the failure: ask Key Vault, not guess (I1).
-            try:
-                landed = await self._landed(app, new)
-            except Exception as exc:
-                # Removing it could take away the password Key Vault now serves (I1); if it
-                # never got there, the next run removes it as an orphan (I5).
-                error = describe(exc)
-                log.error("vault.read_failed", error=error)
-                if outcome is not None:
-                    outcome.cleanup_failures.append(
-                        f"kept {new.credential.key_id}: could not confirm whether Key Vault "
-                        f"stored it ({error}); the next run removes it if it did not"
-                    )
-                raise failure from None
-            if landed is None:
-                await self.rollback(record, new, "vault write failed", outcome)
-                raise
-            return landed
-
-    async def _landed(self, app: ManagedApp, new: NewSecret) -> VaultVersion | None:
-        current = (await self.store.read(app.secret_name)).current
-        return current if current and current.key_id == new.credential.key_id else None
-
-    async def rollback(
-        self, record: AppRecord, new: NewSecret, why: str, outcome: AppOutcome | None = None
-    ) -> None:
-        """Removes a credential that never reached Key Vault (I3). Shielded: a
-        cancellation must not leave the removal half done. A failure is reported, not
-        raised: the next run removes the credential as an orphan (I5)."""
-        key_id = new.credential.key_id
-        try:
-            await asyncio.shield(self.directory.remove_password(record, key_id))
-        except Exception as exc:
-            error = describe(exc)
-            log.error("credential.rollback_failed", key_id=key_id, error=error)
-            if outcome is not None:
-                outcome.cleanup_failures.append(
-                    f"rollback of {key_id} failed: {error} (the next run removes it as an orphan)"
-                )
-            return
-        log.warning(events.CREDENTIAL_ROLLED_BACK.name, key_id=key_id, why=why)
-
-    async def retire(
-        self,
-        app: ManagedApp,
-        record: AppRecord,
-        entry: VaultEntry,
-        gone: Sequence[Retirement],
-        outcome: AppOutcome,
-    ) -> None:
-        """Step 4: remove superseded credentials and disable the versions that held them;
-        then, if nothing is left to do, mark the rotation finished.
-
-        Every removal is attempted, whatever happened to the one before (as Vault's Azure
-        plugin rolls back its WAL); each failure is reported, and the next run retries."""
-        _begin_step("retire")
-        failures: list[str] = []
-        try:
-            for retirement in gone:
-                key_id = retirement.credential.key_id
-                try:
-                    await self.directory.remove_password(record, key_id)
-                except Exception as exc:
-                    error = describe(exc)
-                    failures.append(f"removal of {key_id} failed: {error}")
-                    log.error("credential.remove_failed", key_id=key_id, error=error)
-                    continue
-                outcome.removed_key_ids.append(key_id)
-                log.info(events.CREDENTIAL_REMOVED.name, key_id=key_id, reason=retirement.reason)
-        finally:
-            outcome.cleanup_failures.extend(failures)
-            # Even after a partial failure: a version whose secret is gone must not be served.
-            removed = set(outcome.removed_key_ids)
-            stale = [v.version for v in entry.versions if v.enabled and v.key_id in removed]
-            stale += [v for v in stale_versions(record, entry) if v not in stale]
-            if stale:
-                await self.store.disable(app.secret_name, stale)
-                log.info("vault.versions_disabled", versions=len(stale))
-        after_record = dataclasses.replace(
-            record, credentials=tuple(c for c in record.credentials if c.key_id not in removed)
-        )
-        after_entry = dataclasses.replace(
-            entry,
-            versions=tuple(
-                dataclasses.replace(v, enabled=False) if v.version in stale else v
-                for v in entry.versions
-            ),
-        )
-        await self.settle(app, after_record, after_entry)
-        if failures:
-            raise RetirementIncomplete(
-                f"{len(failures)} of {len(gone)} old credential(s) could not be removed "
-                "(the next run tries again): " + "; ".join(failures)
-            )
-
-    async def settle(self, app: ManagedApp, record: AppRecord, entry: VaultEntry) -> None:
-        """Marks the current version once nothing is left to retire or disable
-        (policy.settled), so that later runs can skip the app's version history.
-
-        It is the last write of a rotation: a run stopped before it leaves the mark off,
-        and the next run reads every version again and finishes the work. Only an
-        optimisation, so a refused mark is logged and retried by the next run.
-        """
-        current = entry.current
-        if current is None or current.settled or not settled(record, entry):
-            return
-        try:
-            await self.store.mark_settled(app.secret_name, current)
-        except Exception as exc:  # whatever it was, the next run sets the mark
-            log.warning("vault.settle_failed", error=describe(exc))
-            return
-        log.info("vault.settled", version=current.version)
-
-    # ----- helpers -----------------------------------------------------------------------
+    # ----- outcomes outside the plan, and the lines every app logs -------------------------
 
     def _read_failed(self, app: ManagedApp, reason: str, error: str) -> AppOutcome:
         with structlog.contextvars.bound_contextvars(app_id=app.app_id, step="observe"):
             return self._failed(app, Action.NOTHING, reason, error)
 
     def _failed(self, app: ManagedApp, action: Action, reason: str, error: str) -> AppOutcome:
-        _begin_step("observe")
+        begin_step("observe")
         log.error("app.failed", error=error)
         return AppOutcome(app.app_id, app.secret_name, action, reason, Outcome.FAILED, error=error)
 
@@ -821,26 +601,28 @@ class Engine:
         )
 
 
-def _begin_step(step: str) -> None:
-    """Tags this app's later log lines with the step under way, so that `app.failed` and
-    `app.unfinished` say where it stopped. Each app runs in its own task, whose context
-    is its own: the tag never reaches another app's lines."""
-    structlog.contextvars.bind_contextvars(step=step)
-
-
-def _new_names(app: ManagedApp, entry: VaultEntry) -> list[str]:
-    """The Key Vault names a promotion would write for the first time (the app's first
-    rotation) or anew (a changed username): the ones a soft-deleted secret could hold."""
-    names = [app.secret_name] if entry.current is None else []
-    if _writes_username(app, entry):
-        names.append(app.secret_name + USERNAME_SUFFIX)
-    return names
-
-
-def _writes_username(app: ManagedApp, entry: VaultEntry) -> bool:
-    """Whether a promotion (re)writes the `<name>-username` companion secret."""
-    current = entry.current
-    return current is None or current.smtp_username != app.smtp_username
+def _stopped(exc: Exception, progress: _Progress) -> Ended:
+    """How an app's work ends when a step raised: busy, out of time, blocked, or failed."""
+    if isinstance(exc, LeaseTaken):
+        log.info("app.busy", holder="another run")
+        return Outcome.BUSY, str(exc)
+    if isinstance(exc, TimeoutError):
+        log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
+        if progress.promoted:  # only the consumers or the retirement were cut
+            return Outcome.ROTATED, "ran out of time after the promotion; the next run retires"
+        return Outcome.UNFINISHED, "ran out of time; the next run completes it"
+    if isinstance(exc, SecretNameDeleted):
+        # Not a failure of ours: an operator must recover (or purge) the name first.
+        error = redaction.scrub(str(exc))
+        log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=error)
+        return Outcome.BLOCKED, error
+    if isinstance(exc, RotationError):
+        error = redaction.scrub(str(exc))
+        log.error("app.failed", error=error, error_type=type(exc).__name__)
+        return Outcome.FAILED, error
+    # A bug (a changed SDK shape, say): this app's failure only.
+    log_internal_error(exc)
+    return Outcome.FAILED, internal_error(exc)
 
 
 def _unmarked(record: AppRecord, entry: VaultEntry) -> bool:

@@ -20,7 +20,7 @@ from rotation import logs, redaction
 from rotation.caller import describe_caller
 from rotation.doctor import Site, as_json, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
-from rotation.model import Mode
+from rotation.model import Mode, RunOptions
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
 
@@ -213,13 +213,14 @@ class Api:
         whole = not request.app_ids and not request.dry_run
         self._whole_runs += whole
         try:
-            report = await self.service.run(
-                request.app_ids or None,
-                mode=request.mode,
-                dry_run=request.dry_run,
+            options = RunOptions(
+                tuple(request.app_ids),
+                request.mode,
+                request.dry_run,
                 verify_timeout=self.settings.http_verify_timeout_seconds,
                 budget_seconds=HTTP_RUN_BUDGET_SECONDS,
             )
+            report = await self.service.run(options)
         except UnknownApps as exc:
             return problem(404, "unknown_apps", str(exc), appIds=exc.app_ids)
         except LeaseStoreUnavailable as exc:
@@ -258,9 +259,8 @@ class Api:
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
             with structlog.contextvars.bound_contextvars(trigger="timer"):
-                report = await self.service.run(
-                    budget_seconds=self.timer_budget_seconds, whole_apps=True
-                )
+                options = RunOptions(budget_seconds=self.timer_budget_seconds, whole_apps=True)
+                report = await self.service.run(options)
         except Exception as exc:
             log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
             raise

@@ -9,7 +9,7 @@ as stars.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -255,24 +255,64 @@ class ConsumerCheck:
 class Retirement:
     credential: Credential
     reason: str
+    #: The enabled Key Vault versions that hold this credential: disabled once it is gone.
+    versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class AppPlan:
-    """What the policy decided for one app, with reasons a person can read."""
+class Rotate:
+    """The policy's plan: a new secret now (the four steps)."""
 
     app: ManagedApp
-    rotate: bool
+    reason: str
+    #: Emergency: after the promotion every other secret goes at once. Which ones is
+    #: decided again on the state after promotion (`policy.retirement_plan`).
+    emergency: bool = False
+
+    @property
+    def action(self) -> Action:
+        return Action.ROTATE
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """The policy's plan: remove old credentials and disable the Key Vault versions that
+    held them (step 4 alone)."""
+
+    app: ManagedApp
     reason: str
     retire: tuple[Retirement, ...] = ()
-    retire_all_after_rotation: bool = False
     disable: tuple[str, ...] = ()  # Key Vault versions whose credential is already gone
 
     @property
     def action(self) -> Action:
-        if self.rotate:
-            return Action.ROTATE
-        return Action.RETIRE if self.retire or self.disable else Action.NOTHING
+        return Action.RETIRE
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(r.credential.key_id for r in self.retire)
+
+    def versions_to_disable(self, removed: Collection[str]) -> tuple[str, ...]:
+        """The versions to disable once the credentials `removed` are gone: those that held
+        them (a removal that failed keeps its version), and those already orphaned."""
+        held = (v for r in self.retire if r.credential.key_id in removed for v in r.versions)
+        return tuple(dict.fromkeys((*held, *self.disable)))
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """The policy's plan: nothing to do; `reason` says why."""
+
+    app: ManagedApp
+    reason: str
+
+    @property
+    def action(self) -> Action:
+        return Action.NOTHING
+
+
+#: What the policy decided for one app, with reasons a person can read.
+AppPlan = Rotate | Retire | Keep
 
 
 @dataclass(slots=True)
@@ -356,3 +396,22 @@ class RunReport:
             "blocked": [o.app_id for o in self.blocked],
             "apps": [o.as_dict() for o in self.outcomes],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What a run is asked to do, as the edges (HTTP, CLI, timer) ask it.
+
+    `app_ids` empty: every managed app. `verify_timeout` None: the configured one.
+    `budget_seconds` bounds the whole run, discovery included. `whole_apps` (the timer
+    run): an app starts only while all of its time still fits in the budget. `all_apps`
+    confirms an emergency over every app (leaving out the ids is never enough).
+    """
+
+    app_ids: tuple[str, ...] = ()
+    mode: Mode = Mode.DUE
+    dry_run: bool = False
+    verify_timeout: float | None = None
+    budget_seconds: float | None = None
+    whole_apps: bool = False
+    all_apps: bool = False

@@ -25,30 +25,27 @@ from rotation.model import (
     AppPlan,
     AppRecord,
     ConsumerCheck,
+    Credential,
+    Keep,
     ManagedApp,
     Mode,
+    Retire,
     Retirement,
+    Rotate,
     VaultEntry,
     VaultVersion,
 )
-from rotation.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
+    """The settings the decisions depend on (built from Settings by `Settings.rules`, so
+    this module stays free of any settings library)."""
+
     rotate_before: timedelta
     lifetime: timedelta
     grace: timedelta
     verify_window: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Rules:
-        return cls(
-            rotate_before=settings.rotate_before,
-            lifetime=settings.secret_lifetime,
-            grace=settings.grace,
-            verify_window=settings.verify_window,
-        )
 
 
 def plan_app(
@@ -65,15 +62,32 @@ def plan_app(
     reason = rotation_reason(record, vault, now, rules, mode)
     if reason is not None:
         # Retirement after a rotation is decided again on the state after promotion.
-        return AppPlan(app, True, reason, retire_all_after_rotation=mode is Mode.EMERGENCY)
-    retire = retirements(record, vault, now, rules, early=early)
+        return Rotate(app, reason, emergency=mode is Mode.EMERGENCY)
+    retire = retirement_plan(app, record, vault, now, rules, early=early)
+    return retire or Keep(app, _healthy_reason(record, vault, now))
+
+
+def retirement_plan(
+    app: ManagedApp,
+    record: AppRecord,
+    vault: VaultEntry,
+    now: datetime,
+    rules: Rules,
+    *,
+    emergency: bool = False,
+    early: str | None = None,
+) -> Retire | None:
+    """Step 4 as it stands now: the credentials to remove and the Key Vault versions to
+    disable (those of removed credentials), or None when there is nothing to do. Used
+    before any change (`plan_app`) and again on the state after a promotion."""
+    retire = retirements(record, vault, now, rules, emergency=emergency, early=early)
     stale = stale_versions(record, vault)
-    if retire or stale:
-        reasons = [f"{len(retire)} old credential(s) to remove"] if retire else []
-        if stale:
-            reasons.append(f"{len(stale)} Key Vault version(s) of removed credentials to disable")
-        return AppPlan(app, False, "; ".join(reasons), retire, disable=stale)
-    return AppPlan(app, False, _healthy_reason(record, vault, now))
+    if not retire and not stale:
+        return None
+    reasons = [f"{len(retire)} old credential(s) to remove"] if retire else []
+    if stale:
+        reasons.append(f"{len(stale)} Key Vault version(s) of removed credentials to disable")
+    return Retire(app, "; ".join(reasons), retire, disable=stale)
 
 
 def rotation_reason(
@@ -135,6 +149,13 @@ def retirements(
         return ()  # I1: keep everything until Key Vault holds a working password
     grace_ends = current.created + rules.grace
     out: list[Retirement] = []
+
+    def retire(credential: Credential, reason: str) -> None:
+        held = tuple(
+            v.version for v in vault.versions if v.enabled and v.key_id == credential.key_id
+        )
+        out.append(Retirement(credential, reason, held))
+
     for credential in record.credentials:
         if credential.key_id == current.key_id:
             continue
@@ -143,22 +164,18 @@ def retirements(
             # handed out, and a concurrent run may be about to promote it.
             age = now - credential.start if credential.start else rules.verify_window
             if age >= rules.verify_window:
-                out.append(
-                    Retirement(credential, "orphan: created by a run that never promoted it")
-                )
+                retire(credential, "orphan: created by a run that never promoted it")
             continue
         if emergency:
-            out.append(Retirement(credential, "emergency: removed at once"))
+            retire(credential, "emergency: removed at once")
         elif now >= grace_ends:
-            out.append(
-                Retirement(
-                    credential,
-                    f"superseded by {current.key_id}; grace of {_hours(rules.grace)} "
-                    f"ended {grace_ends.isoformat(timespec='seconds')}",
-                )
+            retire(
+                credential,
+                f"superseded by {current.key_id}; grace of {_hours(rules.grace)} "
+                f"ended {grace_ends.isoformat(timespec='seconds')}",
             )
         elif early is not None:
-            out.append(Retirement(credential, f"superseded by {current.key_id}; {early}"))
+            retire(credential, f"superseded by {current.key_id}; {early}")
     return tuple(out)
 
 

@@ -7,6 +7,7 @@ start of the Function App pays for them only when a trigger actually runs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
-from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunReport
+from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunOptions, RunReport
 from rotation.policy import app_state
 from rotation.settings import Settings
 
@@ -207,38 +208,32 @@ class RotationService:
 
     async def run(
         self,
-        app_ids: Sequence[str] | None = None,
+        options: RunOptions | None = None,
         *,
-        mode: Mode = Mode.DUE,
-        dry_run: bool = False,
-        verify_timeout: float | None = None,
-        budget_seconds: float | None = None,
         on_outcome: Callable[[AppOutcome], None] | None = None,
         chosen: Selection | None = None,
-        whole_apps: bool = False,
-        all_apps: bool = False,
     ) -> RunReport:
-        """Rotates the chosen apps; skipped senders are reported as such, never failed.
-        `chosen` (from `choose`) saves a second discovery when the caller already has it.
-        `budget_seconds` counts from here, discovery included (see Engine.run).
-        `all_apps` must confirm an emergency over every app: leaving out the ids is never
-        enough for that (a tenant-wide outage for consumers that have not re-read)."""
-        if mode is Mode.EMERGENCY and not app_ids and not dry_run and not all_apps:
+        """Rotates the chosen apps (`options`: every due app when None); skipped senders
+        are reported as such, never failed. `chosen` (from `choose`) saves a second
+        discovery when the caller already has it. `options.budget_seconds` counts from
+        here, discovery included (see Engine.run). An emergency over every app needs
+        `options.all_apps`: leaving out the ids is never enough for that (a tenant-wide
+        outage for consumers that have not re-read)."""
+        options = options or RunOptions()
+        if (
+            options.mode is Mode.EMERGENCY
+            and not options.app_ids
+            and not options.dry_run
+            and not options.all_apps
+        ):
             raise EmergencyNeedsApps()
         started = time.monotonic()
-        chosen = chosen or await self.choose(app_ids)
-        if budget_seconds is not None:
-            budget_seconds -= time.monotonic() - started
+        chosen = chosen or await self.choose(options.app_ids)
+        if options.budget_seconds is not None:
+            budget = options.budget_seconds - (time.monotonic() - started)
+            options = dataclasses.replace(options, budget_seconds=budget)
         return await self.engine.run(
-            chosen.apps,
-            mode=mode,
-            dry_run=dry_run,
-            verify_timeout=verify_timeout,
-            budget_seconds=budget_seconds,
-            on_outcome=on_outcome,
-            skipped=chosen.skipped,
-            list_vault=not app_ids,  # a few named apps: their own versions cost less
-            whole_apps=whole_apps,
+            chosen.apps, options, skipped=chosen.skipped, on_outcome=on_outcome
         )
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rotation.errors import SettingsError
+from rotation.policy import Rules
 
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -310,6 +311,10 @@ class Settings(BaseSettings):
     def verify_window(self) -> timedelta:
         """How long a new credential may legitimately sit outside Key Vault (I5)."""
         return timedelta(seconds=self.verify_timeout_seconds * 2 + 300)
+
+    def rules(self) -> Rules:
+        """The settings the policy decides with (policy.py imports no settings library)."""
+        return Rules(self.rotate_before, self.secret_lifetime, self.grace, self.verify_window)
 
     def fully_covered(self, app_id: str) -> bool:
         """The operator declared that every consumer of this app is a site we find, so its

@@ -23,7 +23,7 @@ from rotation.doctor import Site
 from rotation.errors import RotationError, SettingsError
 from rotation.http_api import Api
 from rotation.misconfigured import Misconfigured
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
 from sandbox.server import Sandbox
@@ -89,12 +89,14 @@ async def _world(sandbox: Sandbox) -> None:
         sandbox.state.clock.advance(timedelta(days=170))
 
     async with open_service(settings(grace_hours=0)) as service:  # type: ignore[arg-type]
-        await service.run([due.app_id], mode=Mode.FORCE)  # rotated, old secret retired at once
+        await service.run(
+            RunOptions((due.app_id,), mode=Mode.FORCE)
+        )  # rotated, old secret retired at once
 
     refused = sandbox.add_sender(via="smtp-username", role=None)  # SMTP AUTH always 535
     stranger = sandbox.add_sender(owned=False)  # Graph 403 on addPassword
     async with open_service(settings(verify_timeout_seconds=1)) as service:  # type: ignore[arg-type]
-        await service.run([refused.app_id, stranger.app_id, unknown])
+        await service.run(RunOptions((refused.app_id, stranger.app_id, unknown)))
     # Consumer sites: one confirms, its slot cannot read the vault, one may not be refreshed.
     watched = sandbox.add_sender(lifetime=timedelta(days=3))
     secret = f"acs-smtp-{watched.app_id}"
@@ -102,13 +104,13 @@ async def _world(sandbox: Sandbox) -> None:
     sandbox.add_consumer_site("mailer", secret, slot="staging").vault_access = False
     sandbox.add_consumer_site("locked", secret, resource_group="rg-locked", grant_rotator=False)
     async with open_service(settings(consumers_enabled="true")) as service:  # type: ignore[arg-type]
-        await service.run([watched.app_id])
+        await service.run(RunOptions((watched.app_id,)))
     victim = sandbox.add_sender(lifetime=timedelta(days=3))
     blocked = sandbox.add_sender(lifetime=timedelta(days=3))  # its Key Vault name is deleted
     sandbox.state.soft_delete_secret(f"acs-smtp-{blocked.app_id}")
     sandbox.state.faults.inject("vault PUT /secrets/{name}", status=403)
     async with open_service(settings()) as service:  # type: ignore[arg-type]
-        await service.run([victim.app_id, blocked.app_id])
+        await service.run(RunOptions((victim.app_id, blocked.app_id)))
 
     # Failures before a run's report: ARM refuses discovery (the identity lost Reader), and
     # a worker starts with invalid settings (its timer fails with the same line).

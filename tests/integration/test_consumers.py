@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
 
@@ -97,7 +97,7 @@ async def test_a_pinned_reference_is_reported_and_keeps_the_grace(
         first = sandbox.state.live_secret(name)
         assert first is not None
         pinned = sandbox.add_consumer_site("mailer-web", name, version=first.version)
-        report = await service.run(mode=Mode.FORCE)
+        report = await service.run(RunOptions(mode=Mode.FORCE))
     [outcome] = report.outcomes
     assert outcome.outcome is Outcome.ROTATED
     assert outcome.removed_key_ids == []

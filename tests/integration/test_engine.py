@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from rotation.model import CREDENTIAL_PREFIX, Mode, Outcome
+from rotation.model import CREDENTIAL_PREFIX, Mode, Outcome, RunOptions
 from rotation.service import RotationService, UnknownApps
 from sandbox.server import Sandbox
 from sandbox.state import GRAPH_READ_WRITE_OWNED_BY, SandboxState
@@ -77,7 +77,7 @@ async def test_old_secrets_are_retired_after_grace_and_their_versions_disabled(
 ) -> None:
     sender = sandbox.add_sender()
     first = (await service.run()).outcomes[0]
-    second = (await service.run(mode=Mode.FORCE)).outcomes[0]
+    second = (await service.run(RunOptions(mode=Mode.FORCE))).outcomes[0]
     assert second.outcome is Outcome.ROTATED
     assert len(sender.app.passwords) == 3
     sandbox.state.clock.advance(timedelta(hours=47))
@@ -97,7 +97,7 @@ async def test_emergency_removes_every_other_secret_at_once(
 ) -> None:
     sender = sandbox.add_sender()
     await service.run()
-    report = await service.run([sender.app_id], mode=Mode.EMERGENCY)
+    report = await service.run(RunOptions((sender.app_id,), mode=Mode.EMERGENCY))
     (outcome,) = report.outcomes
     assert outcome.outcome is Outcome.ROTATED
     assert len(outcome.removed_key_ids) == 2
@@ -175,7 +175,7 @@ async def test_app_the_rotator_does_not_own_gets_the_fix_in_its_error(
 async def test_dry_run_plans_without_writing(sandbox: Sandbox, service: RotationService) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
     before = writes(sandbox.state)
-    (outcome,) = (await service.run(dry_run=True)).outcomes
+    (outcome,) = (await service.run(RunOptions(dry_run=True))).outcomes
     assert outcome.outcome is Outcome.PLANNED
     assert outcome.action.value == "rotate"
     assert "no SMTP password" in outcome.reason
@@ -187,7 +187,7 @@ async def test_unknown_app_ids_are_refused_before_anything_runs(
 ) -> None:
     sandbox.add_sender()
     with pytest.raises(UnknownApps, match="00000000-0000-0000-0000-000000000001"):
-        await service.run(["00000000-0000-0000-0000-000000000001"])
+        await service.run(RunOptions(("00000000-0000-0000-0000-000000000001",)))
     assert writes(sandbox.state) == 0
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
@@ -95,7 +95,7 @@ async def test_an_unusable_lease_store_stops_the_run_before_any_write(
     sandbox.add_sender(lifetime=timedelta(days=3))
     service.engine.leases = DownLeases(sandbox.state)
     with pytest.raises(LeaseStoreUnavailable, match="storage account stdown"):
-        await service.run(mode=Mode.FORCE)
+        await service.run(RunOptions(mode=Mode.FORCE))
     assert writes(sandbox.state) == 0
 
 
@@ -103,6 +103,6 @@ async def test_a_dry_run_needs_no_lease_store(sandbox: Sandbox, service: Rotatio
     sandbox.add_sender(lifetime=timedelta(days=3))
     leases = DownLeases(sandbox.state)
     service.engine.leases = leases
-    (outcome,) = (await service.run(dry_run=True)).outcomes
+    (outcome,) = (await service.run(RunOptions(dry_run=True))).outcomes
     assert outcome.outcome is Outcome.PLANNED
     assert leases.spans == []

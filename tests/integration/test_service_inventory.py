@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import structlog
 
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService, UnknownApps
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
@@ -26,7 +26,7 @@ async def test_a_run_reports_managed_identities_and_other_tenants_apps_as_skippe
     calls_before = sandbox.state.requests.copy()
 
     with structlog.testing.capture_logs() as logs:
-        report = await service.run(mode=Mode.FORCE)
+        report = await service.run(RunOptions(mode=Mode.FORCE))
 
     outcomes = {o.app_id: o for o in report.outcomes}
     assert outcomes[sender.app_id].outcome is Outcome.ROTATED
@@ -81,9 +81,9 @@ async def test_a_skipped_app_asked_for_by_id_is_reported_skipped_not_unknown(
 ) -> None:
     identity = sandbox.add_managed_identity_holder()
 
-    report = await service.run([identity.app_id.upper()])
+    report = await service.run(RunOptions((identity.app_id.upper(),)))
 
     (outcome,) = report.outcomes
     assert (outcome.app_id, outcome.outcome) == (identity.app_id, Outcome.SKIPPED)
     with pytest.raises(UnknownApps):
-        await service.run(["0f0f0f0f-1111-4222-8333-444444444444"])
+        await service.run(RunOptions(("0f0f0f0f-1111-4222-8333-444444444444",)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
@@ -63,7 +63,7 @@ async def test_a_soft_deleted_username_companion_blocks_too(
     companion = service.settings.secret_name(sender.app_id) + "-username"
     sandbox.state.soft_delete_secret(companion)
 
-    report = await service.run([sender.app_id], mode=Mode.FORCE)
+    report = await service.run(RunOptions((sender.app_id,), mode=Mode.FORCE))
 
     (outcome,) = report.outcomes
     assert outcome.outcome is Outcome.BLOCKED
@@ -77,14 +77,14 @@ async def test_once_the_name_is_recovered_the_next_run_rotates(
 ) -> None:
     sender = sandbox.add_sender()
     name = service.settings.secret_name(sender.app_id)
-    first = await service.run([sender.app_id], mode=Mode.FORCE)
+    first = await service.run(RunOptions((sender.app_id,), mode=Mode.FORCE))
     sandbox.state.soft_delete_secret(name)
     sandbox.state.soft_delete_secret(name + "-username")
 
-    blocked = await service.run([sender.app_id], mode=Mode.FORCE)
+    blocked = await service.run(RunOptions((sender.app_id,), mode=Mode.FORCE))
     sandbox.state.recover_secret(name)  # what `az keyvault secret recover` does
     sandbox.state.recover_secret(name + "-username")
-    after = await service.run([sender.app_id], mode=Mode.FORCE)
+    after = await service.run(RunOptions((sender.app_id,), mode=Mode.FORCE))
 
     assert first.outcomes[0].outcome is Outcome.ROTATED
     assert blocked.outcomes[0].outcome is Outcome.BLOCKED
@@ -122,7 +122,7 @@ async def test_a_dry_run_shows_the_block_too_without_writing(
     name = service.settings.secret_name(sender.app_id)
     sandbox.state.soft_delete_secret(name)
 
-    report = await service.run(dry_run=True)
+    report = await service.run(RunOptions(dry_run=True))
 
     (outcome,) = report.outcomes
     assert outcome.outcome is Outcome.BLOCKED
@@ -138,7 +138,9 @@ async def test_one_listing_of_deleted_names_serves_every_first_rotation_of_a_run
 
     first = await service.run()
     listings = sandbox.state.requests["vault GET /deletedsecrets"]
-    second = await service.run(mode=Mode.FORCE)  # only the blocked app still needs a listing
+    second = await service.run(
+        RunOptions(mode=Mode.FORCE)
+    )  # only the blocked app still needs a listing
 
     assert sorted(o.outcome.value for o in first.outcomes) == ["blocked"] + ["rotated"] * 4
     assert listings == 1

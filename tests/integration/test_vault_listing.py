@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from rotation.vault import SETTLED_TAG
 from sandbox.seed import Sender
@@ -141,7 +141,7 @@ async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a
     sender = promoted_before_the_mark(sandbox, service)
     name = service.settings.secret_name(sender.app_id)
 
-    await service.run(dry_run=True)
+    await service.run(RunOptions(dry_run=True))
     assert writes(sandbox.state) == 0
     (outcome,) = (await service.run()).outcomes
     tags = current_tags(sandbox, service, sender)
@@ -183,7 +183,7 @@ async def test_named_apps_read_their_own_versions_instead_of_listing_the_vault(
     await service.run()
     sandbox.state.requests.clear()
 
-    await service.run([senders[0].app_id], mode=Mode.DUE)
+    await service.run(RunOptions((senders[0].app_id,), mode=Mode.DUE))
 
     assert LIST not in vault_requests(sandbox.state)
     assert vault_requests(sandbox.state)[VERSIONS] == 1

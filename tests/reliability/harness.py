@@ -115,7 +115,7 @@ def fast_verifier(settings: Settings) -> SmtpVerifier:
 def open_service(sandbox: Sandbox, settings: Settings) -> RotationService:
     """The real wiring (`RotationService.open`) with a quick verifier backoff."""
     service = RotationService.open(settings, clock=sandbox.state.clock.now)
-    service.engine.verifier = fast_verifier(settings)
+    service.engine.steps.verifier = fast_verifier(settings)
     return service
 
 

@@ -27,7 +27,7 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
@@ -49,7 +49,7 @@ async def test_two_versions_promoted_in_one_second_keep_the_served_credential(
     world = make_world(1, grace_hours=48)
     sender = world.senders[0]
     await world.service.run()
-    await world.service.run(mode=Mode.FORCE)
+    await world.service.run(RunOptions(mode=Mode.FORCE))
     older, served = world.state.vault[world.secret_name(sender).lower()][-2:]
     # Both promotions in the same second, and the version ids happen to list the older
     # one first (ids are random; Key Vault lists by id): what two runs at once produce.

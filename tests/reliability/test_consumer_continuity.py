@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotation.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
-from rotation.model import Mode, Outcome, RunReport
+from rotation.model import Mode, Outcome, RunOptions, RunReport
 from sandbox.faults import Fault
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
@@ -151,7 +151,7 @@ async def run_scene(
 async def force_until_done(world: World, outcomes: Outcomes, evidence: LeakScan) -> None:
     """grace 0: forced runs back to back; each promotes and then removes the old secret."""
     while outcomes.rotated < ROTATIONS:
-        outcomes.add(await world.service.run(mode=Mode.FORCE), evidence)
+        outcomes.add(await world.service.run(RunOptions(mode=Mode.FORCE)), evidence)
 
 
 async def force_then_retire(world: World, outcomes: Outcomes, evidence: LeakScan) -> None:
@@ -159,12 +159,12 @@ async def force_then_retire(world: World, outcomes: Outcomes, evidence: LeakScan
     condition on the sandbox clock) a due run that removes what it superseded."""
     grace = timedelta(seconds=GRACE_SECONDS)
     while outcomes.rotated < ROTATIONS:
-        outcomes.add(await world.service.run(mode=Mode.FORCE), evidence)
+        outcomes.add(await world.service.run(RunOptions(mode=Mode.FORCE)), evidence)
         # The grace counts from `created` as Key Vault reports it: whole seconds.
         newest = max(v.created for vs in world.state.vault.values() for v in vs)
         ends = newest.replace(microsecond=0) + grace
         await wait_until(lambda e=ends: world.state.clock.now() >= e, "grace to pass")  # type: ignore[misc]
-        outcomes.add(await world.service.run(mode=Mode.DUE), evidence)
+        outcomes.add(await world.service.run(RunOptions(mode=Mode.DUE)), evidence)
 
 
 def fault_hits(scene: Scene) -> str:
@@ -323,7 +323,7 @@ async def app_service_scene(
     for _, site in sites:  # deployed after it: the sites start with it
         site.resolutions(state.vault, state.vault_name, state.clock.now(), refresh=True)
     for _ in range(CYCLES):
-        forced = await world.service.run(mode=Mode.FORCE)
+        forced = await world.service.run(RunOptions(mode=Mode.FORCE))
         scene.outcomes.add(forced, evidence)
         scene.early += sum(len(o.removed_key_ids) for o in forced.outcomes)
         await scene.send()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from rotation.events import CREDENTIAL_CREATED, CREDENTIAL_REMOVED, SMTP_VERIFIED, VAULT_PROMOTED
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
@@ -76,7 +76,7 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
     monitor = asyncio.create_task(watch.run(stop))
     events = EngineEvents()
     with events.attached():
-        crashed = asyncio.create_task(world.service.run(mode=Mode.FORCE))
+        crashed = asyncio.create_task(world.service.run(RunOptions(mode=Mode.FORCE)))
 
         def cancel(*_: object) -> None:
             crashed.cancel()

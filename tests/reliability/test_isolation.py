@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from rotation.caller import key_fingerprint
-from rotation.model import Action, Mode, Outcome
+from rotation.model import Action, Mode, Outcome, RunOptions
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
     MakeWorld,
@@ -45,8 +45,8 @@ async def test_one_apps_bug_is_that_apps_failure_only(
 ) -> None:
     world = make_world(3)
     buggy = world.senders[1]
-    real = world.service.engine.verifier
-    world.service.engine.verifier = BuggyVerifier(real, buggy.username)  # type: ignore[assignment]
+    real = world.service.engine.steps.verifier
+    world.service.engine.steps.verifier = BuggyVerifier(real, buggy.username)  # type: ignore[assignment]
     report = await world.service.run()
     by_app = {o.app_id: o for o in report.outcomes}
     failed = by_app[buggy.app_id]
@@ -58,7 +58,7 @@ async def test_one_apps_bug_is_that_apps_failure_only(
     assert all(by_app[s.app_id].outcome is Outcome.ROTATED for s in others)
     assert all(world.password_works(s) for s in others)
     assert world.service.engine.busy([s.app_id for s in world.senders]) == []
-    world.service.engine.verifier = real
+    world.service.engine.steps.verifier = real
     again = await world.service.run()
     assert again.ok
     assert world.password_works(buggy)
@@ -83,7 +83,7 @@ async def test_retirement_attempts_every_removal_and_reports_each_failure(
         world.state.add_password(sender.app, display_name="made by a person")
     # Graph's 403 (not retried): the first removal of the run fails, the others must still go.
     world.state.faults.inject(REMOVE, status=403, times=1)
-    report = await world.service.run(mode=Mode.FORCE)
+    report = await world.service.run(RunOptions(mode=Mode.FORCE))
     (outcome,) = report.outcomes
     assert outcome.outcome is Outcome.FAILED
     assert len(outcome.cleanup_failures) == 1
@@ -144,7 +144,7 @@ async def test_status_and_plan_agree_when_the_current_version_is_disabled(
     newest = world.state.vault[world.secret_name(sender).lower()][-1]
     newest.enabled = False
     (row,) = await world.service.status()
-    plan = await world.service.run(dry_run=True)
+    plan = await world.service.run(RunOptions(dry_run=True))
     assert row.state == "due"
     assert plan.outcomes[0].action is Action.ROTATE
     assert "disabled" in plan.outcomes[0].reason

@@ -18,7 +18,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from rotation.events import CREDENTIAL_CREATED, SMTP_VERIFIED, VAULT_PROMOTED
-from rotation.model import Mode
+from rotation.model import Mode, RunOptions
 from sandbox.state import SandboxState
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import MakeWorld, function_handlers, load_function_app
@@ -50,7 +50,7 @@ async def test_the_capture_is_the_products_own_log_of_a_real_rotation(
     make_world: MakeWorld, evidence: LeakScan
 ) -> None:
     world = make_world(1)
-    report = await world.service.run(mode=Mode.FORCE)
+    report = await world.service.run(RunOptions(mode=Mode.FORCE))
     assert evidence.capture is not None
     lines = [json.loads(line) for line in evidence.capture.getvalue().splitlines() if line]
     events = {line["event"] for line in lines}

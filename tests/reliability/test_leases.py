@@ -31,7 +31,7 @@ from azure.functions.timer import TimerRequest
 
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.http_api import Api
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from sandbox.azurite import ACCOUNT
 from sandbox.server import Sandbox, unreachable_vault_url
 from tests.reliability.evidence import LeakScan, Ledger
@@ -135,7 +135,7 @@ async def test_a_killed_holders_lease_expires_by_itself_and_the_next_run_proceed
         "one lease duration to pass",
         timeout=SHORTEST_LEASE + 5,
     )
-    (renewed,) = (await world.service.run(mode=Mode.FORCE)).outcomes
+    (renewed,) = (await world.service.run(RunOptions(mode=Mode.FORCE))).outcomes
     assert renewed.outcome is Outcome.BUSY, renewed
     assert process.returncode is None, "the holder finished early"
 
@@ -143,7 +143,7 @@ async def test_a_killed_holders_lease_expires_by_itself_and_the_next_run_proceed
     await process.communicate()
     killed = time.monotonic()
     set_propagation_delay(sandbox, 0)
-    (right_after,) = (await world.service.run(mode=Mode.FORCE)).outcomes
+    (right_after,) = (await world.service.run(RunOptions(mode=Mode.FORCE))).outcomes
     assert right_after.outcome is Outcome.BUSY  # a dead holder releases nothing
     leases = world.service.engine.leases
     assert leases is not None
@@ -158,7 +158,7 @@ async def test_a_killed_holders_lease_expires_by_itself_and_the_next_run_proceed
 
     await asyncio.wait_for(expired(), timeout=SHORTEST_LEASE + 15)
     waited = time.monotonic() - killed
-    (after,) = (await world.service.run(mode=Mode.FORCE)).outcomes
+    (after,) = (await world.service.run(RunOptions(mode=Mode.FORCE))).outcomes
     assert after.outcome is Outcome.ROTATED, after
     assert world.password_works(sender)
     ledger.record(

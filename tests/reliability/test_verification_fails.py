@@ -28,7 +28,7 @@ import pytest
 import trustme
 
 from rotation.events import CREDENTIAL_ROLLED_BACK
-from rotation.model import Mode, Outcome
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.smtp_check import SmtpVerifier
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
@@ -58,7 +58,7 @@ def remove_role(world: World, sender: Sender) -> None:
 def mismatched_host_name(world: World, sender: Sender) -> None:
     # The relay's certificate names localhost, 127.0.0.1 and ::1. "127.1" reaches the
     # same socket, but as a host name that the certificate does not carry.
-    world.service.engine.verifier = SmtpVerifier(
+    world.service.engine.steps.verifier = SmtpVerifier(
         "127.1",
         world.settings.smtp_port,
         world.sandbox.client_ssl(),
@@ -72,7 +72,7 @@ def untrusted_ca(world: World, sender: Sender) -> None:
     # rotator does not trust (only the SMTP path; Graph and Key Vault stay trusted).
     context = ssl.create_default_context(cadata=trustme.CA().cert_pem.bytes().decode())
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    world.service.engine.verifier = SmtpVerifier(
+    world.service.engine.steps.verifier = SmtpVerifier(
         world.settings.smtp_host,
         world.settings.smtp_port,
         context,
@@ -126,7 +126,7 @@ async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_
 
     started = time.monotonic()
     with events.attached():
-        report = await world.service.run(mode=Mode.FORCE)
+        report = await world.service.run(RunOptions(mode=Mode.FORCE))
     evidence.add("report", report.as_dict())
     outcome = report.outcomes[0]
 
@@ -181,7 +181,7 @@ async def test_a_wrong_sender_address_is_not_an_auth_failure(
     with pytest.raises(aiosmtplib.SMTPSenderRefused) as caught:
         await send(wrong)
     refused.append(caught.value.code)
-    report = await world.service.run(mode=Mode.FORCE)
+    report = await world.service.run(RunOptions(mode=Mode.FORCE))
     evidence.add("report", report.as_dict())
     assert report.outcomes[0].outcome is Outcome.ROTATED
     with pytest.raises(aiosmtplib.SMTPSenderRefused) as caught:
@@ -213,7 +213,7 @@ async def test_a_wrong_smtp_username_rolls_back_like_a_wrong_password(
     )
     puts = world.count(PUT)
 
-    report = await mistaken.service.run(mode=Mode.FORCE)
+    report = await mistaken.service.run(RunOptions(mode=Mode.FORCE))
     evidence.add("report", report.as_dict())
 
     outcome = report.outcomes[0]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotation.model import Action, AppRecord, Mode, VaultEntry
+from rotation.model import Action, AppRecord, Mode, Rotate, VaultEntry
 from rotation.policy import Rules, app_state, plan_app
 from tests.unit.test_policy import APP, NOW, RULES, cred, entry, record, worlds
 
@@ -42,7 +42,7 @@ def test_status_state_and_plan_action_agree_for_any_observed_state(
 def test_disabled_current_version_is_due_in_status_as_in_plan() -> None:
     found = record(cred("k1", left=timedelta(days=170)))
     vault = entry(("k1", timedelta(days=10)), enabled=False)
-    assert plan_app(APP, found, vault, NOW, RULES).rotate
+    assert isinstance(plan_app(APP, found, vault, NOW, RULES), Rotate)
     assert app_state(found, vault, NOW, RULES) == "due"
 
 
@@ -51,7 +51,7 @@ def test_threshold_day_is_due_in_both() -> None:
     on days while the warning used `<` on whole days: three answers for one day)."""
     found = record(cred("k1", left=RULES.rotate_before))
     vault = entry(("k1", timedelta(days=150)))
-    assert plan_app(APP, found, vault, NOW, RULES).rotate
+    assert isinstance(plan_app(APP, found, vault, NOW, RULES), Rotate)
     assert app_state(found, vault, NOW, RULES) == "due"
 
 

@@ -22,7 +22,19 @@ from hypothesis import strategies as st
 
 from rotation.engine import Engine
 from rotation.errors import ServiceUnavailable
-from rotation.model import AppOutcome, AppRecord, ManagedApp, Mode, Outcome, RunReport
+from rotation.model import (
+    AppOutcome,
+    AppRecord,
+    ManagedApp,
+    Mode,
+    Outcome,
+    Retire,
+    RunOptions,
+    RunReport,
+    VaultEntry,
+    VaultVersion,
+)
+from rotation.policy import plan_app
 from rotation.settings import load_settings
 from tests.unit.fakes import (
     MARKER,
@@ -86,6 +98,7 @@ class World:
         self.verifier = FakeVerifier(self.faults, self.directory)
         self.apps = [self._app(a) for a in APPS]
         self.engine = Engine(SETTINGS, self.directory, self.store, self.verifier, clock=lambda: NOW)
+        self.rules = SETTINGS.rules()
 
     def _app(self, app_id: str) -> ManagedApp:
         app = ManagedApp(app_id, TENANT, f"acs-smtp-{app_id}", (f"acs.{app_id}.{TENANT}",))
@@ -104,7 +117,7 @@ class World:
         return app
 
     def run(self, mode: Mode = Mode.DUE) -> RunReport:
-        return asyncio.run(self.engine.run(self.apps, mode=mode))
+        return asyncio.run(self.engine.run(self.apps, RunOptions(mode=mode)))
 
 
 faults = st.builds(
@@ -235,7 +248,7 @@ def test_a_dry_run_warns_about_a_disabled_current_version_as_plan_and_status_see
         world.store.versions[name][0], enabled=False
     )
     with structlog.testing.capture_logs() as logged:
-        report = asyncio.run(world.engine.run(world.apps, dry_run=True))
+        report = asyncio.run(world.engine.run(world.apps, RunOptions(dry_run=True)))
     assert report.outcomes[0].outcome is Outcome.PLANNED
     (warning,) = [e for e in logged if e["event"] == "app.expiry_near"]
     assert "disabled" in warning["reason"]
@@ -254,7 +267,8 @@ def test_a_deadline_after_the_promotion_reports_the_rotation_not_unfinished() ->
     world.directory.__class__ = HangingRemovals
     world.engine.step_margin = 0.2
 
-    report = asyncio.run(world.engine.run(world.apps, mode=Mode.EMERGENCY, verify_timeout=0.3))
+    options = RunOptions(mode=Mode.EMERGENCY, verify_timeout=0.3)
+    report = asyncio.run(world.engine.run(world.apps, options))
 
     for outcome in report.outcomes:
         assert outcome.outcome is Outcome.ROTATED, outcome
@@ -262,3 +276,28 @@ def test_a_deadline_after_the_promotion_reports_the_rotation_not_unfinished() ->
         assert outcome.error == "ran out of time after the promotion; the next run retires"
         served = world.store.versions[outcome.secret_name][0]
         assert served.key_id == outcome.new_key_id  # promoted: Key Vault serves it (I1)
+
+
+def test_a_retirement_disables_exactly_the_versions_the_policy_names() -> None:
+    """The engine carries out the policy's answer: the versions of the credentials it
+    removed, and one whose credential was already gone; never the current one."""
+    world = World([])
+    app = next(a for a in world.apps if a.app_id == RETIRE)
+    world.apps = [app]
+    versions = world.store.versions[app.secret_name]
+    versions.append(VaultVersion("stale", "long-gone", NOW - timedelta(days=400), True))
+    record = world.directory.record(RETIRE)
+    plan = plan_app(app, record, VaultEntry(app.secret_name, tuple(versions)), NOW, world.rules)
+    assert isinstance(plan, Retire)
+    named = plan.versions_to_disable(plan.key_ids)
+    assert "stale" in named
+    assert len(named) == 3  # the two old credentials' versions and the stale one
+
+    (outcome,) = world.run().outcomes
+
+    assert outcome.outcome is Outcome.RETIRED, outcome.as_dict()
+    assert sorted(outcome.removed_key_ids) == sorted(plan.key_ids)
+    after = world.store.versions[app.secret_name]
+    assert {v.version for v in after if not v.enabled} == set(named)
+    assert after[0].enabled
+    assert after[0].settled

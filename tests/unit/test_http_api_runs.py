@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rotation.caller import key_fingerprint
 from rotation.http_api import Api
-from rotation.model import Mode, RunReport
+from rotation.model import RunOptions, RunReport
 from rotation.service import RotationService
 from tests.unit.test_engine_isolation import NOW, SETTINGS
 
@@ -28,12 +28,13 @@ class FakeService:
         self.gates: list[asyncio.Event] = []
         self.arrived = asyncio.Event()
 
-    async def run(self, app_ids: list[str] | None = None, **kwargs: Any) -> RunReport:
+    async def run(self, options: RunOptions | None = None, **kwargs: Any) -> RunReport:
         gate = asyncio.Event()
         self.gates.append(gate)
         self.arrived.set()
         await gate.wait()
-        return RunReport("r", kwargs.get("mode", Mode.DUE), kwargs.get("dry_run", False), NOW)
+        options = options or RunOptions()
+        return RunReport("r", options.mode, options.dry_run, NOW)
 
     def busy(self, app_ids: list[str]) -> list[str]:
         return []

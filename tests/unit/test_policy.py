@@ -13,8 +13,11 @@ from rotation.model import (
     CREDENTIAL_PREFIX,
     AppRecord,
     Credential,
+    Keep,
     ManagedApp,
     Mode,
+    Retire,
+    Rotate,
     VaultEntry,
     VaultVersion,
 )
@@ -22,9 +25,9 @@ from rotation.policy import (
     Rules,
     needs_versions,
     plan_app,
+    retirement_plan,
     retirements,
     settled,
-    stale_versions,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -65,8 +68,7 @@ def record(*credentials: Credential) -> AppRecord:
 
 def test_healthy_app_needs_nothing() -> None:
     plan = plan_app(APP, record(cred("k1")), entry(("k1", timedelta(days=10))), NOW, RULES)
-    assert not plan.rotate
-    assert plan.retire == ()
+    assert isinstance(plan, Keep)
     assert "valid for 170.0 days" in plan.reason
 
 
@@ -78,7 +80,7 @@ def test_secret_inside_threshold_is_rotated_with_days_left_in_reason() -> None:
         NOW,
         RULES,
     )
-    assert plan.rotate
+    assert isinstance(plan, Rotate)
     assert "expires in 12.0 days" in plan.reason
 
 
@@ -90,19 +92,19 @@ def test_expired_secret_is_rotated() -> None:
         NOW,
         RULES,
     )
-    assert plan.rotate
+    assert isinstance(plan, Rotate)
     assert "expired 2.0 days ago" in plan.reason
 
 
 def test_missing_vault_entry_triggers_rotation() -> None:
     plan = plan_app(APP, record(cred("k1", ours=False)), entry(), NOW, RULES)
-    assert plan.rotate
+    assert isinstance(plan, Rotate)
     assert "no SMTP password" in plan.reason
 
 
 def test_vault_pointing_at_removed_credential_triggers_rotation() -> None:
     plan = plan_app(APP, record(cred("k2")), entry(("k1", timedelta(days=1))), NOW, RULES)
-    assert plan.rotate
+    assert isinstance(plan, Rotate)
     assert "k1, which no longer exists" in plan.reason
 
 
@@ -110,7 +112,7 @@ def test_disabled_current_version_triggers_rotation() -> None:
     plan = plan_app(
         APP, record(cred("k1")), entry(("k1", timedelta(days=1)), enabled=False), NOW, RULES
     )
-    assert plan.rotate
+    assert isinstance(plan, Rotate)
     assert "disabled" in plan.reason
 
 
@@ -118,10 +120,10 @@ def test_force_and_emergency_rotate_a_healthy_app() -> None:
     healthy = (record(cred("k1")), entry(("k1", timedelta(days=1))))
     forced = plan_app(APP, *healthy, NOW, RULES, Mode.FORCE)
     emergency = plan_app(APP, *healthy, NOW, RULES, Mode.EMERGENCY)
-    assert forced.rotate
-    assert not forced.retire_all_after_rotation
-    assert emergency.rotate
-    assert emergency.retire_all_after_rotation
+    assert isinstance(forced, Rotate)
+    assert not forced.emergency
+    assert isinstance(emergency, Rotate)
+    assert emergency.emergency
 
 
 def test_superseded_credential_waits_for_grace() -> None:
@@ -137,7 +139,44 @@ def test_superseded_credential_waits_for_grace() -> None:
 def test_person_made_secret_is_retired_after_grace_like_any_old_one() -> None:
     creds = record(cred("new"), cred("manual", ours=False, age=timedelta(days=400)))
     plan = plan_app(APP, creds, entry(("new", timedelta(days=3))), NOW, RULES)
-    assert [r.credential.key_id for r in plan.retire] == ["manual"]
+    assert isinstance(plan, Retire)
+    assert plan.key_ids == ("manual",)
+
+
+def test_retire_plan_names_the_versions_to_disable_with_each_credential() -> None:
+    """The policy, not the engine, says which Key Vault versions go: the enabled ones of
+    each retired credential (only once it is removed) and those whose credential is
+    already gone. The current version, and disabled ones, are never named."""
+    creds = record(cred("k2", age=timedelta(days=3)), cred("k1", age=timedelta(days=200)))
+    vault = VaultEntry(
+        "acs-smtp-a-app",
+        (
+            VaultVersion("v0", "k2", NOW - timedelta(days=3), True),
+            VaultVersion("v1", "k1", NOW - timedelta(days=100), True),
+            VaultVersion("v2", "k1", NOW - timedelta(days=200), True),
+            VaultVersion("v3", "k1", NOW - timedelta(days=200), False),
+            VaultVersion("v4", "k0", NOW - timedelta(days=300), True),
+        ),
+    )
+    plan = plan_app(APP, creds, vault, NOW, RULES)
+    assert isinstance(plan, Retire)
+    assert plan.key_ids == ("k1",)
+    assert plan.retire[0].versions == ("v1", "v2")
+    assert plan.disable == ("v4",)
+    assert plan.reason == (
+        "1 old credential(s) to remove; 1 Key Vault version(s) of removed credentials to disable"
+    )
+    assert plan.versions_to_disable({"k1"}) == ("v1", "v2", "v4")
+    assert plan.versions_to_disable(set()) == ("v4",)  # k1's removal failed: it still works
+
+
+def test_an_app_with_only_a_stale_version_gets_a_retire_plan_that_disables_it() -> None:
+    creds = record(cred("k2"))
+    vault = entry(("k2", timedelta(days=3)), ("k1", timedelta(days=200)))
+    plan = plan_app(APP, creds, vault, NOW, RULES)
+    assert plan == Retire(
+        APP, "1 Key Vault version(s) of removed credentials to disable", (), ("v1",)
+    )
 
 
 def test_emergency_retires_promoted_credentials_at_once_but_keeps_young_unpromoted_ones() -> None:
@@ -259,21 +298,36 @@ def test_i5_orphans_go_after_verify_window_and_not_before(
 def apply(
     creds: AppRecord, vault: VaultEntry, mode: Mode, rules: Rules
 ) -> tuple[AppRecord, VaultEntry]:
-    """Carries out a plan the way the engine does, in memory."""
-    plan = plan_app(APP, creds, vault, NOW, rules, mode)
-    if plan.rotate:
-        new = Credential(str(uuid.uuid4()), CREDENTIAL_PREFIX, NOW, NOW + rules.lifetime)
-        creds = dataclasses.replace(creds, credentials=(*creds.credentials, new))
-        vault = dataclasses.replace(
-            vault, versions=(VaultVersion("new", new.key_id, NOW, True), *vault.versions)
-        )
-        gone = retirements(creds, vault, NOW, rules, emergency=plan.retire_all_after_rotation)
-    else:
-        gone = plan.retire
-    removed = {r.credential.key_id for r in gone}
-    return dataclasses.replace(
+    """Carries out a plan the way the engine does, in memory: removes the credentials the
+    policy retires and disables exactly the Key Vault versions it names, nothing else."""
+    retire: Retire | None
+    match plan_app(APP, creds, vault, NOW, rules, mode):
+        case Rotate(emergency=emergency):
+            new = Credential(str(uuid.uuid4()), CREDENTIAL_PREFIX, NOW, NOW + rules.lifetime)
+            creds = dataclasses.replace(creds, credentials=(*creds.credentials, new))
+            vault = dataclasses.replace(
+                vault, versions=(VaultVersion("new", new.key_id, NOW, True), *vault.versions)
+            )
+            retire = retirement_plan(APP, creds, vault, NOW, rules, emergency=emergency)
+        case Retire() as retire:
+            pass
+        case Keep():
+            retire = None
+    if retire is None:
+        return creds, vault
+    removed = set(retire.key_ids)
+    disabled = retire.versions_to_disable(removed)
+    creds = dataclasses.replace(
         creds, credentials=tuple(c for c in creds.credentials if c.key_id not in removed)
-    ), vault
+    )
+    vault = dataclasses.replace(
+        vault,
+        versions=tuple(
+            dataclasses.replace(v, enabled=False) if v.version in disabled else v
+            for v in vault.versions
+        ),
+    )
+    return creds, vault
 
 
 @settings(max_examples=200)
@@ -284,8 +338,7 @@ def test_i7_second_run_right_after_changes_nothing(
     creds, vault, rules = world
     creds, vault = apply(creds, vault, mode, rules)
     again = plan_app(APP, creds, vault, NOW, rules, Mode.DUE)
-    assert not again.rotate, again.reason
-    assert again.retire == ()
+    assert isinstance(again, Keep), again.reason  # nothing to remove, nothing to disable
 
 
 # ----- the settled mark: when an app's version history may be skipped -----------------------
@@ -383,17 +436,13 @@ def test_skipping_a_settled_apps_versions_changes_no_decision(
     alone = dataclasses.replace(full, versions=(current,))
     plan = plan_app(APP, creds, full, NOW, rules, mode)
     assert plan_app(APP, creds, alone, NOW, rules, mode) == plan
-    if not plan.rotate:
+    if not isinstance(plan, Rotate):
         return
     new = Credential("k-new", CREDENTIAL_PREFIX, NOW, NOW + rules.lifetime)
     after = dataclasses.replace(creds, credentials=(*creds.credentials, new))
     promoted = VaultVersion("v-new", new.key_id, NOW, True)
-    emergency = plan.retire_all_after_rotation
     decisions = []
     for entry_ in (alone, full):
         entry_ = dataclasses.replace(entry_, versions=(promoted, *entry_.versions))
-        gone = retirements(after, entry_, NOW, rules, emergency=emergency)
-        removed = {r.credential.key_id for r in gone}
-        to_disable = {v.version for v in entry_.versions if v.enabled and v.key_id in removed}
-        decisions.append((gone, to_disable | set(stale_versions(after, entry_))))
+        decisions.append(retirement_plan(APP, after, entry_, NOW, rules, emergency=plan.emergency))
     assert decisions[0] == decisions[1]

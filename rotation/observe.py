@@ -1,0 +1,106 @@
+"""What a run (or `status`) knows about each app before it decides: its Entra record and
+its Key Vault entry, read with as few requests as the policy allows.
+
+One batched Graph read covers every app. With the vault listing (every secret's current
+version in one paged read), only apps that need their version history
+(`policy.needs_versions`) cost a Key Vault request of their own; without it (a few named
+apps) each app's versions are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rotation.errors import describe
+from rotation.model import AppOutcome, AppRecord, Credential, ManagedApp, VaultEntry, VaultVersion
+from rotation.policy import needs_versions
+from rotation.ports import Directory, SecretStore
+
+#: Builds the failed outcome of an app whose reads failed: (app, reason, error).
+ReadFailed = Callable[[ManagedApp, str, str], AppOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    app: ManagedApp
+    record: AppRecord | None
+    entry: VaultEntry
+
+    @property
+    def current_credential(self) -> Credential | None:
+        """The credential of the password Key Vault serves, while Entra still has it."""
+        current = self.entry.current
+        if self.record is None or current is None:
+            return None
+        return self.record.credential(current.key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    directory: Directory
+    store: SecretStore
+
+    async def observe(
+        self, apps: Sequence[ManagedApp], gate: asyncio.Semaphore, *, list_vault: bool = True
+    ) -> list[Observation]:
+        """Every app's record and entry; a failed read raises."""
+        records, listed = await self._read_all(apps, list_vault)
+        return list(await asyncio.gather(*(self._one(a, records, listed, gate) for a in apps)))
+
+    async def observe_each(
+        self,
+        apps: Sequence[ManagedApp],
+        gate: asyncio.Semaphore,
+        failed: ReadFailed,
+        *,
+        list_vault: bool = True,
+    ) -> list[Observation | AppOutcome]:
+        """`observe` for a run: a failed read fails the apps it concerns (all of them for
+        Graph's batch read or the vault listing, one for its own Key Vault read), never
+        the run."""
+        try:
+            records, listed = await self._read_all(apps, list_vault)
+        except Exception as exc:
+            why = describe(exc)
+            reason = "could not read the applications from Entra ID or list the Key Vault"
+            return [failed(app, reason, why) for app in apps]
+
+        async def read(app: ManagedApp) -> Observation | AppOutcome:
+            try:
+                return await self._one(app, records, listed, gate)
+            except Exception as exc:
+                return failed(app, "could not read its Key Vault entry", describe(exc))
+
+        return list(await asyncio.gather(*(read(a) for a in apps)))
+
+    async def _read_all(
+        self, apps: Sequence[ManagedApp], list_vault: bool
+    ) -> tuple[Mapping[str, AppRecord], Mapping[str, VaultVersion] | None]:
+        ids = [a.app_id for a in apps]
+        if not list_vault:
+            return await self.directory.read_apps(ids), None
+        records, listed = await asyncio.gather(
+            self.directory.read_apps(ids), self.store.read_current()
+        )
+        return records, listed
+
+    async def _one(
+        self,
+        app: ManagedApp,
+        records: Mapping[str, AppRecord],
+        listed: Mapping[str, VaultVersion] | None,
+        gate: asyncio.Semaphore,
+    ) -> Observation:
+        record = records.get(app.app_id.lower())
+        if listed is not None:
+            current = listed.get(app.secret_name.lower())
+            if record is None or not needs_versions(record, current):
+                return Observation(app, record, VaultEntry(app.secret_name, _only(current)))
+        async with gate:
+            return Observation(app, record, await self.store.read(app.secret_name))
+
+
+def _only(current: VaultVersion | None) -> tuple[VaultVersion, ...]:
+    return (current,) if current else ()
