@@ -1,20 +1,16 @@
-"""Runs the policy's plans: observe, then create -> verify -> promote -> retire per app.
+"""Runs the policy's plans over every app: observe, then each app's plan, then the report.
 
-The steps are named methods in rotation/steps.py, each logging its event from
-rotation/events.py when it is done (the reliability suite hooks those events to cancel a
-run at each step boundary) and returning what it did; this module orders them, and builds
-each app's outcome in one place (`_Progress.outcome`) from their results. Apps run
-concurrently up to `max_concurrency`, each inside its own deadline; one app's failure
-never stops the others. Whatever happens, the report holds key ids and reasons, never a
-secret.
+The run reads every app at once (rotation/observe.py), lists soft-deleted names and scans
+consumer sites (opt-in) once, then hands each app to `AppRunner` (rotation/app_run.py),
+which plans it and carries out its steps (rotation/steps.py; each logs its event from
+rotation/events.py, which the reliability suite hooks to cancel a run at each step
+boundary). Apps run concurrently up to `max_concurrency`, each inside its own deadline;
+one app's failure, a bug included, never stops the others. Whatever happens, the report
+holds key ids and reasons, never a secret.
 
 Two runs never work on one app at once: each app's steps run under its lease
 (rotation/lease.py, across instances) and its busy mark (within this process); an app
-another run holds is reported busy and left alone. Crash safety still comes from
-ordering, not from the lease: a secret reaches Key Vault only after
-SMTP AUTH accepted it (I2); a credential is removed only when policy says so, on state
-that includes the promotion (I1, I4); a run killed between create and promote leaves a
-credential that the next run recognises as an orphan (I5).
+another run holds is reported busy and left alone.
 
 Consumer sites (opt-in): a run scans them once; after a promotion the app's sites are
 refreshed and read back (rotation/consumers.py), and the policy alone decides whether
@@ -24,137 +20,40 @@ that lets the old secrets go before the grace period ends (`policy.early_retirem
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import logs, redaction
-from rotation.errors import (
-    FailureKind,
-    LeaseTaken,
-    RetirementIncomplete,
-    RotationError,
-    SecretNameDeleted,
-    VerificationFailed,
-    describe,
-    internal_error,
-)
+from rotation import logs
+from rotation.app_run import AppRunner, RunState, failed, log_internal_error
+from rotation.errors import describe, internal_error
 from rotation.model import (
     Action,
     AppOutcome,
-    AppPlan,
-    AppRecord,
-    ConsumerCheck,
-    Credential,
     DeletedName,
-    Keep,
     ManagedApp,
-    Mode,
-    NewSecret,
     Outcome,
-    Retire,
-    Rotate,
     RunOptions,
     RunReport,
-    VaultEntry,
 )
 from rotation.observe import Observation, Reader
-from rotation.policy import early_retirement, plan_app, retirement_plan, rotation_reason, settled
 from rotation.ports import Directory, Leases, SecretStore, Verifier
 from rotation.settings import Settings
-from rotation.steps import NotPromoted, Retired, Steps, begin_step, new_names, promoted
+from rotation.steps import Steps, new_names
 
 if TYPE_CHECKING:
-    from rotation.consumers import ConsumerScan, ConsumerTracker
+    from rotation.consumers import ConsumerTracker
     from rotation.discovery import Skipped  # discovery imports the ARM SDK: annotations only
 
-__all__ = ["STEP_MARGIN_SECONDS", "Engine", "Observation", "log_internal_error", "utc_now"]
-
 log = logs.get_logger("rotation.engine")
-
-#: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
-STEP_MARGIN_SECONDS = 60.0
-
-#: How an app's work ended: its outcome, and the error the report shows with it.
-Ended = tuple[Outcome, str | None]
-
-
-def log_internal_error(exc: BaseException) -> None:
-    """Logs where a bug happened (file, line, function) without the exception's text."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = " < ".join(
-        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames[-6:])
-    )
-    log.error("app.failed", error=internal_error(exc), error_type=type(exc).__name__, where=where)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class _Run:
-    report: RunReport
-    options: RunOptions
-    verify_timeout: float
-    deadline: float | None  # monotonic time by which every app must be done
-    semaphore: asyncio.Semaphore
-    # Soft-deleted Key Vault names, listed once when some app will write a new name;
-    # None: not listed (each app then asks about its own names).
-    deleted: Mapping[str, DeletedName] | None = None
-    consumers: ConsumerScan | None = None  # the run's scan of consumer sites (opt-in)
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One app at work: what each of its steps needs."""
-
-    app: ManagedApp
-    record: AppRecord
-    entry: VaultEntry
-    ends: float  # monotonic time: the app's own deadline (asyncio.timeout's)
-
-
-@dataclass(slots=True)
-class _Progress:
-    """The results of one app's steps so far, from which its outcome is built."""
-
-    consumers: ConsumerCheck | None  # only when consumer tracking is on
-    new: Credential | None = None  # step 1's credential
-    promoted: bool = False  # step 3 done
-    retired: Retired = field(default_factory=Retired)  # step 4's removals
-    rollback_failures: list[str] = field(default_factory=list)
-
-    def note(self, failure: str | None) -> None:
-        if failure is not None:
-            self.rollback_failures.append(failure)
-
-    def outcome(
-        self, plan: AppPlan, status: Outcome, error: str | None, seconds: float = 0.0
-    ) -> AppOutcome:
-        """The one place an app's outcome is built (apps that reached the policy)."""
-        return AppOutcome(
-            plan.app.app_id,
-            plan.app.secret_name,
-            plan.action,
-            plan.reason,
-            status,
-            new_key_id=self.new.key_id if self.new else None,
-            removed_key_ids=list(self.retired.removed),
-            expires=self.new.end if self.new and self.promoted else None,
-            duration_seconds=seconds,
-            error=error,
-            consumers=self.consumers,
-            cleanup_failures=[*self.rollback_failures, *self.retired.failures],
-        )
 
 
 class Engine:
@@ -171,17 +70,17 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.consumers = consumers
-        self.leases = leases
         self.rules = settings.rules()
+        self.clock = clock
         self.reader = Reader(directory, store)
         self.steps = Steps(settings, directory, store, verifier, self.rules, clock)
-        self.clock = clock
-        self.step_margin = STEP_MARGIN_SECONDS  # tests scaled down in time shorten it
-        self._busy: set[str] = set()
+        self.runner = AppRunner(
+            settings, self.steps, self.rules, clock, consumers=consumers, leases=leases
+        )
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
         """The given apps that a run in this process is changing right now."""
-        return [a for a in app_ids if a.lower() in self._busy]
+        return self.runner.busy(app_ids)
 
     async def observe(
         self, apps: Sequence[ManagedApp], *, list_vault: bool = True
@@ -189,8 +88,6 @@ class Engine:
         """Every app's Entra record and Key Vault entry (rotation/observe.py)."""
         gate = asyncio.Semaphore(self.settings.max_concurrency)
         return await self.reader.observe(apps, gate, list_vault=list_vault)
-
-    # ----- the run ---------------------------------------------------------------------
 
     async def run(
         self,
@@ -225,9 +122,9 @@ class Engine:
             self._finish(run, outcomes, started)
         return run.report
 
-    def _start(self, options: RunOptions, started: float) -> _Run:
+    def _start(self, options: RunOptions, started: float) -> RunState:
         budget = options.budget_seconds
-        return _Run(
+        return RunState(
             report=RunReport(uuid.uuid4().hex[:12], options.mode, options.dry_run, self.clock()),
             options=options,
             verify_timeout=options.verify_timeout or self.settings.verify_timeout_seconds,
@@ -236,11 +133,11 @@ class Engine:
         )
 
     async def _prepare(
-        self, run: _Run, apps: Sequence[ManagedApp]
+        self, run: RunState, apps: Sequence[ManagedApp]
     ) -> list[Observation | AppOutcome]:
         """The run's reads: every app observed, the soft-deleted names and consumer sites."""
-        if self.leases is not None and apps and not run.options.dry_run:
-            await self.leases.ready()  # fails closed: no lease store, nothing rotates
+        if self.runner.leases is not None and apps and not run.options.dry_run:
+            await self.runner.leases.ready()  # fails closed: no lease store, nothing rotates
         observations = await self.reader.observe_each(
             apps, run.semaphore, self._read_failed, list_vault=not run.options.app_ids
         )
@@ -253,7 +150,7 @@ class Engine:
 
     async def _report(
         self,
-        run: _Run,
+        run: RunState,
         obs: Observation | AppOutcome,
         on_outcome: Callable[[AppOutcome], None] | None,
     ) -> AppOutcome:
@@ -270,7 +167,7 @@ class Engine:
                 log.error("run.on_outcome_failed", error=internal_error(exc))
         return outcome
 
-    def _finish(self, run: _Run, outcomes: list[AppOutcome], started: float) -> None:
+    def _finish(self, run: RunState, outcomes: list[AppOutcome], started: float) -> None:
         run.report.outcomes = outcomes
         run.report.finished = self.clock()
         log.info(
@@ -284,182 +181,16 @@ class Engine:
             counts=run.report.as_dict()["counts"],
         )
 
-    # ----- one app -----------------------------------------------------------------------
-
-    async def _guarded(self, run: _Run, obs: Observation) -> AppOutcome:
+    async def _guarded(self, run: RunState, obs: Observation) -> AppOutcome:
         """One app, isolated: whatever its steps raise (a bug included) is its failure."""
         try:
-            return await self._one_app(run, obs)
+            return await self.runner.one(run, obs)
         except Exception as exc:
             with structlog.contextvars.bound_contextvars(app_id=obs.app.app_id):
                 log_internal_error(exc)
-                return self._failed(
+                return failed(
                     obs.app, Action.NOTHING, "the app could not be processed", internal_error(exc)
                 )
-
-    async def _one_app(self, run: _Run, obs: Observation) -> AppOutcome:
-        """One app: the policy's plan, carried out inside the concurrency gate."""
-        app, record = obs.app, obs.record
-        begun = time.monotonic()
-        with structlog.contextvars.bound_contextvars(app_id=app.app_id):
-            if record is None:
-                return self._failed(
-                    app,
-                    Action.NOTHING,
-                    "application not found in Entra ID",
-                    f"Graph returned no application {app.app_id}: it was deleted, or the "
-                    "rotator's identity cannot see it (with Application.ReadWrite.OwnedBy "
-                    "the identity must be one of its owners)",
-                )
-            progress = _Progress(consumers=self._consumer_check(run, obs))
-            early = self._early(run, app, progress.consumers, obs.entry)
-            now = self.clock()
-            plan = plan_app(app, record, obs.entry, now, self.rules, run.options.mode, early=early)
-            if isinstance(plan, Keep) or run.options.dry_run:
-                return progress.outcome(plan, *await self._unchanged(run, obs, record, plan))
-            # Untouched apps are counted in run.finished, not logged one by one: at 10,000
-            # apps those lines were a third of a plan's time (py-spy), and a daily run's
-            # bulk in Application Insights.
-            log.info("app.planned", action=plan.action.value, reason=plan.reason)
-            async with run.semaphore:
-                status, error = await self._execute(run, obs, record, plan, progress)
-            if status is not Outcome.ROTATED:
-                self._warn_if_expiring(obs)
-            return progress.outcome(plan, status, error, time.monotonic() - begun)
-
-    async def _unchanged(
-        self, run: _Run, obs: Observation, record: AppRecord, plan: AppPlan
-    ) -> Ended:
-        """An app this run does not change: nothing to do, or a dry run's plan (which shows
-        a soft-deleted name as blocked too: reads only)."""
-        if isinstance(plan, Keep):
-            ended: Ended = (Outcome.UNCHANGED, None)
-        else:
-            log.info("app.planned", action=plan.action.value, reason=plan.reason)
-            ended = (Outcome.PLANNED, None)
-        if isinstance(plan, Rotate):
-            blocked = await self._blocked_name(obs.app, obs.entry, run.deleted)
-            if blocked is not None:
-                ended = (Outcome.BLOCKED, blocked)
-        self._warn_if_expiring(obs)
-        if not run.options.dry_run and _unmarked(record, obs.entry):
-            await self._settle_untouched(run, obs.app, record, obs.entry)
-        return ended
-
-    async def _execute(
-        self,
-        run: _Run,
-        obs: Observation,
-        record: AppRecord,
-        plan: Rotate | Retire,
-        progress: _Progress,
-    ) -> Ended:
-        """The plan under the app's busy mark, lease and deadline."""
-        key = obs.app.app_id.lower()
-        if key in self._busy:
-            log.info("app.busy", holder="this instance")
-            return Outcome.BUSY, "another rotation of this app is under way in this instance"
-        allowed = self._time_allowed(run)
-        if allowed <= self.step_margin or (
-            run.options.whole_apps and allowed < self._own_time(run)
-        ):
-            return (
-                Outcome.UNFINISHED,
-                "not started: no time left in this run; the next run completes it",
-            )
-        job = _Job(obs.app, record, obs.entry, ends=time.monotonic() + allowed)
-        self._busy.add(key)
-        try:
-            # The deadline holds the lease's acquisition too: waiting on the lease store is
-            # this app's time, not time on top of the run's budget.
-            async with asyncio.timeout(allowed), self._lease(key):
-                match plan:
-                    case Rotate():
-                        return await self._rotate(run, job, plan, progress)
-                    case Retire():
-                        await self._retire(job, plan, progress)
-                        return Outcome.RETIRED, None
-        except Exception as exc:
-            return _stopped(exc, progress)
-        finally:
-            self._busy.discard(key)
-
-    # ----- the steps, in order -----------------------------------------------------------
-
-    async def _rotate(self, run: _Run, job: _Job, plan: Rotate, progress: _Progress) -> Ended:
-        await self.steps.check_names(job.app, job.entry, run.deleted)
-        new = await self.steps.create(job.app, job.record)
-        progress.new = new.credential
-        unproven = await self._verify(run, job, new, progress)
-        if unproven is not None:
-            return Outcome.UNFINISHED, unproven
-        # The app's own deadline (a hung call) cancels this coroutine outright; a credential
-        # it leaves behind was never promoted and goes as an orphan (I5).
-        version = await self.steps.promote_or_roll_back(job.app, job.record, job.entry, new)
-        if isinstance(version, NotPromoted):
-            progress.note(version.cleanup_failure)
-            raise version.error
-        progress.promoted = True
-        record, entry = promoted(job.record, job.entry, new, version)
-        after = dataclasses.replace(job, record=record, entry=entry)
-        early = None
-        if run.consumers is not None and self.consumers is not None:
-            progress.consumers = await self.consumers.confirm(
-                job.app, version.version, run.consumers, self._time_left(job.ends)
-            )
-            early = self._early(run, job.app, progress.consumers, entry)
-        now = self.clock()
-        follow = retirement_plan(
-            job.app, record, entry, now, self.rules, emergency=plan.emergency, early=early
-        )
-        if follow is None:
-            await self.steps.settle(job.app, record, entry)
-        else:
-            await self._retire(after, follow, progress)
-        return Outcome.ROTATED, None
-
-    async def _verify(
-        self, run: _Run, job: _Job, new: NewSecret, progress: _Progress
-    ) -> str | None:
-        """Step 2; an unproven secret is rolled back (I3). Returns why the rotation is left
-        to the next run when this run's shortened verify time could not tell."""
-        timeout = min(run.verify_timeout, job.ends - time.monotonic() - self.step_margin / 2)
-        try:
-            await self.steps.verify(job.app, new, timeout)
-        except VerificationFailed as exc:
-            progress.note(await self.steps.rollback(job.record, new, exc.kind))
-            capped = timeout < self.settings.verify_timeout_seconds
-            if capped and exc.kind in (FailureKind.REJECTED, FailureKind.TIMEOUT):
-                # A shortened budget cannot tell slow propagation from a real refusal;
-                # the next timer run, with the full verify timeout, can.
-                return (
-                    f"{redaction.scrub(str(exc))} (this run allowed only {timeout:.0f} s; "
-                    "the next timer run completes the rotation)"
-                )
-            raise
-        except Exception as exc:  # not proven, so it must not outlive the run (I3)
-            progress.note(await self.steps.rollback(job.record, new, internal_error(exc)))
-            raise
-        return None
-
-    async def _retire(self, job: _Job, plan: Retire, progress: _Progress) -> None:
-        """Step 4, then the settled mark if nothing is left to do."""
-        done = await self.steps.retire(job.app, job.record, plan, progress.retired)
-        await self.steps.settle(job.app, *done.applied_to(job.record, job.entry))
-        if done.failures:
-            raise RetirementIncomplete(
-                f"{len(done.failures)} of {len(plan.retire)} old credential(s) could not be "
-                "removed (the next run tries again): " + "; ".join(done.failures)
-            )
-
-    async def _blocked_name(
-        self, app: ManagedApp, entry: VaultEntry, known: Mapping[str, DeletedName] | None
-    ) -> str | None:
-        try:
-            await self.steps.check_names(app, entry, known)
-        except SecretNameDeleted as exc:
-            return redaction.scrub(str(exc))
-        return None
 
     async def _deleted_names(
         self, observations: Sequence[Observation]
@@ -474,78 +205,9 @@ class Engine:
             log.warning("vault.deleted_unlisted", error=describe(exc))
             return None  # each app asks about its own names instead
 
-    async def _settle_untouched(
-        self, run: _Run, app: ManagedApp, record: AppRecord, entry: VaultEntry
-    ) -> None:
-        """Marks an app found finished but unmarked (rotated before the mark existed, or
-        its mark refused), under its lease like every write; a held lease means another
-        run is at work on the app, and it marks the app when it finishes."""
-        key = app.app_id.lower()
-        if key in self._busy or self._time_allowed(run) <= self.step_margin:
-            return  # another run marks it, or the next one does: a mark is never urgent
-        async with run.semaphore:
-            try:
-                # Bounded like any app's step: 10,000 unmarked apps on the first run after
-                # an upgrade must not outlive the run's budget (host.json's functionTimeout).
-                async with asyncio.timeout(self.step_margin), self._lease(key):
-                    await self.steps.settle(app, record, entry)
-            except LeaseTaken:
-                return  # the run holding it marks the app when it finishes
-            except (RotationError, TimeoutError) as exc:  # the lease store failing, or slow
-                log.warning("vault.settle_failed", error=describe(exc))
-
-    # ----- time and leases ---------------------------------------------------------------
-
-    def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
-        """The app's lease across instances, or nothing when no lease store is set."""
-        return self.leases.hold(key) if self.leases is not None else nullcontext()
-
-    def _time_allowed(self, run: _Run) -> float:
-        """Seconds this app may take: its own deadline, cut by the run's budget."""
-        own = self._own_time(run)
-        if run.deadline is None:
-            return own
-        return min(own, run.deadline - time.monotonic())
-
-    def _time_left(self, ends: float) -> float:
-        """Seconds the consumer confirmation may take: what is left of the app's own time
-        (already cut by the run's budget), less a margin for the retirement that follows."""
-        return max(0.0, ends - time.monotonic() - self.step_margin / 2)
-
-    def _own_time(self, run: _Run) -> float:
-        """The longest one app may take: SMTP verification, then Graph and Key Vault calls
-        (and the consumers' confirmation, when checked)."""
-        own = run.verify_timeout + self.step_margin
-        if self.consumers is not None:
-            own += self.settings.consumer_confirm_timeout_seconds
-        return own
-
-    # ----- consumers (opt-in) ------------------------------------------------------------
-
-    def _consumer_check(self, run: _Run, obs: Observation) -> ConsumerCheck | None:
-        if run.consumers is None or self.consumers is None:
-            return None
-        current = obs.entry.current
-        return self.consumers.check(obs.app, current.version if current else None, run.consumers)
-
-    def _early(
-        self, run: _Run, app: ManagedApp, check: ConsumerCheck | None, entry: VaultEntry
-    ) -> str | None:
-        """The policy's word on retiring before grace ends (never needed in emergencies)."""
-        if run.options.mode is Mode.EMERGENCY:
-            return None
-        return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
-
-    # ----- outcomes outside the plan, and the lines every app logs -------------------------
-
     def _read_failed(self, app: ManagedApp, reason: str, error: str) -> AppOutcome:
         with structlog.contextvars.bound_contextvars(app_id=app.app_id, step="observe"):
-            return self._failed(app, Action.NOTHING, reason, error)
-
-    def _failed(self, app: ManagedApp, action: Action, reason: str, error: str) -> AppOutcome:
-        begin_step("observe")
-        log.error("app.failed", error=error)
-        return AppOutcome(app.app_id, app.secret_name, action, reason, Outcome.FAILED, error=error)
+            return failed(app, Action.NOTHING, reason, error)
 
     def _skipped(
         self, skip: Skipped, on_outcome: Callable[[AppOutcome], None] | None
@@ -578,53 +240,3 @@ class Engine:
             days_left=None if days_left is None else round(days_left, 1),
             rotate_before_days=self.rules.rotate_before.days,
         )
-
-    def _warn_if_expiring(self, obs: Observation) -> None:
-        """Warns when an app is due and this run did not rotate it (a dry run, a failure):
-        "due" is the policy's decision (`rotation_reason`), as in plan and status."""
-        record = obs.record
-        if record is None:
-            return
-        now = self.clock()
-        reason = rotation_reason(record, obs.entry, now, self.rules, Mode.DUE)
-        if reason is None:
-            return
-        credential = obs.current_credential
-        days_left = None
-        if credential is not None and credential.end is not None:
-            days_left = round((credential.end - now).total_seconds() / 86400, 1)
-        log.warning(
-            "app.expiry_near",
-            days_left=days_left,
-            key_id=credential.key_id if credential else None,
-            reason=reason,
-        )
-
-
-def _stopped(exc: Exception, progress: _Progress) -> Ended:
-    """How an app's work ends when a step raised: busy, out of time, blocked, or failed."""
-    if isinstance(exc, LeaseTaken):
-        log.info("app.busy", holder="another run")
-        return Outcome.BUSY, str(exc)
-    if isinstance(exc, TimeoutError):
-        log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
-        if progress.promoted:  # only the consumers or the retirement were cut
-            return Outcome.ROTATED, "ran out of time after the promotion; the next run retires"
-        return Outcome.UNFINISHED, "ran out of time; the next run completes it"
-    if isinstance(exc, SecretNameDeleted):
-        # Not a failure of ours: an operator must recover (or purge) the name first.
-        error = redaction.scrub(str(exc))
-        log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=error)
-        return Outcome.BLOCKED, error
-    if isinstance(exc, RotationError):
-        error = redaction.scrub(str(exc))
-        log.error("app.failed", error=error, error_type=type(exc).__name__)
-        return Outcome.FAILED, error
-    # A bug (a changed SDK shape, say): this app's failure only.
-    log_internal_error(exc)
-    return Outcome.FAILED, internal_error(exc)
-
-
-def _unmarked(record: AppRecord, entry: VaultEntry) -> bool:
-    current = entry.current
-    return current is not None and not current.settled and settled(record, entry)

@@ -57,7 +57,7 @@ def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object)
 
 async def warm_lease_token(module: ModuleType) -> None:
     """The lease store's token cached too (GET /api/status reads no storage)."""
-    leases = module.api.service.engine.leases
+    leases = module.api.service.engine.runner.leases
     assert leases is not None
     await leases.ready()
 
@@ -448,7 +448,7 @@ async def test_a_first_run_too_big_for_one_invocation_completes_over_several_non
     host_timeout = function_timeout_seconds({"functionTimeout": "00:00:06"})
     assert host_timeout is not None
     module.api.timer_budget_seconds = timer_budget_seconds(host_timeout)
-    module.api.service.engine.step_margin = 0.5  # the 60 s margin, scaled down with the rest
+    module.api.service.engine.runner.step_margin = 0.5  # the 60 s margin, scaled down with the rest
     reports: list[dict[str, Any]] = []
     timer_run = module.api.timer
 

@@ -65,7 +65,7 @@ async def test_every_write_of_a_rotation_happens_under_the_apps_lease(
     sender = sandbox.add_sender(lifetime=timedelta(days=3))
     async with open_service(grace_hours=0) as service:  # create -> verify -> promote -> retire
         leases = MemoryLeases(sandbox.state)
-        service.engine.leases = leases
+        service.engine.runner.leases = leases
         (outcome,) = (await service.run()).outcomes
     assert outcome.outcome is Outcome.ROTATED
     assert outcome.removed_key_ids == [sender.password.key_id]  # retired in the same hold
@@ -78,7 +78,7 @@ async def test_an_app_another_run_holds_is_busy_and_untouched(
 ) -> None:
     held = sandbox.add_sender(lifetime=timedelta(days=3))
     free = sandbox.add_sender(lifetime=timedelta(days=3))
-    service.engine.leases = MemoryLeases(sandbox.state, taken={held.app_id.lower()})
+    service.engine.runner.leases = MemoryLeases(sandbox.state, taken={held.app_id.lower()})
     report = await service.run()
     outcomes = {o.app_id: o for o in report.outcomes}
     assert outcomes[held.app_id].outcome is Outcome.BUSY
@@ -93,7 +93,7 @@ async def test_an_unusable_lease_store_stops_the_run_before_any_write(
     sandbox: Sandbox, service: RotationService
 ) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
-    service.engine.leases = DownLeases(sandbox.state)
+    service.engine.runner.leases = DownLeases(sandbox.state)
     with pytest.raises(LeaseStoreUnavailable, match="storage account stdown"):
         await service.run(RunOptions(mode=Mode.FORCE))
     assert writes(sandbox.state) == 0
@@ -102,7 +102,7 @@ async def test_an_unusable_lease_store_stops_the_run_before_any_write(
 async def test_a_dry_run_needs_no_lease_store(sandbox: Sandbox, service: RotationService) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
     leases = DownLeases(sandbox.state)
-    service.engine.leases = leases
+    service.engine.runner.leases = leases
     (outcome,) = (await service.run(RunOptions(dry_run=True))).outcomes
     assert outcome.outcome is Outcome.PLANNED
     assert leases.spans == []

@@ -162,7 +162,7 @@ async def test_marking_an_untouched_app_waits_for_its_lease(
     holds it (that run marks the app when it finishes)."""
     sender = promoted_before_the_mark(sandbox, service)
     leases = MemoryLeases(sandbox.state, taken={sender.app_id.lower()})
-    service.engine.leases = leases
+    service.engine.runner.leases = leases
 
     (held,) = (await service.run()).outcomes
     assert held.outcome is Outcome.UNCHANGED

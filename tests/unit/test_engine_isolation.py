@@ -265,7 +265,7 @@ class HangingRemovals(FakeDirectory):
 def test_a_deadline_after_the_promotion_reports_the_rotation_not_unfinished() -> None:
     world = World([])
     world.directory.__class__ = HangingRemovals
-    world.engine.step_margin = 0.2
+    world.engine.runner.step_margin = 0.2
 
     options = RunOptions(mode=Mode.EMERGENCY, verify_timeout=0.3)
     report = asyncio.run(world.engine.run(world.apps, options))
