@@ -199,12 +199,13 @@ class AppRunner:
             early = self._early(run, app, progress.consumers, obs.entry)
             now = self.clock()
             plan = plan_app(app, record, obs.entry, now, self.rules, run.options.mode, early=early)
+            if not isinstance(plan, Keep):
+                # Untouched apps are counted in run.finished, not logged one by one: at
+                # 10,000 apps those lines were a third of a plan's time (py-spy), and a
+                # daily run's bulk in Application Insights.
+                log.info("app.planned", action=plan.action.value, reason=plan.reason)
             if isinstance(plan, Keep) or run.options.dry_run:
                 return progress.outcome(plan, *await self._unchanged(run, obs, record, plan))
-            # Untouched apps are counted in run.finished, not logged one by one: at 10,000
-            # apps those lines were a third of a plan's time (py-spy), and a daily run's
-            # bulk in Application Insights.
-            log.info("app.planned", action=plan.action.value, reason=plan.reason)
             async with run.semaphore:
                 status, error = await self._execute(run, obs, record, plan, progress)
             if status is not Outcome.ROTATED:
@@ -216,12 +217,8 @@ class AppRunner:
     ) -> Ended:
         """An app this run does not change: nothing to do, or a dry run's plan (which shows
         a soft-deleted name as blocked too: reads only)."""
-        if isinstance(plan, Keep):
-            ended: Ended = (Outcome.UNCHANGED, None)
-        else:
-            log.info("app.planned", action=plan.action.value, reason=plan.reason)
-            ended = (Outcome.PLANNED, None)
-        if isinstance(plan, Rotate):
+        ended: Ended = (Outcome.UNCHANGED if isinstance(plan, Keep) else Outcome.PLANNED, None)
+        if isinstance(plan, Rotate):  # in a dry run: would its promotion be refused?
             blocked = await self._blocked_name(obs.app, obs.entry, run.deleted)
             if blocked is not None:
                 ended = (Outcome.BLOCKED, blocked)
@@ -284,21 +281,29 @@ class AppRunner:
         progress.promoted = True
         record, entry = promoted(job.record, job.entry, new, version)
         after = dataclasses.replace(job, record=record, entry=entry)
+        await self._after_promotion(run, after, plan, progress)
+        return Outcome.ROTATED, None
+
+    async def _after_promotion(
+        self, run: RunState, job: _Job, plan: Rotate, progress: _Progress
+    ) -> None:
+        """Consumers confirm the new version (opt-in); then step 4 as the policy decides it
+        on the state after the promotion, or only the settled mark."""
         early = None
-        if run.consumers is not None and self.consumers is not None:
+        current = job.entry.current
+        if run.consumers is not None and self.consumers is not None and current is not None:
             progress.consumers = await self.consumers.confirm(
-                job.app, version.version, run.consumers, self._time_left(job.ends)
+                job.app, current.version, run.consumers, self._time_left(job.ends)
             )
-            early = self._early(run, job.app, progress.consumers, entry)
+            early = self._early(run, job.app, progress.consumers, job.entry)
         now = self.clock()
         follow = retirement_plan(
-            job.app, record, entry, now, self.rules, emergency=plan.emergency, early=early
+            job.app, job.record, job.entry, now, self.rules, emergency=plan.emergency, early=early
         )
         if follow is None:
-            await self.steps.settle(job.app, record, entry)
+            await self.steps.settle(job.app, job.record, job.entry)
         else:
-            await self._retire(after, follow, progress)
-        return Outcome.ROTATED, None
+            await self._retire(job, follow, progress)
 
     async def _verify(
         self, run: RunState, job: _Job, new: NewSecret, progress: _Progress

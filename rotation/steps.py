@@ -3,7 +3,7 @@ in the AWS rotation templates): check names, create, verify, promote, retire, se
 
 Each step does one thing through the ports, logs its event from rotation/events.py when it
 is done (the reliability suite hooks those events to cancel a run at each step boundary)
-and returns what it did; the engine (rotation/engine.py) decides what comes next and
+and returns what it did; rotation/app_run.py decides what comes next and
 builds the app's outcome from those results. No step decides what to retire: the policy's
 plan says which credentials go and which Key Vault versions are disabled with them.
 """
