@@ -237,17 +237,10 @@ class AppRunner:
     ) -> Ended:
         """The plan under the app's busy mark, lease and deadline."""
         key = obs.app.app_id.lower()
-        if key in self._busy:
-            log.info("app.busy", holder="this instance")
-            return Outcome.BUSY, "another rotation of this app is under way in this instance"
         allowed = self._time_allowed(run)
-        if allowed <= self.step_margin or (
-            run.options.whole_apps and allowed < self._own_time(run)
-        ):
-            return (
-                Outcome.UNFINISHED,
-                "not started: no time left in this run; the next run completes it",
-            )
+        refused = self._not_started(run, key, allowed)
+        if refused is not None:
+            return refused
         job = _Job(obs.app, record, obs.entry, ends=time.monotonic() + allowed)
         self._busy.add(key)
         try:
@@ -264,6 +257,20 @@ class AppRunner:
             return _stopped(exc, progress)
         finally:
             self._busy.discard(key)
+
+    def _not_started(self, run: RunState, key: str, allowed: float) -> Ended | None:
+        """Why the app does not start now, if it does not: this process is already at work
+        on it, or its time does not fit in what is left of the run."""
+        if key in self._busy:
+            log.info("app.busy", holder="this instance")
+            return Outcome.BUSY, "another rotation of this app is under way in this instance"
+        whole = run.options.whole_apps and allowed < self._own_time(run)
+        if allowed <= self.step_margin or whole:
+            return (
+                Outcome.UNFINISHED,
+                "not started: no time left in this run; the next run completes it",
+            )
+        return None
 
     async def _rotate(self, run: RunState, job: _Job, plan: Rotate, progress: _Progress) -> Ended:
         await self.steps.check_names(job.app, job.entry, run.deleted)

@@ -149,13 +149,6 @@ def retirements(
         return ()  # I1: keep everything until Key Vault holds a working password
     grace_ends = current.created + rules.grace
     out: list[Retirement] = []
-
-    def retire(credential: Credential, reason: str) -> None:
-        held = tuple(
-            v.version for v in vault.versions if v.enabled and v.key_id == credential.key_id
-        )
-        out.append(Retirement(credential, reason, held))
-
     for credential in record.credentials:
         if credential.key_id == current.key_id:
             continue
@@ -164,19 +157,26 @@ def retirements(
             # handed out, and a concurrent run may be about to promote it.
             age = now - credential.start if credential.start else rules.verify_window
             if age >= rules.verify_window:
-                retire(credential, "orphan: created by a run that never promoted it")
+                out.append(
+                    _retire(credential, "orphan: created by a run that never promoted it", vault)
+                )
             continue
         if emergency:
-            retire(credential, "emergency: removed at once")
+            out.append(_retire(credential, "emergency: removed at once", vault))
         elif now >= grace_ends:
-            retire(
-                credential,
-                f"superseded by {current.key_id}; grace of {_hours(rules.grace)} "
-                f"ended {grace_ends.isoformat(timespec='seconds')}",
-            )
+            ended = grace_ends.isoformat(timespec="seconds")
+            reason = f"superseded by {current.key_id}; grace of {_hours(rules.grace)} ended {ended}"
+            out.append(_retire(credential, reason, vault))
         elif early is not None:
-            retire(credential, f"superseded by {current.key_id}; {early}")
+            out.append(_retire(credential, f"superseded by {current.key_id}; {early}", vault))
     return tuple(out)
+
+
+def _retire(credential: Credential, reason: str, vault: VaultEntry) -> Retirement:
+    """A credential to remove, with the enabled Key Vault versions that hold it: they are
+    disabled once it is gone (a version must not hand out a dead password)."""
+    held = (v.version for v in vault.versions if v.enabled and v.key_id == credential.key_id)
+    return Retirement(credential, reason, tuple(held))
 
 
 def early_retirement(
