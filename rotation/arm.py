@@ -9,7 +9,7 @@ assignments share a handful of roles.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -27,56 +27,19 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.tools import is_valid_resource_id
 
 from rotation.azure_errors import RETRY, map_arm_errors
+from rotation.model import (
+    AcsResource,
+    PermissionEntry,
+    RoleAssignmentEntry,
+    RoleDefinitionEntry,
+    SmtpUsernameEntry,
+)
 from rotation.settings import Settings
 from rotation.trust import connection_options
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
 ROLE_ASSIGNMENTS_API = "2022-04-01"
 _ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
-
-
-@dataclass(frozen=True, slots=True)
-class AcsResource:
-    id: str
-    name: str
-    resource_group: str
-    subscription_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpUsernameEntry:
-    """An ACS SMTP Username resource: a custom username bound to an Entra app."""
-
-    resource_id: str
-    username: str
-    app_id: str
-    tenant_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RoleAssignmentEntry:
-    scope: str
-    principal_id: str
-    principal_type: str
-    role_definition_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RoleDefinitionEntry:
-    id: str
-    role_name: str
-    actions: tuple[str, ...]
-    not_actions: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PermissionEntry:
-    """One entry of what ARM says the caller may do at a scope (its permissions API)."""
-
-    actions: tuple[str, ...]
-    not_actions: tuple[str, ...]
-    data_actions: tuple[str, ...]
-    not_data_actions: tuple[str, ...]
 
 
 def parse_resource_id(resource_id: str) -> AcsResource:
@@ -122,6 +85,7 @@ class ArmReader:
         self._communication: dict[str, CommunicationServiceManagementClient] = {}
         self._authorization: dict[str, AuthorizationManagementClient] = {}
         self._definitions: dict[str, RoleDefinitionEntry] = {}
+        self._clients = AsyncExitStack()  # closes every client made, even if one close fails
 
     @classmethod
     def from_settings(
@@ -237,30 +201,32 @@ class ArmReader:
         return entries
 
     async def close(self) -> None:
-        clients: list[Any] = [*self._communication.values(), *self._authorization.values()]
         self._communication.clear()
         self._authorization.clear()
-        for client in clients:
-            await client.close()
+        await self._clients.aclose()
 
     # ----- helpers -----------------------------------------------------------------------
 
     def _comm(self, subscription_id: str) -> CommunicationServiceManagementClient:
         key = subscription_id.lower()
         if key not in self._communication:
-            self._communication[key] = CommunicationServiceManagementClient(
+            client = CommunicationServiceManagementClient(
                 self._credential, subscription_id, **self._options
             )
+            self._clients.push_async_callback(client.close)
+            self._communication[key] = client
         return self._communication[key]
 
     def _authz(self, subscription_id: str) -> AuthorizationManagementClient:
         key = subscription_id.lower()
         if key not in self._authorization:
-            self._authorization[key] = AuthorizationManagementClient(
+            client = AuthorizationManagementClient(
                 self._credential,
                 subscription_id or "00000000-0000-0000-0000-000000000000",
                 **self._options,
             )
+            self._clients.push_async_callback(client.close)
+            self._authorization[key] = client
         return self._authorization[key]
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rotation import logs, redaction
+from rotation.concurrency import bounded
 from rotation.errors import RotationError
 from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp
 from rotation.ports import WebSites
@@ -83,17 +84,16 @@ class ConsumerTracker:
         site_ids = list(self.settings.consumer_sites)
         if not site_ids:
             site_ids = await self._sites_and_slots(unreachable)
-        gate = asyncio.Semaphore(SCAN_CONCURRENCY)
 
         async def read(site_id: str) -> tuple[str, list[ConsumerReference] | str]:
-            async with gate:
-                try:
-                    return site_id, self._ours(await self.sites.references(site_id))
-                except Exception as exc:  # a site's failure is that site's, never the run's
-                    return site_id, _why(exc)
+            try:
+                return site_id, self._ours(await self.sites.references(site_id))
+            except Exception as exc:  # a site's failure is that site's, never the run's
+                return site_id, _why(exc)
 
         references: dict[str, tuple[ConsumerReference, ...]] = {}
-        for site_id, result in await asyncio.gather(*(read(s) for s in dict.fromkeys(site_ids))):
+        reads = [read(s) for s in dict.fromkeys(site_ids)]
+        for site_id, result in await bounded(SCAN_CONCURRENCY, reads):
             if isinstance(result, str):
                 unreachable.append(_unreachable(site_id, result))
             elif result:

@@ -45,20 +45,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
 
 from rotation import logs
-from rotation.arm import (
+from rotation.concurrency import bounded
+from rotation.errors import NotFound
+from rotation.model import (
     AcsResource,
-    ArmReader,
+    ManagedApp,
+    PrincipalEntry,
     RoleAssignmentEntry,
     RoleDefinitionEntry,
     SmtpUsernameEntry,
 )
-from rotation.errors import NotFound
-from rotation.model import ManagedApp, PrincipalEntry
+from rotation.ports import AcsReader, ServicePrincipalDirectory
 from rotation.settings import Settings
 
 log = logs.get_logger("rotation.discovery")
@@ -75,8 +76,6 @@ _SOURCE_ORDER = (SOURCE_SMTP_USERNAME, SOURCE_ROLE, SOURCE_ALLOW_LIST)
 # Username ranks: lower comes first (see the module docstring).
 RANK_ALLOW_LIST, RANK_SMTP_USERNAME, RANK_ROLE, RANK_INHERITED = 0, 1, 2, 3
 
-T = TypeVar("T")
-
 
 #: Graph's servicePrincipalType of a service principal backed by an app registration.
 APPLICATION = "Application"
@@ -84,14 +83,6 @@ GROUP_HINT = (
     "role assignments to groups are not followed: list each app that sends through this "
     "group in ROTATION_APP_IDS as <appId>=<smtp username>"
 )
-
-
-class ServicePrincipalDirectory(Protocol):
-    """What discovery needs from Entra: who each role-holding service principal is."""
-
-    async def service_principals(
-        self, object_ids: Collection[str]
-    ) -> dict[str, PrincipalEntry]: ...
 
 
 # ----- pure decisions ------------------------------------------------------------------------
@@ -388,20 +379,20 @@ class _Scan:
 
 
 async def discover(
-    settings: Settings, arm: ArmReader, entra: ServicePrincipalDirectory
+    settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory
 ) -> list[ManagedApp]:
     """Every ACS-enabled app in the configured scope, each once, sorted by app id."""
     return (await survey(settings, arm, entra)).apps
 
 
-async def survey(settings: Settings, arm: ArmReader, entra: ServicePrincipalDirectory) -> Inventory:
+async def survey(settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory) -> Inventory:
     """The managed apps, and the senders this rotator cannot manage with the reason."""
     sightings = allow_list_sightings(settings.app_ids)
     skipped: list[Skipped] = []
     if settings.subscription_ids or settings.acs_resource_ids:
         resources = await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
-        limit = asyncio.Semaphore(settings.max_concurrency)
-        scans = await _gather(limit, [_scan(arm, r) for r in resources])
+        limit = settings.max_concurrency  # discovery's ARM reads at once
+        scans = await bounded(limit, [_scan(arm, r) for r in resources])
         for scan in scans:
             found, skips = smtp_username_sightings(scan.usernames, settings.tenant_id)
             sightings += found
@@ -438,7 +429,7 @@ def _log_group_grants(
             )
 
 
-async def _scan(arm: ArmReader, resource: AcsResource) -> _Scan:
+async def _scan(arm: AcsReader, resource: AcsResource) -> _Scan:
     usernames, assignments = await asyncio.gather(
         arm.smtp_usernames(resource), arm.role_assignments(resource)
     )
@@ -446,7 +437,7 @@ async def _scan(arm: ArmReader, resource: AcsResource) -> _Scan:
 
 
 async def _definitions(
-    arm: ArmReader, limit: asyncio.Semaphore, scans: Sequence[_Scan]
+    arm: AcsReader, limit: int, scans: Sequence[_Scan]
 ) -> dict[str, RoleDefinitionEntry]:
     """The role definitions of assignments to service principals and groups, by GUID."""
     wanted = {
@@ -455,21 +446,13 @@ async def _definitions(
         for a in scan.assignments
         if a.principal_type.lower() in ("serviceprincipal", "group")
     }
-    fetched = await _gather(limit, [_definition(arm, i) for i in wanted.values()])
+    fetched = await bounded(limit, [_definition(arm, i) for i in wanted.values()])
     return {definition_key(d.id): d for d in fetched if d is not None}
 
 
-async def _definition(arm: ArmReader, definition_id: str) -> RoleDefinitionEntry | None:
+async def _definition(arm: AcsReader, definition_id: str) -> RoleDefinitionEntry | None:
     try:
         return await arm.role_definition(definition_id)
     except NotFound:
         log.warning("discovery.role_missing", role_definition_id=definition_id)
         return None
-
-
-async def _gather(limit: asyncio.Semaphore, work: Sequence[Awaitable[T]]) -> list[T]:
-    async def bounded(item: Awaitable[T]) -> T:
-        async with limit:
-            return await item
-
-    return list(await asyncio.gather(*(bounded(w) for w in work)))

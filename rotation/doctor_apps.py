@@ -8,10 +8,9 @@ of the rotator's own Graph token.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from rotation.concurrency import bounded
 from rotation.discovery import survey
 from rotation.doctor import Check
 from rotation.errors import RotationError, SecretNameDeleted
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from rotation.doctor_checks import Probe
 
 READ_WRITE_ALL = "Application.ReadWrite.All"
-T = TypeVar("T")
 
 
 async def check_apps(probe: Probe) -> list[Check]:
@@ -32,8 +30,8 @@ async def check_apps(probe: Probe) -> list[Check]:
         records = await probe.entra.read_apps([a.app_id for a in apps])
     except RotationError as exc:  # the token and ACS checks above say what to fix
         return [Check("apps", "fail", f"could not list the managed apps: {exc}")]
-    limit = asyncio.Semaphore(probe.settings.max_concurrency)
-    per_app = await _bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
+    limit = probe.settings.max_concurrency
+    per_app = await bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
     skipped = (
         f"; {len(inventory.skipped)} sender(s) skipped, never rotated (managed identities, "
         "other tenants' apps; GET /api/status says why)"
@@ -145,11 +143,3 @@ def vault_fix(probe: Probe) -> str:
         f'az role assignment create --assignee {probe.me} --role "Key Vault Secrets Officer" '
         f"--scope {probe.vault_scope}"
     )
-
-
-async def _bounded(limit: asyncio.Semaphore, work: Sequence[Awaitable[T]]) -> list[T]:
-    async def one(item: Awaitable[T]) -> T:
-        async with limit:
-            return await item
-
-    return list(await asyncio.gather(*(one(w) for w in work)))

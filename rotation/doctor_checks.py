@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation import redaction
-from rotation.arm import AcsResource, ArmReader
+from rotation.arm import ArmReader
 from rotation.discovery import action_allowed, definition_key, grants_smtp
 from rotation.doctor import Check, Site
 from rotation.doctor_apps import READ_WRITE_ALL, check_apps, vault_fix
 from rotation.entra import EntraAdapter
 from rotation.errors import RotationError, VerificationFailed
 from rotation.lease import BlobLeases
+from rotation.model import AcsResource
 from rotation.settings import Settings
 from rotation.smtp_check import SmtpVerifier
 from rotation.vault import VaultAdapter

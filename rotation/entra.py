@@ -17,7 +17,6 @@ messages say what to do; a secret's text never appears in either.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
@@ -58,6 +57,7 @@ from pydantic import SecretStr
 
 from rotation import logs, request_ids
 from rotation.azure_errors import error_code, first_line, is_refusal, unknown_resource
+from rotation.concurrency import bounded
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -142,13 +142,8 @@ class EntraAdapter:
         if len(wanted) > LIST_ALL_ABOVE:
             found = await self._list_applications(None)
         else:
-            limit = asyncio.Semaphore(CONCURRENT_QUERIES)
-
-            async def batch(ids: list[str]) -> list[dict[str, Any]]:
-                async with limit:
-                    return await self._list_applications(f"appId in ({_quoted(ids)})")
-
-            batches = await asyncio.gather(*(batch(b) for b in _chunks(sorted(wanted))))
+            queries = (f"appId in ({_quoted(ids)})" for ids in _chunks(sorted(wanted)))
+            batches = await bounded(CONCURRENT_QUERIES, map(self._list_applications, queries))
             found = [app for b in batches for app in b]
         records = (_record(a) for a in found)
         return {r.app_id: r for r in records if r.app_id in wanted}
@@ -236,13 +231,8 @@ class EntraAdapter:
         if len(wanted) > LIST_ALL_ABOVE:
             sps = await self._list_service_principals(None)
         else:
-            limit = asyncio.Semaphore(CONCURRENT_QUERIES)
-
-            async def batch(ids: list[str]) -> list[dict[str, Any]]:
-                async with limit:
-                    return await self._list_service_principals(f"id in ({_quoted(ids)})")
-
-            batches = await asyncio.gather(*(batch(b) for b in _chunks(sorted(wanted))))
+            queries = (f"id in ({_quoted(ids)})" for ids in _chunks(sorted(wanted)))
+            batches = await bounded(CONCURRENT_QUERIES, map(self._list_service_principals, queries))
             sps = [sp for b in batches for sp in b]
         entries = (_principal(sp) for sp in sps)
         return {e.object_id: e for e in entries if e.object_id in wanted}

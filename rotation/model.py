@@ -79,6 +79,55 @@ class PrincipalEntry:
     owner_tenant_id: str | None
 
 
+# ----- Azure Resource Manager: what discovery and doctor read about ACS ----------------------
+# The ACS reader (rotation/arm.py) turns SDK objects into these; discovery depends on them
+# and on the AcsReader port (rotation/ports.py), never on the adapter.
+
+
+@dataclass(frozen=True, slots=True)
+class AcsResource:
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpUsernameEntry:
+    """An ACS SMTP Username resource: a custom username bound to an Entra app."""
+
+    resource_id: str
+    username: str
+    app_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignmentEntry:
+    scope: str
+    principal_id: str
+    principal_type: str
+    role_definition_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDefinitionEntry:
+    id: str
+    role_name: str
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionEntry:
+    """One entry of what ARM says the caller may do at a scope (its permissions API)."""
+
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...]
+    data_actions: tuple[str, ...]
+    not_data_actions: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Credential:
     """One password credential of an Entra application (no secret text)."""

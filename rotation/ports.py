@@ -1,12 +1,12 @@
-"""What the engine needs from the outside world, as protocols.
+"""What the engine and discovery need from the outside world, as protocols.
 
-The adapters in entra.py, vault.py and smtp_check.py satisfy these structurally; the
-engine depends on nothing else, which keeps it free of SDK types.
+The adapters in entra.py, vault.py, smtp_check.py and arm.py satisfy these structurally;
+the engine and discovery depend on nothing else, which keeps them free of SDK types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -14,11 +14,16 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from rotation.model import (
+    AcsResource,
     AppRecord,
     ConsumerReference,
     DeletedName,
     ManagedApp,
     NewSecret,
+    PrincipalEntry,
+    RoleAssignmentEntry,
+    RoleDefinitionEntry,
+    SmtpUsernameEntry,
     VaultEntry,
     VaultVersion,
 )
@@ -70,6 +75,28 @@ class Verifier(Protocol):
     """A live SMTP AUTH handshake with a username and password."""
 
     async def verify(self, username: str, password: SecretStr, timeout: float) -> int: ...
+
+
+class AcsReader(Protocol):
+    """ACS resources, their SMTP Usernames and who holds which role on them (ARM, read only)."""
+
+    async def acs_resources(
+        self, subscription_ids: Iterable[str], resource_ids: Iterable[str] = ()
+    ) -> list[AcsResource]: ...
+
+    async def smtp_usernames(self, resource: AcsResource) -> list[SmtpUsernameEntry]: ...
+
+    async def role_assignments(self, resource: AcsResource) -> list[RoleAssignmentEntry]: ...
+
+    async def role_definition(self, definition_id: str) -> RoleDefinitionEntry: ...
+
+
+class ServicePrincipalDirectory(Protocol):
+    """What discovery needs from Entra: who each role-holding service principal is."""
+
+    async def service_principals(
+        self, object_ids: Collection[str]
+    ) -> dict[str, PrincipalEntry]: ...
 
 
 class WebSites(Protocol):

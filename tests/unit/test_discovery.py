@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from rotation.arm import AcsResource, RoleAssignmentEntry, RoleDefinitionEntry, SmtpUsernameEntry
 from rotation.discovery import (
     RANK_ALLOW_LIST,
     RANK_INHERITED,
@@ -30,7 +29,13 @@ from rotation.discovery import (
     role_sightings,
     smtp_username_sightings,
 )
-from rotation.model import PrincipalEntry
+from rotation.model import (
+    AcsResource,
+    PrincipalEntry,
+    RoleAssignmentEntry,
+    RoleDefinitionEntry,
+    SmtpUsernameEntry,
+)
 from rotation.settings import Settings, load_settings
 
 TENANT = "7a1b0c2d-0000-4000-8000-000000000001"

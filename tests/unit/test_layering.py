@@ -1,9 +1,12 @@
-"""What is deployed (rotation/) imports nothing that is not (the sandbox, the demo, bench)."""
+"""Layering: what is deployed (rotation/) imports nothing that is not (the sandbox, the demo,
+bench), and the pure core (discovery, policy, model, ports) imports no adapter and no SDK."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import rotation
 
@@ -80,3 +83,31 @@ def test_tls_trust_imports_no_credential_code() -> None:
     assert _ours(imported) == {"rotation.settings"}
     assert not {n for n in imported if n.startswith(("azure.identity", "azure.core.credentials"))}
     assert _ours(_imports_of("identity")) == {"rotation.settings", "rotation.trust"}
+
+
+#: The modules that talk to a service through an SDK (the adapters), and the SDKs themselves.
+ADAPTERS = (
+    "rotation.arm",
+    "rotation.entra",
+    "rotation.vault",
+    "rotation.web",
+    "rotation.lease",
+    "rotation.smtp_check",
+    "rotation.identity",
+    "rotation.trust",
+    "rotation.azure_errors",
+)
+SDKS = ("azure", "msgraph", "msgraph_core", "kiota_abstractions", "aiosmtplib", "httpx", "aiohttp")
+
+
+def _reaches_out(name: str) -> bool:
+    return name.split(".")[0] in SDKS or any(
+        name == adapter or name.startswith(adapter + ".") for adapter in ADAPTERS
+    )
+
+
+@pytest.mark.parametrize("module", ["discovery", "policy", "model", "ports"])
+def test_the_pure_core_imports_no_adapter_and_no_sdk(module: str) -> None:
+    """Discovery reads ARM through the AcsReader port (rotation/ports.py) and ARM's data
+    types from rotation/model.py: it runs on fakes, and the adapters can change alone."""
+    assert sorted(name for name in _imports_of(module) if _reaches_out(name)) == []
