@@ -9,63 +9,25 @@ before AUTH), so doctor is safe to run at any time, right after the first `azd u
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
+from rotation.closing import closed_with
+from rotation.doctor_types import Check, Probe, Site, Status
 from rotation.settings import Settings
 
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
     from rich.console import Console
 
-Status = Literal["ok", "warn", "fail"]
+__all__ = ["Check", "Site", "Status", "as_json", "diagnose", "ok", "render", "settings_failed"]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One finding: what was checked, how it went, and the command that fixes it."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str | None = None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """Where the rotator runs, so that fix commands name the real Function App."""
-
-    function_app: str = "<function app>"
-    resource_group: str = "<resource group>"
-    in_azure: bool = False
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> Site:
-        """App Service sets WEBSITE_SITE_NAME and WEBSITE_RESOURCE_GROUP in every app."""
-        name = environ.get("WEBSITE_SITE_NAME")
-        if not name:
-            return cls()
-        return cls(name, environ.get("WEBSITE_RESOURCE_GROUP") or "<resource group>", True)
-
-    def set_setting(self, names: Sequence[str]) -> str:
-        """The command that sets these settings where the rotator reads them."""
-        pairs = " ".join(f"{n}=<value>" for n in names) or "ROTATION_<NAME>=<value>"
-        if self.in_azure:
-            return (
-                f"az functionapp config appsettings set -g {self.resource_group} "
-                f"-n {self.function_app} --settings {pairs}"
-            )
-        return f"export {pairs}"
 
 
 async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     """Runs every check with clients built from `settings` (as RotationService builds them)."""
     from rotation.arm import ArmReader
-    from rotation.doctor_checks import Probe, run_checks
+    from rotation.doctor_checks import run_checks
     from rotation.entra import EntraAdapter
     from rotation.identity import build_credential
     from rotation.lease import BlobLeases
@@ -74,27 +36,28 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     from rotation.vault import VaultAdapter
     from rotation.web import WebSiteReader
 
-    credential = build_credential(settings)
-    web = WebSiteReader.from_settings(settings, credential) if settings.consumers_enabled else None
-    leases = BlobLeases.from_settings(settings, credential) if settings.lease_blob_url else None
-    probe = Probe(
-        settings,
-        site or Site(),
-        credential,
-        EntraAdapter.from_settings(settings, credential),
-        ArmReader.from_settings(settings, credential),
-        VaultAdapter.from_settings(settings, credential),
-        SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
-        web,
-        leases,
-    )
-    try:
+    async with AsyncExitStack() as clients:  # closed on the way out, even after a failure
+        credential = closed_with(clients, build_credential(settings))
+        probe = Probe(
+            settings,
+            site or Site(),
+            credential,
+            closed_with(clients, EntraAdapter.from_settings(settings, credential)),
+            closed_with(clients, ArmReader.from_settings(settings, credential)),
+            closed_with(clients, VaultAdapter.from_settings(settings, credential)),
+            SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
+            web=(
+                closed_with(clients, WebSiteReader.from_settings(settings, credential))
+                if settings.consumers_enabled
+                else None
+            ),
+            leases=(
+                closed_with(clients, BlobLeases.from_settings(settings, credential))
+                if settings.lease_blob_url
+                else None
+            ),
+        )
         return await run_checks(probe)
-    finally:
-        closers = [probe.entra.close, probe.arm.close, probe.vault.close, credential.close]
-        optional = [*([web.close] if web else []), *([leases.close] if leases else [])]
-        for close in [*closers, *optional]:
-            await close()
 
 
 def ok(checks: Sequence[Check]) -> bool:

@@ -8,17 +8,12 @@ of the rotator's own Graph token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rotation.concurrency import bounded
 from rotation.discovery import survey
-from rotation.doctor import Check
+from rotation.doctor_types import Check, Probe
 from rotation.errors import RotationError, SecretNameDeleted
 from rotation.model import AppRecord, ManagedApp
 from rotation.settings import USERNAME_SUFFIX
-
-if TYPE_CHECKING:
-    from rotation.doctor_checks import Probe
 
 READ_WRITE_ALL = "Application.ReadWrite.All"
 

@@ -11,26 +11,16 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.credentials_async import AsyncTokenCredential
-
 from rotation import redaction
-from rotation.arm import ArmReader
 from rotation.discovery import action_allowed, definition_key, grants_smtp
-from rotation.doctor import Check, Site
 from rotation.doctor_apps import READ_WRITE_ALL, check_apps, vault_fix
-from rotation.entra import EntraAdapter
+from rotation.doctor_types import Check, Probe
 from rotation.errors import RotationError, VerificationFailed
-from rotation.lease import BlobLeases
 from rotation.model import AcsResource
-from rotation.settings import Settings
-from rotation.smtp_check import SmtpVerifier
-from rotation.vault import VaultAdapter
-from rotation.web import WebSiteReader
 
 OWNED_BY = "Application.ReadWrite.OwnedBy"
 VAULT_WRITES = (
@@ -41,41 +31,6 @@ SLOW_GRANTS = (
     "a new grant can take hours to reach a managed identity's tokens (Azure managed "
     "identity FAQ); run doctor again later"
 )
-
-
-@dataclass
-class Probe:
-    """The clients doctor reads through, and what earlier checks found out."""
-
-    settings: Settings
-    site: Site
-    credential: AsyncTokenCredential
-    entra: EntraAdapter
-    arm: ArmReader
-    vault: VaultAdapter
-    verifier: SmtpVerifier
-    web: WebSiteReader | None = None  # with ROTATION_CONSUMERS_ENABLED only
-    leases: BlobLeases | None = None  # with ROTATION_LEASE_BLOB_URL only
-    claims: dict[str, Any] = field(default_factory=dict)
-    #: ACS resource id (lower) -> principal id -> names of its roles that allow SMTP
-    holders: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-    sp_app_ids: dict[str, str] = field(default_factory=dict)  # principal id -> app id
-
-    @property
-    def me(self) -> str:
-        return str(self.claims.get("oid") or "<object id of the rotator's identity>")
-
-    @property
-    def vault_name(self) -> str:
-        if self.settings.key_vault_resource_id:
-            return self.settings.key_vault_resource_id.rsplit("/", 1)[-1]
-        return (urlsplit(self.settings.key_vault_url).hostname or "<vault>").split(".")[0]
-
-    @property
-    def vault_scope(self) -> str:
-        return self.settings.key_vault_resource_id or (
-            f"$(az keyvault show -n {self.vault_name} --query id -o tsv)"
-        )
 
 
 # ----- identity and tokens -------------------------------------------------------------------

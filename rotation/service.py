@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from rotation.closing import closed_with
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
 from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunOptions, RunReport
@@ -22,7 +24,7 @@ from rotation.policy import app_state
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from rotation.arm import ArmReader
     from rotation.discovery import Inventory, Skipped
@@ -105,14 +107,14 @@ class RotationService:
         vault: VaultAdapter,
         arm: ArmReader,
         engine: Engine,
-        closers: Sequence[Callable[[], Awaitable[object]]] = (),
+        clients: AsyncExitStack | None = None,
     ) -> None:
         self.settings = settings
         self.entra = entra
         self.vault = vault
         self.arm = arm
         self.engine = engine
-        self._closers = closers
+        self._clients = clients or AsyncExitStack()  # what aclose closes
 
     @classmethod
     def open(
@@ -134,30 +136,29 @@ class RotationService:
         from rotation.trust import trusted_ssl_context
         from rotation.vault import VaultAdapter
 
-        credential = build_credential(settings)
-        entra = EntraAdapter.from_settings(settings, credential)
-        vault = VaultAdapter.from_settings(settings, credential)
-        arm = ArmReader.from_settings(settings, credential)
+        clients = AsyncExitStack()
+        credential = closed_with(clients, build_credential(settings))
+        entra = closed_with(clients, EntraAdapter.from_settings(settings, credential))
+        vault = closed_with(clients, VaultAdapter.from_settings(settings, credential))
+        arm = closed_with(clients, ArmReader.from_settings(settings, credential))
         verifier = SmtpVerifier(
             settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings), backoff=backoff
         )
-        closers = [entra.close, vault.close, arm.close]
         tracker = None
         if settings.consumers_enabled:
             from rotation.consumers import POLL_INTERVAL_SECONDS, ConsumerTracker
             from rotation.web import WebSiteReader
 
-            web = WebSiteReader.from_settings(settings, credential)
-            closers.append(web.close)
+            web = closed_with(clients, WebSiteReader.from_settings(settings, credential))
             interval = consumer_poll_interval or POLL_INTERVAL_SECONDS
             tracker = ConsumerTracker(settings, web, clock=clock, poll_interval=interval)
-        leases = BlobLeases.from_settings(settings, credential) if settings.lease_blob_url else None
-        if leases is not None:
-            closers.append(leases.close)
+        leases = None
+        if settings.lease_blob_url:
+            leases = closed_with(clients, BlobLeases.from_settings(settings, credential))
         engine = Engine(
             settings, entra, vault, verifier, clock=clock, consumers=tracker, leases=leases
         )
-        return cls(settings, entra, vault, arm, engine, (*closers, credential.close))
+        return cls(settings, entra, vault, arm, engine, clients)
 
     async def __aenter__(self) -> RotationService:
         return self
@@ -171,8 +172,8 @@ class RotationService:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for close in self._closers:
-            await close()
+        """Closes every client (the credential last), each even if another fails to."""
+        await self._clients.aclose()
 
     async def inventory(self) -> list[ManagedApp]:
         """Every ACS-enabled app this rotator manages, found afresh."""

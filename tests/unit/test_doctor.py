@@ -1,15 +1,21 @@
 """doctor's pure parts: reading a token's claims, Key Vault's token resource, the settings
-line, and the one-line-per-check rendering."""
+line, and the one-line-per-check rendering; and that it closes what it opened."""
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
+from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.console import Console
 
+from rotation import doctor
 from rotation.doctor import Check, Site, as_json, ok, render, settings_failed
 from rotation.doctor_checks import token_claims, vault_audience
+from rotation.settings import load_settings
 
 
 def _jwt(payload: dict[str, object]) -> str:
@@ -74,3 +80,40 @@ def test_render_prints_one_line_per_check_and_a_fix_line_under_each_problem() ->
     assert not ok(checks)
     assert as_json(checks)["ok"] is False
     assert ok(checks[:2])
+
+
+class _Credential:
+    """A token credential that only records being closed (doctor fails before any token)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise AssertionError("no token is asked for before the clients are built")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_client_failing_to_build_still_closes_the_credential_made_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ROTATION_CA_BUNDLE that is a file but not a PEM passes settings, and the first
+    client that loads it (Graph's) fails after the credential exists."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    settings = load_settings(
+        {
+            "ROTATION_KEY_VAULT_URL": "https://kv.vault.azure.net",
+            "ROTATION_TENANT_ID": "00000000-0000-0000-0000-00000000000a",
+            "ROTATION_APP_IDS": "00000000-0000-0000-0000-0000000000a1",
+            "ROTATION_CA_BUNDLE": str(bundle),
+        }
+    )
+    credential = _Credential()
+    monkeypatch.setattr("rotation.identity.build_credential", lambda _settings: credential)
+
+    with pytest.raises(ssl.SSLError):
+        await doctor.diagnose(settings, Site())
+
+    assert credential.closed

@@ -4,6 +4,7 @@ bench), and the pure core (discovery, policy, model, ports) imports no adapter a
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,29 @@ def test_the_pure_core_imports_no_adapter_and_no_sdk(module: str) -> None:
     """Discovery reads ARM through the AcsReader port (rotation/ports.py) and ARM's data
     types from rotation/model.py: it runs on fakes, and the adapters can change alone."""
     assert sorted(name for name in _imports_of(module) if _reaches_out(name)) == []
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` (module -> modules it imports), or [] when it has none."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return []
+
+
+def test_no_module_of_rotation_imports_itself_back() -> None:
+    """Lazy and type-only imports count too: doctor, doctor_checks and doctor_apps once
+    imported each other; what they share now lives in doctor_types.py."""
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    graph = {
+        module: {
+            name.split(".")[1]
+            for name in _ours(_imports_of(module))
+            if name.split(".")[1] in modules
+        }
+        - {module}
+        for module in modules
+    }
+    assert _cycle(graph) == []
+    assert sorted(set(_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}))) == ["a", "b", "c"]
