@@ -24,7 +24,6 @@ from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 from azure.mgmt.core import tools as arm_id
 from azure.mgmt.core.exceptions import ARMErrorFormat
-from azure.mgmt.core.tools import is_valid_resource_id
 
 from rotation.azure_errors import RETRY, map_arm_errors
 from rotation.model import (
@@ -34,7 +33,8 @@ from rotation.model import (
     RoleDefinitionEntry,
     SmtpUsernameEntry,
 )
-from rotation.settings import Settings
+from rotation.resource_ids import resource_parts
+from rotation.settings import ACS_RESOURCE, Settings
 from rotation.trust import connection_options
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
@@ -44,23 +44,16 @@ _ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 def parse_resource_id(resource_id: str) -> AcsResource:
     """An ACS resource id split into its parts (the id's own casing is kept)."""
-    rid, parts = _top_level(resource_id)
-    kind = f"{parts.get('namespace')}/{parts.get('type')}".lower()
-    if kind != "microsoft.communication/communicationservices":
+    rid = _slashed(resource_id)
+    parts = resource_parts(rid, ACS_RESOURCE)
+    if parts is None:
         raise ValueError(f"{resource_id!r} is not an ACS resource id")
     return AcsResource(rid, parts["name"], parts["resource_group"], parts["subscription"])
 
 
-def _top_level(resource_id: str) -> tuple[str, dict[str, str]]:
-    """A top-level resource id (subscription, group, provider, type, name; no child) as
-    azure.mgmt.core.tools parses it, or {} when it is not one."""
-    rid = "/" + resource_id.strip("/")
-    if not is_valid_resource_id(rid):
-        return rid, {}
-    parts = {key: str(value) for key, value in arm_id.parse_resource_id(rid).items()}
-    if "resource_group" not in parts or parts.get("children"):
-        return rid, {}
-    return rid, parts
+def _slashed(resource_id: str) -> str:
+    """One leading slash and none trailing, as ARM ids are written."""
+    return "/" + resource_id.strip("/")
 
 
 class ArmReader:
@@ -180,8 +173,8 @@ class ArmReader:
     async def my_permissions(self, resource_id: str) -> list[PermissionEntry]:
         """What the caller itself may do on a resource (``.../providers/Microsoft.Authorization
         /permissions``): how `doctor` checks a write permission without writing."""
-        _, parts = _top_level(resource_id)
-        if not parts:
+        parts = resource_parts(_slashed(resource_id))
+        if parts is None:
             raise ValueError(f"{resource_id!r} is not a top-level resource id")
         client = self._authz(parts["subscription"])
         entries = []
@@ -241,5 +234,5 @@ def _assignment(item: Mapping[str, Any]) -> RoleAssignmentEntry:
 
 
 def _subscription_of(resource_id: str) -> str | None:
-    found = arm_id.parse_resource_id("/" + resource_id.strip("/")).get("subscription")
+    found = arm_id.parse_resource_id(_slashed(resource_id)).get("subscription")
     return str(found) if found else None

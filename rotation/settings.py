@@ -23,23 +23,13 @@ from rotation.policy import Rules
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 USERNAME_SUFFIX = "-username"
-ACS_RESOURCE_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
-    r"/providers/Microsoft\.Communication/communicationServices/[^/]+$",
-    re.IGNORECASE,
-)
-#: An App Service / Functions site or one of its deployment slots (ROTATION_CONSUMER_SITES).
-WEB_SITE_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
-    r"/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$",
-    re.IGNORECASE,
-)
+#: The resource types of the ids settings name (ARM's ``Namespace/type``).
+ACS_RESOURCE = "Microsoft.Communication/communicationServices"
+#: An App Service / Functions site, or one of its deployment slots (ROTATION_CONSUMER_SITES).
+WEB_SITE, WEB_SLOT = "Microsoft.Web/sites", "slots"
+KEY_VAULT = "Microsoft.KeyVault/vaults"
+VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{3,24}$")
 ALL = "all"
-KEY_VAULT_RESOURCE_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+"
-    r"/providers/Microsoft\.KeyVault/vaults/[0-9A-Za-z-]{3,24}$",
-    re.IGNORECASE,
-)
 
 #: Entra authority, Microsoft Graph and ARM endpoints of each Azure cloud. US Government
 #: DoD (L5) tenants use Graph at https://dod-graph.microsoft.us: set ROTATION_GRAPH_URL to it
@@ -148,7 +138,7 @@ class Settings(BaseSettings):
     @classmethod
     def _site_ids(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not WEB_SITE_ID.match(value):
+            if _resource_id(value, WEB_SITE, child=WEB_SLOT) is None:
                 raise ValueError(
                     f"{value!r} is not a site or slot resource id (/subscriptions/<id>/"
                     "resourceGroups/<rg>/providers/Microsoft.Web/sites/<name>[/slots/<slot>])"
@@ -208,7 +198,7 @@ class Settings(BaseSettings):
     @classmethod
     def _resource_ids(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not ACS_RESOURCE_ID.match(value):
+            if _resource_id(value, ACS_RESOURCE) is None:
                 raise ValueError(
                     f"{value!r} is not an ACS resource id (/subscriptions/<id>/resourceGroups/<rg>"
                     "/providers/Microsoft.Communication/communicationServices/<name>)"
@@ -218,7 +208,10 @@ class Settings(BaseSettings):
     @field_validator("key_vault_resource_id")
     @classmethod
     def _vault_id(cls, value: str | None) -> str | None:
-        if value is not None and not KEY_VAULT_RESOURCE_ID.match(value):
+        if value is None:
+            return None
+        parts = _resource_id(value, KEY_VAULT)
+        if parts is None or not VAULT_NAME.match(parts["name"]):
             raise ValueError(
                 "must be a Key Vault resource id (/subscriptions/<id>/resourceGroups/<rg>"
                 "/providers/Microsoft.KeyVault/vaults/<name>)"
@@ -392,6 +385,19 @@ def canonical_guid(value: object) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         return None
+
+
+def _resource_id(value: str, kind: str, *, child: str | None = None) -> dict[str, str] | None:
+    """The parts of `value` when it is the ARM id of a `kind` resource (or, with `child`, of
+    such a child of one) in a subscription named by its GUID; else None."""
+    # azure.mgmt.core loads azure.core: imported here, so a cold start without such a
+    # setting does not pay for it.
+    from rotation.resource_ids import resource_parts
+
+    parts = resource_parts(value, kind, child=child)
+    if parts is None or canonical_guid(parts["subscription"]) != parts["subscription"].lower():
+        return None
+    return parts
 
 
 def _guid(value: str) -> str:

@@ -191,3 +191,87 @@ def test_the_public_message_names_the_setting_but_never_its_value(name: str, val
     assert name in caught.value.public
     assert value not in caught.value.public
     assert "\n" not in caught.value.public
+
+
+RG = f"/subscriptions/{SUB}/resourceGroups/rg-mail/providers"
+ACS_ID = f"{RG}/Microsoft.Communication/communicationServices/acs-mail"
+VAULT_ID = f"{RG}/Microsoft.KeyVault/vaults/kv-mail"
+SITE_ID = f"{RG}/Microsoft.Web/sites/app-mail"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ROTATION_ACS_RESOURCE_IDS", ACS_ID),
+        ("ROTATION_ACS_RESOURCE_IDS", ACS_ID.upper().replace(SUB, SUB.upper())),
+        ("ROTATION_KEY_VAULT_RESOURCE_ID", VAULT_ID),
+        ("ROTATION_CONSUMER_SITES", SITE_ID),
+        ("ROTATION_CONSUMER_SITES", f"{SITE_ID}/slots/staging"),
+    ],
+)
+def test_resource_id_settings_take_arm_ids_in_any_case(name: str, value: str) -> None:
+    settings = load_settings({**BASE, name: value})
+    kept = getattr(settings, name.removeprefix("ROTATION_").lower())
+    assert kept in (value, [value])
+
+
+ACS_FORM = (
+    "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Communication"
+    "/communicationServices/<name>)"
+)
+VAULT_FORM = (
+    "must be a Key Vault resource id (/subscriptions/<id>/resourceGroups/<rg>"
+    "/providers/Microsoft.KeyVault/vaults/<name>)"
+)
+SITE_FORM = (
+    "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Web/sites/<name>[/slots/<slot>])"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        *(
+            ("ROTATION_ACS_RESOURCE_IDS", bad, f"{bad!r} is not an ACS resource id {ACS_FORM}")
+            for bad in (
+                f"{RG}/Microsoft.Communication/emailServices/acs-mail",
+                f"{ACS_ID}/smtpUsernames/mailer",
+                f"{ACS_ID}/",
+                ACS_ID.removeprefix("/"),
+                ACS_ID.replace(SUB, "x" * 36),
+                ACS_ID.replace(SUB, "-" * 36),
+                ACS_ID.replace("/resourceGroups/rg-mail", ""),
+            )
+        ),
+        *(
+            ("ROTATION_KEY_VAULT_RESOURCE_ID", bad, VAULT_FORM)
+            for bad in (
+                f"{RG}/Microsoft.KeyVault/vaults/kv",
+                f"{RG}/Microsoft.KeyVault/vaults/kv_mail",
+                f"{RG}/Microsoft.KeyVault/vaults/{'k' * 25}",
+                f"{VAULT_ID}/secrets/smtp",
+                f"{RG}/Microsoft.KeyVault/managedHSMs/kv-mail",
+            )
+        ),
+        *(
+            (
+                "ROTATION_CONSUMER_SITES",
+                bad,
+                f"{bad!r} is not a site or slot resource id {SITE_FORM}",
+            )
+            for bad in (
+                f"{SITE_ID}/config/web",
+                f"{SITE_ID}/slots/staging/config/web",
+                f"{SITE_ID}/providers/Microsoft.Web/slots/staging",
+                f"{RG}/Microsoft.Web/serverfarms/plan",
+            )
+        ),
+    ],
+)
+def test_a_malformed_resource_id_is_refused_with_the_form_it_should_take(
+    name: str, value: str, message: str
+) -> None:
+    with pytest.raises(InvalidSettings) as caught:
+        load_settings({**BASE, name: value})
+
+    assert str(caught.value) == f"invalid settings: {name}: {message}"
