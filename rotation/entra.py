@@ -139,12 +139,7 @@ class EntraAdapter:
         wanted = {a.lower() for a in app_ids}
         if not wanted:
             return {}
-        if len(wanted) > LIST_ALL_ABOVE:
-            found = await self._list_applications(None)
-        else:
-            queries = (f"appId in ({_quoted(ids)})" for ids in _chunks(sorted(wanted)))
-            batches = await bounded(CONCURRENT_QUERIES, map(self._list_applications, queries))
-            found = [app for b in batches for app in b]
+        found = await _batched(wanted, "appId", self._list_applications)
         records = (_record(a) for a in found)
         return {r.app_id: r for r in records if r.app_id in wanted}
 
@@ -228,12 +223,7 @@ class EntraAdapter:
         wanted = {o.lower() for o in object_ids}
         if not wanted:
             return {}
-        if len(wanted) > LIST_ALL_ABOVE:
-            sps = await self._list_service_principals(None)
-        else:
-            queries = (f"id in ({_quoted(ids)})" for ids in _chunks(sorted(wanted)))
-            batches = await bounded(CONCURRENT_QUERIES, map(self._list_service_principals, queries))
-            sps = [sp for b in batches for sp in b]
+        sps = await _batched(wanted, "id", self._list_service_principals)
         entries = (_principal(sp) for sp in sps)
         return {e.object_id: e for e in entries if e.object_id in wanted}
 
@@ -313,6 +303,21 @@ def graph_client(
 
 
 # ----- helpers -------------------------------------------------------------------------------
+
+
+async def _batched(
+    wanted: Collection[str],
+    key: str,
+    listing: Callable[[str | None], Awaitable[list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
+    """The objects whose `key` is among `wanted` (and maybe others): `listing` filtered to
+    IN_BATCH ids at a time, CONCURRENT_QUERIES at once; past LIST_ALL_ABOVE ids, one
+    unfiltered listing, which is cheaper than that many batches."""
+    if len(wanted) > LIST_ALL_ABOVE:
+        return await listing(None)
+    queries = (f"{key} in ({_quoted(ids)})" for ids in _chunks(sorted(wanted)))
+    batches = await bounded(CONCURRENT_QUERIES, map(listing, queries))
+    return [item for batch in batches for item in batch]
 
 
 async def _retry_transport(call: Callable[[], Awaitable[T]]) -> T:
