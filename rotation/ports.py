@@ -1,7 +1,8 @@
 """What the engine and discovery need from the outside world, as protocols.
 
-The adapters in entra.py, vault.py, smtp_check.py and arm.py satisfy these structurally;
-the engine and discovery depend on nothing else, which keeps them free of SDK types.
+The adapters (entra.py, vault.py, smtp_check.py, arm.py, web.py, lease.py) satisfy these
+structurally; the engine and discovery depend on nothing else, which keeps them free of SDK
+types (tests/unit/test_layering.py checks discovery's imports).
 """
 
 from __future__ import annotations
