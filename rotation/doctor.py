@@ -14,13 +14,13 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from rotation.closing import closed_with
-from rotation.doctor_types import Check, Probe, Site, Status
+from rotation.doctor_types import Check, Probe, Site
 from rotation.settings import Settings
 
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
     from rich.console import Console
 
-__all__ = ["Check", "Site", "Status", "as_json", "diagnose", "ok", "render", "settings_failed"]
+__all__ = ["Check", "Site", "as_json", "diagnose", "ok", "render", "settings_failed"]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
