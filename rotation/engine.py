@@ -30,6 +30,7 @@ import structlog
 
 from rotation import logs
 from rotation.app_run import AppRunner, RunState, failed, log_internal_error
+from rotation.discovery import Skipped
 from rotation.errors import describe, internal_error
 from rotation.model import (
     Action,
@@ -47,7 +48,6 @@ from rotation.steps import Steps, new_names
 
 if TYPE_CHECKING:
     from rotation.consumers import ConsumerTracker
-    from rotation.discovery import Skipped  # discovery imports the ARM SDK: annotations only
 
 log = logs.get_logger("rotation.engine")
 
