@@ -8,6 +8,7 @@ one line that names the setting.
 from __future__ import annotations
 
 import re
+import ssl
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -246,6 +247,8 @@ class Settings(BaseSettings):
     def _readable(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a readable file")
+        if value is not None:
+            _loadable_pem(value)
         return value
 
     @model_validator(mode="after")
@@ -405,3 +408,12 @@ def _guid(value: str) -> str:
     if found is None:
         raise ValueError(f"{value!r} is not a GUID")
     return found
+
+
+def _loadable_pem(bundle: Path) -> None:
+    """Refuse a bundle no TLS client can load here, at start-up and naming the setting,
+    rather than as an SSL traceback from the first client that reads it."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=bundle)
+    except (ssl.SSLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{bundle} holds no PEM certificate that TLS can load") from exc

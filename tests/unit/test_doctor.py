@@ -98,8 +98,8 @@ class _Credential:
 async def test_a_client_failing_to_build_still_closes_the_credential_made_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A ROTATION_CA_BUNDLE that is a file but not a PEM passes settings, and the first
-    client that loads it (Graph's) fails after the credential exists."""
+    """The first client that loads the CA bundle (Graph's) fails after the credential
+    exists. Settings refuse a bundle that is not a PEM, so the test slips one past them."""
     bundle = tmp_path / "ca.pem"
     bundle.write_text("not a certificate\n")
     settings = load_settings(
@@ -107,9 +107,8 @@ async def test_a_client_failing_to_build_still_closes_the_credential_made_before
             "ROTATION_KEY_VAULT_URL": "https://kv.vault.azure.net",
             "ROTATION_TENANT_ID": "00000000-0000-0000-0000-00000000000a",
             "ROTATION_APP_IDS": "00000000-0000-0000-0000-0000000000a1",
-            "ROTATION_CA_BUNDLE": str(bundle),
         }
-    )
+    ).model_copy(update={"ca_bundle": bundle})
     credential = _Credential()
     monkeypatch.setattr("rotation.identity.build_credential", lambda _settings: credential)
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import trustme
 
 from rotation.errors import SettingsError
 from rotation.settings import InvalidSettings, load_settings
@@ -105,6 +106,28 @@ def test_bad_value_names_the_setting(name: str, value: str, message: str) -> Non
     assert "\n" not in text
     assert name in text
     assert message in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a certificate\n", b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"],
+)
+def test_a_ca_bundle_tls_cannot_load_is_refused_naming_the_setting(
+    tmp_path: Path, content: bytes
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(content)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, "ROTATION_CA_BUNDLE": str(bundle)})
+    assert "ROTATION_CA_BUNDLE" in str(caught.value)
+    assert "no PEM certificate" in str(caught.value)
+
+
+def test_a_ca_bundle_with_a_certificate_is_accepted(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    assert load_settings({**BASE, "ROTATION_CA_BUNDLE": str(bundle)}).ca_bundle == bundle
 
 
 def test_missing_required_settings_are_named() -> None:
