@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rotation import doctor, logs, redaction, render
+from rotation import answers, doctor, logs, redaction, render
 from rotation.errors import RotationError, SettingsError
 from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService
@@ -110,7 +110,7 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
         logs.configure(settings.log_format)
         checks = asyncio.run(doctor.diagnose(settings, site))
     if args.json:
-        print(json.dumps(doctor.as_json(checks), indent=2))
+        print(json.dumps(answers.DoctorReport.of(checks).body(), indent=2))
     else:
         doctor.render(checks, console)
     return 0 if doctor.ok(checks) else 1
@@ -132,7 +132,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
         if args.command == "status":
             rows = await service.status(args.app or None)
             if args.json:
-                print(json.dumps([r.as_dict() for r in rows], indent=2))
+                print(json.dumps([answers.StatusRow.of(r).body() for r in rows], indent=2))
             else:
                 console.print(render.status_table(rows))
                 render.print_consumers(console, [(r.app_id, r.consumers) for r in rows])
@@ -155,7 +155,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
         else:
             report = await _run_with_progress(service, options, console)
         if args.json:
-            print(json.dumps(report.as_dict(), indent=2))
+            print(json.dumps(answers.RunReport.of(report).body(), indent=2))
         else:
             console.print(render.report_table(report))
             render.print_consumers(console, [(o.app_id, o.consumers) for o in report.outcomes])

@@ -20,7 +20,7 @@ from rotation.settings import Settings
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
     from rich.console import Console
 
-__all__ = ["Check", "Site", "as_json", "diagnose", "ok", "render", "settings_failed"]
+__all__ = ["Check", "Site", "diagnose", "ok", "render", "settings_failed"]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -62,10 +62,6 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
 
 def ok(checks: Sequence[Check]) -> bool:
     return not any(c.status == "fail" for c in checks)
-
-
-def as_json(checks: Sequence[Check]) -> dict[str, object]:
-    return {"ok": ok(checks), "checks": [c.as_dict() for c in checks]}
 
 
 def settings_failed(public_message: str, site: Site) -> Check:

@@ -36,9 +36,6 @@ class Check:
     detail: str
     fix: str | None = None
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
-
 
 @dataclass(frozen=True, slots=True)
 class Site:

@@ -178,7 +178,7 @@ class Engine:
             failed=len(run.report.failed),
             rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
             unfinished=len(run.report.unfinished),
-            counts=run.report.as_dict()["counts"],
+            counts=run.report.counts,
         )
 
     async def _guarded(self, run: RunState, obs: Observation) -> AppOutcome:

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rotation import logs, redaction
+from rotation import answers, logs, redaction
 from rotation.caller import describe_caller
-from rotation.doctor import Site, as_json, diagnose
+from rotation.doctor import Site, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
-from rotation.model import Mode, RunOptions
+from rotation.model import Mode, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
 
@@ -51,8 +51,20 @@ class RotationRequest(BaseModel):
         return [guid for guid in guids if guid is not None]
 
 
-def problem(status: int, code: str, message: str, **extra: Any) -> Answer:
-    return status, {"error": {"code": code, "message": redaction.scrub(message), **extra}}
+def problem(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    key: str | None = None,
+    app_ids: list[str] | None = None,
+    report: RunReport | None = None,
+) -> Answer:
+    detail = answers.ProblemDetail.of(
+        code, message, field=field, key=key, app_ids=app_ids, report=report
+    )
+    return status, answers.Problem(error=detail).body()
 
 
 class _DuplicateKey(ValueError):
@@ -171,14 +183,14 @@ class Api:
             self._service = None
 
     def health(self) -> Answer:
-        return 200, {"status": "up"}
+        return 200, answers.Health(status="up").body()
 
     async def status(self) -> Answer:
         try:
             rows = await self.service.status()
         except RotationError as exc:
             return problem(502, "upstream_failed", str(exc))
-        return 200, {"apps": [r.as_dict() for r in rows]}
+        return 200, answers.Status.of(rows).body()
 
     async def rotations(
         self,
@@ -198,7 +210,7 @@ class Api:
                 409,
                 "rotation_in_progress",
                 "a rotation of these apps is already under way in this instance",
-                appIds=busy,
+                app_ids=busy,
             )
         log.info(
             "http.rotation_requested",
@@ -222,7 +234,7 @@ class Api:
             )
             report = await self.service.run(options)
         except UnknownApps as exc:
-            return problem(404, "unknown_apps", str(exc), appIds=exc.app_ids)
+            return problem(404, "unknown_apps", str(exc), app_ids=exc.app_ids)
         except LeaseStoreUnavailable as exc:
             return problem(503, "lease_store_unavailable", str(exc))
         except RotationError as exc:
@@ -238,15 +250,15 @@ class Api:
                 409,
                 "rotation_in_progress",
                 f"another run is rotating {len(busy)} of these apps; retry once it has ended",
-                appIds=busy,
-                report=report.as_dict(),
+                app_ids=busy,
+                report=report,
             )
-        return 200, report.as_dict()
+        return 200, answers.RunReport.of(report).body()
 
     async def doctor(self) -> Answer:
         """Every prerequisite checked against the live services (reads only)."""
         checks = await diagnose(self.settings, self.site)
-        return 200, as_json(checks)
+        return 200, answers.DoctorReport.of(checks).body()
 
     async def timer(self) -> dict[str, Any]:
         """The scheduled run: every due app, with the full verify timeout. Within its
@@ -266,7 +278,7 @@ class Api:
             raise
         finally:
             self._whole_runs -= 1
-        return report.as_dict()
+        return answers.RunReport.of(report).body()
 
 
 def _code(answer: Answer) -> dict[str, Any]:

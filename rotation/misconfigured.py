@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rotation import logs
-from rotation.doctor import Site, as_json, settings_failed
+from rotation import answers, logs
+from rotation.doctor import Site, settings_failed
 from rotation.errors import SettingsError
-from rotation.http_api import Answer, problem
+from rotation.http_api import Answer
 
 log = logs.get_logger("rotation.settings")
 
@@ -29,12 +29,14 @@ class Misconfigured:
         self.site = site
         log.error("settings.invalid", error=message)
 
+    def _error(self) -> answers.ProblemDetail:
+        return answers.ProblemDetail.of("invalid_settings", self.message)
+
     def _refusal(self) -> Answer:
-        return problem(503, "invalid_settings", self.message)
+        return 503, answers.Problem(error=self._error()).body()
 
     def health(self) -> Answer:
-        status, body = self._refusal()
-        return status, {"status": "misconfigured", **body}
+        return 503, answers.Misconfigured(status="misconfigured", error=self._error()).body()
 
     async def status(self) -> Answer:
         return self._refusal()
@@ -48,8 +50,8 @@ class Misconfigured:
         return self._refusal()
 
     async def doctor(self) -> Answer:
-        status, body = self._refusal()
-        return status, {**as_json([settings_failed(self.message, self.site)]), **body}
+        checks = [settings_failed(self.message, self.site)]
+        return 503, answers.DoctorMisconfigured.refusing(checks, self._error()).body()
 
     async def timer(self) -> dict[str, Any]:
         log.error("run.failed", error_type="SettingsError", error=self.message)

@@ -249,20 +249,6 @@ class ConsumerReference:
             return f"{self.status}: {self.details or 'no details given'}"
         return None
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "site": self.site_id,
-            "setting": self.setting,
-            "vaultName": self.vault_name,
-            "secretName": self.secret_name,
-            "status": self.status,
-            "pinnedVersion": self.pinned_version,
-            "activeVersion": self.active_version,
-            "details": self.details,
-            "confirmed": self.confirmed_at.isoformat() if self.confirmed_at else None,
-            "problem": self.problem,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class ConsumerCheck:
@@ -290,14 +276,6 @@ class ConsumerCheck:
             and all(r.resolves(self.version) for r in passwords)
             and all(r.problem is None for r in self.references)
         )
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "version": self.version,
-            "confirmed": self.confirmed,
-            "references": [r.as_dict() for r in self.references],
-            "unreachable": list(self.unreachable),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,22 +358,6 @@ class AppOutcome:
     #: Removals that failed (rollback of the new credential, retirement of old ones).
     cleanup_failures: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "appId": self.app_id,
-            "secretName": self.secret_name,
-            "action": self.action.value,
-            "reason": self.reason,
-            "outcome": self.outcome.value,
-            "newKeyId": self.new_key_id,
-            "removedKeyIds": list(self.removed_key_ids),
-            "expires": self.expires.isoformat() if self.expires else None,
-            "durationSeconds": round(self.duration_seconds, 3),
-            "error": self.error,
-            "consumers": self.consumers.as_dict() if self.consumers else None,
-            "cleanupFailures": list(self.cleanup_failures),
-        }
-
 
 @dataclass(slots=True)
 class RunReport:
@@ -428,23 +390,13 @@ class RunReport:
     def ok(self) -> bool:
         return not self.failed
 
-    def as_dict(self) -> dict[str, object]:
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many apps ended with each outcome, in the order outcomes first appear."""
         counts: dict[str, int] = {}
         for o in self.outcomes:
             counts[o.outcome.value] = counts.get(o.outcome.value, 0) + 1
-        return {
-            "runId": self.run_id,
-            "mode": self.mode.value,
-            "dryRun": self.dry_run,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
-            "ok": self.ok,
-            "counts": counts,
-            "unfinished": [o.app_id for o in self.unfinished],
-            "busy": [o.app_id for o in self.busy],
-            "blocked": [o.app_id for o in self.blocked],
-            "apps": [o.as_dict() for o in self.outcomes],
-        }
+        return counts
 
 
 @dataclass(frozen=True, slots=True)

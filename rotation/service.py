@@ -69,23 +69,6 @@ class StatusRow:
     reason: str | None = None  # why an app is skipped
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "appId": self.app_id,
-            "smtpUsername": self.smtp_username,
-            "smtpUsernameSource": self.usernames[0][1] if self.usernames else None,
-            "usernames": [{"username": u, "source": source} for u, source in self.usernames],
-            "secretName": self.secret_name,
-            "keyId": self.key_id,
-            "expires": self.expires.isoformat() if self.expires else None,
-            "daysLeft": None if self.days_left is None else round(self.days_left, 1),
-            "vaultVersion": self.vault_version,
-            "credentials": self.credentials,
-            "state": self.state,
-            "reason": self.reason,
-            "consumers": self.consumers.as_dict() if self.consumers else None,
-        }
-
     @classmethod
     def skipped(cls, skip: Skipped) -> StatusRow:
         return cls(skip.app_id, "", "", None, None, None, None, 0, "skipped", reason=skip.reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
@@ -43,7 +44,7 @@ async def test_consumer_sites_confirm_and_a_fully_covered_app_retires_at_once(
         if r.secret_name == name
     )
     assert outcome.removed_key_ids == [original]
-    assert report.as_dict()["apps"][0]["consumers"]["confirmed"] is True  # type: ignore[index]
+    assert answers.RunReport.of(report).body()["apps"][0]["consumers"]["confirmed"] is True
 
 
 async def test_an_app_not_declared_fully_covered_shows_confirmations_but_keeps_grace(
@@ -82,7 +83,7 @@ async def test_a_reference_that_does_not_resolve_holds_retirement_and_shows_its_
     assert all(r.status == "AccessToKeyVaultDenied" for r in problems)
     assert "Key Vault Secrets User" in (problems[0].problem or "")
     [row] = rows
-    shown = row.as_dict()["consumers"]
+    shown = answers.StatusRow.of(row).body()["consumers"]
     assert isinstance(shown, dict)
     assert "AccessToKeyVaultDenied" in str(shown["references"])
 

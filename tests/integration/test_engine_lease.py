@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from rotation import answers
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
@@ -85,7 +86,7 @@ async def test_an_app_another_run_holds_is_busy_and_untouched(
     assert "another run holds the lease" in (outcomes[held.app_id].error or "")
     assert outcomes[free.app_id].outcome is Outcome.ROTATED
     assert report.ok  # busy is not a failure
-    assert report.as_dict()["busy"] == [held.app_id]
+    assert answers.RunReport.of(report).body()["busy"] == [held.app_id]
     assert [p.key_id for p in held.app.passwords] == [held.password.key_id]
 
 

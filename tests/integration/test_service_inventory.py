@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import structlog
 
+from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService, UnknownApps
 from sandbox.server import Sandbox
@@ -35,7 +36,7 @@ async def test_a_run_reports_managed_identities_and_other_tenants_apps_as_skippe
         assert outcomes[skipped].reason
     assert report.ok
     assert report.failed == []
-    assert report.as_dict()["counts"] == {"rotated": 1, "skipped": 2}
+    assert answers.RunReport.of(report).body()["counts"] == {"rotated": 1, "skipped": 2}
     # The alerts (infra/modules/alerts.bicep) fire on run.finished with failed > 0 and on
     # app.expiry_near; a skipped app causes neither.
     (finished,) = [e for e in logs if e["event"] == "run.finished"]
@@ -67,13 +68,13 @@ async def test_status_shows_skipped_senders_with_the_reason_and_username_sources
         (both.usernames[0], "smtp-username"),
         (both.usernames[1], "role"),
     )
-    assert rows[both.app_id].as_dict()["smtpUsernameSource"] == "smtp-username"
+    assert answers.StatusRow.of(rows[both.app_id]).body()["smtpUsernameSource"] == "smtp-username"
     assert rows[listed.app_id].usernames == (("listed@contoso.example", "allow-list"),)
     skipped = rows[identity.app_id]
     assert skipped.state == "skipped"
     assert skipped.reason is not None
     assert "managed identity" in skipped.reason
-    assert skipped.as_dict()["reason"] == skipped.reason
+    assert answers.StatusRow.of(skipped).body()["reason"] == skipped.reason
 
 
 async def test_a_skipped_app_asked_for_by_id_is_reported_skipped_not_unknown(

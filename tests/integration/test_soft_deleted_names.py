@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from sandbox.server import Sandbox
@@ -51,7 +52,7 @@ async def test_a_soft_deleted_secret_name_blocks_the_app_with_zero_entra_writes(
     assert "purge" in blocked.error
     assert outcomes[other.app_id].outcome is Outcome.ROTATED  # the others go on
     assert report.ok  # blocked is not failed
-    assert report.as_dict()["blocked"] == [sender.app_id]  # listed for the operator
+    assert answers.RunReport.of(report).blocked == [sender.app_id]  # listed for the operator
     assert [p.key_id for p in sender.app.passwords] == [sender.password.key_id]
     assert graph_writes(sandbox.state) == 1  # the other app's addPassword only
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from rotation import answers
 from rotation.identity import build_credential
 from rotation.model import CREDENTIAL_PREFIX
 from rotation.service import RotationService
@@ -312,8 +313,8 @@ async def converge(world: World, sender: Sender, record: Callable[[str, object],
         world.state.clock.advance(advance)
         report = await world.service.run()
         runs += 1
-        record(f"recovery run {report.run_id}", report.as_dict())
-        assert report.ok, report.as_dict()
+        record(f"recovery run {report.run_id}", answers.RunReport.of(report).body())
+        assert report.ok, answers.RunReport.of(report).body()
         assert world.password_works(sender)
     current = world.live_key_id(sender)
     assert current is not None
@@ -321,7 +322,7 @@ async def converge(world: World, sender: Sender, record: Callable[[str, object],
     assert versions_enabled_without_credential(world, sender) == []
     writes = world.writes()
     report = await world.service.run()
-    record(f"idle run {report.run_id}", report.as_dict())
+    record(f"idle run {report.run_id}", answers.RunReport.of(report).body())
     assert world.writes() == writes, "a run right after convergence still wrote (I7)"
     return runs + 1
 

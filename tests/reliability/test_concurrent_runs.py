@@ -27,6 +27,7 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
+from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
@@ -61,9 +62,9 @@ async def test_two_versions_promoted_in_one_second_keep_the_served_credential(
 
     world.state.clock.advance(timedelta(hours=49))  # every grace is over
     report = await world.service.run()
-    evidence.add("report", report.as_dict())
+    evidence.add("report", answers.RunReport.of(report).body())
 
-    assert report.ok, report.as_dict()
+    assert report.ok, answers.RunReport.of(report).body()
     assert world.password_works(sender), "the rotator removed the credential Key Vault serves"
     assert versions_enabled_without_credential(world, sender) == []
     kept = "kept" if older.tags["key-id"] in world.key_ids(sender) else "retired"

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rotation import answers
 from rotation.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
 from rotation.model import Mode, Outcome, RunOptions, RunReport
 from sandbox.faults import Fault
@@ -89,7 +90,7 @@ class Outcomes:
     runs: int = 0
 
     def add(self, report: RunReport, evidence: LeakScan) -> None:
-        evidence.add(f"run report {report.run_id}", str(report.as_dict()))
+        evidence.add(f"run report {report.run_id}", str(answers.RunReport.of(report).body()))
         self.runs += 1
         for o in report.outcomes:
             self.rotated += o.outcome is Outcome.ROTATED

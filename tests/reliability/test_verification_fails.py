@@ -27,6 +27,7 @@ import aiosmtplib
 import pytest
 import trustme
 
+from rotation import answers
 from rotation.events import CREDENTIAL_ROLLED_BACK
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.smtp_check import SmtpVerifier
@@ -127,7 +128,7 @@ async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_
     started = time.monotonic()
     with events.attached():
         report = await world.service.run(RunOptions(mode=Mode.FORCE))
-    evidence.add("report", report.as_dict())
+    evidence.add("report", answers.RunReport.of(report).body())
     outcome = report.outcomes[0]
 
     assert outcome.outcome is Outcome.FAILED
@@ -182,7 +183,7 @@ async def test_a_wrong_sender_address_is_not_an_auth_failure(
         await send(wrong)
     refused.append(caught.value.code)
     report = await world.service.run(RunOptions(mode=Mode.FORCE))
-    evidence.add("report", report.as_dict())
+    evidence.add("report", answers.RunReport.of(report).body())
     assert report.outcomes[0].outcome is Outcome.ROTATED
     with pytest.raises(aiosmtplib.SMTPSenderRefused) as caught:
         await send(wrong)
@@ -214,7 +215,7 @@ async def test_a_wrong_smtp_username_rolls_back_like_a_wrong_password(
     puts = world.count(PUT)
 
     report = await mistaken.service.run(RunOptions(mode=Mode.FORCE))
-    evidence.add("report", report.as_dict())
+    evidence.add("report", answers.RunReport.of(report).body())
 
     outcome = report.outcomes[0]
     assert outcome.outcome is Outcome.FAILED

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from rotation import doctor
-from rotation.doctor import Check, Site, as_json, ok, render, settings_failed
+from rotation import answers, doctor
+from rotation.doctor import Check, Site, ok, render, settings_failed
 from rotation.doctor_checks import token_claims, vault_audience
 from rotation.settings import load_settings
 
@@ -78,7 +78,7 @@ def test_render_prints_one_line_per_check_and_a_fix_line_under_each_problem() ->
     assert lines[4].strip() == "fix: az ad app owner add --id a --owner-object-id b"
     assert lines[5] == "3 checks: 1 failed, 1 warnings"
     assert not ok(checks)
-    assert as_json(checks)["ok"] is False
+    assert answers.DoctorReport.of(checks).body()["ok"] is False
     assert ok(checks[:2])
 
 

@@ -20,6 +20,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rotation import answers
 from rotation.engine import Engine
 from rotation.errors import ServiceUnavailable
 from rotation.model import (
@@ -140,7 +141,7 @@ def test_any_exception_in_one_app_is_that_apps_failure_only(
     by_app = {o.app_id: o for o in report.outcomes}
     assert sorted(by_app) == sorted(APPS), "every app is in the report"
     assert world.engine.busy(list(APPS)) == [], "busy marks cleared"
-    text = json.dumps(report.as_dict())
+    text = json.dumps(answers.RunReport.of(report).body())
     assert MARKER not in text, "an exception's text reached the report"
     assert not any(v in text for v in world.directory.issued.values())
 
@@ -152,7 +153,7 @@ def test_any_exception_in_one_app_is_that_apps_failure_only(
     for app_id, outcome in by_app.items():
         if app_id not in hit:
             expected = Outcome.ROTATED if mode is Mode.EMERGENCY else EXPECTED[app_id]
-            assert outcome.outcome is expected, (app_id, outcome.as_dict())
+            assert outcome.outcome is expected, (app_id, answers.AppOutcome.of(outcome).body())
             continue
         _check_hit_app(world, outcome, [f for f in fired if f.hit_app == app_id])
     _check_vault_serves_live_credentials(world)
@@ -160,10 +161,11 @@ def test_any_exception_in_one_app_is_that_apps_failure_only(
 
 def _check_hit_app(world: World, outcome: AppOutcome, hits: list[Fault]) -> None:
     harmless = all((f.method == "promote" and f.after) or f.method == "mark_settled" for f in hits)
+    shown = answers.AppOutcome.of(outcome).body()
     if outcome.outcome is not Outcome.FAILED:
         # A promote whose write landed before it raised is confirmed by reading Key Vault;
         # the settled mark is an optimisation whose failure is only logged.
-        assert harmless, outcome.as_dict()
+        assert harmless, shown
         return
     reported = " ".join([outcome.error or "", *outcome.cleanup_failures])
     for fault in hits:
@@ -172,16 +174,16 @@ def _check_hit_app(world: World, outcome: AppOutcome, hits: list[Fault]) -> None
         if fault.method == "mark_settled":
             continue  # an optimisation: a failed mark is logged, the next run sets it
         if fault.error is ServiceUnavailable:
-            assert OUR_MESSAGE in reported, outcome.as_dict()  # ours: its message is shown
+            assert OUR_MESSAGE in reported, shown  # ours: its message is shown
         else:
-            assert f"internal error: {fault.error.__name__}" in reported, outcome.as_dict()
+            assert f"internal error: {fault.error.__name__}" in reported, shown
     # I3: a credential we made that Key Vault does not hold is gone, or the report says why.
     name = f"acs-smtp-{outcome.app_id}"
     known = {v.key_id for v in world.store.versions.get(name, [])}
     for credential in world.directory.credentials[outcome.app_id]:
         if credential.start == NOW and credential.key_id not in known:
             created_then_failed = any(f.method == "add_password" and f.after for f in hits)
-            assert created_then_failed or outcome.cleanup_failures, outcome.as_dict()
+            assert created_then_failed or outcome.cleanup_failures, shown
 
 
 def _check_vault_serves_live_credentials(world: World) -> None:
@@ -295,7 +297,7 @@ def test_a_retirement_disables_exactly_the_versions_the_policy_names() -> None:
 
     (outcome,) = world.run().outcomes
 
-    assert outcome.outcome is Outcome.RETIRED, outcome.as_dict()
+    assert outcome.outcome is Outcome.RETIRED, answers.AppOutcome.of(outcome).body()
     assert sorted(outcome.removed_key_ids) == sorted(plan.key_ids)
     after = world.store.versions[app.secret_name]
     assert {v.version for v in after if not v.enabled} == set(named)
