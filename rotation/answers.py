@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from rotation import doctor, model, redaction
 from rotation.model import Action, Mode, Outcome
@@ -277,14 +278,15 @@ class ProblemDetail(Answer):
 
     code: str
     message: str
-    field: str | None = Field(default=None, exclude_if=_absent_when_none)
-    key: str | None = Field(
+    # Absent rather than null when not given: SkipJsonSchema keeps None out of the schema.
+    field: str | SkipJsonSchema[None] = Field(default=None, exclude_if=_absent_when_none)
+    key: str | SkipJsonSchema[None] = Field(
         default=None,
         exclude_if=_absent_when_none,
         description="the duplicated key (duplicate_key)",
     )
-    app_ids: list[str] | None = Field(default=None, exclude_if=_absent_when_none)
-    report: RunReport | None = Field(
+    app_ids: list[str] | SkipJsonSchema[None] = Field(default=None, exclude_if=_absent_when_none)
+    report: RunReport | SkipJsonSchema[None] = Field(
         default=None,
         exclude_if=_absent_when_none,
         description="With 409 after a run, what this request did with the apps that were not busy.",

@@ -14,7 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from rotation import answers, logs, redaction
 from rotation.caller import describe_caller
@@ -29,15 +36,19 @@ MAX_BODY_BYTES = 64 * 1024
 HTTP_RUN_BUDGET_SECONDS = 200.0
 
 Answer = tuple[int, dict[str, Any]]
+#: How docs/openapi.yaml describes an app id (the validator below accepts GUIDs only).
+UUID = WithJsonSchema({"type": "string", "format": "uuid"})
 log = logs.get_logger("rotation.http")
 
 
 class RotationRequest(BaseModel):
-    """Body of POST /api/rotations. Every field is optional; {} means every due app."""
+    """Body of POST /api/rotations. Every field is optional; {} means every due app. Keys
+    may not repeat (400 duplicate_key). mode emergency needs a non-empty appIds (400
+    emergency_needs_app_ids): an emergency over every app is CLI-only."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    app_ids: Annotated[list[str], Field(alias="appIds", max_length=1000)] = []
+    app_ids: Annotated[list[Annotated[str, UUID]], Field(alias="appIds", max_length=1000)] = []
     mode: Mode = Mode.DUE
     dry_run: Annotated[bool, Field(alias="dryRun", strict=True)] = False
 
