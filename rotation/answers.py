@@ -38,7 +38,7 @@ Source = Literal["smtp-username", "role", "allow-list"]
 State = Literal["ok", "due", "no-password", "app-not-found", "skipped"]
 
 
-class Answer(BaseModel):
+class AnswerModel(BaseModel):
     """camelCase on the wire, snake_case in Python; immutable once built."""
 
     model_config = ConfigDict(
@@ -54,7 +54,7 @@ def _absent_when_none(value: object) -> bool:
     return value is None
 
 
-class ConsumerReference(Answer):
+class ConsumerReference(AnswerModel):
     site: str = Field(description="resource id of the site or slot")
     setting: str = Field(description="the app setting holding the reference")
     vault_name: str
@@ -88,7 +88,7 @@ class ConsumerReference(Answer):
         )
 
 
-class ConsumerCheck(Answer):
+class ConsumerCheck(AnswerModel):
     """The App Service / Functions sites (slots included) whose app settings reference the
     app's secret or its -username companion, against the Key Vault version served now."""
 
@@ -115,7 +115,7 @@ class ConsumerCheck(Answer):
         )
 
 
-class AppOutcome(Answer):
+class AppOutcome(AnswerModel):
     """What a run did with one app, and why."""
 
     app_id: str
@@ -155,7 +155,7 @@ class AppOutcome(Answer):
         )
 
 
-class RunReport(Answer):
+class RunReport(AnswerModel):
     """One run's report (no secret values): each app's outcome, and the apps to look at."""
 
     run_id: str
@@ -191,12 +191,12 @@ class RunReport(Answer):
         )
 
 
-class Username(Answer):
+class Username(AnswerModel):
     username: str
     source: Source
 
 
-class StatusRow(Answer):
+class StatusRow(AnswerModel):
     """One managed app (or a skipped sender) as `status` shows it."""
 
     app_id: str
@@ -241,7 +241,7 @@ class StatusRow(Answer):
         )
 
 
-class Status(Answer):
+class Status(AnswerModel):
     """Every managed app, its current key, expiry and Key Vault version."""
 
     apps: list[StatusRow]
@@ -251,7 +251,7 @@ class Status(Answer):
         return cls(apps=[StatusRow.of(r) for r in rows])
 
 
-class DoctorCheck(Answer):
+class DoctorCheck(AnswerModel):
     check: str
     status: Literal["ok", "warn", "fail"]
     detail: str
@@ -262,7 +262,7 @@ class DoctorCheck(Answer):
         return cls(check=check.name, status=check.status, detail=check.detail, fix=check.fix)
 
 
-class DoctorReport(Answer):
+class DoctorReport(AnswerModel):
     """Every prerequisite checked against the live services; `ok` is false when any failed."""
 
     ok: bool
@@ -273,7 +273,7 @@ class DoctorReport(Answer):
         return cls(ok=doctor.ok(checks), checks=[DoctorCheck.of(c) for c in checks])
 
 
-class ProblemDetail(Answer):
+class ProblemDetail(AnswerModel):
     """The optional members appear only in the answers that have them."""
 
     code: str
@@ -314,17 +314,17 @@ class ProblemDetail(Answer):
         )
 
 
-class Problem(Answer):
+class Problem(AnswerModel):
     """What was wrong; nothing was changed."""
 
     error: ProblemDetail
 
 
-class Health(Answer):
+class Health(AnswerModel):
     status: Literal["up"]
 
 
-class Misconfigured(Answer):
+class Misconfigured(AnswerModel):
     """The settings are invalid; the message names each one, never its value."""
 
     status: Literal["misconfigured"]

@@ -60,6 +60,51 @@ SKIPPED_ROW = StatusRow(
 )
 CHECKS = [Check("vault", "ok", "reachable"), Check("smtp", "fail", "no", "az x")]
 
+CONSUMERS_BODY = {
+    "version": "v2",
+    "confirmed": False,
+    "references": [
+        {
+            "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
+            "setting": "SMTP_PASSWORD",
+            "vaultName": "kv",
+            "secretName": "acs-smtp-a",
+            "status": "Resolved",
+            "pinnedVersion": None,
+            "activeVersion": "v2",
+            "details": None,
+            "confirmed": "2026-11-30T02:00:00.123456+00:00",
+            "problem": None,
+        },
+        {
+            "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
+            "setting": "SMTP_USERNAME",
+            "vaultName": "kv",
+            "secretName": "acs-smtp-a-username",
+            "status": "SecretNotFound",
+            "pinnedVersion": "v1",
+            "activeVersion": None,
+            "details": "not found",
+            "confirmed": None,
+            "problem": "pinned to version v1: it never follows a rotation; remove the version from the reference",
+        },
+    ],
+    "unreachable": ["site-x: 403"],
+}
+BUSY_BODY = {
+    "appId": "b",
+    "secretName": "acs-smtp-b",
+    "action": "nothing",
+    "reason": "fine",
+    "outcome": "busy",
+    "newKeyId": None,
+    "removedKeyIds": [],
+    "expires": None,
+    "durationSeconds": 0.0,
+    "error": None,
+    "consumers": None,
+    "cleanupFailures": [],
+}
 RUN = {
     "runId": "run-1",
     "mode": "due",
@@ -83,53 +128,10 @@ RUN = {
             "expires": "2027-05-29T02:00:00.123456+00:00",
             "durationSeconds": 1.235,
             "error": None,
-            "consumers": {
-                "version": "v2",
-                "confirmed": False,
-                "references": [
-                    {
-                        "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
-                        "setting": "SMTP_PASSWORD",
-                        "vaultName": "kv",
-                        "secretName": "acs-smtp-a",
-                        "status": "Resolved",
-                        "pinnedVersion": None,
-                        "activeVersion": "v2",
-                        "details": None,
-                        "confirmed": "2026-11-30T02:00:00.123456+00:00",
-                        "problem": None,
-                    },
-                    {
-                        "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
-                        "setting": "SMTP_USERNAME",
-                        "vaultName": "kv",
-                        "secretName": "acs-smtp-a-username",
-                        "status": "SecretNotFound",
-                        "pinnedVersion": "v1",
-                        "activeVersion": None,
-                        "details": "not found",
-                        "confirmed": None,
-                        "problem": "pinned to version v1: it never follows a rotation; remove the version from the reference",
-                    },
-                ],
-                "unreachable": ["site-x: 403"],
-            },
+            "consumers": CONSUMERS_BODY,
             "cleanupFailures": ["x: y"],
         },
-        {
-            "appId": "b",
-            "secretName": "acs-smtp-b",
-            "action": "nothing",
-            "reason": "fine",
-            "outcome": "busy",
-            "newKeyId": None,
-            "removedKeyIds": [],
-            "expires": None,
-            "durationSeconds": 0.0,
-            "error": None,
-            "consumers": None,
-            "cleanupFailures": [],
-        },
+        BUSY_BODY,
         {
             "appId": "c",
             "secretName": "acs-smtp-c",
@@ -144,20 +146,7 @@ RUN = {
             "consumers": None,
             "cleanupFailures": [],
         },
-        {
-            "appId": "b",
-            "secretName": "acs-smtp-b",
-            "action": "nothing",
-            "reason": "fine",
-            "outcome": "busy",
-            "newKeyId": None,
-            "removedKeyIds": [],
-            "expires": None,
-            "durationSeconds": 0.0,
-            "error": None,
-            "consumers": None,
-            "cleanupFailures": [],
-        },
+        BUSY_BODY,
     ],
 }
 EMPTY_RUN = {
@@ -191,37 +180,7 @@ STATUS = {
             "credentials": 2,
             "state": "due",
             "reason": None,
-            "consumers": {
-                "version": "v2",
-                "confirmed": False,
-                "references": [
-                    {
-                        "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
-                        "setting": "SMTP_PASSWORD",
-                        "vaultName": "kv",
-                        "secretName": "acs-smtp-a",
-                        "status": "Resolved",
-                        "pinnedVersion": None,
-                        "activeVersion": "v2",
-                        "details": None,
-                        "confirmed": "2026-11-30T02:00:00.123456+00:00",
-                        "problem": None,
-                    },
-                    {
-                        "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
-                        "setting": "SMTP_USERNAME",
-                        "vaultName": "kv",
-                        "secretName": "acs-smtp-a-username",
-                        "status": "SecretNotFound",
-                        "pinnedVersion": "v1",
-                        "activeVersion": None,
-                        "details": "not found",
-                        "confirmed": None,
-                        "problem": "pinned to version v1: it never follows a rotation; remove the version from the reference",
-                    },
-                ],
-                "unreachable": ["site-x: 403"],
-            },
+            "consumers": CONSUMERS_BODY,
         },
         {
             "appId": "b",
@@ -252,19 +211,7 @@ BUSY_409 = {
         "code": "rotation_in_progress",
         "message": "busy",
         "appIds": ["b"],
-        "report": {
-            "runId": "run-2",
-            "mode": "emergency",
-            "dryRun": True,
-            "started": "2026-11-30T02:00:00.123456+00:00",
-            "finished": None,
-            "ok": True,
-            "counts": {},
-            "unfinished": [],
-            "busy": [],
-            "blocked": [],
-            "apps": [],
-        },
+        "report": EMPTY_RUN,
     }
 }
 DUPLICATE_KEY = {"error": {"code": "duplicate_key", "message": "dup", "key": "mode"}}
@@ -379,7 +326,7 @@ def test_the_doc_lists_every_answer_model() -> None:
         name
         for name, value in vars(answers).items()
         if isinstance(value, type)
-        and issubclass(value, answers.Answer)
-        and value is not answers.Answer
+        and issubclass(value, answers.AnswerModel)
+        and value is not answers.AnswerModel
     }
     assert models <= set(openapi_doc.schemas())
