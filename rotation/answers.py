@@ -253,7 +253,7 @@ class Status(AnswerModel):
 
 class DoctorCheck(AnswerModel):
     check: str
-    status: Literal["ok", "warn", "fail"]
+    status: doctor.Status
     detail: str
     fix: str | None = Field(description="The command that fixes it (when not ok).")
 
