@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from rotation import doctor, model, redaction
+from rotation import doctor, doctor_types, model, redaction
 from rotation.model import Action, Mode, Outcome
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ class Status(AnswerModel):
 
 class DoctorCheck(AnswerModel):
     check: str
-    status: doctor.Status
+    status: doctor_types.Status
     detail: str
     fix: str | None = Field(description="The command that fixes it (when not ok).")
 
