@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from rotation import doctor, doctor_types, model, redaction
-from rotation.model import Action, Mode, Outcome
+from rotation.model import Action, AppState, Mode, Outcome, UsernameSource
 
 if TYPE_CHECKING:
     from rotation import service
@@ -32,10 +32,9 @@ Time = Annotated[
     PlainSerializer(datetime.isoformat, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
-#: How discovery found a username (rotation/discovery.py's SOURCE_* names).
-Source = Literal["smtp-username", "role", "allow-list"]
-#: What `status` says of an app (rotation/policy.py's app_state, or skipped).
-State = Literal["ok", "due", "no-password", "app-not-found", "skipped"]
+#: Typed where they are produced, so a new value fails mypy there, not validation here.
+Source = UsernameSource
+State = AppState
 
 
 class AnswerModel(BaseModel):

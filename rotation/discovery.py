@@ -58,6 +58,7 @@ from rotation.model import (
     RoleAssignmentEntry,
     RoleDefinitionEntry,
     SmtpUsernameEntry,
+    UsernameSource,
 )
 from rotation.ports import AcsReader, ServicePrincipalDirectory
 from rotation.settings import Settings
@@ -68,9 +69,9 @@ SMTP_ACTIONS = (
     "Microsoft.Communication/CommunicationServices/Read",
     "Microsoft.Communication/EmailServices/write",
 )
-SOURCE_SMTP_USERNAME = "smtp-username"
-SOURCE_ROLE = "role"
-SOURCE_ALLOW_LIST = "allow-list"
+SOURCE_SMTP_USERNAME: UsernameSource = "smtp-username"
+SOURCE_ROLE: UsernameSource = "role"
+SOURCE_ALLOW_LIST: UsernameSource = "allow-list"
 _SOURCE_ORDER = (SOURCE_SMTP_USERNAME, SOURCE_ROLE, SOURCE_ALLOW_LIST)
 
 # Username ranks: lower comes first (see the module docstring).
@@ -157,7 +158,7 @@ class Sighting:
     """One reason to believe an app sends mail, with the username it implies (if any)."""
 
     app_id: str
-    source: str
+    source: UsernameSource
     rank: int
     username: str | None = None
     resource_id: str | None = None
@@ -336,13 +337,13 @@ def build_inventory(
     return Inventory(apps, _once_per_app(skipped))
 
 
-def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[tuple[str, str], ...]:
+def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[tuple[str, UsernameSource], ...]:
     """(username, source) pairs, best first; a username two sources give keeps the first."""
     ordered = sorted(
         (s for s in sightings if s.username),
         key=lambda s: (s.rank, (s.username or "").lower()),
     )
-    unique: dict[str, tuple[str, str]] = {}
+    unique: dict[str, tuple[str, UsernameSource]] = {}
     for sighting in ordered:
         assert sighting.username is not None
         unique.setdefault(sighting.username.lower(), (sighting.username, sighting.source))

@@ -12,12 +12,18 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from pydantic import SecretStr
 
 #: Every credential this service creates carries this display-name prefix, so that
 #: orphans from a crashed run can be told apart from credentials made by people.
 CREDENTIAL_PREFIX = "acs-smtp-rotation"
+
+#: How discovery found an app or a username (rotation/discovery.py's SOURCE_* names).
+UsernameSource = Literal["smtp-username", "role", "allow-list"]
+#: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
+AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped"]
 
 
 class Mode(enum.StrEnum):
@@ -55,8 +61,10 @@ class ManagedApp:
     secret_name: str
     usernames: tuple[str, ...]
     acs_resource_ids: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()  # how discovery found it: smtp-username, role, allow-list
-    username_sources: tuple[str, ...] = ()  # where each of `usernames` came from, in order
+    sources: tuple[UsernameSource, ...] = ()  # how discovery found it
+    username_sources: tuple[
+        UsernameSource, ...
+    ] = ()  # where each of `usernames` came from, in order
 
     @property
     def smtp_username(self) -> str:

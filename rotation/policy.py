@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from rotation.model import (
     AppPlan,
     AppRecord,
+    AppState,
     ConsumerCheck,
     Credential,
     Keep,
@@ -119,7 +120,7 @@ def rotation_reason(
     return None
 
 
-def app_state(record: AppRecord | None, vault: VaultEntry, now: datetime, rules: Rules) -> str:
+def app_state(record: AppRecord | None, vault: VaultEntry, now: datetime, rules: Rules) -> AppState:
     """What `status` shows for an app, from the same decision a due run takes: the state is
     "due" or "no-password" exactly when `plan_app` (mode due) would rotate. One source of
     truth, so status, plan and the expiry warning cannot disagree."""

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING
 from rotation.closing import closed_with
 from rotation.engine import Engine, utc_now
 from rotation.errors import RotationError
-from rotation.model import AppOutcome, ConsumerCheck, ManagedApp, Mode, RunOptions, RunReport
+from rotation.model import (
+    AppOutcome,
+    AppState,
+    ConsumerCheck,
+    ManagedApp,
+    Mode,
+    RunOptions,
+    RunReport,
+    UsernameSource,
+)
 from rotation.policy import app_state
 from rotation.settings import Settings
 
@@ -63,9 +72,9 @@ class StatusRow:
     days_left: float | None
     vault_version: str | None
     credentials: int
-    state: str
-    # (username, where it came from: smtp-username, role or allow-list), the proven one first
-    usernames: tuple[tuple[str, str], ...] = ()
+    state: AppState
+    # (username, where it came from), the proven one first
+    usernames: tuple[tuple[str, UsernameSource], ...] = ()
     reason: str | None = None  # why an app is skipped
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
 
