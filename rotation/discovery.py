@@ -298,43 +298,45 @@ def build_inventory(
     apps: list[ManagedApp] = []
     skipped = []
     for app_id in sorted(by_app):
-        seen = by_app[app_id]
-        allow_listed = any(s.source == SOURCE_ALLOW_LIST for s in seen)
-        # An inherited broad role alone does not make a sender (see the module docstring).
-        kept = [s for s in seen if s.rank != RANK_INHERITED or allow_listed]
-        if not kept:
-            continue
-        named = _ordered_usernames(kept)
-        usernames = tuple(u for u, _ in named)
-        if not usernames:
-            skipped.append(
-                Skipped(
-                    app_id,
-                    "allow-listed but no SMTP username is known for it: give one as "
-                    "<appId>=<username> in ROTATION_APP_IDS, or grant the app a role on an "
-                    "ACS resource in ROTATION_SUBSCRIPTION_IDS / ROTATION_ACS_RESOURCE_IDS",
-                )
-            )
-            continue
-        sources = {s.source for s in kept}
-        apps.append(
-            ManagedApp(
-                app_id=app_id,
-                tenant_id=settings.tenant_id,
-                secret_name=settings.secret_name(app_id),
-                usernames=usernames,
-                acs_resource_ids=tuple(
-                    sorted({s.resource_id for s in kept if s.resource_id}, key=str.lower)
-                ),
-                sources=tuple(s for s in _SOURCE_ORDER if s in sources),
-                username_sources=tuple(source for _, source in named),
-            )
-        )
+        merged = _merge(settings, app_id, by_app[app_id])
+        if isinstance(merged, ManagedApp):
+            apps.append(merged)
+        elif merged is not None:
+            skipped.append(merged)
     managed = {a.app_id for a in apps}
     for skip in skipped_elsewhere:
         if skip.app_id not in managed and skip.app_id not in excluded:
             skipped.append(skip)
     return Inventory(apps, _once_per_app(skipped))
+
+
+def _merge(settings: Settings, app_id: str, seen: list[Sighting]) -> ManagedApp | Skipped | None:
+    """One app from its sightings: managed, skipped with the fix, or not a sender at all."""
+    allow_listed = any(s.source == SOURCE_ALLOW_LIST for s in seen)
+    # An inherited broad role alone does not make a sender (see the module docstring).
+    kept = [s for s in seen if s.rank != RANK_INHERITED or allow_listed]
+    if not kept:
+        return None
+    named = _ordered_usernames(kept)
+    if not named:
+        return Skipped(
+            app_id,
+            "allow-listed but no SMTP username is known for it: give one as "
+            "<appId>=<username> in ROTATION_APP_IDS, or grant the app a role on an "
+            "ACS resource in ROTATION_SUBSCRIPTION_IDS / ROTATION_ACS_RESOURCE_IDS",
+        )
+    sources = {s.source for s in kept}
+    return ManagedApp(
+        app_id=app_id,
+        tenant_id=settings.tenant_id,
+        secret_name=settings.secret_name(app_id),
+        usernames=tuple(u for u, _ in named),
+        acs_resource_ids=tuple(
+            sorted({s.resource_id for s in kept if s.resource_id}, key=str.lower)
+        ),
+        sources=tuple(s for s in _SOURCE_ORDER if s in sources),
+        username_sources=tuple(source for _, source in named),
+    )
 
 
 def _ordered_usernames(sightings: Iterable[Sighting]) -> tuple[tuple[str, UsernameSource], ...]:
