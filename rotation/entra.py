@@ -421,6 +421,13 @@ def _reason(exc: APIError) -> str:
 
 def _translate(exc: Exception, what: str, app_id: str | None, endpoint: str) -> None:
     """Raises `exc` as a rotation error when it is one this adapter knows; else returns."""
+    _raise_unanswered(exc, what, endpoint)
+    if isinstance(exc, APIError) and exc.response_status_code is not None:
+        raise _answered(exc, exc.response_status_code, what, app_id) from None
+
+
+def _raise_unanswered(exc: Exception, what: str, endpoint: str) -> None:
+    """The failures before Graph answered: the wrong endpoint, no token, no connection."""
     wrong_endpoint = unknown_resource(exc, endpoint, "ROTATION_GRAPH_URL")
     if wrong_endpoint is not None:
         raise InvalidRequest(f"could not {what}: {wrong_endpoint}") from None
@@ -435,14 +442,15 @@ def _translate(exc: Exception, what: str, app_id: str | None, endpoint: str) -> 
             f"could not reach Microsoft Graph at {endpoint} to {what} ({type(exc).__name__}); "
             "check ROTATION_GRAPH_URL, network access and CA trust"
         ) from None
-    if not isinstance(exc, APIError) or exc.response_status_code is None:
-        return
-    status = exc.response_status_code
+
+
+def _answered(exc: APIError, status: int, what: str, app_id: str | None) -> RotationError:
+    """Graph's error answer as the rotation error an operator can act on."""
     if status == 401:
-        raise PermissionDenied(
+        return PermissionDenied(
             f"Microsoft Graph refused the rotator's token to {what} ({_reason(exc)}); "
             "check that the identity belongs to ROTATION_TENANT_ID"
-        ) from None
+        )
     if status == 403:
         hint = (
             OWNER_HINT.format(app_id=app_id)
@@ -451,21 +459,21 @@ def _translate(exc: Exception, what: str, app_id: str | None, endpoint: str) -> 
             "Application.ReadWrite.OwnedBy (and make it an owner of each sender app) or "
             "Application.Read.All"
         )
-        raise PermissionDenied(
+        return PermissionDenied(
             f"Microsoft Graph refused to {what} ({_reason(exc)}): {hint}; {GRANT_DELAY}"
-        ) from None
+        )
     if status == 404:
-        raise NotFound(
+        return NotFound(
             f"could not {what}: Microsoft Graph says it does not exist ({_reason(exc)})"
-        ) from None
+        )
     if status == 400 and _code(exc) == LIFETIME_POLICY:
-        raise InvalidRequest(
+        return InvalidRequest(
             f"could not {what}: the tenant's app management policy caps secret lifetime "
             f"({_reason(exc)}); lower ROTATION_SECRET_LIFETIME_DAYS below the cap"
-        ) from None
+        )
     if is_refusal(status):
-        raise InvalidRequest(f"Microsoft Graph refused to {what} ({_reason(exc)})") from None
-    raise ServiceUnavailable(
+        return InvalidRequest(f"Microsoft Graph refused to {what} ({_reason(exc)})")
+    return ServiceUnavailable(
         f"Microsoft Graph kept failing to {what} after the SDK's retries ({_reason(exc)}); "
         "the next run tries again"
-    ) from None
+    )
