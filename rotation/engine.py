@@ -72,7 +72,7 @@ class Engine:
         self.consumers = consumers
         self.rules = settings.rules()
         self.clock = clock
-        self.reader = Reader(directory, store)
+        self.reader = Reader(directory, store, settings.max_concurrency)
         self.steps = Steps(settings, directory, store, verifier, self.rules, clock)
         self.runner = AppRunner(
             settings, self.steps, self.rules, clock, consumers=consumers, leases=leases
@@ -86,8 +86,7 @@ class Engine:
         self, apps: Sequence[ManagedApp], *, list_vault: bool = True
     ) -> list[Observation]:
         """Every app's Entra record and Key Vault entry (rotation/observe.py)."""
-        gate = asyncio.Semaphore(self.settings.max_concurrency)
-        return await self.reader.observe(apps, gate, list_vault=list_vault)
+        return await self.reader.observe(apps, list_vault=list_vault)
 
     async def run(
         self,
@@ -139,7 +138,7 @@ class Engine:
         if self.runner.leases is not None and apps and not run.options.dry_run:
             await self.runner.leases.ready()  # fails closed: no lease store, nothing rotates
         observations = await self.reader.observe_each(
-            apps, run.semaphore, self._read_failed, list_vault=not run.options.app_ids
+            apps, self._read_failed, list_vault=not run.options.app_ids
         )
         run.deleted = await self._deleted_names(
             [o for o in observations if isinstance(o, Observation)]

@@ -41,18 +41,21 @@ class Observation:
 class Reader:
     directory: Directory
     store: SecretStore
+    #: How many apps' Key Vault versions are read at once (apps the listing settles
+    #: need no read and do not wait for a turn).
+    limit: int
 
     async def observe(
-        self, apps: Sequence[ManagedApp], gate: asyncio.Semaphore, *, list_vault: bool = True
+        self, apps: Sequence[ManagedApp], *, list_vault: bool = True
     ) -> list[Observation]:
         """Every app's record and entry; a failed read raises."""
         records, listed = await self._read_all(apps, list_vault)
+        gate = asyncio.Semaphore(self.limit)
         return list(await asyncio.gather(*(self._one(a, records, listed, gate) for a in apps)))
 
     async def observe_each(
         self,
         apps: Sequence[ManagedApp],
-        gate: asyncio.Semaphore,
         failed: ReadFailed,
         *,
         list_vault: bool = True,
@@ -66,6 +69,7 @@ class Reader:
             why = describe(exc)
             reason = "could not read the applications from Entra ID or list the Key Vault"
             return [failed(app, reason, why) for app in apps]
+        gate = asyncio.Semaphore(self.limit)
 
         async def read(app: ManagedApp) -> Observation | AppOutcome:
             try:
