@@ -81,22 +81,17 @@ def promoted(
     return after_record, dataclasses.replace(entry, versions=(version, *entry.versions))
 
 
+@dataclass(slots=True)
 class Steps:
-    def __init__(
-        self,
-        settings: Settings,
-        directory: Directory,
-        store: SecretStore,
-        verifier: Verifier,
-        rules: Rules,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.store = store
-        self.verifier = verifier
-        self.rules = rules
-        self.clock = clock
+    """The ports each step acts through (not frozen: the reliability suite swaps the
+    verifier for one that fails on cue)."""
+
+    settings: Settings
+    directory: Directory
+    store: SecretStore
+    verifier: Verifier
+    rules: Rules
+    clock: Callable[[], datetime]
 
     async def check_names(
         self,
