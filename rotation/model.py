@@ -291,7 +291,8 @@ class Retirement:
     credential: Credential
     reason: str
     #: The enabled Key Vault versions that hold this credential: disabled once it is gone.
-    versions: tuple[str, ...] = ()
+    #: Required, so no Retirement can forget them (policy._retire finds them).
+    versions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

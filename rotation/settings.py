@@ -417,3 +417,5 @@ def _loadable_pem(bundle: Path) -> None:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=bundle)
     except (ssl.SSLError, UnicodeDecodeError) as exc:
         raise ValueError(f"{bundle} holds no PEM certificate that TLS can load") from exc
+    except OSError as exc:  # a file this process may not read
+        raise ValueError(f"{bundle} is not a readable file ({type(exc).__name__})") from exc

@@ -123,6 +123,15 @@ def test_a_ca_bundle_tls_cannot_load_is_refused_naming_the_setting(
     assert "no PEM certificate" in str(caught.value)
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc")
+def test_a_ca_bundle_that_cannot_be_read_is_refused_naming_the_setting() -> None:
+    # A file that exists but fails to read (as one without read permission does).
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, "ROTATION_CA_BUNDLE": "/proc/self/mem"})
+    assert "ROTATION_CA_BUNDLE" in str(caught.value)
+    assert "is not a readable file" in str(caught.value)
+
+
 def test_a_ca_bundle_with_a_certificate_is_accepted(tmp_path: Path) -> None:
     authority = trustme.CA()
     bundle = tmp_path / "ca.pem"
