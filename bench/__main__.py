@@ -4,7 +4,8 @@ measured against the sandbox.
 Runs, each case in fresh processes: rotations of N due apps at concurrency C (N = 10, 100,
 1,000; C = 16 and 32 everywhere, C = 1 up to `--c1-up-to`), a first rotation (no Key Vault
 entry yet), a plan over 10,000 apps with nothing due (without latency and with the usual
-latencies), the cold-start import comparison, and verification pacing (create-to-verified at
+latencies), the cold-start import comparison, the JSON answer of a 10,000-app run
+(bench/answers.py), and verification pacing (create-to-verified at
 propagation delays of 3, 15 and 60 s; AUTH attempts over a 300 s verify window; 5 minutes,
 `--pacing-delays=` skips it).
 Prints the tables with each target and writes bench/results/latest.md and latest.json.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import coldstart, machine, report
+from bench import answers, coldstart, machine, report
 from bench.case import run_case
 from bench.config import WorldConfig
 from bench.pacing import PacingResult
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(
             f"{suite.coldstart.time_ratio:.2f}x time, {suite.coldstart.memory_ratio:.2f}x memory"
         )
+    console.print(f"JSON answer: {answers.measure()}")
     if args.pacing_delays:
         delays = ",".join(f"{d:g}" for d in args.pacing_delays)
         console.print(f"verification pacing, delays {delays} s ...", end=" ")
