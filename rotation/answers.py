@@ -55,7 +55,9 @@ def _absent_when_none(value: object) -> bool:
 
 class ConsumerReference(AnswerModel):
     site: str = Field(description="resource id of the site or slot")
-    setting: str = Field(description="the app setting holding the reference")
+    setting: str = Field(
+        description="the app setting (or connection string: see settingType) holding the reference"
+    )
     vault_name: str
     secret_name: str
     status: str = Field(
@@ -69,6 +71,9 @@ class ConsumerReference(AnswerModel):
     confirmed: Time | None = Field(description="when it was seen resolving the current version")
     problem: str | None = Field(
         description="why it holds an early retirement (pinned, or not resolved with the details)"
+    )
+    setting_type: model.SettingType = Field(
+        description="whether `setting` is an app setting or a connection string of the site"
     )
 
     @classmethod
@@ -84,12 +89,14 @@ class ConsumerReference(AnswerModel):
             details=ref.details,
             confirmed=ref.confirmed_at,
             problem=ref.problem,
+            setting_type=ref.setting_type,
         )
 
 
 class ConsumerCheck(AnswerModel):
-    """The App Service / Functions sites (slots included) whose app settings reference the
-    app's secret or its -username companion, against the Key Vault version served now."""
+    """The App Service / Functions sites (slots included) whose app settings or connection
+    strings reference the app's secret or its -username companion, against the Key Vault
+    version served now."""
 
     version: str | None = Field(description="current Key Vault version of the password")
     confirmed: bool = Field(

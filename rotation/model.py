@@ -214,13 +214,16 @@ class NewSecret:
 
 #: ResolveStatus of a Key Vault reference that App Service resolved (Web RP, ApiKVReference).
 RESOLVED = "Resolved"
+#: Where a site holds a Key Vault reference: an app setting or a connection string (App
+#: Service resolves both; the Web RP lists each under its own ``configreferences`` path).
+SettingType = Literal["appSetting", "connectionString"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConsumerReference:
-    """One app setting of an App Service / Functions site (or slot) that references one of
-    our secrets, as App Service reports it (ApiKVReference). No secret value: App Service
-    never returns one here."""
+    """One app setting or connection string of an App Service / Functions site (or slot)
+    that references one of our secrets, as App Service reports it (ApiKVReference). No
+    secret value: App Service never returns one here."""
 
     site_id: str
     setting: str
@@ -231,6 +234,7 @@ class ConsumerReference:
     details: str | None  # App Service's own words about the resolution
     vault_name: str = ""  # the vault the reference points at (vaultName)
     confirmed_at: datetime | None = None  # when it was seen resolving the current version
+    setting_type: SettingType = "appSetting"  # `setting` is an app setting or a connection string
 
     @property
     def resolved(self) -> bool:

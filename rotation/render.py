@@ -87,7 +87,7 @@ def consumers_table(checks: Sequence[tuple[str, ConsumerCheck]]) -> Table:
             table.add_row(
                 app_id[:8],
                 _site_name(ref.site_id),
-                ref.setting,
+                ref.setting + (" (connection string)" if ref.setting_type != "appSetting" else ""),
                 ref.status,
                 resolves,
                 ref.confirmed_at.strftime("%H:%M:%S") if ref.confirmed_at else "",

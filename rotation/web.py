@@ -1,8 +1,8 @@
 """Azure Resource Manager calls on App Service / Functions sites (Microsoft.Web).
 
-Four calls, through azure-mgmt-core's ARM pipeline (bearer token with ARM's challenge
+Five calls, through azure-mgmt-core's ARM pipeline (bearer token with ARM's challenge
 handling, azure-core retries honouring Retry-After) rather than azure-mgmt-web, a large
-package (one client for the whole Web RP) that a cold start would load for three GETs; the
+package (one client for the whole Web RP) that a cold start would load for four GETs; the
 refresh call is not in the Web RP's REST spec, only in the App Service docs, so it would be
 a raw request anyway.
 
@@ -14,8 +14,16 @@ a raw request anyway.
   ``secretName``, ``secretVersion``, ``activeVersion`` and ``details``. Unlike listing the
   app settings (``config/appsettings/list``), it returns no setting values, so the rotator
   never holds another application's secrets;
+- ``GET {site}/config/configreferences/connectionstrings``
+  (WebApps_GetSiteConnectionStringKeyVaultReferences[Slot], azure-rest-api-specs
+  Microsoft.Web/AppService/ApiKVReference.tsp): the same ApiKVReferenceCollection for the
+  connection strings, which App Service resolves as Key Vault references too (same docs
+  page, first paragraph). A site may read the password through one of those only;
 - ``POST {site}/config/configreferences/appsettings/refresh``: resolve every reference
   again now ("Use Key Vault references as app settings", section "Understand rotation").
+  It is the only refresh Microsoft documents: none names connection strings, so whether
+  it re-resolves them is not known and nothing here counts on it (a connection string
+  reference is confirmed only when it is read resolving the new version).
 
 Everything it hands out is our own `ConsumerReference`; every SDK error becomes one of
 `rotation.errors`.
@@ -37,7 +45,7 @@ from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
 from rotation.azure_errors import RETRY, error_code, first_line, map_arm_errors
 from rotation.errors import PermissionDenied, ServiceUnavailable
-from rotation.model import ConsumerReference
+from rotation.model import ConsumerReference, SettingType
 from rotation.settings import Settings
 from rotation.trust import connection_options
 
@@ -90,12 +98,20 @@ class WebSiteReader:
         return [str(slot["id"]) for slot in slots]
 
     async def references(self, site_id: str) -> list[ConsumerReference]:
-        """The site's app settings that are Key Vault references, as App Service resolved them."""
-        items = await self._pages(
+        """The site's app settings and connection strings that are Key Vault references, as
+        App Service resolved them. Either read failing fails the whole: a site whose
+        connection strings cannot be read may hold the password there."""
+        settings = await self._pages(
             f"{site_id}/config/configreferences/appsettings",
             f"the Key Vault references of {site_id}",
         )
-        return [_reference(site_id, item) for item in items]
+        connection_strings = await self._pages(
+            f"{site_id}/config/configreferences/connectionstrings",
+            f"the connection string Key Vault references of {site_id}",
+        )
+        return [_reference(site_id, item, "appSetting") for item in settings] + [
+            _reference(site_id, item, "connectionString") for item in connection_strings
+        ]
 
     async def refresh(self, site_id: str) -> None:
         """Makes the site resolve its Key Vault references again, now."""
@@ -162,7 +178,9 @@ def _message(exc: HttpResponseError) -> str:
     return f"{code}: {text}" if code else text
 
 
-def _reference(site_id: str, item: Mapping[str, Any]) -> ConsumerReference:
+def _reference(
+    site_id: str, item: Mapping[str, Any], setting_type: SettingType
+) -> ConsumerReference:
     props = item.get("properties") or {}
     setting = str(item.get("name") or str(item.get("id", "")).rsplit("/", 1)[-1])
     return ConsumerReference(
@@ -174,4 +192,5 @@ def _reference(site_id: str, item: Mapping[str, Any]) -> ConsumerReference:
         active_version=props.get("activeVersion") or None,
         details=props.get("details") or None,
         vault_name=str(props.get("vaultName") or ""),
+        setting_type=setting_type,
     )

@@ -336,12 +336,15 @@ class Sandbox:
         version: str | None = None,
         resource_group: str = "rg-apps",
         grant_rotator: bool = True,
+        connection_strings: bool = False,
     ) -> WebSite:
         """An App Service site (or slot) whose app settings SMTP_PASSWORD and SMTP_USERNAME
         are Key Vault references to `secret_name` and its username companion, in the
         ``SecretUri=`` form (`form="uri"`) or the ``VaultName=;SecretName=`` form
-        (`form="name"`), pinned to `version` if given. With `grant_rotator` the rotator
-        holds Website Contributor on the site's resource group (it may refresh it)."""
+        (`form="name"`), pinned to `version` if given. With `connection_strings` the two
+        are connection strings instead (the site's only references). With `grant_rotator`
+        the rotator holds Website Contributor on the site's resource group (it may refresh
+        it)."""
 
         def reference(secret: str, pinned: str | None) -> str:
             if form == "uri":
@@ -352,13 +355,21 @@ class Sandbox:
                 f"@Microsoft.KeyVault(VaultName={self.state.vault_name};SecretName={secret}{tail})"
             )
 
-        settings = {
+        references = {
             "SMTP_PASSWORD": reference(secret_name, version),
             "SMTP_USERNAME": reference(f"{secret_name}-username", None),
-            "SMTP_HOST": "smtp.azurecomm.net",
         }
+        settings = {"SMTP_HOST": "smtp.azurecomm.net"}
+        if not connection_strings:
+            settings = references | settings
         site = self.state.add_web_site(
-            self.subscription_id, resource_group, name, settings, slot=slot, kind=kind
+            self.subscription_id,
+            resource_group,
+            name,
+            settings,
+            slot=slot,
+            kind=kind,
+            connection_strings=references if connection_strings else None,
         )
         scope = f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
         held = any(

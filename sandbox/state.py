@@ -363,13 +363,24 @@ class SandboxState:
         *,
         slot: str | None = None,
         kind: str = "app",
+        connection_strings: dict[str, str] | None = None,
     ) -> WebSite:
-        """An App Service / Functions site (or a slot of one) with these app settings; its
-        Key Vault references resolve at once, as on a real app's start."""
+        """An App Service / Functions site (or a slot of one) with these app settings and
+        connection strings; its Key Vault references resolve at once, as on a real app's
+        start."""
         self.subscriptions.add(subscription_id)
-        site = WebSite(subscription_id, resource_group, name, slot, kind, app_settings=app_settings)
+        site = WebSite(
+            subscription_id,
+            resource_group,
+            name,
+            slot,
+            kind,
+            app_settings=app_settings,
+            connection_strings=dict(connection_strings or {}),
+        )
         self.web_sites[site.id.lower()] = site
         site.resolutions(self.vault, self.vault_name, self.clock.now())
+        site.resolutions(self.vault, self.vault_name, self.clock.now(), connection_strings=True)
         return site
 
     def add_role_definition(

@@ -8,9 +8,14 @@ Routes (any ``api-version``; shapes from azure-rest-api-specs, Microsoft.Web Web
 - ``GET .../sites/{name}[/slots/{slot}]/config/configreferences/appsettings``
   (WebApps_GetAppSettingsKeyVaultReferences[Slot]): an ApiKVReferenceCollection, one
   ApiKVReference per app setting that is a reference (plain settings are not listed);
-- ``POST .../config/configreferences/appsettings/refresh``: resolves every reference now
-  and answers 200 with the same collection (the docs' "Understand rotation" section; the
-  answer's shape is that of a real refresh response, with ``id`` and ``nextLink`` null).
+- ``GET .../config/configreferences/connectionstrings``
+  (WebApps_GetSiteConnectionStringKeyVaultReferences[Slot], ApiKVReference.tsp): the same
+  collection for the connection strings that are references;
+- ``POST .../config/configreferences/appsettings/refresh``: resolves every app setting
+  reference now and answers 200 with the same collection (the docs' "Understand rotation"
+  section; the answer's shape is that of a real refresh response, with ``id`` and
+  ``nextLink`` null). Connection strings are left to their 24 h cache (web_sites.py says
+  why: no documented refresh names them).
 
 RBAC (403 ``AuthorizationFailed`` naming the action, as ARM does): listing needs
 ``Microsoft.Web/sites/read`` and ``.../sites/slots/read``. The other two calls get ARM's
@@ -20,8 +25,15 @@ is a read of ``sites/config/appsettings`` (listed by Microsoft as
 ``microsoft.web/sites/config/appsettings/read``), and its ``/refresh`` a POST on that type,
 ``Microsoft.Web/sites/config/appsettings/action`` (the same rule that makes
 ``hostruntime/admin/host/synctriggers`` ``Microsoft.Web/sites/hostruntime/host/action``).
-Slots add ``slots/`` after ``sites/``. Built-in Reader's ``*/read`` allows the reads but not
-the refresh, as in Azure.
+Slots add ``slots/`` after ``sites/``. The same rule makes
+``config/configreferences/connectionstrings`` a read of ``sites/config/connectionstrings``,
+the ARM resource type azure-rest-api-specs gives those references
+(WebSiteConfigConnectionString, ``Microsoft.Web/sites/config/connectionstrings``). That
+action is not in Microsoft's operations list (which has ``config/web/connectionstrings/
+read``, "Get Web App single connectionstring"), so the sandbox asks for exactly the derived
+name, the stricter choice: a role granting only the app settings read is refused the
+connection strings. Built-in Reader's ``*/read`` allows the reads but not the refresh, as
+in Azure.
 """
 
 from __future__ import annotations
@@ -41,7 +53,10 @@ READ_REFERENCES = "Microsoft.Web/sites/config/appsettings/read"
 REFRESH_REFERENCES = "Microsoft.Web/sites/config/appsettings/action"
 SLOT_READ_REFERENCES = "Microsoft.Web/sites/slots/config/appsettings/read"
 SLOT_REFRESH_REFERENCES = "Microsoft.Web/sites/slots/config/appsettings/action"
+READ_CS_REFERENCES = "Microsoft.Web/sites/config/connectionstrings/read"
+SLOT_READ_CS_REFERENCES = "Microsoft.Web/sites/slots/config/connectionstrings/read"
 REFS = "/config/configreferences/appsettings"
+CS_REFS = "/config/configreferences/connectionstrings"
 
 
 def add_routes(app: web.Application) -> None:
@@ -52,6 +67,7 @@ def add_routes(app: web.Application) -> None:
     for path in (site, slot):
         app.router.add_get(path + REFS, get_references)
         app.router.add_post(path + REFS + "/refresh", refresh_references)
+        app.router.add_get(path + CS_REFS, get_connection_string_references)
 
 
 async def list_sites(request: web.Request) -> web.Response:
@@ -82,6 +98,16 @@ async def get_references(request: web.Request) -> web.Response:
     _require(state, token, SLOT_READ_REFERENCES if site.slot else READ_REFERENCES, site.id)
     found = site.resolutions(state.vault, state.vault_name, state.clock.now())
     return _page([_reference_json(site, k, r) for k, r in sorted(found.items())])
+
+
+async def get_connection_string_references(request: web.Request) -> web.Response:
+    state, token = _authorized(request)
+    site = _site(request)
+    _require(state, token, SLOT_READ_CS_REFERENCES if site.slot else READ_CS_REFERENCES, site.id)
+    found = site.resolutions(
+        state.vault, state.vault_name, state.clock.now(), connection_strings=True
+    )
+    return _page([_reference_json(site, k, r, CS_REFS) for k, r in sorted(found.items())])
 
 
 async def refresh_references(request: web.Request) -> web.Response:
@@ -134,10 +160,10 @@ def _site_json(site: WebSite) -> dict[str, Any]:
     }
 
 
-def _reference_json(site: WebSite, setting: str, r: Resolution) -> dict[str, Any]:
+def _reference_json(site: WebSite, setting: str, r: Resolution, path: str = REFS) -> dict[str, Any]:
     """An ApiKVReference (Web RP): no value, ever."""
     return {
-        "id": f"{site.id}{REFS}/{setting}",
+        "id": f"{site.id}{path}/{setting}",
         "name": setting,
         "type": "Microsoft.Web/sites/config/configreferences",
         "location": site.location,

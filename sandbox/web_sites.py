@@ -1,4 +1,5 @@
-"""App Service / Functions sites (and slots) whose app settings hold Key Vault references.
+"""App Service / Functions sites (and slots) whose app settings and connection strings hold
+Key Vault references.
 
 How App Service treats a reference, as documented in "Use Key Vault references as app
 settings in Azure App Service and Azure Functions" (learn.microsoft.com, 2025-03):
@@ -10,7 +11,12 @@ settings in Azure App Service and Azure Functions" (learn.microsoft.com, 2025-03
   restarts the app and refetches at once; ``POST .../config/configreferences/appsettings/
   refresh`` forces resolution now;
 - the app reads the vault with its own managed identity; without access the reference
-  does not resolve.
+  does not resolve;
+- a connection string's value may be a reference too, resolved the same way (the same
+  page's first paragraph; the Web RP lists them apart, ApiKVReference.tsp). The refresh
+  endpoint the docs give is ``appsettings/refresh`` and no page says it covers connection
+  strings, so here it does not: a connection string refetches only on its 24 hours or
+  when it changes (the stricter reading; the product must not count on more).
 
 The statuses are the Web RP's ResolveStatus values (azure-rest-api-specs, Microsoft.Web,
 ApiKVReference.status). ``details`` for a resolved reference is the text App Service
@@ -65,8 +71,10 @@ class WebSite:
     kind: str = "app"  # "functionapp" for Functions
     location: str = "West Europe"
     app_settings: dict[str, str] = field(default_factory=dict)
+    connection_strings: dict[str, str] = field(default_factory=dict)  # name -> value (no type)
     vault_access: bool = True  # its managed identity may read secrets (Key Vault Secrets User)
     cache: dict[str, Resolution] = field(default_factory=dict)  # setting -> resolution
+    connection_string_cache: dict[str, Resolution] = field(default_factory=dict)
 
     @property
     def site_id(self) -> str:
@@ -79,9 +87,10 @@ class WebSite:
     def id(self) -> str:
         return f"{self.site_id}/slots/{self.slot}" if self.slot else self.site_id
 
-    def references(self) -> dict[str, str]:
-        """The app settings that are Key Vault references."""
-        return {k: v for k, v in self.app_settings.items() if _REFERENCE.match(v.strip())}
+    def references(self, *, connection_strings: bool = False) -> dict[str, str]:
+        """The app settings (or connection strings) that are Key Vault references."""
+        values = self.connection_strings if connection_strings else self.app_settings
+        return {k: v for k, v in values.items() if _REFERENCE.match(v.strip())}
 
     def resolutions(
         self,
@@ -90,25 +99,28 @@ class WebSite:
         now: datetime,
         *,
         refresh: bool = False,
+        connection_strings: bool = False,
     ) -> dict[str, Resolution]:
-        """Every reference as the site holds it: from its cache, refetched when the entry
-        is 24 hours old, when the setting changed, or on `refresh`."""
-        references = self.references()
-        for setting in list(self.cache):
+        """Every app setting (or connection string) reference as the site holds it: from its
+        cache, refetched when the entry is 24 hours old, when the value changed, or on
+        `refresh`."""
+        references = self.references(connection_strings=connection_strings)
+        cache = self.connection_string_cache if connection_strings else self.cache
+        for setting in list(cache):
             if setting not in references:
-                del self.cache[setting]
+                del cache[setting]
         for setting, reference in references.items():
-            cached = self.cache.get(setting)
+            cached = cache.get(setting)
             if (
                 refresh
                 or cached is None
                 or cached.reference != reference
                 or now - cached.at >= CACHE_LIFETIME
             ):
-                self.cache[setting] = resolve(
+                cache[setting] = resolve(
                     reference, vault, vault_name, now, vault_access=self.vault_access
                 )
-        return dict(self.cache)
+        return dict(cache)
 
     def value(
         self,

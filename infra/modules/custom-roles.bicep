@@ -48,6 +48,8 @@ var consumerCheckerActions = [
   'Microsoft.Web/sites/slots/read' // list each site's deployment slots (GET {site}/slots)
   'Microsoft.Web/sites/config/appsettings/read' // GET {site}/config/configreferences/appsettings
   'Microsoft.Web/sites/slots/config/appsettings/read' // the same on a slot
+  'Microsoft.Web/sites/config/connectionstrings/read' // GET {site}/config/configreferences/connectionstrings
+  'Microsoft.Web/sites/slots/config/connectionstrings/read' // the same on a slot
   'Microsoft.Web/sites/config/appsettings/action' // POST {site}/config/configreferences/appsettings/refresh
   'Microsoft.Web/sites/slots/config/appsettings/action' // the same on a slot
 ]

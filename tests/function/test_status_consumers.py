@@ -35,8 +35,9 @@ async def test_status_shows_what_each_consumer_site_resolves(
     assert "was not found" in password["details"]
     assert set(password) == {
         "site", "setting", "vaultName", "secretName", "status", "pinnedVersion",
-        "activeVersion", "details", "confirmed", "problem",
+        "activeVersion", "details", "confirmed", "problem", "settingType",
     }  # fmt: skip
+    assert password["settingType"] == "appSetting"
 
 
 async def test_status_has_no_consumers_when_the_feature_is_off(

@@ -36,8 +36,9 @@ RESOLVED = ConsumerReference(
     SITE, "SMTP_PASSWORD", "acs-smtp-a", "Resolved", None, "v2", None, "kv", T
 )
 PINNED = ConsumerReference(
-    SITE, "SMTP_USERNAME", "acs-smtp-a-username", "SecretNotFound", "v1", None, "not found", "kv"
-)
+    SITE, "SMTP_USERNAME", "acs-smtp-a-username", "SecretNotFound", "v1", None, "not found", "kv",
+    setting_type="connectionString",
+)  # fmt: skip
 CONSUMERS = ConsumerCheck("v2", (RESOLVED, PINNED), ("site-x: 403",), "acs-smtp-a")
 ROTATED = AppOutcome(
     "a", "acs-smtp-a", Action.ROTATE, "expiring", Outcome.ROTATED, "k2", ["k1"],
@@ -75,6 +76,7 @@ CONSUMERS_BODY = {
             "details": None,
             "confirmed": "2026-11-30T02:00:00.123456+00:00",
             "problem": None,
+            "settingType": "appSetting",
         },
         {
             "site": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/web",
@@ -87,6 +89,7 @@ CONSUMERS_BODY = {
             "details": "not found",
             "confirmed": None,
             "problem": "pinned to version v1: it never follows a rotation; remove the version from the reference",
+            "settingType": "connectionString",
         },
     ],
     "unreachable": ["site-x: 403"],
