@@ -168,6 +168,81 @@ async def test_a_later_run_retires_early_once_the_sites_own_24h_refetch_confirms
     assert outcome.consumers.confirmed
 
 
+async def test_a_site_reading_the_password_from_a_connection_string_holds_retirement_until_it_resolves_it(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    name = secret_name(sender.client_id)
+    async with open_service(
+        consumers_enabled="true", consumers_fully_covered="all", consumer_confirm_timeout_seconds=1
+    ) as service:
+        await service.run()  # the first password in Key Vault; no consumer yet
+        before = sandbox.state.live_secret(name)
+        assert before is not None
+        old = sorted(p.key_id for p in sender.app.passwords)
+        sandbox.add_consumer_site("mailer-web", name)  # app settings: confirms on the refresh
+        legacy = sandbox.add_consumer_site("mailer-legacy", name, connection_strings=True)
+        first = await service.run(RunOptions(mode=Mode.FORCE))
+        [held] = first.outcomes
+        assert held.outcome is Outcome.ROTATED
+        assert held.removed_key_ids == []  # the connection string still resolves the old one
+        assert held.consumers is not None
+        assert not held.consumers.confirmed
+        [legacy_ref] = [r for r in held.consumers.password_references if r.site_id == legacy.id]
+        assert legacy_ref.setting == "SMTP_PASSWORD"
+        assert legacy_ref.setting_type == "connectionString"
+        assert legacy_ref.active_version == before.version
+        assert legacy_ref.confirmed_at is None
+        shown = answers.RunReport.of(first).body()["apps"][0]["consumers"]["references"]
+        assert {"site": legacy.id, "settingType": "connectionString"}.items() <= next(
+            r for r in shown if r["site"] == legacy.id and r["setting"] == "SMTP_PASSWORD"
+        ).items()
+        sandbox.state.clock.advance(timedelta(hours=24))  # its own refetch; grace is 48 h
+        second = await service.run()
+    [outcome] = second.outcomes
+    assert outcome.outcome is Outcome.RETIRED
+    assert sorted(outcome.removed_key_ids) == old
+    assert outcome.consumers is not None
+    assert outcome.consumers.confirmed
+    live = sandbox.state.live_secret(name)
+    assert live is not None
+    assert {r.active_version for r in outcome.consumers.password_references} == {live.version}
+
+
+async def test_a_site_whose_connection_strings_cannot_be_read_holds_retirement(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    sender = sandbox.add_sender()
+    site = sandbox.add_consumer_site(
+        "mailer-web", secret_name(sender.client_id), grant_rotator=False
+    )
+    state, rotator = sandbox.state, sandbox.rotator.sp
+    # The rotator's Reader, less the connection strings read; the refresh on the site.
+    state.role_assignments[:] = [
+        a for a in state.role_assignments if a.principal_id != rotator.object_id
+    ]
+    reader = state.add_role_definition(
+        "Reader but connection strings",
+        ["*/read"],
+        ["Microsoft.Web/sites/config/connectionstrings/read"],
+    )
+    state.assign_role(f"/subscriptions/{sandbox.subscription_id}", rotator, reader)
+    refresh = state.add_role_definition(
+        "refresh", ["Microsoft.Web/sites/config/appsettings/action"]
+    )
+    state.assign_role(site.id, rotator, refresh)
+    async with open_service(consumers_enabled="true", consumers_fully_covered="all") as service:
+        report = await service.run()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
+    assert outcome.consumers is not None
+    assert not outcome.consumers.confirmed
+    [problem] = outcome.consumers.unreachable
+    assert problem.startswith(site.id)
+    assert "Microsoft.Web/sites/config/connectionstrings/read" in problem
+
+
 async def test_consumer_tracking_is_off_unless_enabled(
     sandbox: Sandbox, open_service: OpenService
 ) -> None:

@@ -133,3 +133,57 @@ async def test_a_site_that_does_not_exist_is_not_found(
     site = sandbox.add_consumer_site("mailer-web", SECRET)
     with pytest.raises(NotFound, match="ResourceNotFound"):
         await reader.references(site.id.replace("mailer-web", "gone"))
+
+
+async def test_connection_string_references_are_listed_apart_and_wait_for_their_24_hours(
+    sandbox: Sandbox, reader: WebSiteReader
+) -> None:
+    first = put_version(sandbox.state, SECRET, "first-password")
+    put_version(sandbox.state, SECRET + "-username", "sender@example")
+    site = sandbox.add_consumer_site("mailer-cs", SECRET, connection_strings=True)
+    slot = sandbox.add_consumer_site("mailer-cs", SECRET, slot="staging", connection_strings=True)
+    second = put_version(sandbox.state, SECRET, "second-password")
+
+    async def passwords() -> list[str | None]:
+        active: list[str | None] = []
+        for each in (site, slot):
+            refs = {r.setting: r for r in await reader.references(each.id)}
+            assert set(refs) == {"SMTP_PASSWORD", "SMTP_USERNAME"}  # SMTP_HOST: plain setting
+            assert {r.setting_type for r in refs.values()} == {"connectionString"}
+            active.append(refs["SMTP_PASSWORD"].active_version)
+        return active
+
+    for each in (site, slot):
+        await reader.refresh(each.id)  # the documented refresh names app settings only
+    assert await passwords() == [first.version, first.version]
+    sandbox.state.clock.advance(timedelta(hours=24))
+    assert await passwords() == [second.version, second.version]
+    assert any("configreferences/connectionstrings" in key for key in sandbox.state.requests)
+
+
+async def test_reading_connection_string_references_needs_its_own_action(
+    sandbox: Sandbox, reader: WebSiteReader
+) -> None:
+    site = sandbox.add_consumer_site("mailer-web", SECRET, grant_rotator=False)
+    slot = sandbox.add_consumer_site("mailer-web", SECRET, slot="blue", grant_rotator=False)
+    state = sandbox.state
+    state.role_assignments[:] = [
+        a for a in state.role_assignments if a.principal_id != sandbox.rotator.sp.object_id
+    ]
+    app_settings_only = state.add_role_definition(
+        "app settings references only",
+        [
+            "Microsoft.Web/sites/config/appsettings/read",
+            "Microsoft.Web/sites/slots/config/appsettings/read",
+        ],
+    )
+    state.assign_role(
+        f"/subscriptions/{sandbox.subscription_id}", sandbox.rotator.sp, app_settings_only
+    )
+    with pytest.raises(
+        PermissionDenied,
+        match=r"connection string .* 'Microsoft\.Web/sites/config/connectionstrings/read'",
+    ):
+        await reader.references(site.id)
+    with pytest.raises(PermissionDenied, match="sites/slots/config/connectionstrings/read"):
+        await reader.references(slot.id)
