@@ -2,10 +2,11 @@
 
 App Service caches what a Key Vault reference resolves and refetches it every 24 hours,
 which is why old secrets keep a 48 h grace. It also says what each reference resolved
-(``GET {site}/config/configreferences/appsettings``, ApiKVReference) and resolves them
-again on request (``POST .../refresh``), both documented in "Use Key Vault references as
-app settings" (section "Understand rotation"). With these, the rotator can *see* that a
-consumer took the new password instead of assuming it did.
+(``GET {site}/config/configreferences/appsettings`` and ``.../connectionstrings``,
+ApiKVReference) and resolves them again on request (``POST .../appsettings/refresh``),
+documented in "Use Key Vault references as app settings" (section "Understand
+rotation"). With these, the rotator can *see* that a consumer took the new password
+instead of assuming it did.
 
 - `scan`: once per run, the references of every site (the sites of
   ``ROTATION_CONSUMER_SITES``, or every site and slot in ``ROTATION_SUBSCRIPTION_IDS``)
@@ -185,6 +186,7 @@ class ConsumerTracker:
                     "consumer.confirmed",
                     site=site_id,
                     setting=ref.setting,
+                    setting_type=ref.setting_type,
                     secret_name=ref.secret_name,
                     active_version=ref.active_version,
                 )
@@ -193,6 +195,7 @@ class ConsumerTracker:
                     "consumer.unconfirmed",
                     site=site_id,
                     setting=ref.setting,
+                    setting_type=ref.setting_type,
                     status=ref.status,
                     active_version=ref.active_version,
                     problem=ref.problem,

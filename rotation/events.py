@@ -403,7 +403,13 @@ CONSUMER_CONFIRMED = _event(
     "consumer.confirmed",
     "A consumer site's Key Vault reference (`setting`) resolves to the current version "
     "(`active_version`) of the app's secret (`secret_name`).",
-    {"site": "string", "setting": "string", "secret_name": "string", "active_version": "string"},
+    {
+        "site": "string",
+        "setting": "string",
+        "setting_type": "string",
+        "secret_name": "string",
+        "active_version": "string",
+    },
     context=("run_id", "app_id"),
 )
 CONSUMER_UNCONFIRMED = _event(
@@ -413,6 +419,7 @@ CONSUMER_UNCONFIRMED = _event(
     {
         "site": "string",
         "setting": "string",
+        "setting_type": "string",
         "status": "string",
         "active_version": "string",
         "problem": "string",
