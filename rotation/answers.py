@@ -32,9 +32,6 @@ Time = Annotated[
     PlainSerializer(datetime.isoformat, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
-#: Typed where they are produced, so a new value fails mypy there, not validation here.
-Source = UsernameSource
-State = AppState
 
 
 class AnswerModel(BaseModel):
@@ -199,7 +196,7 @@ class RunReport(AnswerModel):
 
 class Username(AnswerModel):
     username: str
-    source: Source
+    source: UsernameSource
 
 
 class StatusRow(AnswerModel):
@@ -209,7 +206,7 @@ class StatusRow(AnswerModel):
     smtp_username: str = Field(
         description="the username new secrets are proven with (empty for a skipped sender)"
     )
-    smtp_username_source: Source | None
+    smtp_username_source: UsernameSource | None
     usernames: list[Username] = Field(
         description="every username the app is known by, the proven one first, with where "
         "it came from"
@@ -220,7 +217,7 @@ class StatusRow(AnswerModel):
     days_left: float | None
     vault_version: str | None
     credentials: int
-    state: State
+    state: AppState
     reason: str | None = Field(
         description="why a sender is skipped (a managed identity, another tenant's app)"
     )
