@@ -31,6 +31,7 @@ Everything it hands out is our own `ConsumerReference`; every SDK error becomes 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -101,13 +102,15 @@ class WebSiteReader:
         """The site's app settings and connection strings that are Key Vault references, as
         App Service resolved them. Either read failing fails the whole: a site whose
         connection strings cannot be read may hold the password there."""
-        settings = await self._pages(
-            f"{site_id}/config/configreferences/appsettings",
-            f"the Key Vault references of {site_id}",
-        )
-        connection_strings = await self._pages(
-            f"{site_id}/config/configreferences/connectionstrings",
-            f"the connection string Key Vault references of {site_id}",
+        settings, connection_strings = await asyncio.gather(  # both on every confirm poll
+            self._pages(
+                f"{site_id}/config/configreferences/appsettings",
+                f"the Key Vault references of {site_id}",
+            ),
+            self._pages(
+                f"{site_id}/config/configreferences/connectionstrings",
+                f"the connection string Key Vault references of {site_id}",
+            ),
         )
         return [_reference(site_id, item, "appSetting") for item in settings] + [
             _reference(site_id, item, "connectionString") for item in connection_strings
