@@ -13,12 +13,12 @@ from pathlib import Path
 
 import azure.functions as func
 
-from rotation import logs, redaction
 from rotation.doctor import Site
 from rotation.errors import SettingsError
 from rotation.http_api import Answer, Api, to_json
 from rotation.misconfigured import Misconfigured
 from rotation.settings import InvalidSettings, Settings, load_settings
+from rotation.telemetry import logs, redaction
 from rotation.timebudget import load_timer_budget
 
 site = Site.from_environment(os.environ)

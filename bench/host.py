@@ -13,7 +13,7 @@ Scenarios:
 - ``steady``: each app has a 180-day secret that Key Vault serves (nothing is due).
 
 In ``due`` and ``steady`` the vault is as the rotator leaves a finished rotation: the
-password secret's current version carries the ``settled-version`` tag (rotation/vault.py),
+password secret's current version carries the ``settled-version`` tag (rotation/azure/key_vault.py),
 and the ``-username`` companion secret exists (so the vault-wide listing pages over two
 secrets per app).
 
@@ -35,8 +35,8 @@ from typing import Any
 
 from bench.config import WorldConfig
 from bench.memory import rss_kib
+from rotation.azure.key_vault import SETTLED_TAG
 from rotation.settings import USERNAME_SUFFIX, load_settings
-from rotation.vault import SETTLED_TAG
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
 

@@ -2,7 +2,7 @@
 
 For each propagation delay D a fresh credential is created in the sandbox directory (the
 moment Graph's addPassword returns) and the product's `SmtpVerifier`, with its production
-schedule (`rotation.pacing.Backoff()`), retries SMTP AUTH against the sandbox relay until the
+schedule (`rotation.core.pacing.Backoff()`), retries SMTP AUTH against the sandbox relay until the
 secret works. Measured: create-to-verified seconds, the lateness past D, and the AUTH
 attempts it took. Meanwhile, on a second relay, a secret that never works is retried for a
 whole verify window: the most attempts one app can cost ACS in one rotation.
@@ -25,9 +25,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from bench.config import WorldConfig
+from rotation.azure.smtp import SmtpVerifier
+from rotation.core.pacing import Backoff, allowed_lateness
 from rotation.errors import VerificationFailed
-from rotation.pacing import Backoff, allowed_lateness
-from rotation.smtp_check import SmtpVerifier
 from sandbox.smtp_relay import SmtpRelay
 from sandbox.state import Application, SandboxState
 from sandbox.tls import SandboxTls, create_tls

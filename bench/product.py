@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bench.world import SandboxProcess
-from rotation import logs
 from rotation.service import RotationService
 from rotation.settings import load_settings
+from rotation.telemetry import logs
 
-#: Events whose timestamps the benchmark uses (rotation.engine and rotation.discovery).
+#: Events whose timestamps the benchmark uses (rotation.run.engine and rotation.run.discovery).
 TIMED_EVENTS = frozenset(
     {
         "run.started",

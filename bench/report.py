@@ -358,7 +358,7 @@ def critical_path_notes(suite: Suite, config: WorldConfig) -> list[str]:
         notes.append(
             f"floor {floor:.2f} s (addPassword + propagation delay + one handshake + one Key "
             f"Vault write, no retry pacing): the critical path is {cp / floor:.2f}x the floor "
-            "because verification retries on the schedule of rotation.pacing (every 1.4 s at "
+            "because verification retries on the schedule of rotation.core.pacing (every 1.4 s at "
             "first, then 11 % of the time spent) and passes at the first attempt after the "
             "secret has propagated"
         )
@@ -535,7 +535,7 @@ def markdown(suite: Suite, machine: dict[str, str]) -> str:
             "|" + "---|" * len(PACING_COLUMNS),
             *("| " + " | ".join(row) + " |" for row in pacing_rows(suite.pacing)),
             "",
-            f"Schedule (`rotation.pacing.Backoff`): the gap between attempt starts is "
+            f"Schedule (`rotation.core.pacing.Backoff`): the gap between attempt starts is "
             f"{b['fraction']:.0%} of the time spent, at least {b['initial']:g} s, at most "
             f"{b['max']:g} s, plus up to {b['jitter']:g} s of jitter; SMTP handshake "
             f"{suite.pacing.smtp_ms:g} ms per connection. late = verified - delay; allowed = "

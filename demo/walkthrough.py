@@ -27,13 +27,14 @@ from azure.keyvault.secrets.aio import SecretClient
 from rich.console import Console
 from rich.rule import Rule
 
-from rotation import doctor, logs, redaction
-from rotation.identity import build_credential
+from rotation import doctor
+from rotation.azure.identity import build_credential
+from rotation.azure.trust import connection_options, trusted_ssl_context
 from rotation.model import RunReport
 from rotation.render import consumers_table, report_table, status_table
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
-from rotation.trust import connection_options, trusted_ssl_context
+from rotation.telemetry import logs, redaction
 from sandbox.demo import SENDER_ADDRESS, seed_demo
 from sandbox.server import Sandbox
 

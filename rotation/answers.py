@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from rotation import doctor, doctor_types, model, redaction
+from rotation import doctor, model
+from rotation.doctor import shared
 from rotation.model import Action, AppState, Mode, Outcome, UsernameSource
+from rotation.telemetry import redaction
 
 if TYPE_CHECKING:
     from rotation import service
@@ -256,7 +258,7 @@ class Status(AnswerModel):
 
 class DoctorCheck(AnswerModel):
     check: str
-    status: doctor_types.Status
+    status: shared.Status
     detail: str
     fix: str | None = Field(description="The command that fixes it (when not ok).")
 

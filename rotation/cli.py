@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rotation import answers, doctor, logs, redaction, render
+from rotation import answers, doctor, render
 from rotation.errors import RotationError, SettingsError
 from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
+from rotation.telemetry import logs, redaction
 
 log = logs.get_logger("rotation.cli")
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from rotation import redaction
+from rotation.telemetry import redaction
 
 #: Appended to every 403 the rotator reports. Azure role assignments take minutes to apply,
 #: but Azure caches a managed identity's tokens for around 24 hours, so a grant that lives

@@ -23,13 +23,14 @@ from pydantic import (
     field_validator,
 )
 
-from rotation import answers, logs, redaction
+from rotation import answers
 from rotation.caller import describe_caller
 from rotation.doctor import Site, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import Mode, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
+from rotation.telemetry import logs, redaction
 
 MAX_BODY_BYTES = 64 * 1024
 #: Seconds an HTTP-triggered run may take; the front end cuts connections at 230 s.

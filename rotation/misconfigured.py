@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rotation import answers, logs
+from rotation import answers
 from rotation.doctor import Site, settings_failed
 from rotation.errors import SettingsError
 from rotation.http_api import Answer
+from rotation.telemetry import logs
 
 log = logs.get_logger("rotation.settings")
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 #: orphans from a crashed run can be told apart from credentials made by people.
 CREDENTIAL_PREFIX = "acs-smtp-rotation"
 
-#: How discovery found an app or a username (rotation/discovery.py's SOURCE_* names).
+#: How discovery found an app or a username (rotation/run/discovery.py's SOURCE_* names).
 UsernameSource = Literal["smtp-username", "role", "allow-list"]
 #: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
 AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped"]
@@ -88,8 +88,8 @@ class PrincipalEntry:
 
 
 # ----- Azure Resource Manager: what discovery and doctor read about ACS ----------------------
-# The ACS reader (rotation/arm.py) turns SDK objects into these; discovery depends on them
-# and on the AcsReader port (rotation/ports.py), never on the adapter.
+# The ACS reader (rotation/azure/acs.py) turns SDK objects into these; discovery depends on them
+# and on the AcsReader port (rotation/core/ports.py), never on the adapter.
 
 
 @dataclass(frozen=True, slots=True)

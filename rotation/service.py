@@ -16,8 +16,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rotation.closing import closed_with
-from rotation.engine import Engine, utc_now
+from rotation.azure.closing import closed_with
+from rotation.core.policy import app_state
 from rotation.errors import RotationError
 from rotation.model import (
     AppOutcome,
@@ -29,17 +29,17 @@ from rotation.model import (
     RunReport,
     UsernameSource,
 )
-from rotation.policy import app_state
+from rotation.run.engine import Engine, utc_now
 from rotation.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from rotation.arm import ArmReader
-    from rotation.discovery import Inventory, Skipped
-    from rotation.entra import EntraAdapter
-    from rotation.smtp_check import Backoff
-    from rotation.vault import VaultAdapter
+    from rotation.azure.acs import ArmReader
+    from rotation.azure.entra import EntraAdapter
+    from rotation.azure.key_vault import VaultAdapter
+    from rotation.azure.smtp import Backoff
+    from rotation.run.discovery import Inventory, Skipped
 
 
 class UnknownApps(RotationError):
@@ -120,13 +120,13 @@ class RotationService:
         """Builds every client from settings (no network traffic yet). `backoff` paces
         SMTP verification retries and `consumer_poll_interval` the reads of consumer sites
         (tests shorten both)."""
-        from rotation.arm import ArmReader
-        from rotation.entra import EntraAdapter
-        from rotation.identity import build_credential
-        from rotation.lease import BlobLeases
-        from rotation.smtp_check import SmtpVerifier
-        from rotation.trust import trusted_ssl_context
-        from rotation.vault import VaultAdapter
+        from rotation.azure.acs import ArmReader
+        from rotation.azure.blob_lease import BlobLeases
+        from rotation.azure.entra import EntraAdapter
+        from rotation.azure.identity import build_credential
+        from rotation.azure.key_vault import VaultAdapter
+        from rotation.azure.smtp import SmtpVerifier
+        from rotation.azure.trust import trusted_ssl_context
 
         clients = AsyncExitStack()
         credential = closed_with(clients, build_credential(settings))
@@ -138,8 +138,8 @@ class RotationService:
         )
         tracker = None
         if settings.consumers_enabled:
-            from rotation.consumers import POLL_INTERVAL_SECONDS, ConsumerTracker
-            from rotation.web import WebSiteReader
+            from rotation.azure.app_service import WebSiteReader
+            from rotation.run.consumers import POLL_INTERVAL_SECONDS, ConsumerTracker
 
             web = closed_with(clients, WebSiteReader.from_settings(settings, credential))
             interval = consumer_poll_interval or POLL_INTERVAL_SECONDS
@@ -173,7 +173,7 @@ class RotationService:
 
     async def survey(self) -> Inventory:
         """The managed apps and the skipped senders (managed identities, other tenants)."""
-        from rotation.discovery import survey
+        from rotation.run.discovery import survey
 
         return await survey(self.settings, self.arm, self.entra)
 

@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rotation.core.policy import Rules
 from rotation.errors import SettingsError
-from rotation.policy import Rules
 
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: azure-core's network trace (`logging_enable`): every request's and response's headers
-    #: and bodies at DEBUG, scrubbed like every record (rotation/redaction.py). For diagnosis.
+    #: and bodies at DEBUG, scrubbed like every record (rotation/telemetry/redaction.py). For diagnosis.
     http_logging: bool = False
 
     @field_validator("log_level", mode="before")
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     consumers_fully_covered: CommaList = Field(default_factory=list)
     consumer_confirm_timeout_seconds: float = Field(120, gt=0, le=900)
 
-    # The per-app lease (rotation/lease.py): a blob container in the Function App's own
+    # The per-app lease (rotation/azure/blob_lease.py): a blob container in the Function App's own
     # storage account (AzureWebJobsStorage), reached with the identity. Unset: no lease,
     # only this process's own busy marks (a single operator's CLI run).
     lease_blob_url: str | None = None

@@ -1,7 +1,7 @@
 """Azurite, Microsoft's Azure Storage emulator, as the sandbox's blob service (the leases).
 
 The rotator takes a lease on one blob per app in the Function App's own storage account
-(rotation/lease.py). Locally that account is Azurite, the npm package pinned in
+(rotation/azure/blob_lease.py). Locally that account is Azurite, the npm package pinned in
 ``sandbox/npm/package.json`` and installed by the Makefile (``npm ci --prefix sandbox/npm``).
 
 How it is run, and why:

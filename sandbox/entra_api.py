@@ -25,7 +25,7 @@ Why MSAL needs no instance discovery here: MSAL (used by azure-identity's *sync*
 credentials) validates an authority host it does not know by calling
 ``https://login.microsoftonline.com/common/discovery/instance``, which is unreachable
 offline; the product therefore passes ``disable_instance_discovery=True`` whenever the
-authority is not one of Azure's own (see rotation/identity.py). The async credentials
+authority is not one of Azure's own (see rotation/azure/identity.py). The async credentials
 the product uses post to ``{authority}/{tenant}/oauth2/v2.0/token`` directly.
 """
 

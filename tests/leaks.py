@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rotation import redaction
+from rotation.telemetry import redaction
 from sandbox.state import SandboxState
 
 #: Characters of every secret the sandbox issues (Entra-style secrets, tokens, base64).

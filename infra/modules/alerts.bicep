@@ -1,4 +1,4 @@
-// Alerts on the rotator's own log events (JSON lines, see rotation/logs.py), read from the
+// Alerts on the rotator's own log events (JSON lines, see rotation/telemetry/logs.py), read from the
 // Application Insights `traces` table, and on the Functions host's record of the timer:
 //   run.finished     fields failed, rotated, unfinished,  -> a real run (not a dry run)
 //                    dry_run                                  with failed > 0

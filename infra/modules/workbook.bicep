@@ -1,6 +1,6 @@
 // The operators' picture: an Azure Monitor workbook over the rotator's Application Insights.
 // Its panels (workbook.json, kept as plain JSON so the portal's Advanced Editor output can be
-// pasted back) read the rotator's log events; rotation/events.py and docs/events.md list them,
+// pasted back) read the rotator's log events; rotation/telemetry/events.py and docs/events.md list them,
 // and tests/infra/test_log_contract.py checks every query against lines the product writes.
 //
 // Resource contract (azure-rest-api-specs, applicationinsights, stable/2023-06-01,

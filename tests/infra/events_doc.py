@@ -1,9 +1,9 @@
-"""docs/events.md's table of events, rendered from rotation/events.py (the doc must match:
+"""docs/events.md's table of events, rendered from rotation/telemetry/events.py (the doc must match:
 tests/infra/test_workbook.py; `python -m tests.infra.events_doc` prints the table)."""
 
 from __future__ import annotations
 
-from rotation import events
+from rotation.telemetry import events
 
 DOC = "docs/events.md"
 HEADER = "| event | fields (kind; `?` may be null or absent) | context | status | meaning |"

@@ -1,5 +1,5 @@
 """The product's log lines as Application Insights receives them: JSON, one object a line,
-written through rotation.logs' own pipeline (redaction included)."""
+written through rotation.telemetry.logs' own pipeline (redaction included)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from rotation import logs
+from rotation.telemetry import logs
 
 Line = dict[str, Any]
 

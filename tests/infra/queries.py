@@ -4,7 +4,7 @@ reads from the rotator's log lines.
 The queries read the JSON object of a trace's `message` as `body`, so what a query depends
 on is visible in its text: the event names it filters on (string literals like
 "run.finished") and the fields it reads (`body.<field>`, maybe inside a conversion such as
-`toint(body.failed)`). The tests hold those against rotation/events.py and against lines
+`toint(body.failed)`). The tests hold those against rotation/telemetry/events.py and against lines
 the product really writes.
 """
 

@@ -20,10 +20,10 @@ import pytest
 import structlog
 from azure.functions.timer import TimerRequest
 
-from rotation import logs
 from rotation.http_api import Api
 from rotation.service import RotationService
 from rotation.settings import load_settings
+from rotation.telemetry import logs
 from sandbox.server import Sandbox
 from tests.infra import bicep, kql
 from tests.infra.test_workbook import kql_analyzer

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.arm import ArmReader
-from rotation.discovery import discover
-from rotation.entra import EntraAdapter
+from rotation.azure.acs import ArmReader
+from rotation.azure.entra import EntraAdapter
+from rotation.azure.identity import build_credential
+from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import RotationError
-from rotation.identity import build_credential
+from rotation.run.discovery import discover
 from rotation.settings import Settings, load_settings
-from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 from sandbox.vault_api import ALL_OPERATIONS, GET, LIST, SET, UPDATE
 from tests.infra import bicep
@@ -162,7 +162,7 @@ SECRET = "acs-smtp-least-privilege"
 
 async def consumer_calls(sandbox: Sandbox, settings: Settings, site_ids: list[str]) -> str:
     """Scans for sites, then reads and refreshes each: "ok" or the error's class name."""
-    from rotation.web import WebSiteReader
+    from rotation.azure.app_service import WebSiteReader
 
     credential = build_credential(settings)
     reader = WebSiteReader.from_settings(settings, credential, retry=FAST_RETRY)

@@ -4,7 +4,7 @@ One sandbox world goes through what the workbook and the alerts must show: a sch
 run that rotates, a dry run over HTTP, a forced rotation that retires at once, and the
 failure paths (SMTP AUTH refused, Graph refusing addPassword, Key Vault refusing the write,
 an allow-listed app Graph does not know, an allow-listed app with no username). Every line
-it logs is held against rotation/events.py, and every query in the workbook and the alert
+it logs is held against rotation/telemetry/events.py, and every query in the workbook and the alert
 rules is held against those lines: the events it filters on are written, and each field it
 reads is on them with a value its conversion accepts.
 """
@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from rotation import events
 from rotation.doctor import Site
 from rotation.errors import RotationError, SettingsError
 from rotation.http_api import Api
@@ -26,6 +25,7 @@ from rotation.misconfigured import Misconfigured
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
+from rotation.telemetry import events
 from sandbox.server import Sandbox
 from tests import leaks
 from tests.infra import queries
@@ -189,7 +189,9 @@ def test_every_line_keeps_the_contract(corpus: list[Line]) -> None:
     assert corpus
     for line in corpus:
         event = events.BY_NAME.get(line["event"])
-        assert event, f"{line['event']} is logged but not in rotation/events.py (and docs)"
+        assert event, (
+            f"{line['event']} is logged but not in rotation/telemetry/events.py (and docs)"
+        )
         unknown = set(line) - event.allowed()
         assert not unknown, f"{event.name} carries fields the contract lacks: {unknown}"
         kinds = {**events.COMMON, **events.CONTEXT, **event.fields}

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from rotation import logs
 from rotation.settings import Settings, load_settings
+from rotation.telemetry import logs
 from tests.infra import bicep
 
 #: Settings a deployment never sets: endpoints come from ROTATION_CLOUD, the CA is the sandbox's;
@@ -270,7 +270,7 @@ def test_alert_queries_watch_events_and_fields_the_engine_logs() -> None:
     alerts = (bicep.INFRA / "modules" / "alerts.bicep").read_text(encoding="utf-8")
     source = "\n".join(
         p.read_text(encoding="utf-8")
-        for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
+        for p in sorted((bicep.ROOT / "rotation").rglob("*.py"))
         if p.name != "events.py"  # the contract names every event; the loggers are wanted
     )
     for event, fields in {

@@ -1,6 +1,6 @@
 """The workbook `azd up` deploys: its resource meets the workbooks API contract, its JSON has
 the shape the portal loads, every query is valid KQL, and it (like the alert rules) reads
-only events and fields that rotation/events.py documents. Whether real lines carry them is
+only events and fields that rotation/telemetry/events.py documents. Whether real lines carry them is
 tests/infra/test_log_contract.py's part.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from rotation import events
 from rotation.model import Outcome
+from rotation.telemetry import events
 from tests.infra import bicep, events_doc, queries
 
 KQL = Path(__file__).parent / "kql"
@@ -173,7 +173,7 @@ def test_the_alert_queries_are_found() -> None:
 
 def test_every_event_the_product_logs_is_documented_and_vice_versa() -> None:
     source = "\n".join(
-        p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").glob("*.py"))
+        p.read_text(encoding="utf-8") for p in sorted((bicep.ROOT / "rotation").rglob("*.py"))
     )
     logged = set(
         re.findall(r"\.(?:info|warning|error|exception|debug)\(\s*\"([a-z]+\.[a-z_]+)\"", source)
@@ -187,8 +187,10 @@ def test_every_event_the_product_logs_is_documented_and_vice_versa() -> None:
     }
     live = {e.name for e in events.EVENTS if not e.planned}
 
-    assert logged - set(events.BY_NAME) == set(), "logged but not in rotation/events.py"
-    assert live - logged == set(), "in rotation/events.py but never logged (or mark it planned)"
+    assert logged - set(events.BY_NAME) == set(), "logged but not in rotation/telemetry/events.py"
+    assert live - logged == set(), (
+        "in rotation/telemetry/events.py but never logged (or mark it planned)"
+    )
 
 
 def test_the_docs_table_is_the_contract() -> None:

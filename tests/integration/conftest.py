@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.identity import build_credential
+from rotation.azure.identity import build_credential
+from rotation.azure.smtp import Backoff
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
-from rotation.smtp_check import Backoff
 from sandbox.server import Sandbox
 
 FAST = Backoff(initial=0.05, max=0.2, jitter=0.02)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.config import WorldConfig
 from bench.pacing import PacingResult, run_pacing
 from bench.report import Suite, markdown, targets
-from rotation.pacing import Backoff
+from rotation.core.pacing import Backoff
 
 QUICK = Backoff(initial=0.05, max=0.2, jitter=0.01, fraction=0.11)
 

@@ -15,12 +15,12 @@ import pytest
 import structlog
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.arm import ArmReader
-from rotation.discovery import discover, survey
-from rotation.entra import EntraAdapter
+from rotation.azure.acs import ArmReader
+from rotation.azure.entra import EntraAdapter
+from rotation.azure.identity import build_credential
 from rotation.errors import InvalidRequest, NotFound, PermissionDenied
-from rotation.identity import build_credential
 from rotation.model import ManagedApp
+from rotation.run.discovery import discover, survey
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.state import RoleAssignment

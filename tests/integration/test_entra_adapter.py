@@ -14,7 +14,7 @@ import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import ClientSecretCredential
 
-from rotation.entra import IN_BATCH, EntraAdapter
+from rotation.azure.entra import IN_BATCH, EntraAdapter
 from rotation.errors import (
     InvalidRequest,
     NotFound,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.entra import IN_BATCH, LIST_ALL_ABOVE, EntraAdapter
+from rotation.azure.entra import IN_BATCH, LIST_ALL_ABOVE, EntraAdapter
 from rotation.settings import Settings
 from sandbox.server import Sandbox
 

@@ -11,10 +11,10 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 from structlog.testing import capture_logs
 
+from rotation.azure.blob_lease import BlobLeases
+from rotation.azure.trust import connection_options
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
-from rotation.lease import BlobLeases
 from rotation.settings import Settings, load_settings
-from rotation.trust import connection_options
 from sandbox.azurite import ACCOUNT
 from sandbox.server import Sandbox, unreachable_vault_url
 from tests.waiting import until

@@ -12,13 +12,13 @@ import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
-from rotation.arm import ArmReader
-from rotation.entra import EntraAdapter
+from rotation.azure.acs import ArmReader
+from rotation.azure.entra import EntraAdapter
+from rotation.azure.identity import build_credential
+from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import PermissionDenied, VaultWriteFailed
-from rotation.identity import build_credential
 from rotation.model import Credential, ManagedApp, NewSecret
 from rotation.settings import Settings
-from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 from sandbox.state import GRAPH_READ_WRITE_OWNED_BY
 

@@ -8,11 +8,11 @@ import re
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
-from rotation.arm import ArmReader, parse_resource_id
-from rotation.entra import EntraAdapter
+from rotation.azure.acs import ArmReader, parse_resource_id
+from rotation.azure.entra import EntraAdapter
+from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import InvalidRequest, PermissionDenied, RotationError
 from rotation.settings import Settings
-from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 
 FAST_RETRY = {"retry_total": 1, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
+from rotation.azure.smtp import Backoff, SmtpVerifier
 from rotation.errors import VerificationFailed
-from rotation.smtp_check import Backoff, SmtpVerifier
 from sandbox.smtp_relay import SmtpRelay
 from sandbox.state import Application, SandboxState
 from sandbox.tls import SandboxTls, create_tls

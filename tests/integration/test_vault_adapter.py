@@ -1,7 +1,7 @@
 """VaultAdapter against the sandbox Key Vault: the product's own credential, trust and SDK.
 
 The adapter is built exactly as the service builds it (`from_settings` with the
-credential from rotation.identity); only azure-core's back-off is shortened.
+credential from rotation.azure.identity); only azure-core's back-off is shortened.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
+from rotation.azure.key_vault import SETTLED_TAG, VaultAdapter
 from rotation.errors import PermissionDenied, ServiceUnavailable, VaultWriteFailed
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
-from rotation.vault import SETTLED_TAG, VaultAdapter
 from sandbox.server import Sandbox, unreachable_vault_url
 
 FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}

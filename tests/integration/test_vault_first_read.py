@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
+from rotation.azure.key_vault import VaultAdapter
 from rotation.settings import Settings
-from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 
 LIST_VERSIONS = "vault GET /secrets/{name}/versions"

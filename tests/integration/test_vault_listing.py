@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from rotation.azure.key_vault import SETTLED_TAG
 from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
-from rotation.vault import SETTLED_TAG
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion

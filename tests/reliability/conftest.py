@@ -23,7 +23,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
-from rotation import logs
+from rotation.telemetry import logs
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from tests import leaks

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from rotation import answers
-from rotation.identity import build_credential
+from rotation.azure.identity import build_credential
+from rotation.azure.smtp import Backoff, SmtpVerifier
+from rotation.azure.trust import connection_options, trusted_ssl_context
 from rotation.model import CREDENTIAL_PREFIX
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
-from rotation.smtp_check import Backoff, SmtpVerifier
-from rotation.trust import connection_options, trusted_ssl_context
 from sandbox.faults import Fault
 from sandbox.seed import Sender
 from sandbox.server import Sandbox

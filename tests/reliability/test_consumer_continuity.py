@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from rotation import answers
-from rotation.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
 from rotation.model import Mode, Outcome, RunOptions, RunReport
+from rotation.telemetry.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
 from sandbox.faults import Fault
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState

@@ -17,8 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from rotation.events import CREDENTIAL_CREATED, CREDENTIAL_REMOVED, SMTP_VERIFIED, VAULT_PROMOTED
 from rotation.model import Mode, Outcome, RunOptions
+from rotation.telemetry.events import (
+    CREDENTIAL_CREATED,
+    CREDENTIAL_REMOVED,
+    SMTP_VERIFIED,
+    VAULT_PROMOTED,
+)
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (

@@ -17,8 +17,8 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from rotation.events import CREDENTIAL_CREATED, SMTP_VERIFIED, VAULT_PROMOTED
 from rotation.model import Mode, RunOptions
+from rotation.telemetry.events import CREDENTIAL_CREATED, SMTP_VERIFIED, VAULT_PROMOTED
 from sandbox.state import SandboxState
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import MakeWorld, function_handlers, load_function_app

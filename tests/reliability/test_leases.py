@@ -1,4 +1,4 @@
-"""One rotation per app across processes and instances: the blob lease (rotation/lease.py)
+"""One rotation per app across processes and instances: the blob lease (rotation/azure/blob_lease.py)
 in Azurite, the sandbox's storage, reached with the rotator's identity.
 
 - two rotator processes forced on the same apps: each app is rotated exactly once, and the

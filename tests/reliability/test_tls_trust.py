@@ -5,7 +5,7 @@ builds a new SSLContext for every request and parses the whole bundle into it (c
 roots plus the extra CA: about 40 ms of CPU here), and the event loop stands still
 meanwhile: SMTP checks, other apps' rotations and HTTP answers with it. On the consumer-
 continuity scenario that was three quarters of the rotator's CPU, and consumers' read-to-
-AUTH times stretched towards half a second. rotation.trust now hands the Key Vault and
+AUTH times stretched towards half a second. rotation.azure.trust now hands the Key Vault and
 ARM clients a transport holding one ready context (TrustedTransport).
 
 The count comes from a spy on `ssl.create_default_context` that calls the real one.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from rotation.identity import build_credential
+from rotation.azure.identity import build_credential
+from rotation.azure.key_vault import VaultAdapter
 from rotation.settings import Settings
-from rotation.vault import VaultAdapter
 from sandbox.server import Sandbox
 from tests.reliability.evidence import Ledger
 

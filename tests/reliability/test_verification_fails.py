@@ -28,9 +28,9 @@ import pytest
 import trustme
 
 from rotation import answers
-from rotation.events import CREDENTIAL_ROLLED_BACK
+from rotation.azure.smtp import SmtpVerifier
 from rotation.model import Mode, Outcome, RunOptions
-from rotation.smtp_check import SmtpVerifier
+from rotation.telemetry.events import CREDENTIAL_ROLLED_BACK
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger

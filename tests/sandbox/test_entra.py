@@ -1,7 +1,7 @@
 """The sandbox's Entra token endpoint, driven by azure-identity (async and sync/MSAL).
 
 Only endpoints and CA trust differ from production: the credentials are azure-identity's
-own classes, built the way rotation/identity.py builds them.
+own classes, built the way rotation/azure/identity.py builds them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
 from azure.identity.aio import ClientSecretCredential
 
-from rotation.identity import build_credential, credential_options
+from rotation.azure.identity import build_credential, credential_options
 from rotation.settings import Settings
 from sandbox.server import Sandbox
 from tests.sandbox.conftest import client_secret_credential

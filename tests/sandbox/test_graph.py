@@ -1,6 +1,6 @@
 """The sandbox's Microsoft Graph, driven by msgraph-sdk's GraphServiceClient.
 
-The client is built exactly as the product builds it (rotation.entra.graph_client); only
+The client is built exactly as the product builds it (rotation.azure.entra.graph_client); only
 the endpoints and the extra CA come from the sandbox.
 """
 
@@ -32,7 +32,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 )
 from msgraph.graph_service_client import GraphServiceClient
 
-from rotation.entra import graph_client
+from rotation.azure.entra import graph_client
 from rotation.settings import Settings
 from sandbox.seed import Principal
 from sandbox.server import Sandbox

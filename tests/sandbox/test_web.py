@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from azure.identity.aio import ClientSecretCredential
 
+from rotation.azure.app_service import WebSiteReader
+from rotation.azure.trust import TrustedTransport
 from rotation.errors import NotFound, PermissionDenied
-from rotation.trust import TrustedTransport
-from rotation.web import WebSiteReader
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion
 

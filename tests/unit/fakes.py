@@ -1,4 +1,4 @@
-"""In-memory fakes of the engine's three ports (rotation/ports.py), with injectable faults.
+"""In-memory fakes of the engine's three ports (rotation/core/ports.py), with injectable faults.
 
 They keep just enough state to check the invariants after a run: which credentials each app
 has, which Key Vault versions exist and are enabled, which secrets were issued. A `Fault`

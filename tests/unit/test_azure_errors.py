@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from rotation.azure_errors import error_code, first_line, is_refusal, map_arm_errors, reason
+from rotation.azure.errors import error_code, first_line, is_refusal, map_arm_errors, reason
 from rotation.errors import FailureKind, NotFound, ServiceUnavailable
 
 

@@ -1,4 +1,4 @@
-"""rotation.concurrency.bounded: many reads, a few at a time, results in the order given."""
+"""rotation.core.concurrency.bounded: many reads, a few at a time, results in the order given."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rotation.concurrency import bounded
+from rotation.core.concurrency import bounded
 
 
 async def _yield(times: int) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rotation.consumers import ConsumerTracker
 from rotation.errors import PermissionDenied, ServiceUnavailable
 from rotation.model import ConsumerReference, ManagedApp
+from rotation.run.consumers import ConsumerTracker
 from rotation.settings import load_settings
 from tests.unit.test_settings import BASE
 

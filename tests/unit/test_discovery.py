@@ -6,7 +6,14 @@ import uuid
 
 import pytest
 
-from rotation.discovery import (
+from rotation.model import (
+    AcsResource,
+    PrincipalEntry,
+    RoleAssignmentEntry,
+    RoleDefinitionEntry,
+    SmtpUsernameEntry,
+)
+from rotation.run.discovery import (
     RANK_ALLOW_LIST,
     RANK_INHERITED,
     RANK_ROLE,
@@ -28,13 +35,6 @@ from rotation.discovery import (
     role_holders,
     role_sightings,
     smtp_username_sightings,
-)
-from rotation.model import (
-    AcsResource,
-    PrincipalEntry,
-    RoleAssignmentEntry,
-    RoleDefinitionEntry,
-    SmtpUsernameEntry,
 )
 from rotation.settings import Settings, load_settings
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from rotation import answers, doctor
 from rotation.doctor import Check, Site, ok, render, settings_failed
-from rotation.doctor_checks import token_claims, vault_audience
+from rotation.doctor.checks import token_claims, vault_audience
 from rotation.settings import load_settings
 
 
@@ -110,7 +110,7 @@ async def test_a_client_failing_to_build_still_closes_the_credential_made_before
         }
     ).model_copy(update={"ca_bundle": bundle})
     credential = _Credential()
-    monkeypatch.setattr("rotation.identity.build_credential", lambda _settings: credential)
+    monkeypatch.setattr("rotation.azure.identity.build_credential", lambda _settings: credential)
 
     with pytest.raises(ssl.SSLError):
         await doctor.diagnose(settings, Site())

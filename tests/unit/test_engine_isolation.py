@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rotation import answers
-from rotation.engine import Engine
+from rotation.core.policy import plan_app
 from rotation.errors import ServiceUnavailable
 from rotation.model import (
     AppOutcome,
@@ -35,7 +35,7 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import plan_app
+from rotation.run.engine import Engine
 from rotation.settings import load_settings
 from tests.unit.fakes import (
     MARKER,

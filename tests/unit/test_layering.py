@@ -28,29 +28,47 @@ def test_rotation_imports_nothing_that_is_not_deployed() -> None:
     package = Path(rotation.__file__).parent
     found = {
         f"{path.name} imports {name}"
-        for path in package.glob("*.py")
+        for path in package.rglob("*.py")
         for name in _imported(path)
         if name.split(".")[0] in NOT_DEPLOYED
     }
     assert not found
-    assert {"cli.py", "service.py", "engine.py"} <= {p.name for p in package.glob("*.py")}
+    assert {"cli.py", "service.py", "engine.py"} <= {p.name for p in package.rglob("*.py")}
 
 
 PACKAGE = Path(rotation.__file__).parent
 
 
+def _path(module: str) -> Path:
+    """rotation/<module>.py, or the package's __init__.py; `module` is dotted below rotation."""
+    path = PACKAGE.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _is_package(name: str) -> bool:
+    """rotation, or one of its folders (where `from X import y` may import a module y)."""
+    return name == "rotation" or (
+        name.startswith("rotation.") and PACKAGE.joinpath(*name.split(".")[1:]).is_dir()
+    )
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _imports_of(module: str) -> set[str]:
     """What rotation/<module>.py imports anywhere in the file (inside functions too);
-    `from rotation import x` counts as rotation.x."""
-    source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+    `from rotation[.pkg] import x` counts as rotation[.pkg].x."""
+    source = _path(module).read_text(encoding="utf-8")
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-            if node.module == "rotation":
-                names.update(f"rotation.{alias.name}" for alias in node.names)
+            if _is_package(node.module):
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -62,16 +80,16 @@ def test_redaction_knows_nothing_of_the_logging_set_up() -> None:
     """Secrets are scrubbed by whatever is installed, whether logging was set up or not
     (tests/leaks.py installs only the record scrubber): redaction imports no structlog and
     no other rotation module, and logs.py (the set-up) uses redaction, not the reverse."""
-    imported = _imports_of("redaction")
+    imported = _imports_of("telemetry.redaction")
     assert not {name for name in imported if name.split(".")[0] == "structlog"}
     assert not _ours(imported)
-    assert _ours(_imports_of("logs")) == {"rotation.redaction"}
+    assert _ours(_imports_of("telemetry.logs")) == {"rotation.telemetry.redaction"}
 
 
 def test_logging_is_set_up_in_logs_only() -> None:
     setters = {
         path.name
-        for path in PACKAGE.glob("*.py")
+        for path in PACKAGE.rglob("*.py")
         if "structlog.configure(" in path.read_text(encoding="utf-8")
     }
     assert setters == {"logs.py"}
@@ -80,23 +98,23 @@ def test_logging_is_set_up_in_logs_only() -> None:
 def test_tls_trust_imports_no_credential_code() -> None:
     """Trust (CA bundle, SSL context, transport) serves every connection; the credential is
     built in identity.py, which asks trust for the CA bundle, never the reverse."""
-    imported = _imports_of("trust")
+    imported = _imports_of("azure.trust")
     assert _ours(imported) == {"rotation.settings"}
     assert not {n for n in imported if n.startswith(("azure.identity", "azure.core.credentials"))}
-    assert _ours(_imports_of("identity")) == {"rotation.settings", "rotation.trust"}
+    assert _ours(_imports_of("azure.identity")) == {"rotation.settings", "rotation.azure.trust"}
 
 
 #: The modules that talk to a service through an SDK (the adapters), and the SDKs themselves.
 ADAPTERS = (
-    "rotation.arm",
-    "rotation.entra",
-    "rotation.vault",
-    "rotation.web",
-    "rotation.lease",
-    "rotation.smtp_check",
-    "rotation.identity",
-    "rotation.trust",
-    "rotation.azure_errors",
+    "rotation.azure.acs",
+    "rotation.azure.entra",
+    "rotation.azure.key_vault",
+    "rotation.azure.app_service",
+    "rotation.azure.blob_lease",
+    "rotation.azure.smtp",
+    "rotation.azure.identity",
+    "rotation.azure.trust",
+    "rotation.azure.errors",
 )
 SDKS = ("azure", "msgraph", "msgraph_core", "kiota_abstractions", "aiosmtplib", "httpx", "aiohttp")
 
@@ -107,11 +125,19 @@ def _reaches_out(name: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("module", ["discovery", "policy", "model", "ports"])
+@pytest.mark.parametrize("module", ["run.discovery", "core.policy", "model", "core.ports"])
 def test_the_pure_core_imports_no_adapter_and_no_sdk(module: str) -> None:
-    """Discovery reads ARM through the AcsReader port (rotation/ports.py) and ARM's data
+    """Discovery reads ARM through the AcsReader port (rotation/core/ports.py) and ARM's data
     types from rotation/model.py: it runs on fakes, and the adapters can change alone."""
     assert sorted(name for name in _imports_of(module) if _reaches_out(name)) == []
+
+
+def _known(name: str, modules: set[str]) -> str:
+    """The module of rotation that `name` (rotation.x.y, maybe a name inside a module) is."""
+    parts = name.split(".")[1:]
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return ".".join(parts)
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str]:
@@ -126,14 +152,9 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
 def test_no_module_of_rotation_imports_itself_back() -> None:
     """Lazy and type-only imports count too: doctor, doctor_checks and doctor_apps once
     imported each other; what they share now lives in doctor_types.py."""
-    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    modules = {_module(path) for path in PACKAGE.rglob("*.py")} - {""}
     graph = {
-        module: {
-            name.split(".")[1]
-            for name in _ours(_imports_of(module))
-            if name.split(".")[1] in modules
-        }
-        - {module}
+        module: {_known(name, modules) for name in _ours(_imports_of(module))} - {module, ""}
         for module in modules
     }
     assert _cycle(graph) == []

@@ -9,7 +9,7 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from rotation import logs, redaction
+from rotation.telemetry import logs, redaction
 
 SECRET = "abc8Q~ZZtopSecretValue_1234567890abcdefgh"
 

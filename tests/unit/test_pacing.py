@@ -1,4 +1,4 @@
-"""The verification schedule (rotation.pacing), checked as the pure function it is."""
+"""The verification schedule (rotation.core.pacing), checked as the pure function it is."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from rotation.pacing import (
+from rotation.core.pacing import (
     Backoff,
     allowed_lateness,
     attempt_starts,

@@ -9,6 +9,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rotation.core.policy import (
+    Rules,
+    needs_versions,
+    plan_app,
+    retirement_plan,
+    retirements,
+    settled,
+)
 from rotation.model import (
     CREDENTIAL_PREFIX,
     AppRecord,
@@ -20,14 +28,6 @@ from rotation.model import (
     Rotate,
     VaultEntry,
     VaultVersion,
-)
-from rotation.policy import (
-    Rules,
-    needs_versions,
-    plan_app,
-    retirement_plan,
-    retirements,
-    settled,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

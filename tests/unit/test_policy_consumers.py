@@ -8,8 +8,8 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rotation.core.policy import early_retirement, plan_app, retirements
 from rotation.model import ConsumerCheck, ConsumerReference, Keep
-from rotation.policy import early_retirement, plan_app, retirements
 from tests.unit.test_policy import APP, NOW, RULES, cred, entry, record
 
 SITE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/web"

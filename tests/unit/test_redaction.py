@@ -1,5 +1,5 @@
 """Redaction on its own: the registry of secret values, credential shapes, and records
-scrubbed at birth without any logging set-up (rotation/logs.py is not imported here)."""
+scrubbed at birth without any logging set-up (rotation/telemetry/logs.py is not imported here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import logging
 import logging.handlers
 
-from rotation import redaction
+from rotation.telemetry import redaction
 
 SECRET = "abc8Q~ZZredactionOnlySecret_0987654321xyz"
 

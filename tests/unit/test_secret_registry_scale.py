@@ -8,7 +8,7 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotation import redaction
+from rotation.telemetry import redaction
 
 ALPHABET = "ab8Q~-_." + string.digits[:3]
 secret_values = st.text(alphabet=ALPHABET, min_size=8, max_size=20)

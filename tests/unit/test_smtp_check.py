@@ -1,4 +1,4 @@
-"""The pure parts of rotation.smtp_check: which failures are retried, and what a message may say."""
+"""The pure parts of rotation.azure.smtp: which failures are retried, and what a message may say."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from rotation.azure.smtp import SmtpVerifier, _classify, _Retryable, _scrub
 from rotation.errors import VerificationFailed
-from rotation.smtp_check import SmtpVerifier, _classify, _Retryable, _scrub
 
 ENDPOINT = "smtp.azurecomm.net:587"
 USER = "acs-mail.11111111-1111-1111-1111-111111111111.22222222-2222-2222-2222-222222222222"

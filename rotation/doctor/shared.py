@@ -17,12 +17,12 @@ from rotation.settings import Settings
 if TYPE_CHECKING:  # the adapters are built by doctor.diagnose; here they are only types
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from rotation.arm import ArmReader
-    from rotation.entra import EntraAdapter
-    from rotation.lease import BlobLeases
-    from rotation.smtp_check import SmtpVerifier
-    from rotation.vault import VaultAdapter
-    from rotation.web import WebSiteReader
+    from rotation.azure.acs import ArmReader
+    from rotation.azure.app_service import WebSiteReader
+    from rotation.azure.blob_lease import BlobLeases
+    from rotation.azure.entra import EntraAdapter
+    from rotation.azure.key_vault import VaultAdapter
+    from rotation.azure.smtp import SmtpVerifier
 
 Status = Literal["ok", "warn", "fail"]
 

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rotation.core.policy import needs_versions
+from rotation.core.ports import Directory, SecretStore
 from rotation.errors import describe
 from rotation.model import AppOutcome, AppRecord, Credential, ManagedApp, VaultEntry, VaultVersion
-from rotation.policy import needs_versions
-from rotation.ports import Directory, SecretStore
 
 #: Builds the failed outcome of an app whose reads failed: (app, reason, error).
 ReadFailed = Callable[[ManagedApp, str, str], AppOutcome]

@@ -1,9 +1,9 @@
 """The steps of one app's rotation, each a named method you can find from the outside (as
 in the AWS rotation templates): check names, create, verify, promote, retire, settle.
 
-Each step does one thing through the ports, logs its event from rotation/events.py when it
+Each step does one thing through the ports, logs its event from rotation/telemetry/events.py when it
 is done (the reliability suite hooks those events to cancel a run at each step boundary)
-and returns what it did; rotation/app_run.py decides what comes next and
+and returns what it did; rotation/run/app_run.py decides what comes next and
 builds the app's outcome from those results. No step decides what to retire: the policy's
 plan says which credentials go and which Key Vault versions are disabled with them.
 """
@@ -19,7 +19,8 @@ from datetime import datetime
 
 import structlog
 
-from rotation import events, logs, redaction
+from rotation.core.policy import Rules, settled
+from rotation.core.ports import Directory, SecretStore, Verifier
 from rotation.errors import SecretNameDeleted, VaultWriteFailed, describe
 from rotation.model import (
     CREDENTIAL_PREFIX,
@@ -31,9 +32,8 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.policy import Rules, settled
-from rotation.ports import Directory, SecretStore, Verifier
 from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.telemetry import events, logs, redaction
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
 log = logs.get_logger("rotation.engine")

@@ -5,7 +5,7 @@ commonly seen). Until it has, ACS's own token request with that secret fails and
 answers ``535 5.7.3``, exactly as for a wrong secret. A 535 right after ``addPassword`` is
 therefore expected, not a verdict: it is retried, like the transient faults (4xx replies,
 dropped or refused connections, timeouts), by stamina, on the capped schedule of
-`rotation.pacing` (the gap grows with the time spent, so the wait past propagation stays
+`rotation.core.pacing` (the gap grows with the time spent, so the wait past propagation stays
 small and a secret that never works costs few attempts), until the verify timeout. Only
 then is the secret called rejected.
 
@@ -34,9 +34,9 @@ import aiosmtplib
 import stamina
 from pydantic import SecretStr
 
+from rotation.core.pacing import Backoff as Backoff  # re-exported: callers configure pacing here
+from rotation.core.pacing import wait_before_next
 from rotation.errors import FailureKind, VerificationFailed
-from rotation.pacing import Backoff as Backoff  # re-exported: callers configure pacing here
-from rotation.pacing import wait_before_next
 
 _AUTH_REJECTED = 535
 # The actions the current ACS quickstart ("How to assign a role to an Entra application for

@@ -1,19 +1,19 @@
 """Runs the policy's plans over every app: observe, then each app's plan, then the report.
 
-The run reads every app at once (rotation/observe.py), lists soft-deleted names and scans
-consumer sites (opt-in) once, then hands each app to `AppRunner` (rotation/app_run.py),
-which plans it and carries out its steps (rotation/steps.py; each logs its event from
-rotation/events.py, which the reliability suite hooks to cancel a run at each step
+The run reads every app at once (rotation/run/observe.py), lists soft-deleted names and scans
+consumer sites (opt-in) once, then hands each app to `AppRunner` (rotation/run/app_run.py),
+which plans it and carries out its steps (rotation/run/steps.py; each logs its event from
+rotation/telemetry/events.py, which the reliability suite hooks to cancel a run at each step
 boundary). Apps run concurrently up to `max_concurrency`, each inside its own deadline;
 one app's failure, a bug included, never stops the others. Whatever happens, the report
 holds key ids and reasons, never a secret.
 
 Two runs never work on one app at once: each app's steps run under its lease
-(rotation/lease.py, across instances) and its busy mark (within this process); an app
+(rotation/azure/blob_lease.py, across instances) and its busy mark (within this process); an app
 another run holds is reported busy and left alone.
 
 Consumer sites (opt-in): a run scans them once; after a promotion the app's sites are
-refreshed and read back (rotation/consumers.py), and the policy alone decides whether
+refreshed and read back (rotation/run/consumers.py), and the policy alone decides whether
 that lets the old secrets go before the grace period ends (`policy.early_retirement`).
 """
 
@@ -28,9 +28,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import logs
-from rotation.app_run import AppRunner, RunState, failed, log_internal_error
-from rotation.discovery import Skipped
+from rotation.core.ports import Directory, Leases, SecretStore, Verifier
 from rotation.errors import describe, internal_error
 from rotation.model import (
     Action,
@@ -41,13 +39,15 @@ from rotation.model import (
     RunOptions,
     RunReport,
 )
-from rotation.observe import Observation, Reader
-from rotation.ports import Directory, Leases, SecretStore, Verifier
+from rotation.run.app_run import AppRunner, RunState, failed, log_internal_error
+from rotation.run.discovery import Skipped
+from rotation.run.observe import Observation, Reader
+from rotation.run.steps import Steps, new_names
 from rotation.settings import Settings
-from rotation.steps import Steps, new_names
+from rotation.telemetry import logs
 
 if TYPE_CHECKING:
-    from rotation.consumers import ConsumerTracker
+    from rotation.run.consumers import ConsumerTracker
 
 log = logs.get_logger("rotation.engine")
 
@@ -85,7 +85,7 @@ class Engine:
     async def observe(
         self, apps: Sequence[ManagedApp], *, list_vault: bool = True
     ) -> list[Observation]:
-        """Every app's Entra record and Key Vault entry (rotation/observe.py)."""
+        """Every app's Entra record and Key Vault entry (rotation/run/observe.py)."""
         return await self.reader.observe(apps, list_vault=list_vault)
 
     async def run(
@@ -105,7 +105,7 @@ class Engine:
         the verify timeout and the step margin, still fits in the budget: no app is cut
         short, and the run ends before the Functions host would kill it. Named apps
         (`options.app_ids`) read their own Key Vault versions instead of a listing of the
-        whole vault (see rotation/observe.py).
+        whole vault (see rotation/run/observe.py).
         """
         started = time.monotonic()
         run = self._start(options, started)
@@ -222,7 +222,7 @@ class Engine:
 
     def _log_finished(self, obs: Observation | None, outcome: AppOutcome) -> None:
         """One line per app per run, whatever happened: what the workbook's expiry timeline
-        and run history read (rotation/events.py, APP_FINISHED)."""
+        and run history read (rotation/telemetry/events.py, APP_FINISHED)."""
         expires = outcome.expires if outcome.outcome is Outcome.ROTATED else None
         if expires is None and obs is not None:
             credential = obs.current_credential

@@ -1,8 +1,8 @@
 """One app's plan, carried out: the policy decides, then the steps run in order under
-the app's busy mark (within this process), its lease (rotation/lease.py, across
+the app's busy mark (within this process), its lease (rotation/azure/blob_lease.py, across
 instances) and its own deadline.
 
-The steps (rotation/steps.py) each return what they did; `_Progress` collects those
+The steps (rotation/run/steps.py) each return what they did; `_Progress` collects those
 results and builds the app's outcome in one place (`_Progress.outcome`). Crash safety
 comes from ordering, not from the lease: a secret reaches Key Vault only after SMTP AUTH
 accepted it (I2); a credential is removed only when policy says so, on state that
@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rotation import logs, redaction
+from rotation.core.policy import (
+    Rules,
+    early_retirement,
+    plan_app,
+    retirement_plan,
+    rotation_reason,
+    settled,
+)
+from rotation.core.ports import Leases
 from rotation.errors import (
     FailureKind,
     LeaseTaken,
@@ -54,21 +62,13 @@ from rotation.model import (
     RunReport,
     VaultEntry,
 )
-from rotation.observe import Observation
-from rotation.policy import (
-    Rules,
-    early_retirement,
-    plan_app,
-    retirement_plan,
-    rotation_reason,
-    settled,
-)
-from rotation.ports import Leases
+from rotation.run.observe import Observation
+from rotation.run.steps import NotPromoted, Retired, Steps, begin_step, promoted
 from rotation.settings import Settings
-from rotation.steps import NotPromoted, Retired, Steps, begin_step, promoted
+from rotation.telemetry import logs, redaction
 
 if TYPE_CHECKING:
-    from rotation.consumers import ConsumerScan, ConsumerTracker
+    from rotation.run.consumers import ConsumerScan, ConsumerTracker
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
 log = logs.get_logger("rotation.engine")

@@ -1,7 +1,7 @@
 """The logging set-up: structlog and stdlib logging through one redacting pipeline.
 
 Every line, ours (structlog) or a library's (stdlib logging), goes through the same
-processors and is scrubbed by rotation/redaction.py twice: as an event (secret-looking
+processors and is scrubbed by rotation/telemetry/redaction.py twice: as an event (secret-looking
 keys blanked, registered values and credential-shaped text replaced) and as the rendered
 line. Every record is also scrubbed when it is made (redaction's record scrubber), so a
 handler added later, such as an OpenTelemetry exporter, never sees a raw record.
@@ -17,7 +17,7 @@ from typing import Literal, TextIO
 import structlog
 from structlog.typing import Processor
 
-from rotation.redaction import (
+from rotation.telemetry.redaction import (
     install_record_scrubber,
     redact_event,
     register_secret,

@@ -35,7 +35,8 @@ from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
-from rotation.azure_errors import RETRY, error_code, is_refusal, reason
+from rotation.azure.errors import RETRY, error_code, is_refusal, reason
+from rotation.azure.trust import connection_options
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -46,9 +47,8 @@ from rotation.errors import (
     VaultWriteFailed,
 )
 from rotation.model import DeletedName, ManagedApp, NewSecret, VaultEntry, VaultVersion
-from rotation.redaction import register_secret
 from rotation.settings import USERNAME_SUFFIX, Settings
-from rotation.trust import connection_options
+from rotation.telemetry.redaction import register_secret
 
 MANAGED_BY = "acs-smtp-rotation"
 PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)
@@ -67,7 +67,7 @@ _ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
 class VaultAdapter:
-    """The rotator's view of one Key Vault (satisfies rotation.ports.SecretStore)."""
+    """The rotator's view of one Key Vault (satisfies rotation.core.ports.SecretStore)."""
 
     def __init__(self, client: SecretClient, vault_url: str) -> None:
         self._client = client

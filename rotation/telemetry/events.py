@@ -1,7 +1,7 @@
 """The rotator's log events: the one list of names and fields that everything reading the
 logs relies on (the workbook, the alert rules, the tests, docs/events.md).
 
-In Azure every line is one JSON object (rotation/logs.py) in the `message` column of
+In Azure every line is one JSON object (rotation/telemetry/logs.py) in the `message` column of
 Application Insights' `traces` table. Queries take the object from its first `{` on,
 then read `body.event` and the fields below. Renaming an event or a field here without
 the workbook and the alerts would empty a panel or silence an alert without an error,
@@ -333,7 +333,7 @@ APP_BUSY = _event(
     context=("run_id", "app_id"),
 )
 
-# ----- the per-app lease in the Function App's storage (rotation/lease.py) ---------------------
+# ----- the per-app lease in the Function App's storage (rotation/azure/blob_lease.py) ---------------------
 LEASE_CONTAINER_CREATED = _event(
     "lease.container_created",
     "The lease container did not exist in the storage account and was made (first run).",

@@ -44,11 +44,11 @@ from azure.mgmt.core import AsyncARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
-from rotation.azure_errors import RETRY, error_code, first_line, map_arm_errors
+from rotation.azure.errors import RETRY, error_code, first_line, map_arm_errors
+from rotation.azure.trust import connection_options
 from rotation.errors import PermissionDenied, ServiceUnavailable
 from rotation.model import ConsumerReference, SettingType
 from rotation.settings import Settings
-from rotation.trust import connection_options
 
 #: The Web RP API version of these calls (stable; ApiKVReference has every field we read).
 API_VERSION = "2024-04-01"

@@ -7,7 +7,7 @@ through `TrustedTransport`. azure-identity's credentials take a ``connection_ver
 instead, which replaces their default bundle, so a combined bundle (certifi's roots plus
 the extra CA) is written once, under a name derived from its content.
 
-Nothing here knows about credentials: rotation/identity.py builds those and asks this
+Nothing here knows about credentials: rotation/azure/identity.py builds those and asks this
 module only for `combined_ca_bundle`.
 """
 

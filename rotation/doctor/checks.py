@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from rotation import redaction
-from rotation.discovery import action_allowed, definition_key, grants_smtp
-from rotation.doctor_apps import READ_WRITE_ALL, check_apps, vault_fix
-from rotation.doctor_types import Check, Probe
+from rotation.doctor.apps import READ_WRITE_ALL, check_apps, vault_fix
+from rotation.doctor.shared import Check, Probe
 from rotation.errors import RotationError, VerificationFailed
 from rotation.model import AcsResource
+from rotation.run.discovery import action_allowed, definition_key, grants_smtp
+from rotation.telemetry import redaction
 
 OWNED_BY = "Application.ReadWrite.OwnedBy"
 VAULT_WRITES = (
@@ -242,7 +242,7 @@ async def check_consumers(probe: Probe) -> list[Check]:
     retires early while one lasts, so it is a warning with the grant that fixes it."""
     if probe.web is None:
         return []
-    from rotation.consumers import ConsumerTracker
+    from rotation.run.consumers import ConsumerTracker
 
     tracker = ConsumerTracker(probe.settings, probe.web, clock=lambda: datetime.now(UTC))
     scan = await tracker.scan()  # never raises: what it cannot read is `unreachable`

@@ -5,7 +5,7 @@ managed identity in Azure, EnvironmentCredential (AZURE_CLIENT_ID/SECRET/TENANT_
 on a laptop or against the sandbox. Nothing here reads the environment itself; the
 credential classes do, as documented by azure-identity.
 
-Trust (rotation/trust.py): azure-identity's credentials take a ``connection_verify`` path,
+Trust (rotation/azure/trust.py): azure-identity's credentials take a ``connection_verify`` path,
 which replaces their default bundle, so with ``ROTATION_CA_BUNDLE`` they get the combined
 bundle (certifi's roots plus the extra CA) written there.
 
@@ -23,8 +23,8 @@ from typing import Any
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
 
+from rotation.azure.trust import combined_ca_bundle
 from rotation.settings import CLOUDS, Settings
-from rotation.trust import combined_ca_bundle
 
 #: The azure-identity default authority hosts of each cloud (no path, no trailing slash).
 _AZURE_AUTHORITIES = frozenset(c[0].lower() for c in CLOUDS.values())

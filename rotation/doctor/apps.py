@@ -8,11 +8,11 @@ of the rotator's own Graph token.
 
 from __future__ import annotations
 
-from rotation.concurrency import bounded
-from rotation.discovery import survey
-from rotation.doctor_types import Check, Probe
+from rotation.core.concurrency import bounded
+from rotation.doctor.shared import Check, Probe
 from rotation.errors import RotationError, SecretNameDeleted
 from rotation.model import AppRecord, ManagedApp
+from rotation.run.discovery import survey
 from rotation.settings import USERNAME_SUFFIX
 
 READ_WRITE_ALL = "Application.ReadWrite.All"

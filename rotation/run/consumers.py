@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rotation import logs, redaction
-from rotation.concurrency import bounded
+from rotation.core.concurrency import bounded
+from rotation.core.ports import WebSites
 from rotation.errors import RotationError
 from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp
-from rotation.ports import WebSites
 from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.telemetry import logs, redaction
 
 log = logs.get_logger("rotation.consumers")
 

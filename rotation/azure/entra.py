@@ -55,9 +55,10 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr
 
-from rotation import logs, request_ids
-from rotation.azure_errors import error_code, first_line, is_refusal, unknown_resource
-from rotation.concurrency import bounded
+from rotation.azure import request_ids
+from rotation.azure.errors import error_code, first_line, is_refusal, unknown_resource
+from rotation.azure.trust import trusted_ssl_context
+from rotation.core.concurrency import bounded
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -68,7 +69,7 @@ from rotation.errors import (
 )
 from rotation.model import AppRecord, Credential, NewSecret, PrincipalEntry
 from rotation.settings import Settings
-from rotation.trust import trusted_ssl_context
+from rotation.telemetry import logs
 
 #: Graph accepts at most 15 values in one `in (...)` filter.
 IN_BATCH = 15

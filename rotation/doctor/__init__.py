@@ -1,7 +1,7 @@
 """`doctor`: every prerequisite of a rotation, checked against the live services.
 
 `python -m rotation doctor` and ``GET /api/doctor`` run the same checks
-(rotation/doctor_checks.py, rotation/doctor_apps.py) and report one line each: ok, warn or fail, and for anything not ok the exact command that
+(rotation/doctor/checks.py, rotation/doctor/apps.py) and report one line each: ok, warn or fail, and for anything not ok the exact command that
 fixes it. A check only reads: no secret is created, written or sent (the SMTP check stops
 before AUTH), so doctor is safe to run at any time, right after the first `azd up` included.
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from rotation.closing import closed_with
-from rotation.doctor_types import Check, Probe, Site
+from rotation.azure.closing import closed_with
+from rotation.doctor.shared import Check, Probe, Site
 from rotation.settings import Settings
 
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
@@ -26,15 +26,15 @@ STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     """Runs every check with clients built from `settings` (as RotationService builds them)."""
-    from rotation.arm import ArmReader
-    from rotation.doctor_checks import run_checks
-    from rotation.entra import EntraAdapter
-    from rotation.identity import build_credential
-    from rotation.lease import BlobLeases
-    from rotation.smtp_check import SmtpVerifier
-    from rotation.trust import trusted_ssl_context
-    from rotation.vault import VaultAdapter
-    from rotation.web import WebSiteReader
+    from rotation.azure.acs import ArmReader
+    from rotation.azure.app_service import WebSiteReader
+    from rotation.azure.blob_lease import BlobLeases
+    from rotation.azure.entra import EntraAdapter
+    from rotation.azure.identity import build_credential
+    from rotation.azure.key_vault import VaultAdapter
+    from rotation.azure.smtp import SmtpVerifier
+    from rotation.azure.trust import trusted_ssl_context
+    from rotation.doctor.checks import run_checks
 
     async with AsyncExitStack() as clients:  # closed on the way out, even after a failure
         credential = closed_with(clients, build_credential(settings))

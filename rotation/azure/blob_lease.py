@@ -32,9 +32,9 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from rotation import logs, redaction
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.settings import Settings
+from rotation.telemetry import logs, redaction
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -64,7 +64,7 @@ class BlobLeases:
         when a run needs a lease."""
         from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
-        from rotation.trust import connection_options
+        from rotation.azure.trust import connection_options
 
         if settings.lease_blob_url is None:
             raise ValueError("lease_blob_url is not set")

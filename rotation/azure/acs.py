@@ -25,7 +25,8 @@ from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 from azure.mgmt.core import tools as arm_id
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
-from rotation.azure_errors import RETRY, map_arm_errors
+from rotation.azure.errors import RETRY, map_arm_errors
+from rotation.azure.trust import connection_options
 from rotation.model import (
     AcsResource,
     PermissionEntry,
@@ -35,7 +36,6 @@ from rotation.model import (
 )
 from rotation.resource_ids import resource_parts
 from rotation.settings import ACS_RESOURCE, Settings
-from rotation.trust import connection_options
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
 ROLE_ASSIGNMENTS_API = "2022-04-01"

@@ -14,7 +14,7 @@ Scrubbing happens on the record itself, when it is created (a record factory), s
 handler sees only scrubbed records: the console's, the Functions worker's, and any
 added later, such as an OpenTelemetry exporter, which would otherwise get raw records.
 `redact_event` and `scrub_rendered` are structlog processors by shape only: this module
-knows nothing of how logging is set up (rotation/logs.py does that, and uses them).
+knows nothing of how logging is set up (rotation/telemetry/logs.py does that, and uses them).
 """
 
 from __future__ import annotations

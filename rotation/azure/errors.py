@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from rotation import request_ids
+from rotation.azure import request_ids
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,

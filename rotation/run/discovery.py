@@ -48,8 +48,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rotation import logs
-from rotation.concurrency import bounded
+from rotation.core.concurrency import bounded
+from rotation.core.ports import AcsReader, ServicePrincipalDirectory
 from rotation.errors import NotFound
 from rotation.model import (
     AcsResource,
@@ -60,8 +60,8 @@ from rotation.model import (
     SmtpUsernameEntry,
     UsernameSource,
 )
-from rotation.ports import AcsReader, ServicePrincipalDirectory
 from rotation.settings import Settings
+from rotation.telemetry import logs
 
 log = logs.get_logger("rotation.discovery")
 

@@ -1,0 +1,2 @@
+"""One adapter per Azure service (and SMTP), named after it; identity, TLS trust and the
+shared error mapping. Adapters hand the run our own model types, never SDK objects."""

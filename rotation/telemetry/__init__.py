@@ -1,0 +1,1 @@
+"""Logs, secret redaction and the log-event catalogue."""
