@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import SecretStr
@@ -50,6 +50,17 @@ class Outcome(enum.StrEnum):
     BUSY = "busy"  # another run (here or on another instance) holds the app's lease
     SKIPPED = "skipped"  # not ours to rotate (managed identity, another tenant's app); never alerts
     BLOCKED = "blocked"  # an operator must act first (e.g. a soft-deleted Key Vault name)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The settings the decisions depend on (built from Settings by `Settings.rules`, so
+    the pure policy stays free of any settings library)."""
+
+    rotate_before: timedelta
+    lifetime: timedelta
+    grace: timedelta
+    verify_window: timedelta
 
 
 @dataclass(frozen=True, slots=True)

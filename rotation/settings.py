@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rotation.core.policy import Rules
 from rotation.errors import SettingsError
+from rotation.model import Rules
 
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")

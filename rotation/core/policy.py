@@ -18,7 +18,6 @@ the state the engine then knows). The invariants live here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rotation.model import (
@@ -33,20 +32,10 @@ from rotation.model import (
     Retire,
     Retirement,
     Rotate,
+    Rules,
     VaultEntry,
     VaultVersion,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """The settings the decisions depend on (built from Settings by `Settings.rules`, so
-    this module stays free of any settings library)."""
-
-    rotate_before: timedelta
-    lifetime: timedelta
-    grace: timedelta
-    verify_window: timedelta
 
 
 def plan_app(

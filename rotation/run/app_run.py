@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from rotation.core.policy import (
-    Rules,
     early_retirement,
     plan_app,
     retirement_plan,
@@ -58,6 +57,7 @@ from rotation.model import (
     Outcome,
     Retire,
     Rotate,
+    Rules,
     RunOptions,
     RunReport,
     VaultEntry,

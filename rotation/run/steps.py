@@ -19,7 +19,7 @@ from datetime import datetime
 
 import structlog
 
-from rotation.core.policy import Rules, settled
+from rotation.core.policy import settled
 from rotation.core.ports import Directory, SecretStore, Verifier
 from rotation.errors import SecretNameDeleted, VaultWriteFailed, describe
 from rotation.model import (
@@ -29,6 +29,7 @@ from rotation.model import (
     ManagedApp,
     NewSecret,
     Retire,
+    Rules,
     VaultEntry,
     VaultVersion,
 )

@@ -9,8 +9,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotation.core.policy import Rules, app_state, plan_app
-from rotation.model import Action, AppRecord, Mode, Rotate, VaultEntry
+from rotation.core.policy import app_state, plan_app
+from rotation.model import Action, AppRecord, Mode, Rotate, Rules, VaultEntry
 from tests.unit.test_policy import APP, NOW, RULES, cred, entry, record, worlds
 
 ROTATING_STATES = {"due", "no-password"}

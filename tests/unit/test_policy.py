@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotation.core.policy import (
-    Rules,
     needs_versions,
     plan_app,
     retirement_plan,
@@ -26,6 +25,7 @@ from rotation.model import (
     Mode,
     Retire,
     Rotate,
+    Rules,
     VaultEntry,
     VaultVersion,
 )
