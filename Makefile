@@ -10,7 +10,7 @@ NPM_DIR := sandbox/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.installed
 SETUP := $(STAMP) $(NPM_STAMP)
 
-.PHONY: demo test lint types bench soak sandbox clean
+.PHONY: demo test lint types bench soak sandbox clean docs
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Azure Functions runs Python 3.11)"; exit 1; }
@@ -66,6 +66,13 @@ $(KQL_STAMP): $(KQL_DIR)/package.json $(KQL_DIR)/package-lock.json
 
 .PHONY: kql-deps
 kql-deps: $(KQL_STAMP)
+
+# Every generated part of the docs, rewritten from the code it describes: README's settings
+# table and local.settings.example.json (rotation/settings.py), docs/openapi.yaml's schemas
+# (rotation/answers.py). `make test` fails while any of them differs from the code.
+docs: $(STAMP)
+	$(PY) -m tests.settings_doc --write
+	$(PY) -m tests.openapi_doc --write
 
 bench: $(SETUP)
 	$(PY) -m bench

@@ -51,6 +51,11 @@ param excludeAppIds string = ''
 
 // ----- how it rotates (defaults match rotation/settings.py) -----------------------------------
 
+// Each parameter below accepts exactly what its setting accepts (tests/infra/test_settings_
+// bounds.py): an int setting is an int with the same bounds; a setting with fractions (Bicep
+// has no such type) or a fixed set of words is a string, and the app refuses a bad value at
+// start-up, naming it (GET /api/health answers 503 with the line, the problem alert fires).
+
 @description('Rotate when the current password expires within this many days.')
 @minValue(1)
 @maxValue(365)
@@ -61,20 +66,14 @@ param rotateBeforeDays int = 30
 @maxValue(730)
 param secretLifetimeDays int = 180
 
-@description('Hours an old password keeps working after its successor is in Key Vault. 48 covers App Service Key Vault references, which refresh every 24 hours.')
-@minValue(0)
-@maxValue(720)
-param graceHours int = 48
+@description('Hours (0 to 720, fractions allowed) an old password keeps working after its successor is in Key Vault. 48 covers App Service Key Vault references, which refresh every 24 hours.')
+param graceHours string = '48'
 
-@description('How long to keep trying SMTP AUTH with a new secret while Entra propagates it.')
-@minValue(30)
-@maxValue(1800)
-param verifyTimeoutSeconds int = 300
+@description('Seconds (over 0, up to 1800) to keep trying SMTP AUTH with a new secret while Entra propagates it.')
+param verifyTimeoutSeconds string = '300'
 
-@description('Cap on verify time for rotations started over HTTP (the front end cuts requests at 230 s).')
-@minValue(10)
-@maxValue(200)
-param httpVerifyTimeoutSeconds int = 150
+@description('Cap on verify time, in seconds (over 0, up to 200), for rotations started over HTTP (the front end cuts requests at 230 s).')
+param httpVerifyTimeoutSeconds string = '150'
 
 @minValue(1)
 @maxValue(64)
@@ -95,12 +94,7 @@ param smtpPort int = 587
 
 // ----- consumer sites (opt-in; see README "Consumers") --------------------------------------
 
-@description('true: after a promotion, refresh the App Service / Functions sites whose Key Vault references use the secret and confirm they resolve the new version (ROTATION_CONSUMERS_ENABLED). Empty means false.')
-@allowed([
-  ''
-  'true'
-  'false'
-])
+@description('true (or 1, yes, on, t, y, in any case): after a promotion, refresh the App Service / Functions sites whose Key Vault references use the secret and confirm they resolve the new version (ROTATION_CONSUMERS_ENABLED). Empty means false.')
 param consumersEnabled string = ''
 
 @description('Comma-separated site or slot resource ids to check instead of scanning every site in the subscriptions (ROTATION_CONSUMER_SITES).')
@@ -109,10 +103,8 @@ param consumerSites string = ''
 @description('Comma-separated app ids (or "all") whose every consumer is a site found above, so their old secrets may go once all confirmed (ROTATION_CONSUMERS_FULLY_COVERED).')
 param consumersFullyCovered string = ''
 
-@description('How long to wait after a promotion for consumer sites to resolve the new version.')
-@minValue(1)
-@maxValue(900)
-param consumerConfirmTimeoutSeconds int = 120
+@description('Seconds (over 0, up to 900) to wait after a promotion for consumer sites to resolve the new version.')
+param consumerConfirmTimeoutSeconds string = '120'
 
 // ----- vault ------------------------------------------------------------------------------
 
@@ -215,7 +207,16 @@ var readerAssignableScopes = union(
 
 // Consumer sites: the subscriptions scanned for sites, or the named sites (slots are covered
 // by their site's assignment).
-var checkConsumers = consumersEnabled == 'true'
+// The words the app reads as true (pydantic's booleans): the role must follow the setting.
+var trueWords = [
+  '1'
+  'on'
+  't'
+  'true'
+  'y'
+  'yes'
+]
+var checkConsumers = contains(trueWords, toLower(consumersEnabled))
 var consumerSiteList = empty(consumerSites) ? [] : split(replace(consumerSites, ' ', ''), ',')
 var consumerSiteIdsRepeated = [for id in consumerSiteList: join(take(split(id, '/'), 9), '/')]
 var consumerSiteIds = union(consumerSiteIdsRepeated, []) // a site named twice (or with slots) once
@@ -336,15 +337,15 @@ module functionApp 'modules/functionapp.bicep' = {
       }
       {
         name: 'ROTATION_GRACE_HOURS'
-        value: string(graceHours)
+        value: graceHours
       }
       {
         name: 'ROTATION_VERIFY_TIMEOUT_SECONDS'
-        value: string(verifyTimeoutSeconds)
+        value: verifyTimeoutSeconds
       }
       {
         name: 'ROTATION_HTTP_VERIFY_TIMEOUT_SECONDS'
-        value: string(httpVerifyTimeoutSeconds)
+        value: httpVerifyTimeoutSeconds
       }
       {
         name: 'ROTATION_MAX_CONCURRENCY'
@@ -384,7 +385,7 @@ module functionApp 'modules/functionapp.bicep' = {
       }
       {
         name: 'ROTATION_CONSUMER_CONFIRM_TIMEOUT_SECONDS'
-        value: string(consumerConfirmTimeoutSeconds)
+        value: consumerConfirmTimeoutSeconds
       }
       {
         // One rotation per app across instances: a blob lease in AzureWebJobsStorage, reached

@@ -3,6 +3,10 @@
 `load_settings()` is called at the edges (function_app.py, cli.py) and the result is
 passed down; nothing deeper reads os.environ. An invalid value stops start-up with
 one line that names the setting.
+
+Each field's type, default, bounds, `description` and `examples` are the documentation too:
+README's settings table and local.settings.example.json are generated from them (`make docs`),
+and infra's parameters are held to the same bounds (tests/infra/test_settings_bounds.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rotation.errors import SettingsError
@@ -60,65 +65,207 @@ CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 CommaList = Annotated[list[str], NoDecode]
 
 
+def accepts(text: str) -> JsonDict:
+    """What a text setting takes, for the settings table (README) where pydantic has no
+    bound to show: the validators below enforce it."""
+    return {"accepts": text}
+
+
 class Settings(BaseSettings):
     # An empty value means "not set", as in local.settings.example.json.
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    key_vault_url: str
-    tenant_id: str
-    subscription_ids: CommaList = Field(default_factory=list)
-    acs_resource_ids: CommaList = Field(default_factory=list)
-    app_ids: CommaList = Field(default_factory=list)
-    exclude_app_ids: CommaList = Field(default_factory=list)
+    key_vault_url: str = Field(
+        description="the vault consumers read from (`azd up` sets it)",
+        json_schema_extra=accepts("`https://` URL"),
+        examples=["https://<your-vault>.vault.azure.net"],
+    )
+    key_vault_resource_id: str | None = Field(
+        None,
+        description="the vault's ARM id; lets `doctor` check write permission without writing "
+        "(`azd up` sets it)",
+        json_schema_extra=accepts("a Key Vault resource id"),
+    )
+    tenant_id: str = Field(
+        description="the Entra tenant of the sender apps (part of the SMTP username; `azd up` "
+        "sets the deployment's)",
+        json_schema_extra=accepts("GUID"),
+        examples=["<Entra tenant id (GUID) of the ACS apps>"],
+    )
+    subscription_ids: CommaList = Field(
+        default_factory=list,
+        description="subscriptions to search for ACS resources",
+        json_schema_extra=accepts("GUIDs, comma-separated"),
+        examples=["<subscription GUIDs to search for ACS resources, comma-separated>"],
+    )
+    acs_resource_ids: CommaList = Field(
+        default_factory=list,
+        description="or exactly these ACS resources",
+        json_schema_extra=accepts("ACS resource ids, comma-separated"),
+    )
+    app_ids: CommaList = Field(
+        default_factory=list,
+        description="allow-list of apps, each with the SMTP username it sends with if given",
+        json_schema_extra=accepts("`<appId>` or `<appId>=<smtp username>`, comma-separated"),
+    )
+    exclude_app_ids: CommaList = Field(
+        default_factory=list,
+        description="apps never touched",
+        json_schema_extra=accepts("GUIDs, comma-separated"),
+    )
 
-    rotate_before_days: int = Field(30, ge=1, le=365)
-    secret_lifetime_days: int = Field(180, ge=2, le=730)
-    grace_hours: float = Field(48, ge=0, le=24 * 30)
-    verify_timeout_seconds: float = Field(300, gt=0, le=1800)
-    http_verify_timeout_seconds: float = Field(150, gt=0, le=200)
-    max_concurrency: int = Field(16, ge=1, le=64)
-    secret_name_template: str = "acs-smtp-{app_id}"  # noqa: S105 (a name, not a secret)
+    rotate_before_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="rotate when the current secret expires within this many days (shorter "
+        "than the lifetime)",
+    )
+    secret_lifetime_days: int = Field(
+        180, ge=2, le=730, description="lifetime of each new secret, in days"
+    )
+    grace_hours: float = Field(
+        48,
+        ge=0,
+        le=24 * 30,
+        description="how long old secrets keep working after a promotion (App Service Key "
+        "Vault references refresh every 24 h)",
+    )
+    verify_timeout_seconds: float = Field(
+        300,
+        gt=0,
+        le=1800,
+        description="how long SMTP AUTH is retried for a new secret; with 60 s for the other "
+        "steps, one app's worst case, which must fit the timer's budget (host.json)",
+    )
+    http_verify_timeout_seconds: float = Field(
+        150,
+        gt=0,
+        le=200,
+        description="the same, on the HTTP path (front-end limit 230 s)",
+    )
+    max_concurrency: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="apps rotated at once (ACS allows 250 authenticated SMTP connections per "
+        "subscription)",
+    )
+    secret_name_template: str = Field(
+        "acs-smtp-{app_id}",  # a name, not a secret
+        description="Key Vault secret name per app",
+        json_schema_extra=accepts("a Key Vault name with `{app_id}` in it"),
+    )
 
-    smtp_host: str = "smtp.azurecomm.net"
-    smtp_port: int = Field(587, ge=1, le=65535)
-    schedule: str = "0 0 3 * * *"
+    smtp_host: str = Field(
+        "smtp.azurecomm.net",
+        description="where SMTP AUTH is proven; required when `ROTATION_CLOUD` is not "
+        "`public` (ACS documents no SMTP host there)",
+        json_schema_extra=accepts("a DNS name"),
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="its port (STARTTLS)")
+    schedule: str = Field(
+        "0 0 3 * * *",
+        description="NCRONTAB for the timer (daily 03:00 UTC)",
+    )
 
-    #: The vault's ARM id (/subscriptions/../providers/Microsoft.KeyVault/vaults/<name>): lets
-    #: `doctor` ask ARM which data actions the identity holds there, without writing.
-    key_vault_resource_id: str | None = None
-
-    cloud: Literal["public", "usgov", "china"] = "public"
-    authority_host: str | None = None
-    graph_url: str | None = None
-    arm_url: str | None = None
-    ca_bundle: Path | None = None
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cloud: Literal["public", "usgov", "china"] = Field(
+        "public",
+        description="sets the three endpoints below (`azd up` sets the cloud it deploys to; US "
+        "Government DoD tenants: also `ROTATION_GRAPH_URL=https://dod-graph.microsoft.us`)",
+    )
+    authority_host: str | None = Field(
+        None,
+        description="override the Entra endpoint (default: per cloud)",
+        json_schema_extra=accepts("`https://` URL"),
+    )
+    graph_url: str | None = Field(
+        None,
+        description="override the Microsoft Graph endpoint (default: per cloud)",
+        json_schema_extra=accepts("`https://` URL"),
+    )
+    arm_url: str | None = Field(
+        None,
+        description="override the Resource Manager endpoint (default: per cloud)",
+        json_schema_extra=accepts("`https://` URL"),
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="extra CA certificates to trust (on top of the system's; the sandbox uses it)",
+        json_schema_extra=accepts("path of a PEM file"),
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="`json` (Azure; `azd up` sets it), `console`, or `auto` (console on a "
+        "terminal)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="`DEBUG` also lets the SDKs' own records through (scrubbed like every record)",
+    )
     #: azure-core's network trace (`logging_enable`): every request's and response's headers
     #: and bodies at DEBUG, scrubbed like every record (rotation/telemetry/redaction.py). For diagnosis.
-    http_logging: bool = False
+    http_logging: bool = Field(
+        False,
+        description="`true` turns on azure-core's network trace (`logging_enable`): headers and "
+        "bodies at DEBUG; tokens, client secrets and passwords are blanked in every record",
+    )
+
+    # Consumers (opt-in): App Service / Functions sites whose Key Vault references use our
+    # secrets are refreshed after a promotion and their resolved version read back.
+    consumers_enabled: bool = Field(
+        False,
+        description="refresh and confirm the App Service / Functions sites whose Key Vault "
+        'references use the secrets (README, "Consumer sites")',
+    )
+    consumer_sites: CommaList = Field(
+        default_factory=list,
+        description="the sites to check; empty: every site and slot in `ROTATION_SUBSCRIPTION_IDS`",
+        json_schema_extra=accepts("site or slot resource ids, comma-separated"),
+    )
+    consumers_fully_covered: CommaList = Field(
+        default_factory=list,
+        description="apps whose every consumer is such a site: their old secrets go once all "
+        "confirmed",
+        json_schema_extra=accepts("GUIDs, comma-separated, or `all`"),
+    )
+    consumer_confirm_timeout_seconds: float = Field(
+        120,
+        gt=0,
+        le=900,
+        description="how long a run waits for the sites after a promotion",
+    )
+
+    # The per-app lease (rotation/azure/blob_lease.py): a blob container in the Function App's own
+    # storage account (AzureWebJobsStorage), reached with the identity. Unset: no lease,
+    # only this process's own busy marks (a single operator's CLI run).
+    lease_blob_url: str | None = Field(
+        None,
+        description="blob service of the per-app leases (`azd up` sets the app's own storage "
+        "account); unset: only this process's own busy marks (a lone CLI run)",
+        json_schema_extra=accepts("`https://` URL"),
+        examples=["https://<storage-account-of-AzureWebJobsStorage>.blob.core.windows.net"],
+    )
+    lease_container: str = Field(
+        "rotation-leases",
+        description="container of the lease blobs (one empty blob per app; `azd up` creates it)",
+        json_schema_extra=accepts("a blob container name"),
+    )
+    # Azure takes 15-60 s (or infinite, which a dead worker would never give back).
+    lease_seconds: int = Field(
+        60,
+        ge=15,
+        le=60,
+        description="lease duration (Azure's finite range): how soon a dead worker's apps are "
+        "free again",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    # Consumers (opt-in): App Service / Functions sites whose Key Vault references use our
-    # secrets are refreshed after a promotion and their resolved version read back.
-    consumers_enabled: bool = False
-    consumer_sites: CommaList = Field(default_factory=list)
-    consumers_fully_covered: CommaList = Field(default_factory=list)
-    consumer_confirm_timeout_seconds: float = Field(120, gt=0, le=900)
-
-    # The per-app lease (rotation/azure/blob_lease.py): a blob container in the Function App's own
-    # storage account (AzureWebJobsStorage), reached with the identity. Unset: no lease,
-    # only this process's own busy marks (a single operator's CLI run).
-    lease_blob_url: str | None = None
-    lease_container: str = "rotation-leases"
-    # Azure takes 15-60 s (or infinite, which a dead worker would never give back).
-    lease_seconds: int = Field(60, ge=15, le=60)
 
     @field_validator(
         "subscription_ids",
