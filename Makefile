@@ -12,11 +12,13 @@ SETUP := $(STAMP) $(NPM_STAMP)
 
 .PHONY: demo test lint types bench soak sandbox clean docs
 
-$(STAMP): requirements.txt pyproject.toml
+# Exactly the locked files (pip's hash-checking mode): requirements.txt is what the Function App
+# deploys, requirements-dev.txt adds the tools (both from pyproject.toml: tests/lockfile.py).
+$(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Azure Functions runs Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
 $(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json

@@ -23,7 +23,9 @@ from rotation.service import RotationService
 from rotation.timebudget import function_timeout_seconds, load_timer_budget, timer_budget_seconds
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
+from tests import lockfile
 from tests.integration.conftest import FAST
+from tests.unit.test_lockfile import pins
 from tests.waiting import until
 
 APP_A = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
@@ -148,13 +150,8 @@ def test_host_json_and_requirements_fit_the_app() -> None:
     assert host["version"] == "2.0"
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
     assert host["extensions"]["http"]["routePrefix"] == "api"
-    pinned = [
-        line
-        for line in Path("requirements.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    assert all("==" in line for line in pinned)
-    assert {line.split("==")[0] for line in pinned} >= {
+    # pinned with hashes, from pyproject.toml: tests/unit/test_lockfile.py
+    assert set(pins(lockfile.RUNTIME)) >= {
         "azure-functions",
         "azure-identity",
         "msgraph-sdk",
