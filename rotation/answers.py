@@ -141,6 +141,10 @@ class AppOutcome(AnswerModel):
         description="Removals that failed (a rollback of the new credential, a retirement of "
         "an old one), each with its reason; the next run tries again (orphans: I5)."
     )
+    held_by: str | None = Field(
+        description="Busy: the run id of the run holding the app, when known (null: the "
+        "holder did not say, or the app is not busy)."
+    )
 
     @classmethod
     def of(cls, o: model.AppOutcome) -> AppOutcome:
@@ -157,6 +161,7 @@ class AppOutcome(AnswerModel):
             error=o.error,
             consumers=ConsumerCheck.of(o.consumers),
             cleanup_failures=list(o.cleanup_failures),
+            held_by=o.held_by,
         )
 
 

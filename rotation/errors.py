@@ -107,7 +107,12 @@ class SecretNameDeleted(VaultWriteFailed):
 
 
 class LeaseTaken(RotationError):
-    """Another run, here or on another instance, holds the app's lease."""
+    """Another run, here or on another instance, holds the app's lease; `run_id` names
+    that run when the lease store knows it."""
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class LeaseStoreUnavailable(RotationError):

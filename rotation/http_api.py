@@ -27,10 +27,11 @@ from rotation import answers
 from rotation.caller import describe_caller
 from rotation.doctor import Site, diagnose
 from rotation.errors import LeaseStoreUnavailable, RotationError
-from rotation.model import Mode, RunOptions, RunReport
+from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
 from rotation.telemetry import logs, redaction
+from rotation.telemetry.echo import echo
 
 MAX_BODY_BYTES = 64 * 1024
 #: Seconds an HTTP-triggered run may take; the front end cuts connections at 230 s.
@@ -59,7 +60,7 @@ class RotationRequest(BaseModel):
         guids = [canonical_guid(v) for v in values]
         bad = [v for v, guid in zip(values, guids, strict=True) if guid is None]
         if bad:
-            raise ValueError(f"not GUIDs: {', '.join(repr(b)[:60] for b in bad[:5])}")
+            raise ValueError(f"not GUIDs: {', '.join(echo(b) for b in bad[:5])}")
         return [guid for guid in guids if guid is not None]
 
 
@@ -111,9 +112,11 @@ def _load_json(body: bytes) -> Any | Answer:
     try:
         return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except _DuplicateKey as exc:
-        key = repr(exc.key)[:60]
         return problem(
-            400, "duplicate_key", f"the key {key} appears twice in one object", key=exc.key[:60]
+            400,
+            "duplicate_key",
+            f"the key {echo(exc.key)} appears twice in one object",
+            key=echo(exc.key, quoted=False),
         )
     except _NotJson as exc:
         return problem(400, "malformed_json", f"the body is not valid JSON: {exc} is not JSON")
@@ -142,7 +145,9 @@ def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
         request = RotationRequest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
+        # The location may be the caller's own key (an unknown field): shown cut, like
+        # every echoed name (rotation/telemetry/echo.py).
+        field = echo(".".join(str(p) for p in first["loc"]), quoted=False) or "body"
         message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field (allowed: appIds, mode, dryRun)"
@@ -179,9 +184,6 @@ class Api:
         self.site = site or Site()
         self._open_service = open_service
         self._service: RotationService | None = None
-        # Runs over every app (timer or HTTP) under way now. A count, not a flag: with
-        # overlapping runs the first to finish must not clear the others' mark.
-        self._whole_runs = 0
 
     @property
     def service(self) -> RotationService:
@@ -215,15 +217,9 @@ class Api:
         if not isinstance(parsed, RotationRequest):
             log.warning("http.rotation_refused", status=parsed[0], **_code(parsed), **caller)
             return parsed
-        busy = self.service.busy(parsed.app_ids)
-        if busy or (self._whole_runs and not parsed.dry_run):
-            log.warning("http.rotation_refused", status=409, code="rotation_in_progress", **caller)
-            return problem(
-                409,
-                "rotation_in_progress",
-                "a rotation of these apps is already under way in this instance",
-                app_ids=busy,
-            )
+        # No run refuses another as a whole: each app's lease (and, within this instance, its
+        # busy mark) decides who works on it, so an emergency never waits behind a timer run
+        # over other apps. Apps another run holds come back busy, named in the 409 below.
         log.info(
             "http.rotation_requested",
             mode=parsed.mode.value,
@@ -234,8 +230,6 @@ class Api:
         return await self._run(parsed)
 
     async def _run(self, request: RotationRequest) -> Answer:
-        whole = not request.app_ids and not request.dry_run
-        self._whole_runs += whole
         try:
             options = RunOptions(
                 tuple(request.app_ids),
@@ -251,18 +245,16 @@ class Api:
             return problem(503, "lease_store_unavailable", str(exc))
         except RotationError as exc:
             return problem(502, "upstream_failed", str(exc))
-        finally:
-            self._whole_runs -= whole
         log.info("http.rotation_answered", run_id=report.run_id, ok=report.ok)
-        busy = [o.app_id for o in report.busy]
-        if busy:
+        if report.busy:
             # Another run (here or on another instance) holds these apps' leases; the
             # report says what this request did with the others.
             return problem(
                 409,
                 "rotation_in_progress",
-                f"another run is rotating {len(busy)} of these apps; retry once it has ended",
-                app_ids=busy,
+                f"{len(report.busy)} of these apps are held by another run ("
+                f"{_held(report.busy)}); retry once it has ended",
+                app_ids=[o.app_id for o in report.busy],
                 report=report,
             )
         return 200, answers.RunReport.of(report).body()
@@ -279,7 +271,6 @@ class Api:
         over several), so the host never kills it. A run that fails before its report
         (discovery, an ARM or Graph 403) logs `run.failed`, so the alerts hear of it at
         once instead of through two days of silence."""
-        self._whole_runs += 1
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
             with structlog.contextvars.bound_contextvars(trigger="timer"):
@@ -288,9 +279,18 @@ class Api:
         except Exception as exc:
             log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
             raise
-        finally:
-            self._whole_runs -= 1
         return answers.RunReport.of(report).body()
+
+
+def _held(busy: list[AppOutcome]) -> str:
+    """Which run holds which busy apps: "run 3f9a0c...: a, b; unnamed: c" (a holder is
+    unnamed when the lease store could not say)."""
+    by_run: dict[str | None, list[str]] = {}
+    for outcome in busy:
+        by_run.setdefault(outcome.held_by, []).append(outcome.app_id)
+    return "; ".join(
+        f"{f'run {run}' if run else 'unnamed'}: {', '.join(apps)}" for run, apps in by_run.items()
+    )
 
 
 def _code(answer: Answer) -> dict[str, Any]:

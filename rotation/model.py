@@ -381,6 +381,8 @@ class AppOutcome:
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
     #: Removals that failed (rollback of the new credential, retirement of old ones).
     cleanup_failures: list[str] = field(default_factory=list)
+    #: Busy: the run holding the app (its run id), when known.
+    held_by: str | None = None
 
 
 @dataclass(slots=True)

@@ -5,7 +5,9 @@ inside one process cannot see each other. Each app therefore has a blob (named b
 id) in a container of the Function App's ``AzureWebJobsStorage`` account, and a run holds
 that blob's lease for the whole of the app's create -> retire. Azure Storage gives a lease
 to one holder at a time; a second acquire gets 409 ``LeaseAlreadyPresent`` ("Lease Blob",
-Azure Storage REST reference), which the engine reports as the app being busy.
+Azure Storage REST reference), which the engine reports as the app being busy. The holder
+writes its run id into the blob's metadata (``run_id``) right after taking the lease, so a
+run refused it can say which run holds the app.
 
 The lease is finite (15-60 s, the only finite durations Azure accepts) and renewed every
 third of it while the app's steps run (SMTP verification may wait minutes for a new secret
@@ -35,6 +37,7 @@ from azure.core.exceptions import (
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.settings import Settings
 from rotation.telemetry import logs, redaction
+from rotation.telemetry.echo import echo
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -47,6 +50,8 @@ log = logs.get_logger("rotation.lease")
 RETRY_TOTAL = 3
 RETRY_BACKOFF_SECONDS = 2
 CONNECTION_TIMEOUT_SECONDS = 5
+#: The blob metadata naming the run that holds the lease.
+HOLDER = "run_id"
 
 
 class BlobLeases:
@@ -105,13 +110,19 @@ class BlobLeases:
         return True
 
     @asynccontextmanager
-    async def hold(self, app_id: str) -> AsyncIterator[None]:
+    async def hold(self, app_id: str, run_id: str | None = None) -> AsyncIterator[None]:
         from azure.storage.blob.aio import BlobLeaseClient
 
         blob = self._container.get_blob_client(app_id.lower())
         lease = BlobLeaseClient(blob)
         with self._mapped():
             await self._acquire(app_id, blob, lease)
+            try:
+                if run_id is not None:
+                    await self._name_holder(blob, lease, run_id)
+            except BaseException:
+                await asyncio.shield(self._release(lease))
+                raise
         log.info("lease.acquired", lease_seconds=self.seconds)
         renewer = asyncio.create_task(self._renew(lease))
         try:
@@ -133,14 +144,32 @@ class BlobLeases:
             except ResourceExistsError as exc:
                 if _code(exc) != "LeaseAlreadyPresent":
                     raise
+                holder = await self._holder(blob)
+                run = f"run {holder}" if holder else "another run"
                 raise LeaseTaken(
-                    f"another run holds the lease of app {app_id} (blob {self.container}/"
+                    f"{run} holds the lease of app {app_id} (blob {self.container}/"
                     f"{app_id.lower()} in storage account {self.account}); it is released "
-                    f"when that run ends, or expires within {self.seconds} s if it died"
+                    f"when that run ends, or expires within {self.seconds} s if it died",
+                    holder,
                 ) from None
         raise LeaseStoreUnavailable(
             f"could not make the lease blob of app {app_id} in storage account {self.account}"
         )
+
+    async def _name_holder(self, blob: BlobClient, lease: BlobLeaseClient, run_id: str) -> None:
+        """Writes the holding run's id into the blob's metadata (a write only the lease
+        holder may make), so that a run refused the lease can say who holds it."""
+        await blob.set_blob_metadata({HOLDER: run_id}, lease=lease)
+
+    async def _holder(self, blob: BlobClient) -> str | None:
+        """The run id the current holder wrote, when it can be read (a refusal must not
+        fail for want of it: the holder is named when known)."""
+        try:
+            properties = await blob.get_blob_properties()
+        except AzureError:
+            return None
+        holder = (properties.metadata or {}).get(HOLDER)
+        return echo(holder, quoted=False) if holder else None
 
     async def _create_container(self) -> None:
         try:

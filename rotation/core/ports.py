@@ -119,7 +119,8 @@ class Leases(Protocol):
         """Raises LeaseStoreUnavailable (naming the store) when no lease can be taken."""
         ...
 
-    def hold(self, app_id: str) -> AbstractAsyncContextManager[None]:
-        """Holds the app's lease for the block (renewed meanwhile, released after); raises
-        LeaseTaken at once when another holder has it."""
+    def hold(self, app_id: str, run_id: str | None = None) -> AbstractAsyncContextManager[None]:
+        """Holds the app's lease for the block (renewed meanwhile, released after), noting
+        `run_id` as its holder; raises LeaseTaken at once when another holder has it (with
+        that holder's run id, when known)."""
         ...

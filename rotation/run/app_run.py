@@ -130,6 +130,7 @@ class _Progress:
     promoted: bool = False  # step 3 done
     retired: Retired = field(default_factory=Retired)  # step 4's removals
     rollback_failures: list[str] = field(default_factory=list)
+    held_by: str | None = None  # busy: the run holding the app, when known
 
     def note(self, failure: str | None) -> None:
         if failure is not None:
@@ -152,6 +153,7 @@ class _Progress:
             error=error,
             consumers=self.consumers,
             cleanup_failures=[*self.rollback_failures, *self.retired.failures],
+            held_by=self.held_by,
         )
 
 
@@ -175,7 +177,7 @@ class AppRunner:
         self.consumers = consumers
         self.leases = leases
         self.step_margin = STEP_MARGIN_SECONDS  # tests scaled down in time shorten it
-        self._busy: set[str] = set()
+        self._busy: dict[str, str] = {}  # app id (lower case) -> the run at work on it
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
         """The given apps that a run in this process is changing right now."""
@@ -238,15 +240,15 @@ class AppRunner:
         """The plan under the app's busy mark, lease and deadline."""
         key = obs.app.app_id.lower()
         allowed = self._time_allowed(run)
-        refused = self._not_started(run, key, allowed)
+        refused = self._not_started(run, key, allowed, progress)
         if refused is not None:
             return refused
         job = _Job(obs.app, record, obs.entry, ends=time.monotonic() + allowed)
-        self._busy.add(key)
+        self._busy[key] = run.report.run_id
         try:
             # The deadline holds the lease's acquisition too: waiting on the lease store is
             # this app's time, not time on top of the run's budget.
-            async with asyncio.timeout(allowed), self._lease(key):
+            async with asyncio.timeout(allowed), self._lease(key, run):
                 match plan:
                     case Rotate():
                         return await self._rotate(run, job, plan, progress)
@@ -256,14 +258,21 @@ class AppRunner:
         except Exception as exc:
             return _stopped(exc, progress)
         finally:
-            self._busy.discard(key)
+            self._busy.pop(key, None)
 
-    def _not_started(self, run: RunState, key: str, allowed: float) -> Ended | None:
+    def _not_started(
+        self, run: RunState, key: str, allowed: float, progress: _Progress
+    ) -> Ended | None:
         """Why the app does not start now, if it does not: this process is already at work
         on it, or its time does not fit in what is left of the run."""
-        if key in self._busy:
-            log.info("app.busy", holder="this instance")
-            return Outcome.BUSY, "another rotation of this app is under way in this instance"
+        holder = self._busy.get(key)
+        if holder is not None:
+            log.info("app.busy", holder="this instance", held_by=holder)
+            progress.held_by = holder
+            return (
+                Outcome.BUSY,
+                f"run {holder} in this instance is rotating this app; it is left to that run",
+            )
         whole = run.options.whole_apps and allowed < self._own_time(run)
         if allowed <= self.step_margin or whole:
             return (
@@ -368,16 +377,19 @@ class AppRunner:
             try:
                 # Bounded like any app's step: 10,000 unmarked apps on the first run after
                 # an upgrade must not outlive the run's budget (host.json's functionTimeout).
-                async with asyncio.timeout(self.step_margin), self._lease(key):
+                async with asyncio.timeout(self.step_margin), self._lease(key, run):
                     await self.steps.settle(app, record, entry)
             except LeaseTaken:
                 return  # the run holding it marks the app when it finishes
             except (RotationError, TimeoutError) as exc:  # the lease store failing, or slow
                 log.warning("vault.settle_failed", error=describe(exc))
 
-    def _lease(self, key: str) -> AbstractAsyncContextManager[None]:
-        """The app's lease across instances, or nothing when no lease store is set."""
-        return self.leases.hold(key) if self.leases is not None else nullcontext()
+    def _lease(self, key: str, run: RunState) -> AbstractAsyncContextManager[None]:
+        """The app's lease across instances (held in the name of this run), or nothing when
+        no lease store is set."""
+        if self.leases is None:
+            return nullcontext()
+        return self.leases.hold(key, run.report.run_id)
 
     def _time_allowed(self, run: RunState) -> float:
         """Seconds this app may take: its own deadline, cut by the run's budget."""
@@ -438,7 +450,8 @@ class AppRunner:
 def _stopped(exc: Exception, progress: _Progress) -> Ended:
     """How an app's work ends when a step raised: busy, out of time, blocked, or failed."""
     if isinstance(exc, LeaseTaken):
-        log.info("app.busy", holder="another run")
+        log.info("app.busy", holder="another run", held_by=exc.run_id)
+        progress.held_by = exc.run_id
         return Outcome.BUSY, str(exc)
     if isinstance(exc, TimeoutError):
         log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)

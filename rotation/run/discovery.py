@@ -62,6 +62,7 @@ from rotation.model import (
 )
 from rotation.settings import Settings
 from rotation.telemetry import logs
+from rotation.telemetry.echo import echo
 
 log = logs.get_logger("rotation.discovery")
 
@@ -186,7 +187,7 @@ def smtp_username_sightings(
             skipped.append(
                 Skipped(
                     app_id,
-                    f"SMTP username {entry.username!r} on {entry.resource_id} belongs to tenant "
+                    f"SMTP username {echo(entry.username)} on {entry.resource_id} belongs to tenant "
                     f"{entry.tenant_id}; this rotator manages tenant {tenant_id} only",
                 )
             )
@@ -242,7 +243,7 @@ def not_ours(principal: PrincipalEntry, tenant_id: str) -> str | None:
         )
     if principal.kind.lower() != APPLICATION.lower():
         return (
-            f"service principal {principal.object_id} is of type {principal.kind!r}, not an "
+            f"service principal {principal.object_id} is of type {echo(principal.kind)}, not an "
             "app registration: it has no client secret to rotate"
         )
     owner = principal.owner_tenant_id

@@ -327,9 +327,10 @@ VAULT_DELETED_UNLISTED = _event(
 )
 APP_BUSY = _event(
     "app.busy",
-    "Another run holds the app's lease (`holder`: this instance or another run); the app "
-    "is left to it and reported busy, not failed.",
-    {"holder": "string"},
+    "Another run holds the app's lease (`holder`: this instance or another run; `held_by`: "
+    "that run's id, when known); the app is left to it and reported busy, not failed.",
+    {"holder": "string", "held_by": "string"},
+    optional=("held_by",),
     context=("run_id", "app_id"),
 )
 

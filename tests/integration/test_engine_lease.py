@@ -35,7 +35,7 @@ class MemoryLeases:
 
     def __init__(self, state: SandboxState, taken: Collection[str] = ()) -> None:
         self.state = state
-        self.held: set[str] = set(taken)
+        self.held: dict[str, str] = dict.fromkeys(taken, "0123456789ab")
         self.spans: list[tuple[str, int, int]] = []
         self.ready_calls = 0
 
@@ -43,15 +43,16 @@ class MemoryLeases:
         self.ready_calls += 1
 
     @asynccontextmanager
-    async def hold(self, app_id: str) -> AsyncIterator[None]:
+    async def hold(self, app_id: str, run_id: str | None = None) -> AsyncIterator[None]:
         if app_id in self.held:
-            raise LeaseTaken(f"another run holds the lease of app {app_id}")
-        self.held.add(app_id)
+            holder = self.held[app_id]
+            raise LeaseTaken(f"run {holder} holds the lease of app {app_id}", holder)
+        self.held[app_id] = run_id or ""
         taken_at = writes(self.state)
         try:
             yield
         finally:
-            self.held.discard(app_id)
+            self.held.pop(app_id)
             self.spans.append((app_id, taken_at, writes(self.state)))
 
 
@@ -71,7 +72,7 @@ async def test_every_write_of_a_rotation_happens_under_the_apps_lease(
     assert outcome.outcome is Outcome.ROTATED
     assert outcome.removed_key_ids == [sender.password.key_id]  # retired in the same hold
     assert leases.spans == [(sender.app_id.lower(), 0, writes(sandbox.state))]
-    assert leases.held == set()  # given back
+    assert leases.held == {}  # given back
 
 
 async def test_an_app_another_run_holds_is_busy_and_untouched(
@@ -83,7 +84,8 @@ async def test_an_app_another_run_holds_is_busy_and_untouched(
     report = await service.run()
     outcomes = {o.app_id: o for o in report.outcomes}
     assert outcomes[held.app_id].outcome is Outcome.BUSY
-    assert "another run holds the lease" in (outcomes[held.app_id].error or "")
+    assert "run 0123456789ab holds the lease" in (outcomes[held.app_id].error or "")
+    assert outcomes[held.app_id].held_by == "0123456789ab"
     assert outcomes[free.app_id].outcome is Outcome.ROTATED
     assert report.ok  # busy is not a failure
     assert answers.RunReport.of(report).body()["busy"] == [held.app_id]

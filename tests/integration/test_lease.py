@@ -60,6 +60,23 @@ async def test_a_held_app_is_refused_to_a_second_holder_until_released(
         pass
 
 
+async def test_a_refused_holder_learns_which_run_holds_the_lease(
+    leases: BlobLeases, rival: BlobLeases
+) -> None:
+    async with leases.hold(APP, "5c0ffee5a1b2"):
+        with pytest.raises(
+            LeaseTaken, match=f"run 5c0ffee5a1b2 holds the lease of app {APP}"
+        ) as caught:
+            async with rival.hold(APP, "0ther0run000"):
+                pytest.fail("two holders of one lease")
+    assert caught.value.run_id == "5c0ffee5a1b2"
+    async with rival.hold(APP, "0ther0run000"):  # the next holder names itself
+        with pytest.raises(LeaseTaken) as again:
+            async with leases.hold(APP):
+                pytest.fail("two holders of one lease")
+    assert again.value.run_id == "0ther0run000"
+
+
 async def test_first_use_makes_the_container_and_each_apps_blob(
     sandbox: Sandbox, settings: Settings, credential: AsyncTokenCredential, leases: BlobLeases
 ) -> None:

@@ -1,16 +1,18 @@
 """Issue 10 end to end, on the sandbox with the real SDKs: one app's bug stays that app's
-failure, retirement attempts every removal, overlapping whole runs keep the HTTP guard,
-status and plan agree on "due", an emergency needs named apps, and manual runs name
-their caller."""
+failure, retirement attempts every removal, overlapping whole runs leave held apps to their
+holder, an emergency never waits behind a whole run over other apps, status and plan agree
+on "due", an emergency needs named apps, and manual runs name their caller."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 from pydantic import SecretStr
 
 from rotation.caller import key_fingerprint
@@ -102,7 +104,70 @@ async def test_retirement_attempts_every_removal_and_reports_each_failure(
     )
 
 
-async def test_overlapping_whole_runs_keep_the_http_guard(
+class HeldVerifier:
+    """Our Verifier port around the real one: the named usernames wait until released."""
+
+    def __init__(self, real: Any, usernames: set[str]) -> None:
+        self.real = real
+        self.usernames = usernames
+        self.waiting: set[str] = set()
+        self.release = asyncio.Event()
+
+    async def verify(self, username: str, password: SecretStr, timeout: float) -> int:
+        if username in self.usernames:
+            self.waiting.add(username)
+            await self.release.wait()
+        return int(await self.real.verify(username, password, timeout))
+
+
+async def test_an_emergency_never_waits_behind_a_whole_run_over_other_apps(
+    make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch, ledger: Ledger
+) -> None:
+    world = make_world(3)
+    first, second, urgent = world.senders
+    assert (await world.service.run()).ok
+    for sender in (first, second):  # due: the timer run takes them, and holds them
+        for password in sender.app.passwords:
+            password.end = world.state.clock.now() + timedelta(days=10)
+    before = world.key_ids(urgent)
+    module = load_function_app(monkeypatch, world)
+    handlers = function_handlers(module)
+    held = HeldVerifier(module.api.service.engine.steps.verifier, {first.username, second.username})
+    module.api.service.engine.steps.verifier = held
+    try:
+        timer = asyncio.ensure_future(handlers["rotation_timer"](TimerRequest(past_due=False)))
+        await wait_until(lambda: len(held.waiting) == 2, "the timer run verifying two apps")
+        body = json.dumps({"appIds": [urgent.app_id], "mode": "emergency"}).encode()
+        status, report = await post(handlers, body)
+        assert status == 200, report
+        assert report["apps"][0]["outcome"] == "rotated"
+        assert world.key_ids(urgent).isdisjoint(before), "emergency: the old secret went at once"
+        assert world.password_works(urgent)
+        assert not timer.done(), "the emergency did not wait for the whole run"
+        both = json.dumps({"appIds": [first.app_id, urgent.app_id], "mode": "force"}).encode()
+        status, answer = await post(handlers, both)
+        held.release.set()
+        await timer
+    finally:
+        await module.api.close()
+    error = answer["error"]
+    (timer_run,) = {a["heldBy"] for a in error["report"]["apps"] if a["outcome"] == "busy"}
+    assert status == 409
+    assert error["appIds"] == [first.app_id]
+    assert f"run {timer_run}: {first.app_id}" in error["message"]
+    assert {a["appId"]: a["outcome"] for a in error["report"]["apps"]}[urgent.app_id] == "rotated"
+    assert all(world.password_works(s) for s in world.senders)
+    ledger.record(
+        "an emergency while a whole run works on other apps (one instance)",
+        "a timer run holding 2 due apps in verification; POST emergency for a third; then "
+        "POST force for one held app and the third",
+        "the emergency answered 200 and rotated its app (old secret gone) while the timer "
+        "run went on; the second request got 409 naming only the held app and the timer "
+        "run's id, with the third rotated in its report",
+    )
+
+
+async def test_overlapping_whole_runs_leave_held_apps_to_their_holder(
     make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch, ledger: Ledger
 ) -> None:
     world = make_world(2)
@@ -116,7 +181,8 @@ async def test_overlapping_whole_runs_keep_the_http_guard(
         timer = await module.api.timer()  # finds both apps busy and ends first
         assert [a["outcome"] for a in timer["apps"]] == ["busy", "busy"]  # leases held
         status, answer = await post(handlers, b"")
-        assert status == 409, answer  # a flag would have been cleared by the timer's end
+        assert status == 409, answer  # still held by the first run, whatever ended meanwhile
+        assert len(answer["error"]["appIds"]) == 2
         set_propagation_delay(world.sandbox, 0)
         status, report = await first
         assert status == 200
@@ -130,8 +196,8 @@ async def test_overlapping_whole_runs_keep_the_http_guard(
         "a whole HTTP run held in verification; a timer run starts and finishes inside it; "
         "then another whole HTTP run (tests/unit/test_http_api_runs.py: 200 random "
         "interleavings of timer and HTTP runs)",
-        "409 while the first HTTP run still went on (a boolean was cleared by the timer); "
-        "200 once it ended",
+        "the timer run reported both apps busy; another whole HTTP run got 409 naming both "
+        "while the first still held them; 200 once it ended",
     )
 
 

@@ -206,6 +206,8 @@ async def test_two_instances_http_409_lists_busy_apps_and_the_timer_reports_them
     assert error["code"] == "rotation_in_progress"
     assert sorted(error["appIds"]) == ids
     assert error["report"]["busy"] == error["appIds"]
+    assert f"run {report['runId']}: " in error["message"], "the holder is named"
+    assert {a["heldBy"] for a in error["report"]["apps"]} == {report["runId"]}
     assert status == 200
     assert outcomes(report) == dict.fromkeys(ids, Outcome.ROTATED.value)
     for sender in world.senders:
@@ -214,8 +216,8 @@ async def test_two_instances_http_409_lists_busy_apps_and_the_timer_reports_them
         "two Function App instances (HTTP on A; HTTP and timer on B)",
         "A rotating 2 apps (held in verification); B: POST /api/rotations for them, then "
         "its timer run",
-        "B answered 409 listing both apps; B's timer reported them busy and did not fail; "
-        "A rotated each once",
+        "B answered 409 listing both apps and naming A's run (read from the lease blob); "
+        "B's timer reported them busy and did not fail; A rotated each once",
     )
 
 

@@ -44,7 +44,7 @@ ROTATED = AppOutcome(
     "a", "acs-smtp-a", Action.ROTATE, "expiring", Outcome.ROTATED, "k2", ["k1"],
     T + timedelta(days=180), 1.23456, None, CONSUMERS, ["x: y"],
 )  # fmt: skip
-BUSY = AppOutcome("b", "acs-smtp-b", Action.NOTHING, "fine", Outcome.BUSY)
+BUSY = AppOutcome("b", "acs-smtp-b", Action.NOTHING, "fine", Outcome.BUSY, held_by="5c0ffee5a1b2")
 UNCHANGED = AppOutcome(
     "c", "acs-smtp-c", Action.NOTHING, "fine", Outcome.UNCHANGED, duration_seconds=0.1
 )
@@ -107,6 +107,7 @@ BUSY_BODY = {
     "error": None,
     "consumers": None,
     "cleanupFailures": [],
+    "heldBy": "5c0ffee5a1b2",
 }
 RUN = {
     "runId": "run-1",
@@ -133,6 +134,7 @@ RUN = {
             "error": None,
             "consumers": CONSUMERS_BODY,
             "cleanupFailures": ["x: y"],
+            "heldBy": None,
         },
         BUSY_BODY,
         {
@@ -148,6 +150,7 @@ RUN = {
             "error": None,
             "consumers": None,
             "cleanupFailures": [],
+            "heldBy": None,
         },
         BUSY_BODY,
     ],

@@ -1,6 +1,6 @@
-"""The HTTP API's run bookkeeping over a fake service: overlapping whole runs (timer and
-HTTP, in any order) keep new whole runs out until the last of them ends; every manual run
-logs who asked, never the key."""
+"""The HTTP API's run bookkeeping over a fake service: no run keeps another out as a whole
+(timer and HTTP runs in any order); a 409 names the held apps and the runs holding them;
+every manual run logs who asked, never the key."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rotation.caller import key_fingerprint
 from rotation.http_api import Api
-from rotation.model import RunOptions, RunReport
+from rotation.model import Action, AppOutcome, Outcome, RunOptions, RunReport
 from rotation.service import RotationService
 from tests.unit.test_engine_isolation import NOW, SETTINGS
 
@@ -27,6 +27,7 @@ class FakeService:
     def __init__(self) -> None:
         self.gates: list[asyncio.Event] = []
         self.arrived = asyncio.Event()
+        self.outcomes: list[AppOutcome] = []  # what each run reports
 
     async def run(self, options: RunOptions | None = None, **kwargs: Any) -> RunReport:
         gate = asyncio.Event()
@@ -34,7 +35,7 @@ class FakeService:
         self.arrived.set()
         await gate.wait()
         options = options or RunOptions()
-        return RunReport("r", options.mode, options.dry_run, NOW)
+        return RunReport("r", options.mode, options.dry_run, NOW, outcomes=list(self.outcomes))
 
     def busy(self, app_ids: list[str]) -> list[str]:
         return []
@@ -59,9 +60,10 @@ async def started(fake: FakeService, task: asyncio.Future[Any]) -> bool:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["timer", "http"]), st.integers(0, 5)), max_size=12))
-def test_whole_run_guard_holds_for_any_overlap(steps: list[tuple[str, int]]) -> None:
-    """Steps start a whole run (timer or HTTP) or, with index n, finish the n-th running one;
-    after each, a new whole HTTP run is refused exactly while some whole run is going."""
+def test_no_run_refuses_another_as_a_whole(steps: list[tuple[str, int]]) -> None:
+    """Steps start a run (timer or HTTP) or, with index n, finish the n-th running one;
+    whatever runs are going, every new request reaches the service: each app's lease and
+    busy mark decide who works on it, never the API."""
 
     async def scenario() -> None:
         api, fake = make_api()
@@ -74,14 +76,11 @@ def test_whole_run_guard_holds_for_any_overlap(steps: list[tuple[str, int]]) -> 
             else:
                 coro = api.timer() if kind == "timer" else api.rotations(b"")
                 task = asyncio.ensure_future(coro)
-                if await started(fake, task):
-                    running.append((fake.gates[-1], task))
-                else:  # an HTTP whole run while another goes: refused
-                    assert kind == "http"
-                    assert running
-                    assert task.result()[0] == 409
-            probe = await asyncio.wait_for(_probe(api, fake), 5)
-            assert probe == (409 if running else 200), (steps, len(running))
+                assert await started(fake, task), (steps, len(running))
+                running.append((fake.gates[-1], task))
+            emergency = f'{{"appIds": ["{APP}"], "mode": "emergency"}}'.encode()
+            for body in (b"{}", emergency):
+                assert await asyncio.wait_for(_probe(api, fake, body), 5) == 200, steps
         for gate, task in running:
             gate.set()
             await task
@@ -89,9 +88,9 @@ def test_whole_run_guard_holds_for_any_overlap(steps: list[tuple[str, int]]) -> 
     asyncio.run(scenario())
 
 
-async def _probe(api: Api, fake: FakeService) -> int:
-    """A whole HTTP run: refused (409) or started; a started one is released at once."""
-    task = asyncio.ensure_future(api.rotations(b"{}"))
+async def _probe(api: Api, fake: FakeService, body: bytes) -> int:
+    """A run asked for over HTTP: started (and released at once), or answered without one."""
+    task = asyncio.ensure_future(api.rotations(body))
     if await started(fake, task):
         fake.gates[-1].set()
         fake.gates.pop()
@@ -99,20 +98,33 @@ async def _probe(api: Api, fake: FakeService) -> int:
     return status
 
 
-def test_first_finishing_run_does_not_clear_the_guard_of_another() -> None:
-    async def scenario() -> None:
-        api, fake = make_api()
-        http = asyncio.ensure_future(api.rotations(b""))
-        assert await started(fake, http)
-        timer = asyncio.ensure_future(api.timer())
-        assert await started(fake, timer)
-        fake.gates[1].set()  # the timer ends first
-        await timer
-        assert (await api.rotations(b""))[0] == 409  # the HTTP run still goes on
-        fake.gates[0].set()
-        assert (await http)[0] == 200
+def test_a_409_names_exactly_the_held_apps_and_the_runs_holding_them() -> None:
+    held = ["0b5f0a55-3f0c-4a8e-bd0e-9d0f2a1f7d12", "8d2f6f4e-54b5-4a4e-9a51-0a1f36a8a0c1"]
+    unnamed = "c2a3a1e2-8f51-4d8b-9c55-3c1d5b0f3e77"
 
-    asyncio.run(scenario())
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        api, fake = make_api()
+        fake.outcomes = [
+            AppOutcome(APP, "s", Action.ROTATE, "forced", Outcome.ROTATED),
+            *(
+                AppOutcome(a, "s", Action.ROTATE, "forced", Outcome.BUSY, held_by="5c0ffee5a1b2")
+                for a in held
+            ),
+            AppOutcome(unnamed, "s", Action.ROTATE, "forced", Outcome.BUSY),
+        ]
+        task = asyncio.ensure_future(api.rotations(b'{"mode": "force"}'))
+        assert await started(fake, task)
+        fake.gates[0].set()
+        return await task
+
+    status, answer = asyncio.run(scenario())
+    error = answer["error"]
+    assert status == 409
+    assert error["appIds"] == [*held, unnamed]
+    assert f"run 5c0ffee5a1b2: {held[0]}, {held[1]}" in error["message"]
+    assert f"unnamed: {unnamed}" in error["message"]
+    assert APP not in error["message"]
+    assert [a["heldBy"] for a in error["report"]["apps"]] == [None, *["5c0ffee5a1b2"] * 2, None]
 
 
 def test_emergency_without_app_ids_is_refused_and_runs_nothing() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rotation.http_api import RotationRequest, parse_rotation_request
 from rotation.model import Mode
+from rotation.telemetry.echo import ECHO_CHARS, ELLIPSIS
 from tests import json_bodies
 
 APP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
@@ -117,3 +118,24 @@ def test_structured_bodies_agree_with_the_oracle_and_never_raise(body: bytes) ->
         assert 400 <= answer[0] < 500
         assert answer[1]["error"]["message"]
         json.dumps(answer[1])  # the answer can be written out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"' + b"k" * 65_000 + b'": 1}',
+        b'{"appIds": ["' + b"x" * 65_000 + b'"]}',
+        b'{"' + b"k" * 32_000 + b'": 1, "' + b"k" * 32_000 + b'": 2}',
+        b'{"appIds": [' + b", ".join(b'"' + b"y" * 9_000 + b'"' for _ in range(6)) + b"]}",
+    ],
+    ids=["unknown field", "not a GUID", "duplicate key", "several non-GUIDs"],
+)
+def test_an_echoed_name_or_value_is_cut_the_same_way_whatever_its_size(body: bytes) -> None:
+    answer = parse_rotation_request(body)
+    assert isinstance(answer, tuple)
+    assert answer[0] == 400
+    error = answer[1]["error"]
+    for member in ("field", "key"):
+        assert len(error.get(member, "")) <= ECHO_CHARS
+    assert ELLIPSIS in error["message"]
+    assert len(json.dumps(answer[1])) < 1_000, "the answer grew with the body"
