@@ -10,7 +10,7 @@ NPM_DIR := sandbox/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.installed
 SETUP := $(STAMP) $(NPM_STAMP)
 
-.PHONY: demo test lint types bench soak sandbox clean docs
+.PHONY: demo test test-fast lint types bench soak sandbox clean docs
 
 # Exactly the locked files (pip's hash-checking mode): requirements.txt is what the Function App
 # deploys, requirements-dev.txt adds the tools (both from pyproject.toml: tests/lockfile.py).
@@ -36,8 +36,16 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict rotation
 
+# The whole suite on parallel workers (pytest-xdist; most sandbox tests wait on timers and
+# sockets more than they compute, so more workers than cores still helps: see README).
+TEST_WORKERS ?= 3
 test: lint types infra-check kql-deps $(NPM_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+# A contributor's loop (under a minute): lint, then every test that starts no sandbox and is
+# not marked slow (tests/conftest.py marks what uses the `sandbox` fixture).
+test-fast: lint kql-deps $(NPM_STAMP)
+	$(PY) -m pytest -q -m "not slow and not uses_sandbox"
 
 # checkov over infra/ in its own venv (its dependencies clash with the app's); see
 # infra/requirements-check.txt for why pycep-parser is lifted past checkov's pin.

@@ -7,6 +7,7 @@ every test gets its own world and tests never share state.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +15,32 @@ from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from tests import leaks
 from tests.leaks import SuiteLeakCheck
+from tests.reliability import report
+from tests.reliability.report import ReliabilityReport
+
+TESTS = Path(__file__).parent
+#: Each folder of tests/ is a suite and a marker of the same name (`pytest -m unit`).
+SUITES = sorted(p.name for p in TESTS.iterdir() if (p / "__init__.py").is_file())
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SuiteLeakCheck(), leaks.NAME)
+    config.pluginmanager.register(ReliabilityReport(), report.NAME)
+    for suite in SUITES:
+        config.addinivalue_line("markers", f"{suite}: a test of tests/{suite}/ (set by folder)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test with its folder, and `uses_sandbox` when it starts one through the
+    fixture (`make test-fast` runs the others); moves the slow ones to the front, so that
+    parallel workers (`make test` runs pytest-xdist) do not end waiting on one long test."""
+    for item in items:
+        suite = item.path.relative_to(TESTS).parts[0]
+        if suite in SUITES:
+            item.add_marker(suite)
+        if "sandbox" in getattr(item, "fixturenames", ()):
+            item.add_marker("uses_sandbox")
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

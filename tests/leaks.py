@@ -10,6 +10,10 @@ Raw records too: pytest's capture keeps only what its own handler formatted at i
 so every LogRecord the suite creates (at any level, from any logger) is also taken as it
 leaves the product's record scrubber, before any handler, and searched at the end of its
 test phase for every secret issued so far.
+
+Under pytest-xdist (`make test` runs the suite on several workers) each worker searches what
+its own tests made and hands its summary to the controller, which prints the one line and
+fails the session on any hit.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class SuiteLeakCheck:
         self.raw_hits: list[str] = []
         self._known: set[str] = set()
         self._seen: dict[int, int] = {}  # id(state) -> issued secrets already known
+        self.from_workers: list[dict[str, Any]] = []  # summaries of xdist workers
 
     def pytest_configure(self, config: pytest.Config) -> None:
         redaction.install_record_scrubber()  # the product's, innermost: we see what handlers see
@@ -114,13 +119,38 @@ class SuiteLeakCheck:
                 f"{report.nodeid} (raw record): a secret ending in ...{secret[-4:]}"
             )
 
+    def summary(self) -> dict[str, Any]:
+        """What this process searched and found, as plain data (a pytest-xdist worker hands
+        it to the controller, which adds up every worker's)."""
+        return {
+            "secrets": len(self.secrets()),
+            "phases": len(self.captured),
+            "raw_records": self.raw_records,
+            "hits": self.hits(),
+        }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """On the xdist controller: a worker finished; keep what its check found."""
+        output = getattr(node, "workeroutput", {}).get(NAME)
+        if output is not None:
+            self.from_workers.append(output)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        hits = self.hits()
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller reports
+            workeroutput[NAME] = self.summary()
+            return
+        parts = [self.summary(), *self.from_workers]
+        hits = [hit for part in parts for hit in part["hits"]]
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            secrets, phases, raw = (
+                sum(p[k] for p in parts) for k in ("secrets", "phases", "raw_records")
+            )
             reporter.write_line(
-                f"leak check: {len(self.secrets())} issued secrets searched in the captured "
-                f"output of {len(self.captured)} test phases and in {self.raw_records} raw log "
+                f"leak check: {secrets} issued secrets searched in the captured "
+                f"output of {phases} test phases and in {raw} raw log "
                 f"records: {len(hits)} hits"
             )
             for hit in hits[:20]:

@@ -34,6 +34,7 @@ def run_module(
     )
 
 
+@pytest.mark.slow
 def test_demo_runs_a_real_rotation_and_passes() -> None:
     done = run_module("demo")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -76,6 +77,7 @@ async def test_json_output_and_exit_codes_against_a_sandbox(sandbox: Sandbox, co
     assert not any(secret in done.stdout + done.stderr for secret in sandbox.state.issued_secrets)
 
 
+@pytest.mark.slow
 async def test_run_exits_1_when_an_app_fails(sandbox: Sandbox) -> None:
     sandbox.add_sender(via="smtp-username", role=None)
     done = await _run_async("run", env=sandbox.env(verify_timeout_seconds=1))
@@ -102,6 +104,7 @@ async def test_a_sovereign_cloud_runs_only_with_an_explicit_smtp_host(sandbox: S
     assert json.loads(explicit.stdout)["apps"][0]["outcome"] == "rotated"
 
 
+@pytest.mark.slow
 async def test_doctor_prints_one_line_per_check_and_exits_1_with_the_fix(
     sandbox: Sandbox,
 ) -> None:
@@ -135,6 +138,7 @@ async def test_doctor_with_bad_settings_fails_the_settings_check() -> None:
     assert check["fix"] == "export ROTATION_KEY_VAULT_URL=<value> ROTATION_TENANT_ID=<value>"
 
 
+@pytest.mark.slow
 async def test_emergency_over_every_app_needs_all_apps_and_a_confirmation(
     sandbox: Sandbox,
 ) -> None:
@@ -160,6 +164,7 @@ async def test_emergency_over_every_app_needs_all_apps_and_a_confirmation(
     assert '"event": "run.requested"' in done.stderr
 
 
+@pytest.mark.slow
 async def test_force_without_app_needs_no_confirmation(sandbox: Sandbox) -> None:
     sandbox.add_sender()
     env = sandbox.env()

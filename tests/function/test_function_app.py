@@ -432,6 +432,7 @@ async def test_timer_budget_comes_from_host_json(fa: ModuleType) -> None:
     assert fa.api.timer_budget_seconds == load_timer_budget(Path("host.json"))
 
 
+@pytest.mark.slow
 async def test_a_first_run_too_big_for_one_invocation_completes_over_several_none_killed(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

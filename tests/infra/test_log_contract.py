@@ -32,6 +32,9 @@ from tests.infra import queries
 from tests.infra.log_lines import Line, json_lines, rotator_lines
 from tests.integration.conftest import FAST
 
+#: Every test here reads one corpus that real scenarios on a sandbox write (~4 s).
+pytestmark = pytest.mark.slow
+
 #: Contract events no scenario here produces, and where they are exercised instead.
 NOT_EXERCISED = {
     "app.unfinished": "needs a call that hangs past the app's deadline (tests/reliability)",

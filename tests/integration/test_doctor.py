@@ -181,6 +181,7 @@ async def test_wrong_graph_endpoint_fails_the_token_with_aadsts500011(
     assert checks["token arm"].status == "ok"
 
 
+@pytest.mark.slow
 async def test_unreachable_vault_and_smtp_fail_with_their_fixes(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,6 +275,7 @@ async def test_consumer_sites_are_read_and_an_unreadable_one_is_a_warning(
     assert failed(unreadable) == []
 
 
+@pytest.mark.slow
 async def test_the_lease_store_is_read_without_creating_anything_and_unreachable_fails(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -277,6 +277,7 @@ async def test_add_password_is_sent_once_even_when_graph_times_out_after_creatin
     _assert_no_secret(sandbox, caught.value)
 
 
+@pytest.mark.slow
 async def test_reads_are_still_retried_by_the_sdk_after_503(
     sandbox: Sandbox, entra: EntraAdapter
 ) -> None:

@@ -92,6 +92,7 @@ async def test_first_use_makes_the_container_and_each_apps_blob(
     assert properties.lease.state == "available"  # released, not left to expire
 
 
+@pytest.mark.slow
 async def test_unreachable_store_fails_closed_naming_the_account(
     sandbox: Sandbox, credential: AsyncTokenCredential
 ) -> None:
@@ -107,6 +108,7 @@ async def test_unreachable_store_fails_closed_naming_the_account(
     assert down in str(caught.value)
 
 
+@pytest.mark.slow
 async def test_a_lease_taken_away_meanwhile_is_reported_lost_and_the_block_ends_cleanly(
     sandbox: Sandbox,
     settings: Settings,

@@ -78,6 +78,7 @@ async def test_two_versions_promoted_in_one_second_keep_the_served_credential(
 # ----- timer and HTTP in one instance -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", ["timer", "http"])
 async def test_timer_and_http_at_once_converge_on_one_working_password(
     sandbox: Sandbox,
@@ -144,6 +145,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
 # ----- two processes ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_two_processes_at_once_converge_on_one_working_password(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:

@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
+
 from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions, RunReport
 from rotation.telemetry.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
@@ -197,6 +199,7 @@ def promote_to_remove_gaps(events: EngineEvents) -> list[float]:
     return gaps
 
 
+@pytest.mark.slow
 async def test_grace_zero_consumers_fail_only_inside_the_unavoidable_window(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -236,6 +239,7 @@ async def test_grace_zero_consumers_fail_only_inside_the_unavoidable_window(
     )
 
 
+@pytest.mark.slow
 async def test_grace_positive_consumers_never_fail(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -348,6 +352,7 @@ def app_service_summary(scene: AppServiceScene) -> str:
     )
 
 
+@pytest.mark.slow
 async def test_app_service_consumers_never_fail_with_the_default_grace(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -367,6 +372,7 @@ async def test_app_service_consumers_never_fail_with_the_default_grace(
     )
 
 
+@pytest.mark.slow
 async def test_app_service_consumers_do_fail_when_the_grace_is_shorter_than_their_cache(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan
 ) -> None:
@@ -378,6 +384,7 @@ async def test_app_service_consumers_do_fail_when_the_grace_is_shorter_than_thei
     assert all(r.removed for r in scene.totals.rejections)
 
 
+@pytest.mark.slow
 async def test_confirmed_consumers_let_a_fully_covered_app_retire_at_once(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -402,6 +409,7 @@ async def test_confirmed_consumers_let_a_fully_covered_app_retire_at_once(
     )
 
 
+@pytest.mark.slow
 async def test_an_unreachable_consumer_site_keeps_the_grace_and_nobody_fails(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:

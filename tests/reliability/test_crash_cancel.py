@@ -64,6 +64,7 @@ async def prepared(sandbox: Sandbox, make_world: MakeWorld) -> World:
     return world
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("boundary", BOUNDARIES, ids=[b.name for b in BOUNDARIES])
 async def test_a_cancelled_run_converges_on_the_next_runs(
     sandbox: Sandbox,

@@ -86,6 +86,7 @@ async def rotator_process(world: World, app_id: str) -> Process:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill", KILLS, ids=[k.name for k in KILLS])
 async def test_a_killed_run_converges_on_the_next_runs(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger, kill: Kill

@@ -121,6 +121,7 @@ async def target(
         )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -85,6 +85,7 @@ async def creating_everywhere(world: World, before: dict[str, set[str]], what: s
     )
 
 
+@pytest.mark.slow
 async def test_two_processes_forced_on_the_same_apps_rotate_each_app_once(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -118,6 +119,7 @@ async def test_two_processes_forced_on_the_same_apps_rotate_each_app_once(
     )
 
 
+@pytest.mark.slow
 async def test_a_killed_holders_lease_expires_by_itself_and_the_next_run_proceeds(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:
@@ -221,6 +223,7 @@ async def test_two_instances_http_409_lists_busy_apps_and_the_timer_reports_them
     )
 
 
+@pytest.mark.slow
 async def test_lease_store_down_fails_the_run_closed_and_nothing_rotates(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:

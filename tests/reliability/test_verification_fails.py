@@ -110,6 +110,7 @@ BREAKAGES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=[b.name for b in BREAKAGES])
 async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_alone(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger, breakage: Breakage
@@ -198,6 +199,7 @@ async def test_a_wrong_sender_address_is_not_an_auth_failure(
     )
 
 
+@pytest.mark.slow
 async def test_a_wrong_smtp_username_rolls_back_like_a_wrong_password(
     sandbox: Sandbox, make_world: MakeWorld, evidence: LeakScan, ledger: Ledger
 ) -> None:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,6 +131,7 @@ faults = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(faults, min_size=1, max_size=2), st.sampled_from([Mode.DUE, Mode.EMERGENCY]))
 def test_any_exception_in_one_app_is_that_apps_failure_only(

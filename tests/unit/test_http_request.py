@@ -106,6 +106,7 @@ def test_force_without_app_ids_stays_allowed() -> None:
     assert parsed.mode is Mode.FORCE
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(json_bodies.bodies([APP]))
 def test_structured_bodies_agree_with_the_oracle_and_never_raise(body: bytes) -> None:
