@@ -110,7 +110,12 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     else:
         logs.configure(settings.log_format)
         checks = asyncio.run(doctor.diagnose(settings, site))
-    if args.json:
+    return report_doctor(checks, as_json=args.json, console=console)
+
+
+def report_doctor(checks: Sequence[doctor.Check], *, as_json: bool, console: Console) -> int:
+    """Prints the checks (lines, or JSON) and returns the exit code: 1 when any failed."""
+    if as_json:
         print(json.dumps(answers.DoctorReport.of(checks).body(), indent=2))
     else:
         doctor.render(checks, console)

@@ -25,7 +25,7 @@ from pydantic import (
 
 from rotation import answers
 from rotation.caller import describe_caller
-from rotation.doctor import Site, diagnose
+from rotation.doctor import Site, diagnose, ok
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
@@ -260,9 +260,10 @@ class Api:
         return 200, answers.RunReport.of(report).body()
 
     async def doctor(self) -> Answer:
-        """Every prerequisite checked against the live services (reads only)."""
+        """Every prerequisite checked against the live services: 200 when none failed, 503
+        (the rotator is not ready to rotate) with the same report when any did."""
         checks = await diagnose(self.settings, self.site)
-        return 200, answers.DoctorReport.of(checks).body()
+        return (200 if ok(checks) else 503), answers.DoctorReport.of(checks).body()
 
     async def timer(self) -> dict[str, Any]:
         """The scheduled run: every due app, with the full verify timeout. Within its

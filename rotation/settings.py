@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     key_vault_resource_id: str | None = Field(
         None,
-        description="the vault's ARM id; lets `doctor` check write permission without writing "
+        description="the vault's ARM id; lets `doctor` check the Key Vault permissions without writing "
         "(`azd up` sets it)",
         json_schema_extra=accepts("a Key Vault resource id"),
     )

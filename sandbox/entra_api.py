@@ -131,10 +131,14 @@ async def token(request: web.Request) -> web.Response:
     # App roles as held at issue: a grant or revocation shows only in later tokens.
     roles = sorted(principal.graph_roles) if service == "graph" else []
     issued = datetime.now(UTC)
+    if service == "storage":
+        # Storage takes v1.0 tokens whose aud is its URI, whichever name was asked for; one
+        # without a blob data role gets an audience Azurite refuses (state.storage_refused).
+        refused = principal.object_id in state.storage_refused
+        audience = STORAGE_AUDIENCES[0] + ("/no-data-role" if refused else "")
     value = tokens.encode(
         tokens.claims(
-            # Storage takes v1.0 tokens whose aud is its URI, whichever name was asked for.
-            audience=STORAGE_AUDIENCES[0] if service == "storage" else audience,
+            audience=audience,
             tenant_id=tenant,
             client_id=app.app_id,
             object_id=principal.object_id,

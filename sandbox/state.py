@@ -244,12 +244,21 @@ class SandboxState:
         # "set", "update"). A client not listed may do all (a Secrets Officer); list one
         # with fewer to get Key Vault's 403 ForbiddenByRbac.
         self.vault_permissions: dict[str, frozenset[str]] = {}
+        # client id (lower) -> when its vault role starts to count (sandbox clock): a role
+        # assigned just now, which ARM lists and Key Vault does not enforce yet.
+        self.vault_permissions_effective: dict[str, datetime] = {}
         # Soft delete (always on in Key Vault): name (lower) -> the deleted secret.
         self.deleted_secrets: dict[str, DeletedSecret] = {}
         self.soft_delete_retention = timedelta(days=90)
         # The vault's ARM id, for ARM's permissions API at the vault's scope.
         self.vault_resource_id: str | None = None
         self.tokens: dict[str, IssuedToken] = {}
+        # Service principals (object ids) without a Storage Blob Data role on the storage
+        # account: Azure Storage answers them 403 (AuthorizationPermissionMismatch). Azurite
+        # has no RBAC, so the sandbox's Entra gives them a token Azurite refuses, with 403
+        # too (AuthenticationFailed): the same refusal, a different code the rotator never
+        # reads.
+        self.storage_refused: set[str] = set()
         # Resources Entra issues tokens for (application ID URI, lower-case, no trailing
         # slash -> "graph", "arm" or "vault"); anything else is AADSTS500011.
         self.resources: dict[str, str] = {k.lower(): v for k, v in PUBLIC_RESOURCES.items()}

@@ -265,7 +265,14 @@ def _refuse_deleted_name(state: SandboxState, name: str, now: datetime) -> None:
 def _authorize(request: web.Request, operation: str) -> IssuedToken:
     """A live token for this vault's resource, whose client may do `operation` (RBAC)."""
     token = require_token(request, [challenge_resource(_base_url(request))])
-    allowed = request.app[STATE].vault_permissions.get(token.client_id.lower(), OFFICER_OPERATIONS)
+    state = request.app[STATE]
+    client = token.client_id.lower()
+    allowed = state.vault_permissions.get(client, OFFICER_OPERATIONS)
+    # A role assigned moments ago is listed by ARM but not yet enforced by Key Vault (Azure
+    # RBAC troubleshooting: up to 10 minutes); its message says to observe propagation time.
+    effective = state.vault_permissions_effective.get(client)
+    if effective is not None and state.clock.now() < effective:
+        allowed = frozenset()
     if operation not in allowed:
         raise ApiError(
             403,

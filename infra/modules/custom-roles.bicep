@@ -10,7 +10,8 @@
 // consumerChecker (only with ROTATION_CONSUMERS_ENABLED): the App Service calls that find
 //   consumer sites and confirm they resolve the new password. Website Contributor also
 //   covers them, but would let the identity change, stop and deploy every site in scope.
-// secretWriter: the four Key Vault data actions the rotator performs. Key Vault Secrets
+// secretWriter: the four Key Vault data actions the rotator performs, and reading its own
+//   permissions at the vault (doctor's check of them). Key Vault Secrets
 //   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
 //   rotator that only adds versions and disables old ones never needs. Reading a
 //   soft-deleted secret (GetDeletedSecret, to block an app whose name is deleted before
@@ -52,6 +53,12 @@ var consumerCheckerActions = [
   'Microsoft.Web/sites/slots/config/connectionstrings/read' // the same on a slot
   'Microsoft.Web/sites/config/appsettings/action' // POST {site}/config/configreferences/appsettings/refresh
   'Microsoft.Web/sites/slots/config/appsettings/action' // the same on a slot
+]
+
+// What the identity may do at the vault, as ARM's permissions API reports it: how `doctor`
+// checks the four data actions below without writing a secret.
+var secretWriterActions = [
+  'Microsoft.Authorization/permissions/read'
 ]
 
 var secretWriterDataActions = [
@@ -123,7 +130,7 @@ resource secretWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     type: 'CustomRole'
     permissions: [
       {
-        actions: []
+        actions: secretWriterActions
         notActions: []
         dataActions: secretWriterDataActions
         notDataActions: []

@@ -1,31 +1,90 @@
 """`doctor`: every prerequisite of a rotation, checked against the live services.
 
-`python -m rotation doctor` and ``GET /api/doctor`` run the same checks
-(rotation/doctor/checks.py, rotation/doctor/apps.py) and report one line each: ok, warn or fail, and for anything not ok the exact command that
-fixes it. A check only reads: no secret is created, written or sent (the SMTP check stops
-before AUTH), so doctor is safe to run at any time, right after the first `azd up` included.
+`python -m rotation doctor` and ``GET /api/doctor`` run the same checks and report one
+line each: ok, warn or fail, and for anything not ok the exact command that fixes it and,
+for a grant just made, when it takes effect. First the facts are gathered (the identity's
+tokens, what discovery finds, what ARM says the identity may do at the vault); then every
+check, a function of those facts, runs at once (rotation/doctor/checks.py, apps.py). No
+check leaves anything for another, and none can stop the others: a check that breaks is
+reported as failed, and doctor always answers.
+
+Nothing is written: no secret is created, written or sent (the SMTP check stops before
+AUTH). The one call that is not a read is the consumer sites' Key Vault reference refresh
+(with ROTATION_CONSUMERS_ENABLED), which only makes a site re-read its references: doctor
+tries it because no document names the permission it needs. Safe to run at any time,
+right after the first `azd up` included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from rotation.azure.closing import closed_with
-from rotation.doctor.shared import Check, Probe, Site
+from rotation.doctor import apps, checks
+from rotation.doctor.shared import Check, Clients, Facts, Site
+from rotation.errors import describe
 from rotation.settings import Settings
 
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
     from rich.console import Console
 
-__all__ = ["Check", "Site", "diagnose", "ok", "render", "settings_failed"]
+__all__ = ["CHECKS", "Check", "Site", "diagnose", "ok", "render", "settings_failed"]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+CheckFn = Callable[[Facts, Clients], Awaitable[list[Check]]]
+#: Every check, in the order an operator fixes things: identity, ACS, apps, vault, storage,
+#: consumers, SMTP. The order is only the report's: they run at once.
+CHECKS: tuple[tuple[str, CheckFn], ...] = (
+    ("token", checks.tokens),
+    ("graph roles", checks.graph_roles),
+    ("acs", checks.acs),
+    ("apps", apps.apps),
+    ("vault access", checks.vault_access),
+    ("lease store", checks.lease_store),
+    ("consumers", checks.consumers),
+    ("smtp", checks.smtp),
+)
 
 
 async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
-    """Runs every check with clients built from `settings` (as RotationService builds them)."""
+    """Every check, with clients built from `settings` (as RotationService builds them).
+    Never raises: what breaks is a failed check."""
+    here = site or Site()
+    try:
+        async with AsyncExitStack() as stack:  # closed on the way out, even after a failure
+            clients = _clients(settings, stack)
+            return await run_checks(settings, here, clients)
+    except Exception as exc:  # doctor's own answer must never be a traceback
+        return [
+            _valid_settings(),
+            Check("doctor", "fail", f"doctor could not run: {describe(exc)}"),
+        ]
+
+
+async def run_checks(settings: Settings, site: Site, clients: Clients) -> list[Check]:
+    from rotation.doctor.facts import gather
+
+    facts = await gather(settings, site, clients)
+    found = await asyncio.gather(*(_guarded(name, check, facts, clients) for name, check in CHECKS))
+    return [_valid_settings()] + [c for group in found for c in group]
+
+
+async def _guarded(name: str, check: CheckFn, facts: Facts, clients: Clients) -> list[Check]:
+    try:
+        return await check(facts, clients)
+    except Exception as exc:  # one broken check must not cost the others their lines
+        return [Check(name, "fail", f"doctor could not check this: {describe(exc)}")]
+
+
+def _valid_settings() -> Check:
+    return Check("settings", "ok", "every ROTATION_* setting is valid")
+
+
+def _clients(settings: Settings, stack: AsyncExitStack) -> Clients:
     from rotation.azure.acs import ArmReader
     from rotation.azure.app_service import WebSiteReader
     from rotation.azure.blob_lease import BlobLeases
@@ -34,30 +93,25 @@ async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
     from rotation.azure.key_vault import VaultAdapter
     from rotation.azure.smtp import SmtpVerifier
     from rotation.azure.trust import trusted_ssl_context
-    from rotation.doctor.checks import run_checks
 
-    async with AsyncExitStack() as clients:  # closed on the way out, even after a failure
-        credential = closed_with(clients, build_credential(settings))
-        probe = Probe(
-            settings,
-            site or Site(),
-            credential,
-            closed_with(clients, EntraAdapter.from_settings(settings, credential)),
-            closed_with(clients, ArmReader.from_settings(settings, credential)),
-            closed_with(clients, VaultAdapter.from_settings(settings, credential)),
-            SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
-            web=(
-                closed_with(clients, WebSiteReader.from_settings(settings, credential))
-                if settings.consumers_enabled
-                else None
-            ),
-            leases=(
-                closed_with(clients, BlobLeases.from_settings(settings, credential))
-                if settings.lease_blob_url
-                else None
-            ),
-        )
-        return await run_checks(probe)
+    credential = closed_with(stack, build_credential(settings))
+    return Clients(
+        credential,
+        closed_with(stack, EntraAdapter.from_settings(settings, credential)),
+        closed_with(stack, ArmReader.from_settings(settings, credential)),
+        closed_with(stack, VaultAdapter.from_settings(settings, credential)),
+        SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
+        web=(
+            closed_with(stack, WebSiteReader.from_settings(settings, credential))
+            if settings.consumers_enabled
+            else None
+        ),
+        leases=(
+            closed_with(stack, BlobLeases.from_settings(settings, credential))
+            if settings.lease_blob_url
+            else None
+        ),
+    )
 
 
 def ok(checks: Sequence[Check]) -> bool:

@@ -1,125 +1,160 @@
 """doctor's checks of each managed app: the rotator's identity owns it, a role lets it send
 through ACS, and its Key Vault names are readable, or absent and not soft-deleted.
 
+The apps are the ones discovery found (the gathered survey); nothing here scans again.
 The owner check uses ``GET /applications/{id}/owners``, which Application.ReadWrite.OwnedBy
 may call (Graph's "List owners" permissions table), and compares it with the ``oid`` claim
-of the rotator's own Graph token.
+of the rotator's own token.
 """
 
 from __future__ import annotations
 
 from rotation.core.concurrency import bounded
-from rotation.doctor.shared import Check, Probe
-from rotation.errors import RotationError, SecretNameDeleted
+from rotation.doctor.checks import sending_roles
+from rotation.doctor.shared import GRAPH, RBAC_DELAY, READ_WRITE_ALL, Check, Clients, Facts
+from rotation.errors import PermissionDenied, RotationError, SecretNameDeleted, describe
 from rotation.model import AppRecord, ManagedApp
-from rotation.run.discovery import survey
+from rotation.permissions import VAULT_GET, VAULT_READ_METADATA
 from rotation.settings import USERNAME_SUFFIX
 
-READ_WRITE_ALL = "Application.ReadWrite.All"
+#: Ownership is read from the directory when Graph is called, not from the token.
+OWNER_DELAY = "an owner added now counts at the next call (no new token needed)"
 
 
-async def check_apps(probe: Probe) -> list[Check]:
-    try:
-        inventory = await survey(probe.settings, probe.arm, probe.entra)
-        apps = inventory.apps
-        records = await probe.entra.read_apps([a.app_id for a in apps])
-    except RotationError as exc:  # the token and ACS checks above say what to fix
-        return [Check("apps", "fail", f"could not list the managed apps: {exc}")]
-    limit = probe.settings.max_concurrency
-    per_app = await bounded(limit, [_check_app(probe, a, records.get(a.app_id)) for a in apps])
+async def apps(facts: Facts, clients: Clients) -> list[Check]:
+    inventory = facts.survey.inventory
+    managed = inventory.apps
     skipped = (
         f"; {len(inventory.skipped)} sender(s) skipped, never rotated (managed identities, "
         "other tenants' apps; GET /api/status says why)"
         if inventory.skipped
         else ""
     )
-    return [Check("apps", "ok", f"{len(apps)} managed app(s){skipped}")] + [
-        c for checks in per_app for c in checks
-    ]
+    try:
+        records = await clients.entra.read_apps([a.app_id for a in managed]) if managed else {}
+    except RotationError as exc:
+        head = Check(
+            "apps",
+            "fail",
+            f"{len(managed)} managed app(s){skipped}; could not read them from Entra ID: "
+            f"{describe(exc)}",
+            facts.grant_graph_fix(),
+        )
+        per_app = await bounded(
+            facts.settings.max_concurrency, [_app_unread(facts, clients, a) for a in managed]
+        )
+        return [head] + [c for checks in per_app for c in checks]
+    head = Check("apps", "ok", f"{len(managed)} managed app(s){skipped}")
+    if facts.survey.unread:  # some senders may be missing: the acs checks say why
+        head = Check("apps", "warn", f"{head.detail} found so far: discovery could not read all")
+    per_app = await bounded(
+        facts.settings.max_concurrency,
+        [_app(facts, clients, a, records.get(a.app_id)) for a in managed],
+    )
+    return [head] + [c for checks in per_app for c in checks]
 
 
-async def _check_app(probe: Probe, app: ManagedApp, record: AppRecord | None) -> list[Check]:
+async def _app(
+    facts: Facts, clients: Clients, app: ManagedApp, record: AppRecord | None
+) -> list[Check]:
     return [
-        await _check_owner(probe, app, record),
-        _check_sender_role(probe, app),
-        await _check_vault_names(probe, app),
+        await _owner(facts, clients, app, record),
+        sender_role(facts, app),
+        await _vault_names(facts, clients, app),
     ]
 
 
-async def _check_owner(probe: Probe, app: ManagedApp, record: AppRecord | None) -> Check:
+async def _app_unread(facts: Facts, clients: Clients, app: ManagedApp) -> list[Check]:
+    """An app whose record Graph would not give: its ownership cannot be read either."""
+    owner = Check(f"owner {app.app_id}", "warn", "not checked: the apps could not be read")
+    return [owner, sender_role(facts, app), await _vault_names(facts, clients, app)]
+
+
+async def _owner(
+    facts: Facts, clients: Clients, app: ManagedApp, record: AppRecord | None
+) -> Check:
     name = f"owner {app.app_id}"
     if record is None:
         return Check(
             name,
             "fail",
-            f"no application with app id {app.app_id} in tenant {probe.settings.tenant_id}",
-            probe.site.set_setting(["ROTATION_EXCLUDE_APP_IDS"]),
+            f"no application with app id {app.app_id} in tenant {facts.settings.tenant_id}",
+            facts.site.set_setting(["ROTATION_EXCLUDE_APP_IDS"]),
         )
-    if READ_WRITE_ALL in (probe.claims.get("roles") or []):
+    if facts.token(GRAPH).claims is None:
+        return Check(name, "warn", "not checked: no Graph token (see token graph)")
+    if READ_WRITE_ALL in facts.graph_roles:
         return Check(name, "ok", f"{record.display_name}: Application.ReadWrite.All covers it")
     try:
-        owners = await probe.entra.owner_ids(record)
+        owners = await clients.entra.owner_ids(record)
     except RotationError as exc:
-        return Check(name, "fail", str(exc))
-    if probe.me.lower() in owners:
+        return Check(name, "fail", describe(exc), facts.grant_graph_fix())
+    if facts.me.lower() in owners:
         return Check(name, "ok", f"{record.display_name}: the rotator's identity owns it")
     return Check(
         name,
         "fail",
-        f"{record.display_name}: the rotator's identity is not an owner, so Graph refuses to "
-        "add or remove its passwords",
-        f"az ad app owner add --id {app.app_id} --owner-object-id {probe.me}",
+        f"pending: {record.display_name} does not list the rotator's identity as an owner, "
+        f"so Graph refuses to add or remove its passwords; {OWNER_DELAY}",
+        f"az ad app owner add --id {app.app_id} --owner-object-id {facts.me}",
     )
 
 
-def _check_sender_role(probe: Probe, app: ManagedApp) -> Check:
+def sender_role(facts: Facts, app: ManagedApp) -> Check:
+    """A role on each of the app's ACS resources lets it send (as discovery read them)."""
     name = f"sender role {app.app_id}"
     if not app.acs_resource_ids:
         return Check(name, "warn", "allow-listed without an ACS resource: role not checked")
-    principals = {p for p, a in probe.sp_app_ids.items() if a == app.app_id}
-    found: list[tuple[str, list[str]]] = []
-    missing: list[tuple[str, list[str]]] = []
+    survey = facts.survey
+    principals = {p for p, e in survey.principals.items() if e.app_id == app.app_id}
+    found: list[str] = []
     for resource_id in app.acs_resource_ids:
-        holders = probe.holders.get(resource_id.lower(), {})
+        scan = survey.scan_of(resource_id)
+        short_name = resource_id.rsplit("/", 1)[-1]
+        if scan is None:
+            return Check(name, "warn", f"not checked: {short_name} could not be read (see acs)")
+        holders = sending_roles(survey, scan)
         roles = sorted({r for p in principals for r in holders.get(p, ())})
-        (found if roles else missing).append((resource_id, roles))
-    if not missing:
-        text = "; ".join(f"{'/'.join(r)} on {i.rsplit('/', 1)[-1]}" for i, r in found)
-        return Check(name, "ok", f"{text} allows CommunicationServices/Read, EmailServices/write")
-    resource_id = missing[0][0]
+        if not roles:
+            return Check(
+                name,
+                "fail",
+                f"no role on {short_name} allows "
+                "Microsoft.Communication/CommunicationServices/Read and .../EmailServices/write: "
+                "ACS refuses this app's SMTP AUTH",
+                f'az role assignment create --assignee {app.app_id} --role "Communication and '
+                f'Email Service Owner" --scope {resource_id}',
+            )
+        found.append(f"{'/'.join(roles)} on {short_name}")
     return Check(
-        name,
-        "fail",
-        f"no role on {resource_id.rsplit('/', 1)[-1]} allows "
-        "Microsoft.Communication/CommunicationServices/Read and .../EmailServices/write: "
-        "ACS refuses this app's SMTP AUTH",
-        f'az role assignment create --assignee {app.app_id} --role "Communication and Email '
-        f'Service Owner" --scope {resource_id}',
+        name, "ok", f"{'; '.join(found)} allows CommunicationServices/Read, EmailServices/write"
     )
 
 
-async def _check_vault_names(probe: Probe, app: ManagedApp) -> Check:
+async def _vault_names(facts: Facts, clients: Clients, app: ManagedApp) -> Check:
     """Each of the app's two secret names is readable, or absent and not soft-deleted
     (Key Vault refuses to write a name a deleted secret holds)."""
     name = f"vault {app.app_id}"
     found, unsure = [], []
     for secret in (app.secret_name, app.secret_name + USERNAME_SUFFIX):
         try:
-            entry = await probe.vault.read(secret)
+            entry = await clients.vault.read(secret)
+        except PermissionDenied as exc:
+            return Check(name, "fail", _refused(facts, exc), facts.vault_fix())
         except RotationError as exc:
-            return Check(name, "fail", str(exc), vault_fix(probe))
+            return Check(name, "fail", describe(exc), facts.vault_fix())
         if entry.versions:
             found.append(f"{secret} {len(entry.versions)} version(s)")
             continue
         found.append(f"{secret} absent")
         try:
-            deleted = await probe.vault.deleted(secret)
+            deleted = await clients.vault.deleted(secret)
         except RotationError:  # may not read deleted secrets: the first write will tell
             unsure.append(secret)
             continue
         if deleted is not None:
             held = SecretNameDeleted(
-                probe.settings.key_vault_url, secret, purge_on=deleted.purge_on
+                facts.settings.key_vault_url, secret, purge_on=deleted.purge_on
             )
             return Check(name, "fail", str(held), held.fix)
     if unsure:
@@ -128,13 +163,19 @@ async def _check_vault_names(probe: Probe, app: ManagedApp) -> Check:
             "warn",
             f"readable: {', '.join(found)}; whether {', '.join(unsure)} is soft-deleted is "
             "checked at first write (the identity may not read deleted secrets)",
-            vault_fix(probe),
+            facts.vault_fix(),
         )
     return Check(name, "ok", f"readable, none soft-deleted: {', '.join(found)}")
 
 
-def vault_fix(probe: Probe) -> str:
-    return (
-        f'az role assignment create --assignee {probe.me} --role "Key Vault Secrets Officer" '
-        f"--scope {probe.vault_scope}"
-    )
+def _refused(facts: Facts, exc: PermissionDenied) -> str:
+    """Key Vault's 403, and whether ARM already shows the role (then it is pending)."""
+    held = facts.vault_actions
+    reads = (VAULT_GET, VAULT_READ_METADATA)
+    if isinstance(held, frozenset) and all(a in held for a in reads):
+        return (
+            f"pending: {describe(exc)}; ARM already shows the identity's role on "
+            f"{facts.vault_name}, so it was assigned and is not effective yet: {RBAC_DELAY}, "
+            "run doctor again then"
+        )
+    return f"{describe(exc)}; {RBAC_DELAY} of its being made"

@@ -1,17 +1,20 @@
-"""What doctor's checks share: the `Check` each reports, the `Site` its fixes name, and the
-`Probe` the checks read through (and pass findings on in).
+"""What doctor's checks share: the `Check` each reports, the `Site` its fixes name, the
+`Clients` it reads through, and the `Facts` gathered once before any check runs.
 
-Its own module so that doctor.py (the entry), doctor_checks.py and doctor_apps.py import it
-and not each other in a circle.
+Facts and clients are frozen: a check reads them and returns its findings, it never leaves
+anything behind for another check, so checks run at once and in any order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from rotation.errors import RotationError
+from rotation.run.discovery import Survey
 from rotation.settings import Settings
 
 if TYPE_CHECKING:  # the adapters are built by doctor.diagnose; here they are only types
@@ -25,6 +28,12 @@ if TYPE_CHECKING:  # the adapters are built by doctor.diagnose; here they are on
     from rotation.azure.smtp import SmtpVerifier
 
 Status = Literal["ok", "warn", "fail"]
+GRAPH, ARM, KEYVAULT = "graph", "arm", "keyvault"
+OWNED_BY = "Application.ReadWrite.OwnedBy"
+READ_WRITE_ALL = "Application.ReadWrite.All"
+#: How long Azure takes to apply a role assignment (Azure RBAC troubleshooting, "Role
+#: assignment changes are not being detected": up to 10 minutes).
+RBAC_DELAY = "Azure applies a new role assignment within about 10 minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +73,65 @@ class Site:
         return f"export {pairs}"
 
 
-@dataclass
-class Probe:
-    """The clients doctor reads through, and what earlier checks found out."""
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The clients doctor reads through (built by `doctor.diagnose`, closed after)."""
 
-    settings: Settings
-    site: Site
     credential: AsyncTokenCredential
     entra: EntraAdapter
     arm: ArmReader
     vault: VaultAdapter
-    verifier: SmtpVerifier
+    smtp: SmtpVerifier
     web: WebSiteReader | None = None  # with ROTATION_CONSUMERS_ENABLED only
     leases: BlobLeases | None = None  # with ROTATION_LEASE_BLOB_URL only
-    claims: dict[str, Any] = field(default_factory=dict)
-    #: ACS resource id (lower) -> principal id -> names of its roles that allow SMTP
-    holders: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-    sp_app_ids: dict[str, str] = field(default_factory=dict)  # principal id -> app id
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """What the credential gave for one service: the token's claims, or why not."""
+
+    service: str
+    resource: str
+    setting: str  # the settings that choose the resource, for the fix
+    claims: Mapping[str, Any] | None = None
+    error: str | None = None
+
+    def moment(self, claim: str) -> datetime | None:
+        """A time claim (``iat``, ``exp``) as a UTC datetime."""
+        value = (self.claims or {}).get(claim)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What doctor learned before any check ran, read once, then only read from."""
+
+    settings: Settings
+    site: Site
+    tokens: tuple[Token, ...]
+    survey: Survey
+    #: The Key Vault data actions ARM says the identity holds at the vault, or why it would
+    #: not say (None: ROTATION_KEY_VAULT_RESOURCE_ID is not set).
+    vault_actions: frozenset[str] | RotationError | None = None
+
+    def token(self, service: str) -> Token:
+        return next(t for t in self.tokens if t.service == service)
+
+    @property
+    def graph_roles(self) -> list[str]:
+        roles = (self.token(GRAPH).claims or {}).get("roles")
+        return sorted(str(r) for r in roles) if isinstance(roles, list) else []
 
     @property
     def me(self) -> str:
-        return str(self.claims.get("oid") or "<object id of the rotator's identity>")
+        """The rotator's object id (the ``oid`` of its tokens), named in every fix."""
+        for token in self.tokens:
+            oid = (token.claims or {}).get("oid")
+            if isinstance(oid, str) and oid:
+                return oid
+        return "<object id of the rotator's identity>"
 
     @property
     def vault_name(self) -> str:
@@ -97,3 +144,15 @@ class Probe:
         return self.settings.key_vault_resource_id or (
             f"$(az keyvault show -n {self.vault_name} --query id -o tsv)"
         )
+
+    def vault_fix(self) -> str:
+        return (
+            f'az role assignment create --assignee {self.me} --role "Key Vault Secrets Officer" '
+            f"--scope {self.vault_scope}"
+        )
+
+    def reader_fix(self, scope: str) -> str:
+        return f'az role assignment create --assignee {self.me} --role "Reader" --scope {scope}'
+
+    def grant_graph_fix(self) -> str:
+        return f"infra/scripts/grant-graph-permission.sh --principal-id {self.me}"

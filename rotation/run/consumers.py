@@ -31,7 +31,7 @@ from datetime import datetime
 
 from rotation.core.concurrency import bounded
 from rotation.core.ports import WebSites
-from rotation.errors import RotationError
+from rotation.errors import PermissionDenied, RotationError
 from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp
 from rotation.settings import USERNAME_SUFFIX, Settings
 from rotation.telemetry import logs, redaction
@@ -52,6 +52,9 @@ class ConsumerScan:
 
     references: dict[str, tuple[ConsumerReference, ...]] = field(default_factory=dict)
     unreachable: tuple[str, ...] = ()
+    #: The entries of `unreachable` that the identity was refused (a missing permission,
+    #: which `doctor` fails; a site that is gone is only a warning there).
+    denied: tuple[str, ...] = ()
 
     def for_app(self, app: ManagedApp) -> dict[str, tuple[ConsumerReference, ...]]:
         """Site id -> its references to the app's password or username secret."""
@@ -81,42 +84,42 @@ class ConsumerTracker:
     async def scan(self) -> ConsumerScan:
         """The references of every consumer candidate that point at our vault. Nothing
         here raises: a subscription, site or slot that cannot be read is unreachable."""
-        unreachable: list[str] = []
+        problems = _Problems()
         site_ids = list(self.settings.consumer_sites)
         if not site_ids:
-            site_ids = await self._sites_and_slots(unreachable)
+            site_ids = await self._sites_and_slots(problems)
 
-        async def read(site_id: str) -> tuple[str, list[ConsumerReference] | str]:
+        async def read(site_id: str) -> tuple[str, list[ConsumerReference] | Exception]:
             try:
                 return site_id, self._ours(await self.sites.references(site_id))
             except Exception as exc:  # a site's failure is that site's, never the run's
-                return site_id, _why(exc)
+                return site_id, exc
 
         references: dict[str, tuple[ConsumerReference, ...]] = {}
         reads = [read(s) for s in dict.fromkeys(site_ids)]
         for site_id, result in await bounded(SCAN_CONCURRENCY, reads):
-            if isinstance(result, str):
-                unreachable.append(_unreachable(site_id, result))
+            if isinstance(result, Exception):
+                problems.add(site_id, result)
             elif result:
                 references[site_id] = tuple(result)
         log.info("consumers.scanned", sites=len(site_ids), consumers=len(references))
-        return ConsumerScan(references, tuple(unreachable))
+        return ConsumerScan(references, tuple(problems.unreachable), tuple(problems.denied))
 
-    async def _sites_and_slots(self, unreachable: list[str]) -> list[str]:
-        """Every site and slot of the scanned subscriptions; failures go to `unreachable`."""
+    async def _sites_and_slots(self, problems: _Problems) -> list[str]:
+        """Every site and slot of the scanned subscriptions; failures go to `problems`."""
         found: list[str] = []
         for subscription_id in self.settings.subscription_ids:
             try:
                 sites = await self.sites.list_sites(subscription_id)
             except Exception as exc:  # recorded: no app retires early while it lasts
-                unreachable.append(_unreachable(f"subscription {subscription_id}", _why(exc)))
+                problems.add(f"subscription {subscription_id}", exc)
                 continue
             for site_id in sites:
                 found.append(site_id)
                 try:
                     found += await self.sites.list_slots(site_id)
                 except Exception as exc:  # its slots may be consumers we cannot see
-                    unreachable.append(_unreachable(f"{site_id} (slots)", _why(exc)))
+                    problems.add(f"{site_id} (slots)", exc)
         return found
 
     def check(self, app: ManagedApp, version: str | None, scan: ConsumerScan) -> ConsumerCheck:
@@ -205,6 +208,20 @@ class ConsumerTracker:
     def _ours(self, refs: Sequence[ConsumerReference]) -> list[ConsumerReference]:
         vault = self.settings.key_vault_name
         return [r for r in refs if r.vault_name.lower() == vault]
+
+
+@dataclass
+class _Problems:
+    """What a scan could not read, and which of those the identity was refused."""
+
+    unreachable: list[str] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+
+    def add(self, site: str, exc: Exception) -> None:
+        line = _unreachable(site, _why(exc))
+        self.unreachable.append(line)
+        if isinstance(exc, PermissionDenied):
+            self.denied.append(line)
 
 
 def _unreachable(site: str, why: str) -> str:

@@ -47,10 +47,11 @@ import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from rotation.core.concurrency import bounded
 from rotation.core.ports import AcsReader, ServicePrincipalDirectory
-from rotation.errors import NotFound
+from rotation.errors import NotFound, RotationError
 from rotation.model import (
     AcsResource,
     ManagedApp,
@@ -376,10 +377,48 @@ def _same_scope(a: str, b: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Scan:
+class Scan:
+    """What one ACS resource holds: its SMTP Usernames and the role assignments on it."""
+
     resource: AcsResource
-    usernames: list[SmtpUsernameEntry]
-    assignments: list[RoleAssignmentEntry]
+    usernames: tuple[SmtpUsernameEntry, ...]
+    assignments: tuple[RoleAssignmentEntry, ...]
+
+
+#: What an unread read was reading.
+UnreadKind = Literal["acs resources", "acs resource", "role definitions", "service principals"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A read discovery could not make, and why: `scope` names what it was reading (the
+    scanned subscriptions, an ACS resource id, a role definition id)."""
+
+    kind: UnreadKind
+    scope: str
+    error: RotationError
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """Everything discovery read and decided, and what it could not read.
+
+    A run needs all of it (`survey` raises the first `unread`); `doctor` reports it as it
+    is, each check a function of these findings rather than a second scan.
+    """
+
+    inventory: Inventory
+    resources: tuple[AcsResource, ...] = ()
+    scans: tuple[Scan, ...] = ()
+    #: Role definitions of the assignments, by :func:`definition_key`.
+    definitions: Mapping[str, RoleDefinitionEntry] = field(default_factory=dict)
+    holders: tuple[RoleHolder, ...] = ()
+    #: The holders' service principals, by object id (lower-case).
+    principals: Mapping[str, PrincipalEntry] = field(default_factory=dict)
+    unread: tuple[Unread, ...] = ()
+
+    def scan_of(self, resource_id: str) -> Scan | None:
+        return next((s for s in self.scans if _same_scope(s.resource.id, resource_id)), None)
 
 
 async def discover(
@@ -390,28 +429,55 @@ async def discover(
 
 
 async def survey(settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory) -> Inventory:
-    """The managed apps, and the senders this rotator cannot manage with the reason."""
+    """The managed apps, and the senders this rotator cannot manage with the reason. A read
+    that failed fails the whole: a run must not rotate from a partial picture."""
+    found = await explore(settings, arm, entra)
+    if found.unread:
+        raise found.unread[0].error
+    return found.inventory
+
+
+async def explore(settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory) -> Survey:
+    """Reads everything discovery reads and keeps going past a read that fails (recorded in
+    `unread`, in the order found), so that one missing permission hides nothing else."""
     sightings = allow_list_sightings(settings.app_ids)
     skipped: list[Skipped] = []
-    if settings.subscription_ids or settings.acs_resource_ids:
-        resources = await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
-        limit = settings.max_concurrency  # discovery's ARM reads at once
-        scans = await bounded(limit, [_scan(arm, r) for r in resources])
-        for scan in scans:
-            found, skips = smtp_username_sightings(scan.usernames, settings.tenant_id)
-            sightings += found
-            skipped += skips
-        definitions = await _definitions(arm, limit, scans)
-        holders = [
-            h for scan in scans for h in role_holders(scan.resource, scan.assignments, definitions)
-        ]
-        if holders:
-            principals = await entra.service_principals(sorted({h.principal_id for h in holders}))
-            found, skips = role_sightings(holders, principals, settings.tenant_id)
-            sightings += found
-            skipped += skips
-        _log_group_grants(scans, definitions)
-        log.info("discovery.scanned", resources=len(resources), role_holders=len(holders))
+    unread: list[Unread] = []
+    if not (settings.subscription_ids or settings.acs_resource_ids):
+        return Survey(_inventory(settings, sightings, skipped))
+    resources = await _resources(settings, arm, unread)
+    limit = settings.max_concurrency  # discovery's ARM reads at once
+    results = await bounded(limit, [_scan(arm, r) for r in resources])
+    scans = tuple(r for r in results if isinstance(r, Scan))
+    unread += [r for r in results if isinstance(r, Unread)]
+    for scan in scans:
+        found, skips = smtp_username_sightings(scan.usernames, settings.tenant_id)
+        sightings += found
+        skipped += skips
+    definitions = await _definitions(arm, limit, scans, unread)
+    holders = [
+        h for scan in scans for h in role_holders(scan.resource, scan.assignments, definitions)
+    ]
+    principals = await _principals(entra, holders, unread)
+    found, skips = role_sightings(holders, principals, settings.tenant_id)
+    sightings += found
+    skipped += skips
+    _log_group_grants(scans, definitions)
+    log.info("discovery.scanned", resources=len(resources), role_holders=len(holders))
+    return Survey(
+        _inventory(settings, sightings, skipped),
+        tuple(resources),
+        scans,
+        definitions,
+        tuple(holders),
+        principals,
+        tuple(unread),
+    )
+
+
+def _inventory(
+    settings: Settings, sightings: Iterable[Sighting], skipped: Iterable[Skipped]
+) -> Inventory:
     inventory = build_inventory(settings, sightings, skipped)
     for skip in inventory.skipped:
         log.warning("discovery.skipped", app_id=skip.app_id, reason=skip.reason)
@@ -419,8 +485,19 @@ async def survey(settings: Settings, arm: AcsReader, entra: ServicePrincipalDire
     return inventory
 
 
+async def _resources(settings: Settings, arm: AcsReader, unread: list[Unread]) -> list[AcsResource]:
+    try:
+        return await arm.acs_resources(settings.subscription_ids, settings.acs_resource_ids)
+    except RotationError as exc:
+        scopes = [f"/subscriptions/{s}" for s in settings.subscription_ids]
+        unread.append(
+            Unread("acs resources", ", ".join(scopes + list(settings.acs_resource_ids)), exc)
+        )
+        return []
+
+
 def _log_group_grants(
-    scans: Sequence[_Scan], definitions: Mapping[str, RoleDefinitionEntry]
+    scans: Sequence[Scan], definitions: Mapping[str, RoleDefinitionEntry]
 ) -> None:
     for scan in scans:
         for grant in group_grants(scan.resource, scan.assignments, definitions):
@@ -433,15 +510,18 @@ def _log_group_grants(
             )
 
 
-async def _scan(arm: AcsReader, resource: AcsResource) -> _Scan:
-    usernames, assignments = await asyncio.gather(
-        arm.smtp_usernames(resource), arm.role_assignments(resource)
-    )
-    return _Scan(resource, usernames, assignments)
+async def _scan(arm: AcsReader, resource: AcsResource) -> Scan | Unread:
+    try:
+        usernames, assignments = await asyncio.gather(
+            arm.smtp_usernames(resource), arm.role_assignments(resource)
+        )
+    except RotationError as exc:
+        return Unread("acs resource", resource.id, exc)
+    return Scan(resource, tuple(usernames), tuple(assignments))
 
 
 async def _definitions(
-    arm: AcsReader, limit: int, scans: Sequence[_Scan]
+    arm: AcsReader, limit: int, scans: Sequence[Scan], unread: list[Unread]
 ) -> dict[str, RoleDefinitionEntry]:
     """The role definitions of assignments to service principals and groups, by GUID."""
     wanted = {
@@ -451,12 +531,29 @@ async def _definitions(
         if a.principal_type.lower() in ("serviceprincipal", "group")
     }
     fetched = await bounded(limit, [_definition(arm, i) for i in wanted.values()])
-    return {definition_key(d.id): d for d in fetched if d is not None}
+    unread += [f for f in fetched if isinstance(f, Unread)][:1]  # one is enough to say why
+    return {definition_key(d.id): d for d in fetched if isinstance(d, RoleDefinitionEntry)}
 
 
-async def _definition(arm: AcsReader, definition_id: str) -> RoleDefinitionEntry | None:
+async def _definition(arm: AcsReader, definition_id: str) -> RoleDefinitionEntry | Unread | None:
     try:
         return await arm.role_definition(definition_id)
     except NotFound:
         log.warning("discovery.role_missing", role_definition_id=definition_id)
         return None
+    except RotationError as exc:
+        return Unread("role definitions", definition_id, exc)
+
+
+async def _principals(
+    entra: ServicePrincipalDirectory, holders: Sequence[RoleHolder], unread: list[Unread]
+) -> dict[str, PrincipalEntry]:
+    """The role holders' service principals; none when Graph would not say (recorded)."""
+    if not holders:
+        return {}
+    wanted = sorted({h.principal_id for h in holders})
+    try:
+        return dict(await entra.service_principals(wanted))
+    except RotationError as exc:
+        unread.append(Unread("service principals", ", ".join(wanted), exc))
+        return {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rotation.core.policy import needs_versions
 from rotation.core.ports import Directory, SecretStore
-from rotation.errors import describe
+from rotation.errors import PermissionDenied, describe
 from rotation.model import AppOutcome, AppRecord, Credential, ManagedApp, VaultEntry, VaultVersion
 
 #: Builds the failed outcome of an app whose reads failed: (app, reason, error).
@@ -61,10 +61,14 @@ class Reader:
         list_vault: bool = True,
     ) -> list[Observation | AppOutcome]:
         """`observe` for a run: a failed read fails the apps it concerns (all of them for
-        Graph's batch read or the vault listing, one for its own Key Vault read), never
-        the run."""
+        Graph's batch read or the vault listing, one for its own Key Vault read). A refusal
+        of the batch read is the identity's, not the apps': it fails the run, once (one
+        `run.failed` line rather than the same 403 for every app: the state right after a
+        deploy, before the Graph permission is granted)."""
         try:
             records, listed = await self._read_all(apps, list_vault)
+        except PermissionDenied:
+            raise
         except Exception as exc:
             why = describe(exc)
             reason = "could not read the applications from Entra ID or list the Key Vault"

@@ -49,7 +49,7 @@ def test_demo_runs_a_real_rotation_and_passes() -> None:
     assert "write requests to Graph and Key Vault in that run: 0" in done.stdout
     doctor_part = done.stdout.split("6. doctor")[1]
     (failure,) = [line for line in doctor_part.splitlines() if line.startswith("fail")]
-    assert "legacy-app: the rotator's identity is not an owner" in failure
+    assert "legacy-app does not list the rotator's identity as an owner" in failure
     assert "fix: az ad app owner add --id " in doctor_part
     assert "1 failed" in doctor_part
     assert "demo passed" in done.stdout

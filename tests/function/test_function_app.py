@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from rotation.errors import SettingsError
+from rotation.errors import PermissionDenied, SettingsError
 from rotation.http_api import Api
 from rotation.service import RotationService
 from rotation.timebudget import function_timeout_seconds, load_timer_budget, timer_budget_seconds
@@ -387,14 +387,15 @@ async def test_doctor_route_reports_each_check_with_the_fix_for_an_unowned_app(
 
     status, body = await get(fa, "doctor")
 
-    assert (status, body["ok"]) == (200, False)
+    assert (status, body["ok"]) == (503, False)  # not ready to rotate every app
     by_name = {c["check"]: c for c in body["checks"]}
     assert by_name[f"owner {owned.app_id}"]["status"] == "ok"
     assert by_name[f"owner {stranger.app_id}"] == {
         "check": f"owner {stranger.app_id}",
         "status": "fail",
-        "detail": f"{stranger.app.display_name}: the rotator's identity is not an owner, so "
-        "Graph refuses to add or remove its passwords",
+        "detail": f"pending: {stranger.app.display_name} does not list the rotator's identity "
+        "as an owner, so Graph refuses to add or remove its passwords; an owner added now "
+        "counts at the next call (no new token needed)",
         "fix": f"az ad app owner add --id {stranger.app_id} "
         f"--owner-object-id {sandbox.rotator.principal_id}",
     }
@@ -426,6 +427,34 @@ async def test_failed_timer_run_raises_with_app_ids_and_no_secret(
         await module.api.close()
     assert sender.app_id in str(caught.value)
     assert not any(secret in str(caught.value) for secret in sandbox.state.issued_secrets)
+
+
+@pytest.mark.parametrize("via", ["role", "smtp-username"])
+async def test_a_timer_run_before_the_graph_grant_fails_once_with_one_line(
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    via: Literal["role", "smtp-username"],
+) -> None:
+    """Right after `azd up` the Graph permission is not granted yet: the run fails as a
+    whole, with the grant to make, not once per app (role holders fail discovery; SMTP
+    Username senders failed each app's read before)."""
+    role = "Contributor" if via == "role" else None  # no role holder for Graph to look up
+    senders = [sandbox.add_sender(via=via, role=role, lifetime=timedelta(days=3)) for _ in range(3)]
+    sandbox.rotator.sp.graph_roles.clear()
+    module = load(sandbox, monkeypatch)
+    try:
+        with pytest.raises(PermissionDenied, match=r"Application\.ReadWrite\.OwnedBy"):
+            await trigger(module, "rotation_timer")(TimerRequest())
+    finally:
+        await module.api.close()
+
+    lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    failures = [line for line in lines if line["level"] == "error"]
+    assert [line["event"] for line in failures] == ["run.failed"]
+    assert "hours" in failures[0]["error"]  # and when a new token will carry the grant
+    assert not any(s.app_id in caplog.text for s in senders)  # no line per app
+    assert writes(sandbox.state) == 0
 
 
 async def test_timer_budget_comes_from_host_json(fa: ModuleType) -> None:

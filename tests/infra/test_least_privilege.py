@@ -16,6 +16,7 @@ from rotation.azure.entra import EntraAdapter
 from rotation.azure.identity import build_credential
 from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import RotationError
+from rotation.permissions import VAULT_DATA_ACTIONS
 from rotation.run.discovery import discover
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
@@ -120,6 +121,7 @@ async def test_reader_on_named_acs_resources_plus_definition_reader_finds_their_
 
 
 def test_secret_writer_data_actions_are_exactly_the_vault_operations_the_rotator_makes() -> None:
+    assert list(VAULT_DATA_ACTIONS) == SECRET_WRITER_DATA_ACTIONS  # one source: the code's
     assert all(a.startswith(SECRETS_PREFIX) for a in SECRET_WRITER_DATA_ACTIONS)
     granted = {VAULT_OPERATIONS[a.removeprefix(SECRETS_PREFIX)] for a in SECRET_WRITER_DATA_ACTIONS}
     assert granted == ALL_OPERATIONS

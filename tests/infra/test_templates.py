@@ -313,6 +313,7 @@ def test_deploy_doc_names_every_permission_the_templates_grant() -> None:
     for variable in (
         "readerActions",
         "definitionReaderActions",
+        "secretWriterActions",
         "secretWriterDataActions",
         "consumerCheckerActions",
     ):

@@ -20,7 +20,7 @@ from rotation.azure.entra import EntraAdapter
 from rotation.azure.identity import build_credential
 from rotation.errors import InvalidRequest, NotFound, PermissionDenied
 from rotation.model import ManagedApp
-from rotation.run.discovery import discover, survey
+from rotation.run.discovery import discover, explore, survey
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.state import RoleAssignment
@@ -288,3 +288,40 @@ async def test_an_arm_url_entra_does_not_know_names_the_setting_and_aadsts500011
         await arm.close()
     assert "AADSTS500011" in str(caught.value)
     assert "check ROTATION_ARM_URL and ROTATION_CLOUD" in str(caught.value)
+
+
+async def test_explore_keeps_going_past_a_refused_read_and_a_run_refuses_the_partial_picture(
+    sandbox: Sandbox, settings: Settings, clients: Clients
+) -> None:
+    """Without the Graph permission the role holders cannot be looked up: `explore` records
+    that (doctor reports it) and still returns what it read; `survey` (a run) raises it."""
+    by_role = sandbox.add_sender()
+    by_username = sandbox.add_sender(via="smtp-username", role=None)
+    second = sandbox.add_acs_resource("acs-second")
+    sandbox.add_sender(second)
+    sandbox.state.role_assignments = [  # the second resource's assignments cannot be read
+        a for a in sandbox.state.role_assignments if a.principal_id != sandbox.rotator.sp.object_id
+    ]
+    sandbox.state.assign_role(sandbox.default_resource.id, sandbox.rotator.sp, "Reader")
+    sandbox.state.assign_role(
+        f"/subscriptions/{sandbox.subscription_id}",
+        sandbox.rotator.sp,
+        sandbox.state.add_role_definition(
+            "lists ACS and reads roles",
+            [
+                "Microsoft.Communication/CommunicationServices/read",
+                "Microsoft.Authorization/roleDefinitions/read",
+            ],
+        ),
+    )
+    sandbox.rotator.sp.graph_roles.clear()
+
+    found = await explore(settings, clients.arm, clients.entra)
+    with pytest.raises(PermissionDenied):
+        await survey(settings, clients.arm, clients.entra)
+
+    assert [u.kind for u in found.unread] == ["acs resource", "service principals"]
+    assert found.unread[0].scope == second.id
+    assert [s.resource.id for s in found.scans] == [sandbox.default_resource.id]
+    assert [h.principal_id for h in found.holders] == [by_role.principal_id.lower()]
+    assert [a.app_id for a in found.inventory.apps] == [by_username.app_id]

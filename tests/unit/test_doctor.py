@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from rich.console import Console
 
 from rotation import answers, doctor
 from rotation.doctor import Check, Site, ok, render, settings_failed
-from rotation.doctor.checks import token_claims, vault_audience
+from rotation.doctor.facts import token_claims, vault_audience
 from rotation.settings import load_settings
 
 
@@ -95,7 +94,7 @@ class _Credential:
         self.closed = True
 
 
-async def test_a_client_failing_to_build_still_closes_the_credential_made_before_it(
+async def test_a_client_failing_to_build_is_a_failed_line_and_closes_the_credential_made_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first client that loads the CA bundle (Graph's) fails after the credential
@@ -112,7 +111,8 @@ async def test_a_client_failing_to_build_still_closes_the_credential_made_before
     credential = _Credential()
     monkeypatch.setattr("rotation.azure.identity.build_credential", lambda _settings: credential)
 
-    with pytest.raises(ssl.SSLError):
-        await doctor.diagnose(settings, Site())
+    checks = await doctor.diagnose(settings, Site())  # never a traceback
 
+    assert checks[-1] == Check("doctor", "fail", "doctor could not run: internal error: SSLError")
+    assert not ok(checks)
     assert credential.closed

@@ -1,0 +1,101 @@
+"""The facts doctor gathers before any check runs: the identity's tokens, what discovery
+found (its scans, role holders and the reads it could not make), and what ARM says the
+identity may do at the vault. All read at once; nothing here raises."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from rotation.doctor.shared import ARM, GRAPH, KEYVAULT, Clients, Facts, Site, Token
+from rotation.errors import RotationError, internal_error
+from rotation.permissions import VAULT_DATA_ACTIONS
+from rotation.run.discovery import Inventory, Survey, Unread, action_allowed, explore
+from rotation.settings import Settings
+from rotation.telemetry import redaction
+
+
+async def gather(settings: Settings, site: Site, clients: Clients) -> Facts:
+    tokens, survey, vault_actions = await asyncio.gather(
+        asyncio.gather(*(_token(clients, *t) for t in _token_resources(settings))),
+        _survey(settings, clients),
+        _vault_actions(settings, clients),
+    )
+    return Facts(settings, site, tuple(tokens), survey, vault_actions)
+
+
+def _token_resources(settings: Settings) -> list[tuple[str, str, str]]:
+    return [
+        (GRAPH, settings.graph_endpoint, "ROTATION_CLOUD / ROTATION_GRAPH_URL"),
+        (ARM, settings.arm_endpoint, "ROTATION_CLOUD / ROTATION_ARM_URL"),
+        (KEYVAULT, vault_audience(settings.key_vault_url), "ROTATION_KEY_VAULT_URL"),
+    ]
+
+
+async def _token(clients: Clients, service: str, resource: str, setting: str) -> Token:
+    try:
+        token = await clients.credential.get_token(f"{resource}/.default")
+    except Exception as exc:  # any credential failure is this token's finding
+        return Token(service, resource, setting, error=_token_reason(exc))
+    return Token(service, resource, setting, claims=token_claims(token.token))
+
+
+async def _survey(settings: Settings, clients: Clients) -> Survey:
+    """Discovery's findings; a bug in it becomes one unread scope, never doctor's crash."""
+    try:
+        return await explore(settings, clients.arm, clients.entra)
+    except Exception as exc:  # reported by the ACS check as what could not be read
+        error = RotationError(internal_error(exc))
+        return Survey(Inventory([]), unread=(Unread("acs resources", "discovery", error),))
+
+
+async def _vault_actions(
+    settings: Settings, clients: Clients
+) -> frozenset[str] | RotationError | None:
+    """The vault data actions ARM's permissions API says the identity holds at the vault."""
+    resource_id = settings.key_vault_resource_id
+    if resource_id is None:
+        return None
+    try:
+        entries = await clients.arm.my_permissions(resource_id)
+    except Exception as exc:  # the vault check says what ARM would not tell
+        return exc if isinstance(exc, RotationError) else RotationError(internal_error(exc))
+    return frozenset(
+        action
+        for action in VAULT_DATA_ACTIONS
+        if any(action_allowed(action, e.data_actions, e.not_data_actions) for e in entries)
+    )
+
+
+def vault_audience(vault_url: str) -> str:
+    """Key Vault's token resource: its host minus the vault's own label (vault.azure.net)."""
+    parts = urlsplit(vault_url)
+    host = parts.hostname or ""
+    domain = host.partition(".")[2] or host
+    port = f":{parts.port}" if parts.port and parts.port != 443 else ""
+    return f"https://{domain}{port}"
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: the rotator reads its own token's claims only."""
+    try:
+        payload = token.split(".")[1]
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _token_reason(exc: Exception) -> str:
+    """Entra's own words (the AADSTS line) when the credential chain passed them on; else
+    the first line. DefaultAzureCredential puts its summary first and the cause below."""
+    text = redaction.scrub(str(exc))
+    found = re.search(r"AADSTS\d+:[^\r\n]*", text)
+    lines = text.strip().splitlines()
+    reason = found.group(0) if found else (lines[0] if lines else type(exc).__name__)
+    return f"{type(exc).__name__}: {reason[:300]}"
