@@ -13,6 +13,10 @@ azure-mgmt-authorization 4.0 (API 2022-04-01) send and the JSON their models rea
 - ``GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}`` (which is also the
   URL of ``get_by_id`` with a full role definition id) and the tenant-level
   ``/providers/Microsoft.Authorization/roleDefinitions/{id}``
+- ``PUT {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}``: a custom role, as
+  Bicep and ``az role definition create`` make one; refused with 400
+  ``InvalidActionOrNotAction`` when any action names no published operation
+  (sandbox/operations.py)
 
 Errors are ARM's ``{"error": {"code", "message"}}``: ``SubscriptionNotFound``,
 ``ResourceGroupNotFound``, ``ResourceNotFound``, ``RoleDefinitionDoesNotExist``. Tokens must
@@ -35,8 +39,8 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from sandbox import vault_api
-from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, require_token
+from sandbox import operations, vault_api
+from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, json_body, require_token
 from sandbox.state import (
     AcsResource,
     IssuedToken,
@@ -74,6 +78,7 @@ def build_app(state: SandboxState) -> web.Application:
     app.router.add_get(AUTHZ + "/roleDefinitions/{id}", get_role_definition)
     app.router.add_get("/{scope:.+}" + AUTHZ + "/permissions", list_permissions)
     app.router.add_get("/{scope:.+}" + AUTHZ + "/roleDefinitions/{id}", get_role_definition)
+    app.router.add_put("/{scope:.+}" + AUTHZ + "/roleDefinitions/{id}", put_role_definition)
     return app
 
 
@@ -183,6 +188,49 @@ async def get_role_definition(request: web.Request) -> web.Response:
             f"The specified role definition with ID '{wanted}' does not exist.",
         )
     return web.json_response(_role_definition_json(role, _subscription_of(scope)))
+
+
+async def put_role_definition(request: web.Request) -> web.Response:
+    """Creates or updates a custom role (Authorization 2022-04-01 RoleDefinitions_
+    CreateOrUpdate) after ARM's check that each of its actions, notActions, dataActions
+    and notDataActions names a published operation."""
+    state, token = _authorized(request)
+    scope = _scope(request)
+    _require(state, token, "Microsoft.Authorization/roleDefinitions/write", scope)
+    body = await json_body(request)
+    properties = body.get("properties")
+    if not isinstance(properties, dict) or not isinstance(properties.get("permissions"), list):
+        raise ApiError(400, "InvalidRoleDefinition", "The role definition has no permissions.")
+    actions: list[str] = []
+    not_actions: list[str] = []
+    for permission in properties["permissions"]:
+        if not isinstance(permission, dict):
+            raise ApiError(400, "InvalidRoleDefinition", "A permission is not an object.")
+        actions += _checked(permission, "actions")
+        not_actions += _checked(permission, "notActions")
+        _checked(permission, "dataActions", data=True)
+        _checked(permission, "notDataActions", data=True)
+    role = RoleDefinition(
+        request.match_info["id"],
+        str(properties.get("roleName") or request.match_info["id"]),
+        actions,
+        not_actions,
+        "CustomRole",
+        str(properties.get("description") or ""),
+    )
+    state.role_definitions[role.name] = role
+    return web.json_response(_role_definition_json(role, _subscription_of(scope)), status=201)
+
+
+def _checked(permission: dict[str, Any], key: str, *, data: bool = False) -> list[str]:
+    values = permission.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ApiError(400, "InvalidRoleDefinition", f"'{key}' must be a list of strings.")
+    for value in values:
+        refusal = operations.published().refusal(value, data=data)
+        if refusal is not None:
+            raise ApiError(400, "InvalidActionOrNotAction", refusal)
+    return list(values)
 
 
 async def list_permissions(request: web.Request) -> web.Response:

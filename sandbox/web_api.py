@@ -18,22 +18,21 @@ Routes (any ``api-version``; shapes from azure-rest-api-specs, Microsoft.Web Web
   why: no documented refresh names them).
 
 RBAC (403 ``AuthorizationFailed`` naming the action, as ARM does): listing needs
-``Microsoft.Web/sites/read`` and ``.../sites/slots/read``. The other two calls get ARM's
-operation names from the request path, whose segments ARM reads as type/name pairs with a
-POST's trailing pair making an action: ``sites/{n}/config/configreferences/appsettings``
-is a read of ``sites/config/appsettings`` (listed by Microsoft as
-``microsoft.web/sites/config/appsettings/read``), and its ``/refresh`` a POST on that type,
-``Microsoft.Web/sites/config/appsettings/action`` (the same rule that makes
-``hostruntime/admin/host/synctriggers`` ``Microsoft.Web/sites/hostruntime/host/action``).
-Slots add ``slots/`` after ``sites/``. The same rule makes
-``config/configreferences/connectionstrings`` a read of ``sites/config/connectionstrings``,
-the ARM resource type azure-rest-api-specs gives those references
-(WebSiteConfigConnectionString, ``Microsoft.Web/sites/config/connectionstrings``). That
-action is not in Microsoft's operations list (which has ``config/web/connectionstrings/
-read``, "Get Web App single connectionstring"), so the sandbox asks for exactly the derived
-name, the stricter choice: a role granting only the app settings read is refused the
-connection strings. Built-in Reader's ``*/read`` allows the reads but not the refresh, as
-in Azure.
+``Microsoft.Web/sites/read`` and ``.../sites/slots/read``, and reading a site's app-setting
+references ``Microsoft.Web/sites/config/appsettings/read`` (slots add ``slots/`` after
+``sites/``), the operations Microsoft publishes for them (tests/operations/microsoft.web.txt).
+For the other two calls no published operation exists, and no document says which action
+ARM checks. The sandbox asks for the name ARM's rule would give (the request path read as
+type/name pairs, a POST's trailing pair making an action, as ``hostruntime/admin/host/
+synctriggers`` is ``Microsoft.Web/sites/hostruntime/host/action``): a read of
+``sites/config/connectionstrings`` for ``config/configreferences/connectionstrings`` (also
+the ARM type azure-rest-api-specs gives those references), and
+``Microsoft.Web/sites/config/appsettings/action`` for the refresh. Those names are
+registered nowhere, so the sandbox's Resource Manager refuses a custom role naming them
+(sandbox/operations.py), and only a wildcard grants them (Website Contributor's
+``Microsoft.Web/sites/*``): the stricter reading, under which the least-privilege custom
+role cannot make these calls and `doctor` says so. Built-in Reader's ``*/read`` allows the
+reads but not the refresh, as in Azure.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@
 //   Microsoft.Authorization/roleDefinitions/<id>), so that one action is granted there. Role
 //   definitions describe roles; they hold no customer data.
 // consumerChecker (only with ROTATION_CONSUMERS_ENABLED): the App Service calls that find
-//   consumer sites and confirm they resolve the new password. Website Contributor also
-//   covers them, but would let the identity change, stop and deploy every site in scope.
+//   consumer sites and read which Key Vault references they resolve, as far as Microsoft's
+//   operations list names them (below). Website Contributor also covers them, and the two
+//   calls no listed operation names, but would let the identity change, stop and deploy
+//   every site in scope.
 // secretWriter: the four Key Vault data actions the rotator performs, and reading its own
 //   permissions at the vault (doctor's check of them). Key Vault Secrets
 //   Officer also covers them, but adds delete, backup, restore, recover and purge, which a
@@ -42,21 +44,22 @@ var definitionReaderActions = [
   'Microsoft.Authorization/roleDefinitions/read'
 ]
 
-// ARM names an operation after the request path read as type/name pairs, a POST's last
-// pair making an action (docs/deploy.md, "Consumer sites", says how these were derived).
+// Only actions Microsoft's Microsoft.Web operations list names (tests/operations/
+// microsoft.web.txt): ARM refuses a role with any other (InvalidActionOrNotAction).
+// `config/appsettings/read` is the listed read of a site's app settings, which is how ARM
+// names GET {site}/config/configreferences/appsettings. No listed operation names the other
+// two calls the consumer checks make: the list of a site's connection-string references
+// (GET .../config/configreferences/connectionstrings) and the refresh (POST .../config/
+// configreferences/appsettings/refresh). So this role cannot grant them; `doctor` tries both
+// on each consumer site and says whether the identity may make them (docs/deploy.md,
+// "Consumer sites": Website Contributor on a site covers both).
 var consumerCheckerActions = [
   'Microsoft.Web/sites/read' // list the sites of a subscription (GET .../providers/Microsoft.Web/sites)
   'Microsoft.Web/sites/slots/read' // list each site's deployment slots (GET {site}/slots)
   'Microsoft.Web/sites/config/appsettings/read' // GET {site}/config/configreferences/appsettings
   'Microsoft.Web/sites/slots/config/appsettings/read' // the same on a slot
-  'Microsoft.Web/sites/config/connectionstrings/read' // GET {site}/config/configreferences/connectionstrings
-  'Microsoft.Web/sites/slots/config/connectionstrings/read' // the same on a slot
-  'Microsoft.Web/sites/config/appsettings/action' // POST {site}/config/configreferences/appsettings/refresh
-  'Microsoft.Web/sites/slots/config/appsettings/action' // the same on a slot
 ]
 
-// What the identity may do at the vault, as ARM's permissions API reports it: how `doctor`
-// checks the four data actions below without writing a secret.
 var secretWriterActions = [
   'Microsoft.Authorization/permissions/read'
 ]
@@ -108,7 +111,7 @@ resource consumerChecker 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   name: guid(subscription().id, 'acs-smtp-rotation-consumer-checker', token)
   properties: {
     roleName: 'ACS SMTP rotation consumer checker (${token})'
-    description: 'Lists App Service sites and slots, reads which Key Vault references they resolve (never setting values) and asks them to resolve again. Cannot change, stop or deploy a site.'
+    description: 'Lists App Service sites and slots and reads which Key Vault references their app settings resolve (never setting values). Cannot change, stop or deploy a site.'
     type: 'CustomRole'
     permissions: [
       {

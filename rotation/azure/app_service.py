@@ -25,6 +25,10 @@ a raw request anyway.
   it re-resolves them is not known and nothing here counts on it (a connection string
   reference is confirmed only when it is read resolving the new version).
 
+Which RBAC action ARM checks for the connection strings' list and for the refresh, no
+published operation says (tests/operations/microsoft.web.txt has neither): doctor tries
+both calls rather than inferring a name.
+
 Everything it hands out is our own `ConsumerReference`; every SDK error becomes one of
 `rotation.errors`.
 """
@@ -170,8 +174,11 @@ def _map_errors(what: str) -> Iterator[None]:
                 raise
             # ARM's own message names the exact action it refused; keep it.
             raise PermissionDenied(
-                f"could not read or refresh {what}: give the rotator's identity the consumer "
-                f"role of infra/modules/custom-roles.bicep at that scope ({_message(exc)})"
+                f"could not read or refresh {what}: the rotator's identity needs, at that "
+                "scope, the consumer checker role of infra/modules/custom-roles.bicep for "
+                "listing sites and reading app-setting references, and Website Contributor "
+                "for the connection-string references and the refresh, which no published "
+                f"operation names (docs/deploy.md) ({_message(exc)})"
             ) from None
 
 

@@ -37,18 +37,16 @@ from pydantic import SecretStr
 from rotation.core.pacing import Backoff as Backoff  # re-exported: callers configure pacing here
 from rotation.core.pacing import wait_before_next
 from rotation.errors import FailureKind, VerificationFailed
+from rotation.permissions import SENDER_ACTIONS, listed
 
 _AUTH_REJECTED = 535
-# The actions the current ACS quickstart ("How to assign a role to an Entra application for
-# SMTP authentication") asks for, and its recommended username: an SMTP Username resource.
+# The actions the current ACS quickstart asks for (rotation/permissions.py), and its
+# recommended username: an SMTP Username resource.
 _FIX_REJECTED = (
     "A new Entra secret can take minutes to work; if this persists, check the SMTP username "
     "(an SMTP Username resource of the ACS resource, as ACS recommends, or "
     "<ACS resource>.<app id>.<tenant id>) and that the app holds, on the ACS resource, "
-    "'Communication and Email Service Owner' or a role with "
-    "Microsoft.Communication/CommunicationServices/Read, "
-    "Microsoft.Communication/CommunicationServices/Write and "
-    "Microsoft.Communication/EmailServices/write"
+    f"'Communication and Email Service Owner' or a role with {listed(SENDER_ACTIONS)}"
 )
 
 

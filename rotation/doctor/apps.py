@@ -14,7 +14,8 @@ from rotation.doctor.checks import sending_roles
 from rotation.doctor.shared import GRAPH, RBAC_DELAY, READ_WRITE_ALL, Check, Clients, Facts
 from rotation.errors import PermissionDenied, RotationError, SecretNameDeleted, describe
 from rotation.model import AppRecord, ManagedApp
-from rotation.permissions import VAULT_GET, VAULT_READ_METADATA
+from rotation.permissions import SENDER_ACTIONS, VAULT_GET, VAULT_READ_METADATA, listed, short
+from rotation.run.discovery import grants_smtp, lacks
 from rotation.settings import USERNAME_SUFFIX
 
 #: Ownership is read from the directory when Graph is called, not from the token.
@@ -101,7 +102,8 @@ async def _owner(
 
 
 def sender_role(facts: Facts, app: ManagedApp) -> Check:
-    """A role on each of the app's ACS resources lets it send (as discovery read them)."""
+    """A role on each of the app's ACS resources allows what ACS asks of an SMTP sender
+    (`SENDER_ACTIONS`), as discovery read the roles."""
     name = f"sender role {app.app_id}"
     if not app.acs_resource_ids:
         return Check(name, "warn", "allow-listed without an ACS resource: role not checked")
@@ -114,21 +116,27 @@ def sender_role(facts: Facts, app: ManagedApp) -> Check:
         if scan is None:
             return Check(name, "warn", f"not checked: {short_name} could not be read (see acs)")
         holders = sending_roles(survey, scan)
-        roles = sorted({r for p in principals for r in holders.get(p, ())})
-        if not roles:
+        roles = [r for p in principals for r in holders.get(p, ())]
+        if not any(grants_smtp(r) for r in roles):
+            held = "/".join(sorted({r.role_name for r in roles}))
+            closest = min(roles, key=lambda r: len(lacks(r)), default=None)
+            short_of = (
+                f"{held} on {short_name} lacks {listed(lacks(closest))}"
+                if closest is not None
+                else f"no role on {short_name} lets it send mail"
+            )
             return Check(
                 name,
                 "fail",
-                f"no role on {short_name} allows "
-                "Microsoft.Communication/CommunicationServices/Read and .../EmailServices/write: "
-                "ACS refuses this app's SMTP AUTH",
+                f"{short_of}: ACS asks an SMTP sender's role for {listed()}, and refuses "
+                "this app's SMTP AUTH without them",
                 f'az role assignment create --assignee {app.app_id} --role "Communication and '
                 f'Email Service Owner" --scope {resource_id}',
             )
-        found.append(f"{'/'.join(roles)} on {short_name}")
-    return Check(
-        name, "ok", f"{'; '.join(found)} allows CommunicationServices/Read, EmailServices/write"
-    )
+        complete = sorted({r.role_name for r in roles if grants_smtp(r)})
+        found.append(f"{'/'.join(complete)} on {short_name}")
+    allowed = ", ".join(short(a) for a in SENDER_ACTIONS)
+    return Check(name, "ok", f"{'; '.join(found)} allows {allowed}")
 
 
 async def _vault_names(facts: Facts, clients: Clients, app: ManagedApp) -> Check:

@@ -18,9 +18,9 @@ from rotation.doctor.shared import (
     Token,
 )
 from rotation.errors import PermissionDenied, RotationError, VerificationFailed, describe
-from rotation.model import AcsResource
+from rotation.model import AcsResource, RoleDefinitionEntry
 from rotation.permissions import VAULT_DATA_ACTIONS, short
-from rotation.run.discovery import Scan, Survey, Unread, definition_key, grants_smtp
+from rotation.run.discovery import Scan, Survey, Unread, definition_key, sends_mail
 
 #: A managed identity's tokens are cached for up to 24 hours (Azure managed identities FAQ,
 #: "Are managed identities tokens cached?"), and a Graph app role travels in the token.
@@ -132,7 +132,8 @@ def _resource_check(survey: Survey, scan: Scan) -> Check:
     holders = sending_roles(survey, scan)
     app_ids = {p: e.app_id for p, e in survey.principals.items()}
     listed = ", ".join(
-        f"{app_ids.get(p, p)} ({'/'.join(sorted(r))})" for p, r in sorted(holders.items())
+        f"{app_ids.get(p, p)} ({'/'.join(sorted(r.role_name for r in roles))})"
+        for p, roles in sorted(holders.items())
     )
     return Check(
         f"acs {scan.resource.name}",
@@ -141,13 +142,15 @@ def _resource_check(survey: Survey, scan: Scan) -> Check:
     )
 
 
-def sending_roles(survey: Survey, scan: Scan) -> Mapping[str, set[str]]:
-    """Principal id (lower) -> names of its roles on the resource that allow SMTP."""
-    holders: dict[str, set[str]] = {}
+def sending_roles(survey: Survey, scan: Scan) -> Mapping[str, list[RoleDefinitionEntry]]:
+    """Principal id (lower) -> its roles on the resource that are for sending mail."""
+    holders: dict[str, list[RoleDefinitionEntry]] = {}
     for assignment in scan.assignments:
         role = survey.definitions.get(definition_key(assignment.role_definition_id))
-        if role is not None and grants_smtp(role):
-            holders.setdefault(assignment.principal_id.lower(), set()).add(role.role_name)
+        if role is not None and sends_mail(role):
+            held = holders.setdefault(assignment.principal_id.lower(), [])
+            if role not in held:
+                held.append(role)
     return holders
 
 
@@ -259,9 +262,10 @@ async def consumers(facts: Facts, clients: Clients) -> list[Check]:
                 "fail",
                 f"{found}; the identity may not make these calls, so no app retires early: "
                 f"{'; '.join(denied)}",
-                f"az role assignment create --assignee {facts.me} --role "
-                '"ACS SMTP rotation consumer checker (<token>)" --scope <the site>   # the '
-                "role infra deploys; Website Contributor also covers every call",
+                f'az role assignment create --assignee {facts.me} --role "Website '
+                'Contributor" --scope <the site>   # covers every call; the consumer checker '
+                "role infra deploys covers listing and app-setting references only (no "
+                "published operation names the connection-string references or the refresh)",
             )
         ]
     if gone:

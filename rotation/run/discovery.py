@@ -3,13 +3,14 @@
 Three sources, merged so that each app appears once with every username it is known by:
 
 - ``smtp-username``: ACS *SMTP Username* resources (a custom username bound to an app);
-- ``role``: service principals holding, on an ACS resource, a role whose actions cover
-  ``Microsoft.Communication/CommunicationServices/Read`` and
-  ``Microsoft.Communication/EmailServices/write`` (Contributor, Owner, Communication and
-  Email Service Owner or a custom role); their username is ``<resource>.<appId>.<tenantId>``.
-  Current ACS docs also ask for ``.../CommunicationServices/Write``; discovery still counts
-  a role without it, so that such an app fails verification loudly (with a hint naming all
-  three actions) instead of silently going unrotated;
+- ``role``: service principals holding, on an ACS resource, a role that lets them send
+  mail (its actions cover ``Microsoft.Communication/EmailServices/write``: Contributor,
+  Owner, Communication and Email Service Owner or a custom role); their username is
+  ``<resource>.<appId>.<tenantId>``. ACS asks more of a sender's role
+  (`rotation.permissions.SENDER_ACTIONS`, all three of its current docs' actions); a role
+  short of them still makes its holders senders, so that such an app is rotated and fails
+  verification loudly (with the hint naming every action) and `doctor` names what its role
+  lacks, instead of the app silently going unrotated;
 - ``allow-list``: ``ROTATION_APP_IDS`` entries, ``<appId>`` or ``<appId>=<username>``.
 
 Decisions, and why:
@@ -61,16 +62,13 @@ from rotation.model import (
     SmtpUsernameEntry,
     UsernameSource,
 )
+from rotation.permissions import EMAIL_WRITE, SENDER_ACTIONS
 from rotation.settings import Settings
 from rotation.telemetry import logs
 from rotation.telemetry.echo import echo
 
 log = logs.get_logger("rotation.discovery")
 
-SMTP_ACTIONS = (
-    "Microsoft.Communication/CommunicationServices/Read",
-    "Microsoft.Communication/EmailServices/write",
-)
 SOURCE_SMTP_USERNAME: UsernameSource = "smtp-username"
 SOURCE_ROLE: UsernameSource = "role"
 SOURCE_ALLOW_LIST: UsernameSource = "allow-list"
@@ -100,8 +98,19 @@ def action_allowed(action: str, actions: Iterable[str], not_actions: Iterable[st
 
 
 def grants_smtp(role: RoleDefinitionEntry) -> bool:
-    """Whether a role lets an app send mail through ACS SMTP."""
-    return all(action_allowed(a, role.actions, role.not_actions) for a in SMTP_ACTIONS)
+    """Whether a role gives an app everything ACS asks of an SMTP sender."""
+    return not lacks(role)
+
+
+def sends_mail(role: RoleDefinitionEntry) -> bool:
+    """Whether a role is one for sending mail through ACS (it allows EmailServices/write);
+    its holders are senders even when it lacks another action ACS asks for (`lacks`)."""
+    return action_allowed(EMAIL_WRITE, role.actions, role.not_actions)
+
+
+def lacks(role: RoleDefinitionEntry) -> tuple[str, ...]:
+    """The actions ACS asks of an SMTP sender that `role` does not allow."""
+    return tuple(a for a in SENDER_ACTIONS if not action_allowed(a, role.actions, role.not_actions))
 
 
 def is_broad(role: RoleDefinitionEntry) -> bool:
@@ -139,7 +148,7 @@ def role_holders(
     """
     # Thousands of assignments share a handful of roles: judge each role once (profiled:
     # matching every assignment's role again was a fifth of discovery at 10,000 apps).
-    sending = {key: not is_broad(role) for key, role in definitions.items() if grants_smtp(role)}
+    sending = {key: not is_broad(role) for key, role in definitions.items() if sends_mail(role)}
     found: dict[str, RoleHolder] = {}
     for assignment in assignments:
         if assignment.principal_type.lower() != "serviceprincipal":
@@ -268,7 +277,7 @@ def group_grants(
             continue
         role = definitions.get(definition_key(assignment.role_definition_id))
         direct = _same_scope(assignment.scope, resource.id)
-        if role is not None and grants_smtp(role) and (direct or not is_broad(role)):
+        if role is not None and sends_mail(role) and (direct or not is_broad(role)):
             found.append(assignment)
     return found
 

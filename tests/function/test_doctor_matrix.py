@@ -191,7 +191,7 @@ CASES = [
             f"App Service {action}",
             _web_without(action),
             _named("consumers"),
-            "consumer checker",
+            '--role "Website Contributor"',
             "consumers",
         )
         for action in WEB_ACTIONS

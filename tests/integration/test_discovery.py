@@ -20,16 +20,14 @@ from rotation.azure.entra import EntraAdapter
 from rotation.azure.identity import build_credential
 from rotation.errors import InvalidRequest, NotFound, PermissionDenied
 from rotation.model import ManagedApp
+from rotation.permissions import COMMUNICATION_READ, EMAIL_WRITE, SENDER_ACTIONS
 from rotation.run.discovery import discover, explore, survey
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.state import RoleAssignment
 
 FAST_RETRY = {"retry_total": 2, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
-SMTP_ACTIONS = [
-    "Microsoft.Communication/CommunicationServices/Read",
-    "Microsoft.Communication/EmailServices/write",
-]
+SMTP_ACTIONS = list(SENDER_ACTIONS)
 
 
 @dataclass
@@ -97,6 +95,22 @@ async def test_an_app_on_two_resources_is_known_by_both_usernames(
     assert apps[sender.app_id].acs_resource_ids == (sender.resource.id, second.id)
 
 
+async def test_a_role_short_of_what_acs_asks_still_makes_a_sender_so_it_fails_loudly(
+    sandbox: Sandbox, settings: Settings, clients: Clients
+) -> None:
+    """A custom role from the 2023 ACS docs (Read and EmailServices/write, no
+    CommunicationServices/Write): its holder is rotated, and verification and doctor say
+    what the role lacks, rather than the app going unrotated without a word."""
+    older = sandbox.state.add_role_definition(
+        "ACS SMTP sender (2023 docs)", [COMMUNICATION_READ, EMAIL_WRITE]
+    )
+    sender = sandbox.add_sender(role=older)
+
+    apps = await run(clients, settings)
+
+    assert list(apps) == [sender.app_id]
+
+
 async def test_custom_email_role_counts_even_when_inherited_from_the_resource_group(
     sandbox: Sandbox, settings: Settings, clients: Clients
 ) -> None:
@@ -131,12 +145,12 @@ async def test_subscription_contributor_is_not_a_sender_until_allow_listed(
     assert after[pipeline.app_id].sources == ("role", "allow-list")
 
 
-async def test_roles_without_both_smtp_actions_and_non_service_principals_are_ignored(
+async def test_roles_that_do_not_send_mail_and_non_service_principals_are_ignored(
     sandbox: Sandbox, settings: Settings, clients: Clients
 ) -> None:
-    read_only = sandbox.state.add_role_definition("ACS reader", SMTP_ACTIONS[:1])
+    read_only = sandbox.state.add_role_definition("ACS reader", [COMMUNICATION_READ])
     minus_write = sandbox.state.add_role_definition(
-        "ACS minus email", ["Microsoft.Communication/*"], [SMTP_ACTIONS[1]]
+        "ACS minus email", ["Microsoft.Communication/*"], [EMAIL_WRITE]
     )
     for role in ("Reader", read_only, minus_write):
         sandbox.add_sender(role=role)

@@ -9,9 +9,16 @@ import pytest
 
 from rotation import doctor
 from rotation.doctor import Check, Site
+from rotation.permissions import (
+    COMMUNICATION_READ,
+    COMMUNICATION_WRITE,
+    EMAIL_WRITE,
+    SENDER_ACTIONS,
+    listed,
+)
 from rotation.settings import load_settings
 from sandbox.server import Sandbox, unreachable_vault_url
-from sandbox.state import GRAPH_READ_WRITE_ALL, SandboxState
+from sandbox.state import GRAPH_READ_WRITE_ALL, SMTP_REQUIRED_ACTIONS, SandboxState
 from sandbox.web_api import REFS
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -109,6 +116,30 @@ async def test_sender_without_an_smtp_role_fails_with_the_role_assignment_comman
         f"az role assignment create --assignee {sender.app_id} --role "
         f'"Communication and Email Service Owner" --scope {sandbox.default_resource.id}'
     )
+
+
+async def test_a_sending_role_short_of_what_acs_asks_is_named_with_what_it_lacks(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = sandbox.state.add_role_definition(
+        "ACS SMTP sender (2023 docs)", [COMMUNICATION_READ, EMAIL_WRITE]
+    )
+    sender = sandbox.add_sender(role=older)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    role = checks[f"sender role {sender.app_id}"]
+    assert role.status == "fail"
+    assert role.detail.startswith(
+        f"ACS SMTP sender (2023 docs) on {sandbox.default_resource.name} lacks {COMMUNICATION_WRITE}"
+    )
+    assert listed(SENDER_ACTIONS) in role.detail
+    assert role.fix is not None
+    assert '"Communication and Email Service Owner"' in role.fix
+
+
+def test_the_sandbox_asks_an_smtp_sender_for_the_actions_the_rotator_checks() -> None:
+    assert tuple(SMTP_REQUIRED_ACTIONS) == SENDER_ACTIONS
 
 
 async def test_unreadable_acs_subscription_fails_with_the_reader_assignment(

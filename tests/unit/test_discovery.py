@@ -13,6 +13,7 @@ from rotation.model import (
     RoleDefinitionEntry,
     SmtpUsernameEntry,
 )
+from rotation.permissions import COMMUNICATION_READ, COMMUNICATION_WRITE, EMAIL_WRITE
 from rotation.run.discovery import (
     RANK_ALLOW_LIST,
     RANK_INHERITED,
@@ -31,9 +32,11 @@ from rotation.run.discovery import (
     grants_smtp,
     group_grants,
     is_broad,
+    lacks,
     not_ours,
     role_holders,
     role_sightings,
+    sends_mail,
     smtp_username_sightings,
 )
 from rotation.settings import Settings, load_settings
@@ -47,8 +50,8 @@ SP_A = "0000000a-5555-4000-8000-000000000000"
 SP_B = "0000000b-5555-4000-8000-000000000000"
 APP_C = "cccccccc-0000-4000-8000-00000000000c"
 
-READ = "Microsoft.Communication/CommunicationServices/Read"
-WRITE = "Microsoft.Communication/EmailServices/write"
+READ = COMMUNICATION_READ
+WRITE = EMAIL_WRITE
 
 
 BUILTIN = {
@@ -81,7 +84,9 @@ CONTRIBUTOR = role(
     ],
 )
 READER = role("Reader", ["*/read"])
-EMAIL_ROLE = role("ACS email sender", [READ, WRITE])
+EMAIL_ROLE = role("ACS email sender", [READ, COMMUNICATION_WRITE, WRITE])
+#: A custom role made from the ACS docs of 2023, which named two actions.
+OLDER_EMAIL_ROLE = role("ACS email sender (2023 docs)", [READ, WRITE])
 DEFINITIONS = {definition_key(r.id): r for r in (OWNER, CONTRIBUTOR, READER, EMAIL_ROLE)}
 
 RESOURCE = AcsResource(
@@ -138,21 +143,29 @@ def test_action_matching_follows_azure_rbac_wildcards_and_not_actions(
 
 
 @pytest.mark.parametrize(
-    ("definition", "grants"),
+    ("definition", "grants", "sends"),
     [
-        (OWNER, True),
-        (CONTRIBUTOR, True),
-        (EMAIL_ROLE, True),
-        (READER, False),
-        (role("no write", [READ]), False),
-        (role("email minus write", ["Microsoft.Communication/*"], [WRITE]), False),
-        (role("all communication", ["Microsoft.Communication/*"]), True),
+        (OWNER, True, True),
+        (CONTRIBUTOR, True, True),
+        (EMAIL_ROLE, True, True),
+        (OLDER_EMAIL_ROLE, False, True),
+        (READER, False, False),
+        (role("no write", [READ]), False, False),
+        (role("email minus write", ["Microsoft.Communication/*"], [WRITE]), False, False),
+        (role("all communication", ["Microsoft.Communication/*"]), True, True),
     ],
 )
-def test_a_role_grants_smtp_only_with_both_actions(
-    definition: RoleDefinitionEntry, grants: bool
+def test_a_role_grants_smtp_only_with_every_action_acs_asks_for(
+    definition: RoleDefinitionEntry, grants: bool, sends: bool
 ) -> None:
     assert grants_smtp(definition) is grants
+    assert sends_mail(definition) is sends  # its holders are senders, rotated and checked
+
+
+def test_what_a_sending_role_lacks_is_named() -> None:
+    assert lacks(EMAIL_ROLE) == ()
+    assert lacks(OLDER_EMAIL_ROLE) == (COMMUNICATION_WRITE,)
+    assert lacks(READER) == (COMMUNICATION_WRITE, WRITE)
 
 
 def test_owner_and_contributor_are_broad_an_email_role_is_not() -> None:
