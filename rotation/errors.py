@@ -106,6 +106,16 @@ class SecretNameDeleted(VaultWriteFailed):
         )
 
 
+class PasswordAdditionBlocked(RotationError):
+    """Graph refused a new password because an app-management policy forbids it: the app
+    is blocked (an administrator must exempt it), not failed."""
+
+    fix = (
+        "an administrator exempts the app by assigning it an app-management policy without "
+        "the passwordAddition restriction"
+    )
+
+
 class LeaseTaken(RotationError):
     """Another run, here or on another instance, holds the app's lease; `run_id` names
     that run when the lease store knows it."""

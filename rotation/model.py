@@ -170,9 +170,86 @@ class AppRecord:
     app_id: str
     display_name: str
     credentials: tuple[Credential, ...]
+    #: createdDateTime: an app-management restriction may apply only to apps created after a date.
+    created: datetime | None = None
 
     def credential(self, key_id: str | None) -> Credential | None:
         return next((c for c in self.credentials if c.key_id == key_id), None)
+
+
+# ----- Entra app-management policies: what they say about adding a password ---------------------
+# Graph's tenantAppManagementPolicy (applicationRestrictions) and appManagementPolicy
+# (restrictions): "Microsoft Entra application authentication methods API overview".
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRestriction:
+    """One passwordCredentialConfiguration of a policy."""
+
+    kind: str  # restrictionType: passwordAddition, passwordLifetime, customPasswordAddition, ...
+    max_lifetime: timedelta | None = None  # maxLifetime, for passwordLifetime
+    #: restrictForAppsCreatedAfterDateTime: it applies to apps created then or later (None: all).
+    applies_from: datetime | None = None
+    enabled: bool = True  # state (newer policies): "disabled" restrictions are not evaluated
+
+    def applies_to(self, record: AppRecord) -> bool:
+        if not self.enabled:
+            return False
+        if self.applies_from is None:
+            return True
+        # An app of unknown age is taken as new: the restriction then applies (the safe side).
+        return record.created is None or record.created >= self.applies_from
+
+
+@dataclass(frozen=True, slots=True)
+class AppManagementPolicy:
+    """The tenant default policy or an app-specific one, as far as passwords go."""
+
+    id: str
+    name: str
+    enabled: bool
+    passwords: tuple[PasswordRestriction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicies:
+    """The tenant's app-management policies that bear on adding a password.
+
+    An app with a policy assigned follows it alone; every other app follows the tenant
+    default ("When both the tenant default policy and an app management policy exist, the
+    app management policy takes precedence"). `unread` says what could not be read (the
+    Graph permission is missing): what is known is then used, and the rest is not assumed.
+    """
+
+    default: AppManagementPolicy | None = None
+    #: Application object id (lower-case) -> the policy assigned to it.
+    assigned: Mapping[str, AppManagementPolicy] = field(default_factory=dict)
+    #: False when the assignments could not be read: an app may then be exempt from the
+    #: tenant default without our knowing, so nothing is blocked on the default's word.
+    assignments_known: bool = True
+    unread: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why an app cannot be rotated until an operator acts, and what they do."""
+
+    reason: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.fix}"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRule:
+    """What the policies say about a new password for one app."""
+
+    source: str  # "the tenant default policy" or "app management policy '<name>' (<id>)"
+    blocked: bool = False
+    max_lifetime: timedelta | None = None
+    #: False: the tenant default's word for an app that may have a policy of its own.
+    certain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +396,12 @@ class Rotate:
     #: Emergency: after the promotion every other secret goes at once. Which ones is
     #: decided again on the state after promotion (`policy.retirement_plan`).
     emergency: bool = False
+    #: How long the new secret lasts: the configured lifetime, or less when an
+    #: app-management policy caps it (the reason then says so).
+    lifetime: timedelta | None = None
+    #: Why no new secret may be added (an app-management policy forbids it, or caps its life
+    #: below ROTATION_ROTATE_BEFORE_DAYS): the app is blocked, and nothing is written.
+    blocked: Blocked | None = None
 
     @property
     def action(self) -> Action:

@@ -10,13 +10,18 @@ Routes (all under ``/v1.0``; route keys leave the prefix out, e.g.
 - ``POST .../addPassword`` and ``POST .../removePassword`` on both addresses;
 - ``GET /servicePrincipals`` (same query options) and ``GET /servicePrincipals/{id}``.
 
+- ``GET /policies/defaultAppManagementPolicy``, ``GET /policies/appManagementPolicies``
+  (and one by id) and ``GET /policies/appManagementPolicies/{id}/appliesTo``: the tenant's
+  app-management policies (sandbox/app_policies.py has the rules and their sources).
+
 Permissions, as Graph applies them to app-only tokens: reading needs one of
 Application.Read.All, Application.ReadWrite.All, Application.ReadWrite.OwnedBy or
 Directory.Read(Write).All. OwnedBy reads *every* application of the tenant (Microsoft's
 documented behaviour: the ownership limit applies to writes only). Writing needs
 ``SandboxState.may_manage_application``; otherwise 403 ``Authorization_RequestDenied``.
-A tenant's maximum secret lifetime (``state.tenants[tid]``) refuses a longer
-``endDateTime`` with Graph's 400 ``CredentialInvalidLifetimeAsPerAppPolicy``.
+The policy that governs an application (its own, else the tenant default) refuses a
+password it forbids with Graph's 400 ``CredentialTypeNotAllowedAsPerAppPolicy`` and one
+that outlives its cap with 400 ``CredentialInvalidLifetimeAsPerAppPolicy``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +36,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from sandbox.app_policies import APPLICATION_READ, POLICY_READ, AppPolicy
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app, json_body, require_token
 from sandbox.state import (
     GRAPH_READ_WRITE_ALL,
@@ -67,6 +72,7 @@ APP_PROPERTIES = (
     "signInAudience",
     "passwordCredentials",
     "keyCredentials",
+    "createdDateTime",
 )
 SP_PROPERTIES = (
     "id",
@@ -93,6 +99,10 @@ def build_app(state: SandboxState) -> web.Application:
     r.add_get("/v1.0/applications(appId='{appId}')/owners", list_owners)
     r.add_get("/v1.0/servicePrincipals", list_service_principals)
     r.add_get("/v1.0/servicePrincipals/{id}", get_service_principal)
+    r.add_get("/v1.0/policies/defaultAppManagementPolicy", default_policy)
+    r.add_get("/v1.0/policies/appManagementPolicies", list_policies)
+    r.add_get("/v1.0/policies/appManagementPolicies/{id}", get_policy)
+    r.add_get("/v1.0/policies/appManagementPolicies/{id}/appliesTo", policy_applies_to)
     return app
 
 
@@ -168,6 +178,7 @@ def _app_json(app: Application) -> dict[str, Any]:
         "signInAudience": "AzureADMyOrg",
         "passwordCredentials": [_password_json(p) for p in app.passwords],
         "keyCredentials": [],
+        "createdDateTime": graph_time(app.created),
     }
 
 
@@ -400,19 +411,15 @@ async def add_password(request: web.Request) -> web.Response:
             "Request_BadRequest",
             "Key credential end date time must be greater than start date time.",
         )
-    limit = state.tenants.get(app.tenant_id)
-    if limit is not None and end - start > limit:
-        policy = uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-policy:{app.tenant_id}")
-        message = (
-            f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy}'."
-        )
+    refusal = state.policy_of(app).refusal(app.created, end - start)
+    if refusal is not None:
+        code, message = refusal
+        target = "EndDate" if code == "CredentialInvalidLifetimeAsPerAppPolicy" else "Type"
         raise ApiError(
             400,
-            "CredentialInvalidLifetimeAsPerAppPolicy",
+            code,
             message,
-            extra={
-                "details": [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}]
-            },
+            extra={"details": [{"code": code, "message": message, "target": target}]},
         )
     display_name = spec.get("displayName")
     cred = state.add_password(
@@ -448,6 +455,60 @@ async def remove_password(request: web.Request) -> web.Response:
         "Request_BadRequest",
         f"Invalid value specified for property 'keyId' of resource 'Application': {key_id}.",
     )
+
+
+# ----- app-management policies ------------------------------------------------------------
+
+
+def _policy_reader(request: web.Request, *, applies_to: bool = False) -> IssuedToken:
+    """Policy.Read.All (or higher); for appliesTo, Application.Read.All too."""
+    token, sp = _caller(request)
+    roles = sp.graph_roles if token.roles is None else token.roles
+    if not roles & POLICY_READ or (applies_to and not roles & APPLICATION_READ):
+        raise ApiError(403, "Authorization_RequestDenied", DENIED)
+    return token
+
+
+async def default_policy(request: web.Request) -> web.Response:
+    token = _policy_reader(request)
+    policy = request.app[STATE].tenants[token.tenant_id]
+    context = f"{request.app[BASE_URL]}/v1.0/$metadata#policies/defaultAppManagementPolicy/$entity"
+    return web.json_response({"@odata.context": context} | policy.to_json())
+
+
+async def list_policies(request: web.Request) -> web.Response:
+    _policy_reader(request)
+    policies = list(request.app[STATE].app_policies.values())
+    return _paged(request, policies, AppPolicy.to_json, "policies/appManagementPolicies", None)
+
+
+def _app_policy(request: web.Request) -> AppPolicy:
+    key = request.match_info["id"]
+    policy = request.app[STATE].app_policies.get(key)
+    if policy is None:
+        raise _not_found(key)
+    return policy
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    _policy_reader(request)
+    return web.json_response(_app_policy(request).to_json())
+
+
+async def policy_applies_to(request: web.Request) -> web.Response:
+    """The applications (directoryObjects) a policy is assigned to."""
+    _policy_reader(request, applies_to=True)
+    state = request.app[STATE]
+    policy = _app_policy(request)
+    apps = [state.applications[o] for o in sorted(policy.applies_to) if o in state.applications]
+
+    select = _select(request, APP_PROPERTIES, "directoryObject")
+
+    def render(app: Application) -> dict[str, Any]:
+        # Each item names its type, whatever $select says (as the owners listing does).
+        return {"@odata.type": "#microsoft.graph.application"} | _project(_app_json(app), select)
+
+    return _paged(request, apps, render, "directoryObjects", None)
 
 
 # ----- service principals ------------------------------------------------------------------

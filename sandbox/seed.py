@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Literal
 
 from sandbox.state import (
+    GRAPH_APPLICATION_READ_ALL,
+    GRAPH_POLICY_READ_ALL,
     GRAPH_READ_WRITE_OWNED_BY,
     AcsResource,
     Application,
@@ -66,14 +68,19 @@ class Sender(Principal):
         return self.usernames[0]
 
 
+#: The Graph app roles `azd up` grants the rotator (infra/modules/graph-permission.bicep).
+ROTATOR_GRAPH_ROLES = (GRAPH_READ_WRITE_OWNED_BY, GRAPH_POLICY_READ_ALL, GRAPH_APPLICATION_READ_ALL)
+
+
 def add_rotator(
     state: SandboxState,
     tenant_id: str,
     subscription_id: str,
-    graph_roles: Iterable[str] = (GRAPH_READ_WRITE_OWNED_BY,),
+    graph_roles: Iterable[str] = ROTATOR_GRAPH_ROLES,
 ) -> Principal:
-    """The product's own identity: Graph Application.ReadWrite.OwnedBy, ARM Reader on the
-    subscription (to list ACS resources, SMTP usernames and role assignments)."""
+    """The product's own identity: the Graph app roles infra grants (Application.ReadWrite.
+    OwnedBy; Policy.Read.All and Application.Read.All to read app-management policies), ARM
+    Reader on the subscription (to list ACS resources, SMTP usernames and role assignments)."""
     app = state.add_application(tenant_id, "acs-smtp-rotator")
     sp = state.add_service_principal(app, set(graph_roles))
     password = state.add_password(app, timedelta(days=365), "rotator")

@@ -13,9 +13,10 @@ import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sandbox import builtin_roles
+from sandbox.app_policies import AppPolicy, tenant_default
 from sandbox.clock import Clock
 from sandbox.faults import FaultInjector
 from sandbox.tokens import PUBLIC_RESOURCES
@@ -23,6 +24,8 @@ from sandbox.web_sites import WebSite
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
 GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
+GRAPH_POLICY_READ_ALL = "Policy.Read.All"
+GRAPH_APPLICATION_READ_ALL = "Application.Read.All"
 #: What ACS asks of an app that authenticates to SMTP, per the current quickstart ("How to
 #: assign a role to an Entra application for SMTP authentication", azure-docs
 #: articles/communication-services/quickstarts/email/send-email-smtp/smtp-authentication.md):
@@ -63,6 +66,7 @@ class Application:
     tenant_id: str
     owners: set[str] = field(default_factory=set)  # service principal object ids
     passwords: list[PasswordCredential] = field(default_factory=list)
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))  # createdDateTime
 
 
 @dataclass
@@ -223,7 +227,9 @@ class SandboxState:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
         self.propagation_delay = timedelta(seconds=0)
-        self.tenants: dict[str, timedelta | None] = {}  # tenant id -> max secret lifetime
+        # Tenant id -> its default app-management policy (sandbox/app_policies.py).
+        self.tenants: dict[str, AppPolicy] = {}
+        self.app_policies: dict[str, AppPolicy] = {}  # app-specific policies, by id
         self.applications: dict[str, Application] = {}  # by object id
         self.service_principals: dict[str, ServicePrincipal] = {}  # by object id
         self.groups: dict[str, Group] = {}  # by object id
@@ -273,15 +279,29 @@ class SandboxState:
         self, tenant_id: str | None = None, max_secret_lifetime: timedelta | None = None
     ) -> str:
         tenant_id = tenant_id or new_guid()
-        self.tenants[tenant_id] = max_secret_lifetime
+        self.tenants[tenant_id] = tenant_default(max_secret_lifetime)
         return tenant_id
 
     def add_application(
         self, tenant_id: str, display_name: str, app_id: str | None = None
     ) -> Application:
-        app = Application(new_guid(), app_id or new_guid(), display_name, tenant_id)
+        app = Application(
+            new_guid(), app_id or new_guid(), display_name, tenant_id, created=self.clock.now()
+        )
         self.applications[app.object_id] = app
         return app
+
+    def assign_policy(self, app: Application, policy: AppPolicy) -> None:
+        """Assigns an app-specific policy to the application (one at most, as in Graph)."""
+        for other in self.app_policies.values():
+            other.applies_to.discard(app.object_id)
+        self.app_policies[policy.id] = policy
+        policy.applies_to.add(app.object_id)
+
+    def policy_of(self, app: Application) -> AppPolicy:
+        """The policy that governs the application: its own, else its tenant's default."""
+        own = next((p for p in self.app_policies.values() if app.object_id in p.applies_to), None)
+        return own or self.tenants.get(app.tenant_id) or tenant_default()
 
     def add_service_principal(
         self, app: Application, graph_roles: set[str] | None = None, tenant_id: str | None = None

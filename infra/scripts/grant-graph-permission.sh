@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Grants the rotator's managed identity the Microsoft Graph application permission
-# Application.ReadWrite.OwnedBy (admin consent for a managed identity).
+# Grants the rotator's managed identity its Microsoft Graph application permissions (admin
+# consent for a managed identity):
+#   Application.ReadWrite.OwnedBy  add and remove passwords of the apps it owns (required)
+#   Policy.Read.All                read the tenant's app-management policies (a cap on a
+#   Application.Read.All           password's lifetime, a ban on passwords) and which apps
+#                                  each applies to; without them the rotator still works,
+#                                  and says it could not read them
 #
 # By default (GRANT_GRAPH_PERMISSION=false) `azd up` leaves this to an administrator
 # (Privileged Role Administrator, or Global Administrator), who runs this script once;
@@ -12,12 +17,16 @@
 set -euo pipefail
 
 GRAPH_APP_ID=00000003-0000-0000-c000-000000000000
-OWNED_BY=18a4783c-866b-4cc7-a460-3d5e5662c884 # Application.ReadWrite.OwnedBy, in every tenant
+# App role ids of Microsoft Graph, the same in every tenant (Microsoft Graph permissions
+# reference); infra/modules/graph-permission.bicep names the same three.
+ROLES="Application.ReadWrite.OwnedBy=18a4783c-866b-4cc7-a460-3d5e5662c884
+Policy.Read.All=246dd0d5-5bd0-4def-940b-0421030a5b68
+Application.Read.All=9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"
 principal="${ROTATOR_PRINCIPAL_ID:-}"
 
 case "${1:-}" in
   --principal-id) principal="${2:?--principal-id needs a value}" ;;
-  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
   *) echo "unknown argument $1" >&2; exit 2 ;;
 esac
@@ -33,13 +42,15 @@ graph="${graph%/}"
 graph_sp="$(az ad sp show --id "$GRAPH_APP_ID" --query id --output tsv)"
 assignments="$graph/v1.0/servicePrincipals/$principal/appRoleAssignments"
 
-count="$(az rest --method get --url "$assignments" \
-  --query "value[?appRoleId=='$OWNED_BY' && resourceId=='$graph_sp'] | length(@)" --output tsv)"
-if [ "$count" != "0" ]; then
-  echo "ok     the identity already holds Application.ReadWrite.OwnedBy"
-  exit 0
-fi
-az rest --method post --url "$assignments" --headers "Content-Type=application/json" \
-  --body "{\"principalId\":\"$principal\",\"resourceId\":\"$graph_sp\",\"appRoleId\":\"$OWNED_BY\"}" \
-  --output none
-echo "added  Application.ReadWrite.OwnedBy for $principal"
+echo "$ROLES" | while IFS='=' read -r name role; do
+  count="$(az rest --method get --url "$assignments" \
+    --query "value[?appRoleId=='$role' && resourceId=='$graph_sp'] | length(@)" --output tsv)"
+  if [ "$count" != "0" ]; then
+    echo "ok     the identity already holds $name"
+    continue
+  fi
+  az rest --method post --url "$assignments" --headers "Content-Type=application/json" \
+    --body "{\"principalId\":\"$principal\",\"resourceId\":\"$graph_sp\",\"appRoleId\":\"$role\"}" \
+    --output none
+  echo "added  $name for $principal"
+done

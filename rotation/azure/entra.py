@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -45,6 +45,12 @@ from msgraph.generated.applications.item.remove_password.remove_password_post_re
 )
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
+from msgraph.generated.policies.app_management_policies.app_management_policies_request_builder import (
+    AppManagementPoliciesRequestBuilder,
+)
+from msgraph.generated.policies.app_management_policies.item.applies_to.applies_to_request_builder import (
+    AppliesToRequestBuilder,
+)
 from msgraph.generated.service_principals.service_principals_request_builder import (
     ServicePrincipalsRequestBuilder,
 )
@@ -53,7 +59,7 @@ from msgraph.graph_request_adapter import options as graph_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from rotation.azure import request_ids
 from rotation.azure.errors import error_code, first_line, is_refusal, unknown_resource
@@ -63,11 +69,20 @@ from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
     NotFound,
+    PasswordAdditionBlocked,
     PermissionDenied,
     RotationError,
     ServiceUnavailable,
 )
-from rotation.model import AppRecord, Credential, NewSecret, PrincipalEntry
+from rotation.model import (
+    AppManagementPolicy,
+    AppRecord,
+    Credential,
+    NewSecret,
+    PasswordPolicies,
+    PasswordRestriction,
+    PrincipalEntry,
+)
 from rotation.settings import Settings
 from rotation.telemetry import logs
 
@@ -76,10 +91,21 @@ IN_BATCH = 15
 #: Above this many app ids, one paged listing of all applications is cheaper than batches.
 LIST_ALL_ABOVE = 150
 PAGE_SIZE = 999
-APP_FIELDS = ["id", "appId", "displayName", "passwordCredentials"]
+APP_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "createdDateTime"]
 SP_FIELDS = ["id", "appId", "servicePrincipalType", "appOwnerOrganizationId"]
 CONCURRENT_QUERIES = 4
 LIFETIME_POLICY = "CredentialInvalidLifetimeAsPerAppPolicy"
+#: Graph's 400 on addPassword when an app-management policy forbids new passwords (handled
+#: as this code by Microsoft's own Teams Toolkit, OfficeDev/teams-toolkit aadAppClient).
+TYPE_POLICY = "CredentialTypeNotAllowedAsPerAppPolicy"
+#: Reading app-management policies: the tenant default and the list need Policy.Read.All;
+#: which apps a policy applies to (appliesTo) needs Application.Read.All too (Graph's
+#: permissions tables for tenantAppManagementPolicy get, appManagementPolicy list and
+#: list appliesTo).
+POLICY_HINT = (
+    "grant the rotator's identity the Microsoft Graph application permissions Policy.Read.All "
+    "and Application.Read.All (infra/scripts/grant-graph-permission.sh grants them)"
+)
 #: Per-request middleware option for non-idempotent writes: the SDK sends them once.
 NO_RETRY = RetryHandlerOption(max_retries=0, should_retry=False)
 OWNER_HINT = (
@@ -92,6 +118,12 @@ T = TypeVar("T")
 log = logs.get_logger("rotation.entra")
 SpQuery = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters
 OwnersQuery = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters
+PoliciesQuery = (
+    AppManagementPoliciesRequestBuilder.AppManagementPoliciesRequestBuilderGetQueryParameters
+)
+AppliesToQuery = AppliesToRequestBuilder.AppliesToRequestBuilderGetQueryParameters
+#: ISO 8601 durations (maxLifetime, "P90D", "P4DT12H30M5S"), read as pydantic reads them.
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
 
 class EntraAdapter:
@@ -199,6 +231,55 @@ class EntraAdapter:
             return False
         return fresh is not None and fresh.credential(key_id.lower()) is None
 
+    async def password_policies(self) -> PasswordPolicies:
+        """The tenant default app-management policy, every app-specific one, and which apps
+        each applies to (``GET /policies/defaultAppManagementPolicy``, ``/policies/
+        appManagementPolicies`` and ``.../{id}/appliesTo``). What Graph refuses is named in
+        `unread` and left out; nothing here raises for a missing permission."""
+        policies = self._client.policies
+        try:
+            info = policies.default_app_management_policy.to_get_request_information()
+            default = await self._read(
+                functools.partial(self._send_json, info), "read app-management policies",
+                hint=POLICY_HINT,
+            )  # fmt: skip
+            listed = await self._pages(
+                policies.app_management_policies,
+                PoliciesQuery(top=PAGE_SIZE),
+                "read app-management policies",
+                hint=POLICY_HINT,
+            )
+        except PermissionDenied as exc:
+            return PasswordPolicies(assignments_known=False, unread=str(exc))
+        found = [_policy(item, assigned=True) for item in listed]
+        assigned, unread = await self._assignments([p for p in found if _restrictive(p)])
+        return PasswordPolicies(
+            _policy(default, assigned=False), assigned, assignments_known=unread is None,
+            unread=unread,
+        )  # fmt: skip
+
+    async def _assignments(
+        self, found: Sequence[AppManagementPolicy]
+    ) -> tuple[dict[str, AppManagementPolicy], str | None]:
+        """Application object id -> the (restrictive) policy assigned to it."""
+        assigned: dict[str, AppManagementPolicy] = {}
+        for policy in found:
+            builder = self._client.policies.app_management_policies.by_app_management_policy_id(
+                policy.id
+            ).applies_to
+            query = AppliesToQuery(select=["id"], top=PAGE_SIZE)
+            try:
+                objects = await self._pages(
+                    builder, query, f"read which apps policy {policy.id} applies to",
+                    hint=POLICY_HINT,
+                )  # fmt: skip
+            except PermissionDenied as exc:
+                return {}, str(exc)
+            for item in objects:
+                if str(item.get("@odata.type", "")).endswith(".application"):
+                    assigned[str(item.get("id", "")).lower()] = policy
+        return assigned, None
+
     async def owner_ids(self, record: AppRecord) -> set[str]:
         """Object ids of the app's owners (``GET /applications/{id}/owners``, which
         Application.ReadWrite.OwnedBy may call, per Graph's "List owners" permissions)."""
@@ -232,7 +313,9 @@ class EntraAdapter:
         query = SpQuery(filter=filter_, select=SP_FIELDS, top=PAGE_SIZE)
         return await self._pages(self._client.service_principals, query, "read service principals")
 
-    async def _pages(self, builder: Any, query: object, what: str) -> list[dict[str, Any]]:
+    async def _pages(
+        self, builder: Any, query: object, what: str, *, hint: str | None = None
+    ) -> list[dict[str, Any]]:
         """Every item of a Graph listing, following @odata.nextLink, as Graph's JSON.
 
         Requests go through the SDK's request builders and adapter (auth, RetryHandler,
@@ -243,7 +326,7 @@ class EntraAdapter:
         info = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         items: list[dict[str, Any]] = []
         while True:
-            page = await self._read(functools.partial(self._send_json, info), what)
+            page = await self._read(functools.partial(self._send_json, info), what, hint=hint)
             items.extend(page.get("value") or [])
             link = page.get("@odata.nextLink")
             if not link:
@@ -256,20 +339,23 @@ class EntraAdapter:
         body: Any = json.loads(raw) if raw else {}
         return body if isinstance(body, dict) else {}
 
-    async def _read(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        with self._mapped(what, None):
+    async def _read(
+        self, call: Callable[[], Awaitable[T]], what: str, *, hint: str | None = None
+    ) -> T:
+        with self._mapped(what, None, hint=hint):
             return await _retry_transport(call)
 
     @contextmanager
-    def _mapped(self, what: str, app_id: str | None) -> Iterator[None]:
+    def _mapped(self, what: str, app_id: str | None, *, hint: str | None = None) -> Iterator[None]:
         """Translates a failed Graph call into a rotation error naming what failed and how
-        to fix it (`app_id`: the app whose owner hint to give). Our own errors pass."""
+        to fix it (`app_id`: the app whose owner hint to give; `hint`: the grant a 403 asks
+        for, when it is not the application permission). Our own errors pass."""
         try:
             yield
         except RotationError:
             raise
         except Exception as exc:  # translated, never swallowed
-            _translate(exc, what, app_id, self._endpoint)
+            _translate(exc, what, app_id, self._endpoint, hint)
             raise
 
 
@@ -383,6 +469,7 @@ def _record(item: dict[str, Any]) -> AppRecord:
         object_id=str(item["id"]),
         app_id=str(item["appId"]).lower(),
         display_name=str(item.get("displayName") or ""),
+        created=_time(item.get("createdDateTime")),
         credentials=tuple(
             Credential(
                 key_id=str(c["keyId"]).lower(),
@@ -394,6 +481,49 @@ def _record(item: dict[str, Any]) -> AppRecord:
             for c in item.get("passwordCredentials") or ()
         ),
     )
+
+
+def _policy(item: Mapping[str, Any], *, assigned: bool) -> AppManagementPolicy:
+    """An app-management policy as Graph's JSON: the tenant default's applicationRestrictions
+    or an app-specific policy's restrictions (passwordCredentials only)."""
+    key = "restrictions" if assigned else "applicationRestrictions"
+    restrictions = item.get(key) if isinstance(item.get(key), dict) else {}
+    passwords = restrictions.get("passwordCredentials") if restrictions else None
+    return AppManagementPolicy(
+        id=str(item.get("id") or ""),
+        name=str(item.get("displayName") or ("tenant default" if not assigned else "")),
+        enabled=item.get("isEnabled") is True,
+        passwords=tuple(
+            _restriction(r)
+            for r in (passwords if isinstance(passwords, list) else ())
+            if isinstance(r, dict)
+        ),
+    )
+
+
+def _restriction(item: Mapping[str, Any]) -> PasswordRestriction:
+    """A passwordCredentialConfiguration: restrictionType, maxLifetime (ISO 8601 duration),
+    restrictForAppsCreatedAfterDateTime and, in newer policies, state."""
+    return PasswordRestriction(
+        kind=str(item.get("restrictionType") or ""),
+        max_lifetime=_duration(item.get("maxLifetime")),
+        applies_from=_time(item.get("restrictForAppsCreatedAfterDateTime")),
+        enabled=str(item.get("state") or "enabled").lower() != "disabled",
+    )
+
+
+def _duration(value: object) -> timedelta | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _DURATION.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _restrictive(policy: AppManagementPolicy) -> bool:
+    """An enabled policy with a password restriction: the only ones whose reach matters."""
+    return policy.enabled and bool(policy.passwords)
 
 
 def _principal(item: dict[str, Any]) -> PrincipalEntry:
@@ -420,11 +550,13 @@ def _reason(exc: APIError) -> str:
     return reason + request_ids.suffix(exc)
 
 
-def _translate(exc: Exception, what: str, app_id: str | None, endpoint: str) -> None:
+def _translate(
+    exc: Exception, what: str, app_id: str | None, endpoint: str, hint: str | None = None
+) -> None:
     """Raises `exc` as a rotation error when it is one this adapter knows; else returns."""
     _raise_unanswered(exc, what, endpoint)
     if isinstance(exc, APIError) and exc.response_status_code is not None:
-        raise _answered(exc, exc.response_status_code, what, app_id) from None
+        raise _answered(exc, exc.response_status_code, what, app_id, hint) from None
 
 
 def _raise_unanswered(exc: Exception, what: str, endpoint: str) -> None:
@@ -445,7 +577,9 @@ def _raise_unanswered(exc: Exception, what: str, endpoint: str) -> None:
         ) from None
 
 
-def _answered(exc: APIError, status: int, what: str, app_id: str | None) -> RotationError:
+def _answered(
+    exc: APIError, status: int, what: str, app_id: str | None, hint: str | None = None
+) -> RotationError:
     """Graph's error answer as the rotation error an operator can act on."""
     if status == 401:
         return PermissionDenied(
@@ -453,7 +587,7 @@ def _answered(exc: APIError, status: int, what: str, app_id: str | None) -> Rota
             "check that the identity belongs to ROTATION_TENANT_ID"
         )
     if status == 403:
-        hint = (
+        hint = hint or (
             OWNER_HINT.format(app_id=app_id)
             if app_id
             else "grant the rotator's identity the Microsoft Graph application permission "
@@ -466,6 +600,12 @@ def _answered(exc: APIError, status: int, what: str, app_id: str | None) -> Rota
     if status == 404:
         return NotFound(
             f"could not {what}: Microsoft Graph says it does not exist ({_reason(exc)})"
+        )
+    if status == 400 and _code(exc) == TYPE_POLICY:
+        return PasswordAdditionBlocked(
+            f"could not {what}: an app-management policy of the tenant forbids new passwords "
+            f"for this app ({_reason(exc)}); an administrator exempts it by assigning it a "
+            "policy without the passwordAddition restriction"
         )
     if status == 400 and _code(exc) == LIFETIME_POLICY:
         return InvalidRequest(

@@ -14,21 +14,29 @@ the state the engine then knows). The invariants live here:
   that did not resolve or a pinned one keeps the grace.
 - I5: a credential we made that never reached Key Vault is an orphan once it is older
   than the verify window; younger ones may belong to a run still verifying them.
+- App-management policies (Entra): a new secret lasts no longer than the policy governing
+  the app allows (the plan says so), and an app whose policy forbids new passwords is
+  blocked before any write (`password_rule`, `plan_app`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from rotation.model import (
+    AppManagementPolicy,
     AppPlan,
     AppRecord,
     AppState,
+    Blocked,
     ConsumerCheck,
     Credential,
     Keep,
     ManagedApp,
     Mode,
+    PasswordPolicies,
+    PasswordRule,
     Retire,
     Retirement,
     Rotate,
@@ -36,6 +44,10 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
+
+#: Kept under a policy's maximum lifetime: Graph measures it from its own clock.
+POLICY_MARGIN = timedelta(minutes=5)
+PASSWORD_ADDITION, PASSWORD_LIFETIME = "passwordAddition", "passwordLifetime"
 
 
 def plan_app(
@@ -46,15 +58,100 @@ def plan_app(
     rules: Rules,
     mode: Mode = Mode.DUE,
     early: str | None = None,
+    passwords: PasswordPolicies | None = None,
 ) -> AppPlan:
     """What to do with one app now, and why. `early` (from `early_retirement`) lets
-    superseded credentials go before the grace period ends."""
+    superseded credentials go before the grace period ends; `passwords` (the tenant's
+    app-management policies) may shorten a new secret's life or forbid it."""
     reason = rotation_reason(record, vault, now, rules, mode)
     if reason is not None:
         # Retirement after a rotation is decided again on the state after promotion.
-        return Rotate(app, reason, emergency=mode is Mode.EMERGENCY)
+        rotate = Rotate(app, reason, emergency=mode is Mode.EMERGENCY, lifetime=rules.lifetime)
+        return within_policy(rotate, password_rule(passwords, record), rules, passwords)
     retire = retirement_plan(app, record, vault, now, rules, early=early)
     return retire or Keep(app, _healthy_reason(record, vault, now))
+
+
+def password_rule(policies: PasswordPolicies | None, record: AppRecord) -> PasswordRule | None:
+    """What the app-management policies say about a new password for this app: the one
+    assigned to it, else the tenant default (only an enabled policy restricts anything,
+    and each restriction only apps created after its date). None: nothing restricts it,
+    or nothing is known."""
+    if policies is None:
+        return None
+    assigned = policies.assigned.get(record.object_id.lower())
+    policy = assigned or policies.default
+    if policy is None or not policy.enabled:
+        return None
+    applicable = [r for r in policy.passwords if r.applies_to(record)]
+    caps = [r.max_lifetime for r in applicable if r.kind == PASSWORD_LIFETIME and r.max_lifetime]
+    blocked = any(r.kind == PASSWORD_ADDITION for r in applicable)
+    if not blocked and not caps:
+        return None
+    source = _source(policy, assigned is not None)
+    certain = assigned is not None or policies.assignments_known
+    if not certain:
+        source += " (unless a policy of the app's own, which could not be read, exempts it)"
+    return PasswordRule(source, blocked and certain, min(caps, default=None), certain)
+
+
+def within_policy(
+    rotate: Rotate,
+    rule: PasswordRule | None,
+    rules: Rules,
+    policies: PasswordPolicies | None = None,
+) -> Rotate:
+    """The rotation as the app's policy allows it: blocked, or with a shorter secret."""
+    unread = policies.unread if policies is not None else None
+    reason = rotate.reason
+    if unread is not None:
+        reason += (
+            f"; the tenant's app-management policies could not be read ({unread}): a cap on "
+            "the secret's lifetime or a ban on new passwords shows only when Graph refuses one"
+        )
+    if rule is None:
+        return replace(rotate, reason=reason)
+    if rule.blocked:
+        return replace(rotate, reason=reason, blocked=_forbidden(rule))
+    cap = rule.max_lifetime
+    if cap is None or cap - POLICY_MARGIN >= rules.lifetime:
+        return replace(rotate, reason=reason)
+    lifetime = cap - POLICY_MARGIN
+    if lifetime <= rules.rotate_before:
+        if not rule.certain:  # perhaps exempt: let Graph say, rather than block on a guess
+            return replace(rotate, reason=reason)
+        return replace(rotate, reason=reason, blocked=_too_short(rule, cap, rules))
+    return replace(
+        rotate,
+        reason=f"{reason}; the new secret lasts {_days(lifetime)}: {rule.source} allows at "
+        f"most {_days(cap)} (ROTATION_SECRET_LIFETIME_DAYS is {rules.lifetime.days})",
+        lifetime=lifetime,
+    )
+
+
+def _source(policy: AppManagementPolicy, assigned: bool) -> str:
+    if not assigned:
+        return "the tenant default app-management policy"
+    return f"app-management policy '{policy.name}' ({policy.id})"
+
+
+def _forbidden(rule: PasswordRule) -> Blocked:
+    return Blocked(
+        f"{rule.source} forbids adding a password to this app (restriction passwordAddition), "
+        "so it cannot be rotated; nothing was written",
+        "an administrator exempts it by assigning it an app-management policy without that "
+        "restriction (Graph: POST /applications/<object id>/appManagementPolicies/$ref), or "
+        "moves it off client secrets",
+    )
+
+
+def _too_short(rule: PasswordRule, cap: timedelta, rules: Rules) -> Blocked:
+    return Blocked(
+        f"{rule.source} caps a password's lifetime at {_days(cap)}, not more than "
+        f"ROTATION_ROTATE_BEFORE_DAYS ({rules.rotate_before.days}): each new secret would be "
+        "due at once; nothing was written",
+        f"set ROTATION_ROTATE_BEFORE_DAYS below {_days(cap)}",
+    )
 
 
 def retirement_plan(

@@ -21,6 +21,7 @@ from rotation.model import (
     DeletedName,
     ManagedApp,
     NewSecret,
+    PasswordPolicies,
     PrincipalEntry,
     RoleAssignmentEntry,
     RoleDefinitionEntry,
@@ -40,6 +41,10 @@ class Directory(Protocol):
     ) -> NewSecret: ...
 
     async def remove_password(self, record: AppRecord, key_id: str) -> bool: ...
+
+    async def password_policies(self) -> PasswordPolicies:
+        """The tenant's app-management policies; what cannot be read is named in `unread`."""
+        ...
 
 
 class SecretStore(Protocol):

@@ -43,6 +43,7 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("graph roles", checks.graph_roles),
     ("acs", checks.acs),
     ("apps", apps.apps),
+    ("policies", apps.policies),
     ("vault access", checks.vault_access),
     ("lease store", checks.lease_store),
     ("consumers", checks.consumers),

@@ -10,10 +10,17 @@ of the rotator's own token.
 from __future__ import annotations
 
 from rotation.core.concurrency import bounded
+from rotation.core.policy import password_rule, within_policy
 from rotation.doctor.checks import sending_roles
 from rotation.doctor.shared import GRAPH, RBAC_DELAY, READ_WRITE_ALL, Check, Clients, Facts
 from rotation.errors import PermissionDenied, RotationError, SecretNameDeleted, describe
-from rotation.model import AppRecord, ManagedApp
+from rotation.model import (
+    AppManagementPolicy,
+    AppRecord,
+    ManagedApp,
+    PasswordPolicies,
+    Rotate,
+)
 from rotation.permissions import SENDER_ACTIONS, VAULT_GET, VAULT_READ_METADATA, listed, short
 from rotation.run.discovery import grants_smtp, lacks
 from rotation.settings import USERNAME_SUFFIX
@@ -31,9 +38,9 @@ async def apps(facts: Facts, clients: Clients) -> list[Check]:
         if inventory.skipped
         else ""
     )
-    try:
-        records = await clients.entra.read_apps([a.app_id for a in managed]) if managed else {}
-    except RotationError as exc:
+    records = facts.records
+    if isinstance(records, RotationError):
+        exc = records
         head = Check(
             "apps",
             "fail",
@@ -187,3 +194,63 @@ def _refused(facts: Facts, exc: PermissionDenied) -> str:
             "run doctor again then"
         )
     return f"{describe(exc)}; {RBAC_DELAY} of its being made"
+
+
+# ----- the tenant's app-management policies -------------------------------------------------
+
+
+async def policies(facts: Facts, clients: Clients) -> list[Check]:
+    """What the tenant's app-management policies let the rotator do to each managed app:
+    the same decision a run makes (`policy.within_policy`), read the same way."""
+    if facts.token(GRAPH).claims is None:
+        return [Check("policies", "warn", "not checked: no Graph token (see token graph)")]
+    try:
+        found = await clients.entra.password_policies()
+    except RotationError as exc:  # Graph failing: say so, the rotation does without them
+        found = PasswordPolicies(unread=describe(exc))
+    if found.default is None:
+        return [
+            Check(
+                "policies",
+                "warn",
+                f"the tenant's app-management policies could not be read ({found.unread}): a "
+                "cap on a password's lifetime, or a ban on passwords, shows only when Graph "
+                "refuses a new one",
+                facts.grant_graph_fix(),
+            )
+        ]
+    records = facts.records if not isinstance(facts.records, RotationError) else {}
+    rules = facts.settings.rules()
+    lines: list[Check] = []
+    capped: list[str] = []
+    for app in facts.survey.inventory.apps:
+        record = records.get(app.app_id)
+        if record is None:
+            continue
+        plan = within_policy(
+            Rotate(app, "", lifetime=rules.lifetime), password_rule(found, record), rules
+        )
+        if plan.blocked is not None:
+            lines.append(
+                Check(f"policy {app.app_id}", "fail", plan.blocked.reason, plan.blocked.fix)
+            )
+        elif plan.lifetime != rules.lifetime:
+            capped.append(f"{app.app_id} ({plan.reason.removeprefix('; ')})")
+    head = _policies_head(found.default, found, capped)
+    if found.unread is not None:
+        head = Check("policies", "warn", f"{head.detail}; {found.unread}", facts.grant_graph_fix())
+    return [head, *lines]
+
+
+def _policies_head(
+    default: AppManagementPolicy, found: PasswordPolicies, capped: list[str]
+) -> Check:
+    state = "enabled" if default.enabled else "disabled"
+    restricting = len({p.id for p in found.assigned.values()})
+    detail = (
+        f"tenant default policy {state}; {restricting} app-specific policy(ies) restrict "
+        "passwords of apps here"
+    )
+    if capped:
+        detail += "; new secrets capped: " + "; ".join(capped)
+    return Check("policies", "ok", detail)

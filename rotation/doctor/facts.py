@@ -9,11 +9,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from rotation.doctor.shared import ARM, GRAPH, KEYVAULT, Clients, Facts, Site, Token
 from rotation.errors import RotationError, internal_error
+from rotation.model import AppRecord
 from rotation.permissions import VAULT_DATA_ACTIONS
 from rotation.run.discovery import Inventory, Survey, Unread, action_allowed, explore
 from rotation.settings import Settings
@@ -21,12 +23,25 @@ from rotation.telemetry import redaction
 
 
 async def gather(settings: Settings, site: Site, clients: Clients) -> Facts:
-    tokens, survey, vault_actions = await asyncio.gather(
+    tokens, (survey, records), vault_actions = await asyncio.gather(
         asyncio.gather(*(_token(clients, *t) for t in _token_resources(settings))),
-        _survey(settings, clients),
+        _survey_and_records(settings, clients),
         _vault_actions(settings, clients),
     )
-    return Facts(settings, site, tuple(tokens), survey, vault_actions)
+    return Facts(settings, site, tuple(tokens), survey, vault_actions, records)
+
+
+async def _survey_and_records(
+    settings: Settings, clients: Clients
+) -> tuple[Survey, Mapping[str, AppRecord] | RotationError]:
+    """What discovery finds, then the managed apps' Entra records (or why Graph refused)."""
+    survey = await _survey(settings, clients)
+    apps = [a.app_id for a in survey.inventory.apps]
+    try:
+        records = await clients.entra.read_apps(apps) if apps else {}
+    except Exception as exc:  # the apps check reports it
+        return survey, exc if isinstance(exc, RotationError) else RotationError(internal_error(exc))
+    return survey, records
 
 
 def _token_resources(settings: Settings) -> list[tuple[str, str, str]]:

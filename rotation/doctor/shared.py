@@ -8,12 +8,13 @@ anything behind for another check, so checks run at once and in any order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from rotation.errors import RotationError
+from rotation.model import AppRecord
 from rotation.run.discovery import Survey
 from rotation.settings import Settings
 
@@ -115,6 +116,8 @@ class Facts:
     #: The Key Vault data actions ARM says the identity holds at the vault, or why it would
     #: not say (None: ROTATION_KEY_VAULT_RESOURCE_ID is not set).
     vault_actions: frozenset[str] | RotationError | None = None
+    #: The managed apps' Entra records by app id, or why Graph would not give them.
+    records: Mapping[str, AppRecord] | RotationError = field(default_factory=dict)
 
     def token(self, service: str) -> Token:
         return next(t for t in self.tokens if t.service == service)

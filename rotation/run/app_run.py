@@ -35,6 +35,7 @@ from rotation.core.ports import Leases
 from rotation.errors import (
     FailureKind,
     LeaseTaken,
+    PasswordAdditionBlocked,
     RetirementIncomplete,
     RotationError,
     SecretNameDeleted,
@@ -55,6 +56,7 @@ from rotation.model import (
     Mode,
     NewSecret,
     Outcome,
+    PasswordPolicies,
     Retire,
     Rotate,
     Rules,
@@ -109,6 +111,8 @@ class RunState:
     # None: not listed (each app then asks about its own names).
     deleted: Mapping[str, DeletedName] | None = None
     consumers: ConsumerScan | None = None  # the run's scan of consumer sites (opt-in)
+    # The tenant's app-management policies, read once when some app is due (None: not read).
+    passwords: PasswordPolicies | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,16 @@ class AppRunner:
             progress = _Progress(consumers=self._consumer_check(run, obs))
             early = self._early(run, app, progress.consumers, obs.entry)
             now = self.clock()
-            plan = plan_app(app, record, obs.entry, now, self.rules, run.options.mode, early=early)
+            plan = plan_app(
+                app,
+                record,
+                obs.entry,
+                now,
+                self.rules,
+                run.options.mode,
+                early=early,
+                passwords=run.passwords,
+            )
             if not isinstance(plan, Keep):
                 # Untouched apps are counted in run.finished, not logged one by one: at
                 # 10,000 apps those lines were a third of a plan's time (py-spy), and a
@@ -220,8 +233,9 @@ class AppRunner:
         """An app this run does not change: nothing to do, or a dry run's plan (which shows
         a soft-deleted name as blocked too: reads only)."""
         ended: Ended = (Outcome.UNCHANGED if isinstance(plan, Keep) else Outcome.PLANNED, None)
-        if isinstance(plan, Rotate):  # in a dry run: would its promotion be refused?
-            blocked = await self._blocked_name(obs.app, obs.entry, run.deleted)
+        if isinstance(plan, Rotate):  # in a dry run: would it be refused?
+            blocked = str(plan.blocked) if plan.blocked else None
+            blocked = blocked or await self._blocked_name(obs.app, obs.entry, run.deleted)
             if blocked is not None:
                 ended = (Outcome.BLOCKED, blocked)
         self._warn_if_expiring(obs)
@@ -282,8 +296,14 @@ class AppRunner:
         return None
 
     async def _rotate(self, run: RunState, job: _Job, plan: Rotate, progress: _Progress) -> Ended:
+        if plan.blocked is not None:  # the app's policy forbids it: nothing is written
+            error = str(plan.blocked)
+            log.warning(
+                "app.blocked", secret_name=job.app.secret_name, fix=plan.blocked.fix, error=error
+            )
+            return Outcome.BLOCKED, error
         await self.steps.check_names(job.app, job.entry, run.deleted)
-        new = await self.steps.create(job.app, job.record)
+        new = await self.steps.create(job.app, job.record, plan.lifetime)
         progress.new = new.credential
         unproven = await self._verify(run, job, new, progress)
         if unproven is not None:
@@ -462,6 +482,10 @@ def _stopped(exc: Exception, progress: _Progress) -> Ended:
         # Not a failure of ours: an operator must recover (or purge) the name first.
         error = redaction.scrub(str(exc))
         log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=error)
+        return Outcome.BLOCKED, error
+    if isinstance(exc, PasswordAdditionBlocked):  # Graph refused it: a policy we did not see
+        error = redaction.scrub(str(exc))
+        log.warning("app.blocked", secret_name="", fix=exc.fix, error=error)
         return Outcome.BLOCKED, error
     if isinstance(exc, RotationError):
         error = redaction.scrub(str(exc))

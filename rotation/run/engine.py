@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from rotation.core.policy import rotation_reason
 from rotation.core.ports import Directory, Leases, SecretStore, Verifier
 from rotation.errors import describe, internal_error
 from rotation.model import (
@@ -36,6 +37,7 @@ from rotation.model import (
     DeletedName,
     ManagedApp,
     Outcome,
+    PasswordPolicies,
     RunOptions,
     RunReport,
 )
@@ -140,9 +142,9 @@ class Engine:
         observations = await self.reader.observe_each(
             apps, self._read_failed, list_vault=not run.options.app_ids
         )
-        run.deleted = await self._deleted_names(
-            [o for o in observations if isinstance(o, Observation)]
-        )
+        observed = [o for o in observations if isinstance(o, Observation)]
+        run.deleted = await self._deleted_names(observed)
+        run.passwords = await self._password_policies(run, observed)
         if self.consumers is not None and apps:
             run.consumers = await self.consumers.scan()
         return observations
@@ -203,6 +205,27 @@ class Engine:
         except Exception as exc:  # a bug here too must not cost the run its report
             log.warning("vault.deleted_unlisted", error=describe(exc))
             return None  # each app asks about its own names instead
+
+    async def _password_policies(
+        self, run: RunState, observations: Sequence[Observation]
+    ) -> PasswordPolicies | None:
+        """The tenant's app-management policies, read once and only when some app is due
+        for a new secret. Never raises: what cannot be read is named in `unread`, and the
+        plan of each app due says so."""
+        now, mode = self.clock(), run.options.mode
+        if not any(
+            o.record is not None
+            and rotation_reason(o.record, o.entry, now, self.rules, mode) is not None
+            for o in observations
+        ):
+            return None
+        try:
+            policies = await self.steps.directory.password_policies()
+        except Exception as exc:  # the rotation goes on, as it did before policies were read
+            policies = PasswordPolicies(unread=describe(exc))
+        if policies.unread is not None:
+            log.warning("policy.unread", error=policies.unread)
+        return policies
 
     def _read_failed(self, app: ManagedApp, reason: str, error: str) -> AppOutcome:
         with structlog.contextvars.bound_contextvars(app_id=app.app_id, step="observe"):

@@ -15,7 +15,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -114,12 +114,16 @@ class Steps:
                     self.settings.key_vault_url, name, purge_on=deleted.purge_on
                 )
 
-    async def create(self, app: ManagedApp, record: AppRecord) -> NewSecret:
-        """Step 1: a new client secret; its text lives only in memory from here on."""
+    async def create(
+        self, app: ManagedApp, record: AppRecord, lifetime: timedelta | None = None
+    ) -> NewSecret:
+        """Step 1: a new client secret, lasting `lifetime` (the plan's: the configured one,
+        or less under an app-management policy); its text lives only in memory from here on."""
         begin_step("create")
         now = self.clock()
         name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
-        new = await self.directory.add_password(record, name, now + self.rules.lifetime)
+        end = now + (lifetime or self.rules.lifetime)
+        new = await self.directory.add_password(record, name, end)
         redaction.register_secret(new.value)
         log.info(
             events.CREDENTIAL_CREATED.name,

@@ -314,9 +314,18 @@ APP_SKIPPED = _event(
 )
 APP_BLOCKED = _event(
     "app.blocked",
-    "An app an operator must fix first (a soft-deleted Key Vault name): `fix` says how.",
+    "An app an operator must fix first (a soft-deleted Key Vault name, or an app-management "
+    "policy that forbids a new password): `fix` says how.",
     {"secret_name": "string", "fix": "string", "error": "string"},
     context=("run_id", "app_id"),
+)
+POLICY_UNREAD = _event(
+    "policy.unread",
+    "The tenant's app-management policies could not be (fully) read (the Graph permission "
+    "Policy.Read.All, or Application.Read.All for app-specific ones, is missing): lifetimes "
+    "are not capped and bans not seen before Graph refuses a new password.",
+    {"error": "string"},
+    context=("run_id",),
 )
 VAULT_DELETED_UNLISTED = _event(
     "vault.deleted_unlisted",
@@ -463,6 +472,7 @@ EVENTS: tuple[Event, ...] = (
     SETTINGS_INVALID,
     APP_SKIPPED,
     APP_BLOCKED,
+    POLICY_UNREAD,
     VAULT_DELETED_UNLISTED,
     APP_BUSY,
     LEASE_CONTAINER_CREATED,

@@ -29,6 +29,7 @@ from rotation import cli, doctor
 from rotation.doctor import Site
 from rotation.settings import load_settings
 from sandbox import web_api
+from sandbox.app_policies import PasswordRestriction, new_policy
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import RoleDefinition
@@ -196,6 +197,15 @@ CASES = [
         )
         for action in WEB_ACTIONS
     ],
+    Case(
+        "a tenant that lets the sender app have a new password",
+        lambda w: w.sandbox.state.assign_policy(
+            w.sender.app, new_policy("no secrets", PasswordRestriction("passwordAddition"))
+        ),
+        lambda w: f"policy {w.sender.app_id}",
+        "appManagementPolicies/$ref",
+        "policies",
+    ),
     Case(
         "the blob data role",
         lambda w: w.sandbox.state.storage_refused.add(w.sandbox.rotator.sp.object_id),

@@ -138,28 +138,33 @@ def test_add_owner_without_a_principal_or_apps_says_what_is_missing(az: FakeAz) 
     assert not az.calls("ad app owner add")
 
 
-def test_grant_graph_permission_assigns_owned_by_once(az: FakeAz) -> None:
+GRAPH_ROLES = {
+    "Application.ReadWrite.OwnedBy": "18a4783c-866b-4cc7-a460-3d5e5662c884",
+    "Policy.Read.All": "246dd0d5-5bd0-4def-940b-0421030a5b68",
+    "Application.Read.All": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
+}
+
+
+def test_grant_graph_permission_assigns_each_graph_role_once(az: FakeAz) -> None:
     first = az.run("grant-graph-permission.sh", "--principal-id", ROTATOR)
     second = az.run("grant-graph-permission.sh", ROTATOR_PRINCIPAL_ID=ROTATOR)
 
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert az.world["app_roles"] == [
-        {
-            "principalId": ROTATOR,
-            "resourceId": "graph-sp-object-id",
-            "appRoleId": "18a4783c-866b-4cc7-a460-3d5e5662c884",
-        }
+        {"principalId": ROTATOR, "resourceId": "graph-sp-object-id", "appRoleId": role}
+        for role in GRAPH_ROLES.values()
     ]
-    assert "already holds" in second.stdout
+    assert second.stdout.count("already holds") == 3
     assert all("graph.example.test/v1.0/" in c for c in az.calls("rest"))
 
 
-def test_graph_role_id_is_the_same_in_the_script_and_the_template() -> None:
+def test_graph_role_ids_are_the_same_in_the_scripts_and_the_template() -> None:
     module = (bicep.INFRA / "modules" / "graph-permission.bicep").read_text(encoding="utf-8")
-    for script in ("grant-graph-permission.sh", "grant-graph-permission.ps1"):
-        assert "18a4783c-866b-4cc7-a460-3d5e5662c884" in (SCRIPTS / script).read_text()
-    assert "'18a4783c-866b-4cc7-a460-3d5e5662c884'" in module
+    for role in GRAPH_ROLES.values():
+        for script in ("grant-graph-permission.sh", "grant-graph-permission.ps1"):
+            assert role in (SCRIPTS / script).read_text()
+        assert f"'{role}'" in module
 
 
 def test_postprovision_hands_acs_app_ids_to_add_owner_and_never_fails_the_deployment(

@@ -296,6 +296,8 @@ GRANTED_ROLES = {
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
     "18a4783c-866b-4cc7-a460-3d5e5662c884": "Application.ReadWrite.OwnedBy",
+    "246dd0d5-5bd0-4def-940b-0421030a5b68": "Policy.Read.All",
+    "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30": "Application.Read.All",
 }
 NOT_ROLES = {"00000003-0000-0000-c000-000000000000"}  # Microsoft Graph's application id
 

@@ -17,8 +17,14 @@ from rotation.permissions import (
     listed,
 )
 from rotation.settings import load_settings
+from sandbox.app_policies import PasswordRestriction, new_policy
 from sandbox.server import Sandbox, unreachable_vault_url
-from sandbox.state import GRAPH_READ_WRITE_ALL, SMTP_REQUIRED_ACTIONS, SandboxState
+from sandbox.state import (
+    GRAPH_POLICY_READ_ALL,
+    GRAPH_READ_WRITE_ALL,
+    SMTP_REQUIRED_ACTIONS,
+    SandboxState,
+)
 from sandbox.web_api import REFS
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -445,3 +451,48 @@ async def test_a_broken_check_is_a_failed_line_and_the_others_still_answer(
     )
     assert checks["smtp"].status == "ok"
     assert checks["graph roles"].status == "ok"
+
+
+# ----- app-management policies --------------------------------------------------------------
+
+
+async def test_the_policies_line_names_a_cap_and_fails_an_app_they_forbid_new_passwords(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capped = sandbox.add_sender()
+    banned = sandbox.add_sender()
+    default = sandbox.state.tenants[sandbox.tenant_id]
+    default.enabled = True
+    default.passwords = [PasswordRestriction("passwordLifetime", timedelta(days=90))]
+    sandbox.state.assign_policy(
+        banned.app, new_policy("no secrets", PasswordRestriction("passwordAddition"))
+    )
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    head = checks["policies"]
+    assert head.status == "ok"
+    assert "tenant default policy enabled; 1 app-specific policy(ies)" in head.detail
+    assert f"{capped.app_id} (the new secret lasts 90.0 days" in head.detail
+    line = checks[f"policy {banned.app_id}"]
+    assert line.status == "fail"
+    assert "app-management policy 'no secrets'" in line.detail
+    assert (line.fix or "").startswith("an administrator exempts it")
+    assert f"policy {capped.app_id}" not in checks
+
+
+async def test_without_the_permission_to_read_policies_doctor_warns_with_the_grant(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_sender()
+    sandbox.rotator.sp.graph_roles.discard(GRAPH_POLICY_READ_ALL)
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    policies = checks["policies"]
+    assert policies.status == "warn"
+    assert "Policy.Read.All" in policies.detail
+    assert policies.fix == (
+        f"infra/scripts/grant-graph-permission.sh --principal-id {sandbox.rotator.principal_id}"
+    )
+    assert failed(checks) == []  # the rotator works without them, and says so

@@ -24,6 +24,7 @@ from rotation.errors import (
 )
 from rotation.model import AppRecord
 from rotation.settings import Settings, load_settings
+from sandbox.app_policies import PasswordRestriction, new_policy
 from sandbox.server import Sandbox
 
 LIST_APPS = "graph GET /applications"
@@ -385,3 +386,50 @@ async def test_errors_are_rotation_errors_and_never_carry_secrets(
         await entra.service_principal_app_ids([str(uuid.uuid4())])
     assert isinstance(caught.value, InvalidRequest)
     _assert_no_secret(sandbox, caught.value)
+
+
+# ----- app-management policies ------------------------------------------------------------
+
+
+async def test_password_policies_read_the_default_each_restrictive_policy_and_its_apps(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    sender = sandbox.add_sender()
+    other = sandbox.add_sender()
+    default = sandbox.state.tenants[sandbox.tenant_id]
+    default.enabled = True
+    since = sandbox.state.clock.now() - timedelta(days=3)
+    default.passwords = [PasswordRestriction("passwordLifetime", timedelta(days=90), since)]
+    mine = new_policy("mine", PasswordRestriction("passwordAddition", state="disabled"))
+    sandbox.state.assign_policy(sender.app, mine)
+    sandbox.state.app_policies["idle"] = new_policy("idle", enabled=False)
+
+    found = await entra.password_policies()
+    record = await _record(entra, other.app_id)
+
+    assert found.unread is None
+    assert found.assignments_known
+    assert found.default is not None
+    assert found.default.enabled
+    (cap,) = found.default.passwords
+    assert (cap.kind, cap.max_lifetime) == ("passwordLifetime", timedelta(days=90))
+    assert cap.applies_from == since.replace(microsecond=0)
+    assert set(found.assigned) == {sender.app.object_id.lower()}
+    assert found.assigned[sender.app.object_id.lower()].passwords[0].enabled is False
+    assert record.created is not None
+    assert abs(record.created - other.app.created) < timedelta(milliseconds=1)
+    assert sandbox.state.requests["graph GET /policies/appManagementPolicies/{id}/appliesTo"] == 1
+
+
+async def test_password_policies_that_graph_refuses_are_named_not_raised(
+    sandbox: Sandbox, entra: EntraAdapter
+) -> None:
+    sandbox.rotator.sp.graph_roles.discard("Policy.Read.All")
+
+    found = await entra.password_policies()
+
+    assert found.default is None
+    assert not found.assignments_known
+    assert found.unread is not None
+    assert "403" in found.unread
+    assert "Policy.Read.All and Application.Read.All" in found.unread

@@ -18,6 +18,7 @@ from azure.identity.aio import ClientSecretCredential
 
 from rotation.azure.identity import build_credential, credential_options
 from rotation.settings import Settings
+from sandbox.seed import ROTATOR_GRAPH_ROLES
 from sandbox.server import Sandbox
 from tests.sandbox.conftest import client_secret_credential
 
@@ -254,7 +255,7 @@ async def test_graph_token_is_a_signed_jwt_with_the_service_principals_app_roles
         audience=sandbox.graph_url,
         issuer=f"https://sts.windows.net/{sandbox.tenant_id}/",
     )
-    assert claims["roles"] == ["Application.ReadWrite.OwnedBy"]
+    assert claims["roles"] == sorted(ROTATOR_GRAPH_ROLES)
     assert claims["tid"] == sandbox.tenant_id
     assert claims["oid"] == sandbox.rotator.principal_id
     assert claims["appid"] == sandbox.rotator.client_id

@@ -25,6 +25,7 @@ from rotation.model import (
     DeletedName,
     ManagedApp,
     NewSecret,
+    PasswordPolicies,
     VaultEntry,
     VaultVersion,
 )
@@ -79,6 +80,7 @@ class FakeDirectory:
         self.now = now
         self.credentials: dict[str, list[Credential]] = {}  # app id -> credentials
         self.issued: dict[str, str] = {}  # key id -> secret text
+        self.policies = PasswordPolicies()  # the tenant's app-management policies
 
     def add_app(self, app_id: str, *credentials: Credential) -> None:
         self.credentials[app_id] = list(credentials)
@@ -100,6 +102,10 @@ class FakeDirectory:
         self.issued[credential.key_id] = value
         self.faults.check("add_password", record.app_id, after=True)
         return NewSecret(credential, SecretStr(value))
+
+    async def password_policies(self) -> PasswordPolicies:
+        self.faults.check("password_policies", None, after=False)
+        return self.policies
 
     async def remove_password(self, record: AppRecord, key_id: str) -> bool:
         self.faults.check("remove_password", record.app_id, after=False)

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotation.core.policy import (
+    POLICY_MARGIN,
     needs_versions,
+    password_rule,
     plan_app,
     retirement_plan,
     retirements,
@@ -18,11 +20,15 @@ from rotation.core.policy import (
 )
 from rotation.model import (
     CREDENTIAL_PREFIX,
+    AppManagementPolicy,
     AppRecord,
     Credential,
     Keep,
     ManagedApp,
     Mode,
+    PasswordPolicies,
+    PasswordRestriction,
+    PasswordRule,
     Retire,
     Rotate,
     Rules,
@@ -446,3 +452,107 @@ def test_skipping_a_settled_apps_versions_changes_no_decision(
         entry_ = dataclasses.replace(entry_, versions=(promoted, *entry_.versions))
         decisions.append(retirement_plan(APP, after, entry_, NOW, rules, emergency=plan.emergency))
     assert decisions[0] == decisions[1]
+
+
+# ----- app-management policies -----------------------------------------------------------------
+
+BAN = PasswordRestriction("passwordAddition")
+CAP_90 = PasswordRestriction("passwordLifetime", timedelta(days=90))
+
+
+def policies(
+    *restrictions: PasswordRestriction,
+    assigned: tuple[PasswordRestriction, ...] | None = None,
+    known: bool = True,
+    unread: str | None = None,
+) -> PasswordPolicies:
+    default = AppManagementPolicy("0000", "tenant default", True, restrictions)
+    mine = {"obj": AppManagementPolicy("p1", "mine", True, assigned)} if assigned else {}
+    return PasswordPolicies(default, mine, assignments_known=known, unread=unread)
+
+
+def due(passwords: PasswordPolicies | None, app_record: AppRecord | None = None) -> Rotate:
+    rec = app_record or record(cred("k1", left=timedelta(days=5)))
+    plan = plan_app(APP, rec, entry(("k1", timedelta(days=10))), NOW, RULES, passwords=passwords)
+    assert isinstance(plan, Rotate)
+    return plan
+
+
+def test_without_policies_a_new_secret_lasts_the_configured_lifetime() -> None:
+    plan = due(None)
+    assert (plan.lifetime, plan.blocked) == (RULES.lifetime, None)
+    assert plan.lifetime == due(policies()).lifetime
+
+
+def test_a_cap_below_the_lifetime_shortens_it_under_a_margin_and_the_reason_says_so() -> None:
+    plan = due(policies(CAP_90))
+    assert plan.lifetime == timedelta(days=90) - POLICY_MARGIN
+    assert "the tenant default app-management policy allows at most 90.0 days" in plan.reason
+    assert due(policies(PasswordRestriction("passwordLifetime", timedelta(days=400)))).lifetime == (
+        RULES.lifetime
+    )
+
+
+def test_password_addition_forbidden_blocks_with_the_fix() -> None:
+    plan = due(policies(BAN))
+    assert plan.blocked is not None
+    assert "forbids adding a password" in plan.blocked.reason
+    assert "appManagementPolicies/$ref" in plan.blocked.fix
+
+
+def test_an_assigned_policy_replaces_the_default_and_a_disabled_one_restricts_nothing() -> None:
+    assert due(policies(BAN, assigned=(CAP_90,))).blocked is None
+    assert due(policies(BAN, assigned=(CAP_90,))).lifetime == timedelta(days=90) - POLICY_MARGIN
+    disabled = PasswordPolicies(AppManagementPolicy("0", "d", False, (BAN,)))
+    assert due(disabled).blocked is None
+    off = PasswordRestriction("passwordAddition", enabled=False)
+    assert due(policies(off)).blocked is None
+
+
+def test_a_restriction_applies_from_its_date_and_to_an_app_of_unknown_age() -> None:
+    since = PasswordRestriction("passwordAddition", applies_from=NOW - timedelta(days=30))
+    old = dataclasses.replace(
+        record(cred("k1", left=timedelta(days=5))), created=NOW - timedelta(days=90)
+    )
+    new = dataclasses.replace(old, created=NOW - timedelta(days=1))
+    unknown = dataclasses.replace(old, created=None)
+    assert due(policies(since), old).blocked is None
+    assert due(policies(since), new).blocked is not None
+    assert due(policies(since), unknown).blocked is not None  # the safe side
+
+
+def test_a_cap_within_the_rotation_window_blocks_unless_the_app_may_be_exempt() -> None:
+    short = PasswordRestriction("passwordLifetime", timedelta(days=20))
+    blocked = due(policies(short)).blocked
+    assert blocked is not None
+    assert "ROTATION_ROTATE_BEFORE_DAYS below 20.0 days" in blocked.fix
+    maybe_exempt = due(policies(short, known=False))
+    assert (maybe_exempt.blocked, maybe_exempt.lifetime) == (None, RULES.lifetime)
+
+
+def test_unread_assignments_never_block_on_the_default_but_a_cap_still_applies() -> None:
+    plan = due(policies(BAN, CAP_90, known=False))
+    assert plan.blocked is None
+    assert plan.lifetime == timedelta(days=90) - POLICY_MARGIN
+    assert "unless a policy of the app's own" in plan.reason
+    assert password_rule(policies(BAN, known=False), record()) == PasswordRule(
+        "the tenant default app-management policy (unless a policy of the app's own, which "
+        "could not be read, exempts it)",
+        blocked=False,
+        max_lifetime=None,
+        certain=False,
+    )
+
+
+def test_policies_that_could_not_be_read_are_named_in_the_reason() -> None:
+    plan = due(PasswordPolicies(unread="403 from Graph"))
+    assert "could not be read (403 from Graph)" in plan.reason
+    assert (plan.blocked, plan.lifetime) == (None, RULES.lifetime)
+
+
+def test_a_healthy_app_is_kept_whatever_the_policies_say() -> None:
+    plan = plan_app(
+        APP, record(cred("k1")), entry(("k1", timedelta(days=10))), NOW, RULES,
+        passwords=policies(BAN),
+    )  # fmt: skip
+    assert isinstance(plan, Keep)
