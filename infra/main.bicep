@@ -289,6 +289,7 @@ module functionApp 'modules/functionapp.bicep' = {
     name: functionAppName
     storageName: storage.outputs.name
     storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: deploymentContainerName
     appInsightsName: monitoring.outputs.appInsightsName
     appInsightsConnectionString: monitoring.outputs.connectionString

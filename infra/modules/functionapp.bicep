@@ -9,6 +9,7 @@ param planName string
 param name string
 param storageName string
 param storageBlobEndpoint string
+param storageTableEndpoint string
 param deploymentContainerName string
 param appInsightsName string
 param appInsightsConnectionString string
@@ -28,10 +29,20 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 
 // The host reaches storage and Application Insights with the identity: no keys anywhere.
+// Storage by its service URIs, as Microsoft's Flex Consumption quickstarts set them
+// (Azure-Samples/functions-quickstart-python-http-azd, infra/app/api.bicep), from the
+// account's own endpoints, so they are right in every cloud: AzureWebJobsStorage__accountName
+// is "valid only if the account isn't in a sovereign cloud" (Azure Functions developer guide,
+// "Connecting to host storage with an identity"). Blob: timers, keys, the package; table: the
+// host's diagnostic events. No queue: this app has no trigger that uses one.
 var hostSettings = [
   {
-    name: 'AzureWebJobsStorage__accountName'
-    value: storageName
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storageBlobEndpoint
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storageTableEndpoint
   }
   {
     name: 'AzureWebJobsStorage__credential'

@@ -106,3 +106,4 @@ resource leaseContainer 'Microsoft.Storage/storageAccounts/blobServices/containe
 output id string = storage.id
 output name string = storage.name
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output tableEndpoint string = storage.properties.primaryEndpoints.table

@@ -212,6 +212,28 @@ def test_site_config_holds_only_what_flex_consumption_accepts() -> None:
     )
 
 
+def test_host_storage_is_reached_by_its_service_uris_as_in_every_cloud() -> None:
+    """AzureWebJobsStorage__accountName works in the public cloud only (Azure Functions
+    developer guide); the service URIs come from the account's own endpoints."""
+    module = bicep.INFRA / "modules" / "functionapp.bicep"
+    settings = {s["name"]: s["value"] for s in bicep.variable(module, "hostSettings")}
+    params = bicep.parse(bicep.MAIN)["modules"]["functionApp"]["config"]["params"]
+
+    assert "AzureWebJobsStorage__accountName" not in settings
+    assert settings["AzureWebJobsStorage__blobServiceUri"] == "storageBlobEndpoint"
+    assert settings["AzureWebJobsStorage__tableServiceUri"] == "storageTableEndpoint"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    for param, output in (
+        ("storageBlobEndpoint", "blobEndpoint"),
+        ("storageTableEndpoint", "tableEndpoint"),
+    ):
+        accessor = params[param]["operator"]["operands"]
+        assert accessor["operand_1"] == "storage"
+        assert accessor["operand_2"]["operator"]["operands"]["operand_2"] == output
+    storage = (bicep.INFRA / "modules" / "storage.bicep").read_text(encoding="utf-8")
+    assert "output tableEndpoint string = storage.properties.primaryEndpoints.table" in storage
+
+
 def test_nested_deployments_outside_the_environments_group_are_named_per_environment() -> None:
     """A subscription-scope deployment name is bound to its first region: a fixed name
     makes a second environment elsewhere fail with InvalidDeploymentLocation."""
