@@ -60,7 +60,8 @@ class ConsumerReference(AnswerModel):
     vault_name: str
     secret_name: str
     status: str = Field(
-        description="App Service's ResolveStatus: Resolved, SecretNotFound, AccessToKeyVaultDenied, ..."
+        description="App Service's ResolveStatus: Resolved, SecretNotFound, "
+        "AccessToKeyVaultDenied, ...; empty when App Service reported none"
     )
     pinned_version: str | None = Field(
         description="the version the reference names; such a reference never follows a rotation"
@@ -69,14 +70,15 @@ class ConsumerReference(AnswerModel):
     details: str | None = Field(description="App Service's own details text")
     confirmed: Time | None = Field(description="when it was seen resolving the current version")
     problem: str | None = Field(
-        description="why it holds an early retirement (pinned, or not resolved with the details)"
+        description="why it holds an early retirement: pinned, not resolved (with the "
+        "details), or App Service did not report its status or the version it serves"
     )
     setting_type: model.SettingType = Field(
         description="whether `setting` is an app setting or a connection string of the site"
     )
 
     @classmethod
-    def of(cls, ref: model.ConsumerReference) -> ConsumerReference:
+    def of(cls, ref: model.ConsumerReference, problem: str | None) -> ConsumerReference:
         return cls(
             site=ref.site_id,
             setting=ref.setting,
@@ -87,7 +89,7 @@ class ConsumerReference(AnswerModel):
             active_version=ref.active_version,
             details=ref.details,
             confirmed=ref.confirmed_at,
-            problem=ref.problem,
+            problem=problem,
             setting_type=ref.setting_type,
         )
 
@@ -115,7 +117,7 @@ class ConsumerCheck(AnswerModel):
         return cls(
             version=check.version,
             confirmed=check.confirmed,
-            references=[ConsumerReference.of(r) for r in check.references],
+            references=[ConsumerReference.of(r, check.problem_of(r)) for r in check.references],
             unreachable=list(check.unreachable),
         )
 

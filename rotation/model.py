@@ -302,6 +302,9 @@ class NewSecret:
 
 #: ResolveStatus of a Key Vault reference that App Service resolved (Web RP, ApiKVReference).
 RESOLVED = "Resolved"
+#: The status recorded when App Service's answer has none: Microsoft's published example
+#: of the configreferences answer has neither ``status`` nor ``activeVersion``.
+UNREPORTED = ""
 #: Where a site holds a Key Vault reference: an app setting or a connection string (App
 #: Service resolves both; the Web RP lists each under its own ``configreferences`` path).
 SettingType = Literal["appSetting", "connectionString"]
@@ -316,7 +319,7 @@ class ConsumerReference:
     site_id: str
     setting: str
     secret_name: str
-    status: str  # Azure's ResolveStatus: Resolved, SecretNotFound, AccessToKeyVaultDenied, ...
+    status: str  # Azure's ResolveStatus: Resolved, SecretNotFound, ...; UNREPORTED: none given
     pinned_version: str | None  # the reference names a version: it never follows rotation
     active_version: str | None  # the version the site resolved (None: not reported)
     details: str | None  # App Service's own words about the resolution
@@ -345,9 +348,34 @@ class ConsumerReference:
                 f"pinned to version {self.pinned_version}: it never follows a rotation; "
                 "remove the version from the reference"
             )
+        if self.status == UNREPORTED:
+            return (
+                "App Service reported no status for this reference (Microsoft's published "
+                "example of this answer has none): whether the site resolves it is not known, "
+                "so the grace period is kept"
+            )
         if not self.resolved:
             return f"{self.status}: {self.details or 'no details given'}"
         return None
+
+
+#: Why a password reference that resolves, but without a version, holds retirement back.
+NO_ACTIVE_VERSION = (
+    "App Service reported no activeVersion for this reference (Microsoft's published example "
+    "of this answer has none): which version the site serves is not known, so the grace "
+    "period is kept"
+)
+
+
+def reference_problem(ref: ConsumerReference, password_secret: str) -> str | None:
+    """Why `ref` holds an early retirement back: its own problem, or, for a reference to
+    the password (`password_secret`), that App Service did not say which version the site
+    serves (the username's versions are not the password's: any that resolves will do)."""
+    if ref.problem is not None:
+        return ref.problem
+    if ref.secret_name.lower() == password_secret.lower() and not ref.active_version:
+        return NO_ACTIVE_VERSION
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +392,10 @@ class ConsumerCheck:
         return tuple(
             r for r in self.references if r.secret_name.lower() == self.password_secret.lower()
         )
+
+    def problem_of(self, ref: ConsumerReference) -> str | None:
+        """Why `ref` holds an early retirement back (`reference_problem`)."""
+        return reference_problem(ref, self.password_secret)
 
     @property
     def confirmed(self) -> bool:

@@ -91,7 +91,7 @@ def consumers_table(checks: Sequence[tuple[str, ConsumerCheck]]) -> Table:
                 ref.status,
                 resolves,
                 ref.confirmed_at.strftime("%H:%M:%S") if ref.confirmed_at else "",
-                ref.problem or "",
+                check.problem_of(ref) or "",
             )
         for problem in check.unreachable:
             table.add_row(app_id[:8], "[bold red]unreachable[/]", "", "", "", "", problem)

@@ -160,7 +160,13 @@ def _site_json(site: WebSite) -> dict[str, Any]:
 
 
 def _reference_json(site: WebSite, setting: str, r: Resolution, path: str = REFS) -> dict[str, Any]:
-    """An ApiKVReference (Web RP): no value, ever."""
+    """An ApiKVReference (Web RP): no value, ever. A site answering as Microsoft's
+    published example does gives only the id and three properties (sandbox/web_sites.py)."""
+    if site.reference_fields == "published-example":
+        props = {"secretName": r.secret_name, "vaultName": r.vault_name}
+        if r.secret_version:
+            props["secretVersion"] = r.secret_version
+        return {"id": f"{site.id}{path}/{setting}", "properties": props}
     return {
         "id": f"{site.id}{path}/{setting}",
         "name": setting,

@@ -24,6 +24,15 @@ returns ("Reference has been successfully resolved.", seen in a real refresh res
 the texts for failures are the sandbox's own: the product shows ``details`` verbatim and
 never parses it. The 24 hours run on the sandbox clock, so tests can move past them.
 
+What an answer holds: the schema (ApiKVReference) lists ``reference``, ``status``,
+``vaultName``, ``secretName``, ``secretVersion``, ``identityType``, ``details``, ``source``
+and ``activeVersion``, and a site answers with all of them by default. Microsoft's
+published example of the answer (azure-rest-api-specs, Microsoft.Web/AppService/examples/
+2025-03-01/GetKeyVaultReferencesForAppSettings.json, read 2026-12) has only ``secretName``,
+``secretVersion`` and ``vaultName``; a site with ``reference_fields = "published-example"``
+answers that way (``secretVersion`` only when the reference names one), so tests see what
+the product does when App Service says nothing about status or the version it serves.
+
 The cached value is kept here because that is what the site's code reads (the
 reliability suite's App Service-style consumers); it never leaves the sandbox in a
 response.
@@ -35,7 +44,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -44,6 +53,8 @@ if TYPE_CHECKING:
 #: App Service refetches Key Vault references every 24 hours.
 CACHE_LIFETIME = timedelta(hours=24)
 RESOLVED_DETAILS = "Reference has been successfully resolved."
+#: Which fields a site's configreferences answers hold (see the module's docstring).
+ReferenceFields = Literal["complete", "published-example"]
 _REFERENCE = re.compile(r"^@Microsoft\.KeyVault\((?P<body>.*)\)$", re.IGNORECASE | re.DOTALL)
 
 
@@ -75,6 +86,7 @@ class WebSite:
     vault_access: bool = True  # its managed identity may read secrets (Key Vault Secrets User)
     cache: dict[str, Resolution] = field(default_factory=dict)  # setting -> resolution
     connection_string_cache: dict[str, Resolution] = field(default_factory=dict)
+    reference_fields: ReferenceFields = "complete"  # what its configreferences answers hold
 
     @property
     def site_id(self) -> str:

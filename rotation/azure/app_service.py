@@ -25,6 +25,13 @@ a raw request anyway.
   it re-resolves them is not known and nothing here counts on it (a connection string
   reference is confirmed only when it is read resolving the new version).
 
+Microsoft's published example of the appsettings answer (azure-rest-api-specs,
+Microsoft.Web/AppService/examples/2025-03-01/GetKeyVaultReferencesForAppSettings.json)
+has only ``secretName``, ``secretVersion`` and ``vaultName``; the spec's ApiKVReference
+schema lists ``status`` and ``activeVersion`` but does not say when they are filled in. A
+missing status is recorded as not reported (`UNREPORTED`), a missing activeVersion as
+None: neither confirms anything, and the report says why the grace period is kept.
+
 Which RBAC action ARM checks for the connection strings' list and for the refresh, no
 published operation says (tests/operations/microsoft.web.txt has neither): doctor tries
 both calls rather than inferring a name.
@@ -51,7 +58,7 @@ from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 from rotation.azure.errors import RETRY, error_code, first_line, map_arm_errors
 from rotation.azure.trust import connection_options
 from rotation.errors import PermissionDenied, ServiceUnavailable
-from rotation.model import ConsumerReference, SettingType
+from rotation.model import UNREPORTED, ConsumerReference, SettingType
 from rotation.settings import Settings
 
 #: The Web RP API version of these calls (stable; ApiKVReference has every field we read).
@@ -197,7 +204,7 @@ def _reference(
         site_id=site_id,
         setting=setting,
         secret_name=str(props.get("secretName") or ""),
-        status=str(props.get("status") or "Initialized"),
+        status=str(props.get("status") or UNREPORTED),
         pinned_version=props.get("secretVersion") or None,
         active_version=props.get("activeVersion") or None,
         details=props.get("details") or None,

@@ -32,7 +32,7 @@ from datetime import datetime
 from rotation.core.concurrency import bounded
 from rotation.core.ports import WebSites
 from rotation.errors import PermissionDenied, RotationError
-from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp
+from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp, reference_problem
 from rotation.settings import USERNAME_SUFFIX, Settings
 from rotation.telemetry import logs, redaction
 
@@ -201,7 +201,7 @@ class ConsumerTracker:
                     setting_type=ref.setting_type,
                     status=ref.status,
                     active_version=ref.active_version,
-                    problem=ref.problem,
+                    problem=reference_problem(ref, app.secret_name),
                 )
         return seen, None
 

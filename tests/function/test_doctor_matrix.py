@@ -257,6 +257,7 @@ async def both(
     return http, terminal
 
 
+@pytest.mark.slow
 async def test_with_every_prerequisite_every_check_is_ok(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,6 +274,7 @@ async def test_with_every_prerequisite_every_check_is_ok(
     assert "refreshed 2" in next(c["detail"] for c in body["checks"] if c["check"] == "consumers")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 async def test_each_prerequisite_removed_alone_is_named_with_its_fix(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, case: Case
@@ -304,6 +306,7 @@ def test_every_check_doctor_runs_has_a_case_that_needs_it() -> None:
     assert {name for name, _ in doctor.CHECKS} == {case.producer for case in CASES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("producer", [name for name, _ in doctor.CHECKS])
 async def test_a_check_that_always_says_ok_is_caught(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, producer: str

@@ -116,6 +116,7 @@ async def test_a_cap_not_above_the_rotation_window_blocks_with_the_setting_to_ch
     assert len(sender.app.passwords) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("missing", [GRAPH_POLICY_READ_ALL, GRAPH_APPLICATION_READ_ALL])
 async def test_without_the_permission_to_read_them_the_run_goes_on_and_says_so(
     sandbox: Sandbox, open_service: OpenService, missing: str

@@ -3,10 +3,11 @@ secret goes: the real RotationService against the sandbox's Microsoft.Web routes
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from rotation import answers
-from rotation.model import Mode, Outcome, RunOptions
+from rotation.model import UNREPORTED, Mode, Outcome, RunOptions
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
 
@@ -100,6 +101,44 @@ async def test_a_reference_that_does_not_resolve_holds_retirement_and_shows_its_
     shown = answers.StatusRow.of(row).body()["consumers"]
     assert isinstance(shown, dict)
     assert "AccessToKeyVaultDenied" in str(shown["references"])
+
+
+async def test_sites_answering_as_the_published_example_keep_the_grace_and_say_why(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    """Microsoft's published example of the configreferences answer has no status and no
+    activeVersion: nothing is confirmed, the old secret keeps its grace, the report says
+    why, and the run does not wait out the confirmation time for an answer that never
+    comes."""
+    sender = sandbox.add_sender()
+    name = secret_name(sender.client_id)
+    site = sandbox.add_consumer_site("mailer-web", name)
+    site.reference_fields = "published-example"
+    async with open_service(
+        consumers_enabled="true",
+        consumers_fully_covered="all",
+        consumer_confirm_timeout_seconds="60",
+    ) as service:
+        started = time.monotonic()
+        report = await service.run()
+        took = time.monotonic() - started
+        rows = await service.status()
+    [outcome] = report.outcomes
+    assert outcome.outcome is Outcome.ROTATED
+    assert outcome.removed_key_ids == []
+    assert len(sender.app.passwords) == 2
+    check = outcome.consumers
+    assert check is not None
+    assert not check.confirmed
+    assert {r.status for r in check.references} == {UNREPORTED}
+    assert {r.active_version for r in check.references} == {None}
+    shown = answers.RunReport.of(report).body()["apps"][0]["consumers"]
+    problems = {r["setting"]: r["problem"] for r in shown["references"]}
+    assert set(problems) == {"SMTP_PASSWORD", "SMTP_USERNAME"}
+    assert all("no status" in p and "grace period is kept" in p for p in problems.values())
+    status = answers.StatusRow.of(rows[0]).body()["consumers"]
+    assert "no status" in str(status)
+    assert took < 30, f"the run waited {took:.0f} s for a status that never comes"
 
 
 async def test_a_pinned_reference_is_reported_and_keeps_the_grace(

@@ -390,6 +390,7 @@ async def test_before_the_graph_grant_doctor_says_what_is_pending_and_when_a_new
     assert checks["smtp"].status == "ok"
 
 
+@pytest.mark.slow
 async def test_a_key_vault_role_not_effective_yet_is_pending_then_ok(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -456,6 +457,7 @@ async def test_a_broken_check_is_a_failed_line_and_the_others_still_answer(
 # ----- app-management policies --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_policies_line_names_a_cap_and_fails_an_app_they_forbid_new_passwords(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

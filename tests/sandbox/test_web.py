@@ -14,6 +14,8 @@ from azure.identity.aio import ClientSecretCredential
 from rotation.azure.app_service import WebSiteReader
 from rotation.azure.trust import TrustedTransport
 from rotation.errors import NotFound, PermissionDenied
+from rotation.model import UNREPORTED
+from sandbox import web_api
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion
 
@@ -113,6 +115,34 @@ async def test_failures_carry_azure_statuses_and_the_sites_details(
     assert statuses["missing"]["SMTP_PASSWORD"] == "SecretNotFound"
     assert statuses["pinned"]["SMTP_PASSWORD"] == "SecretVersionNotFound"
     assert statuses["denied"]["SMTP_PASSWORD"] == "AccessToKeyVaultDenied"
+
+
+async def test_a_site_may_answer_as_microsofts_published_example(
+    sandbox: Sandbox, reader: WebSiteReader
+) -> None:
+    """The spec's example of the answer has only secretName, secretVersion and vaultName:
+    no status, no activeVersion, no name. The reader records what is missing as such."""
+    state = sandbox.state
+    first = put_version(state, SECRET, "first-password")
+    put_version(state, SECRET + "-username", "sender@example")
+    site = sandbox.add_consumer_site("terse", SECRET)
+    pinned = sandbox.add_consumer_site("terse-pinned", SECRET, version=first.version)
+    for each in (site, pinned):
+        each.reference_fields = "published-example"
+    await reader.refresh(site.id)
+
+    found = site.resolutions(state.vault, state.vault_name, state.clock.now())
+    body = web_api._reference_json(site, "SMTP_PASSWORD", found["SMTP_PASSWORD"])
+    assert set(body) == {"id", "properties"}
+    assert body["properties"] == {"secretName": SECRET, "vaultName": state.vault_name}
+    refs = {r.setting: r for r in await reader.references(site.id)}
+    assert set(refs) == {"SMTP_PASSWORD", "SMTP_USERNAME"}  # named by the id's last segment
+    password = refs["SMTP_PASSWORD"]
+    assert (password.secret_name, password.vault_name) == (SECRET, state.vault_name)
+    assert (password.status, password.active_version, password.details) == (UNREPORTED, None, None)
+    assert password.pinned_version is None
+    [held] = [r for r in await reader.references(pinned.id) if r.setting == "SMTP_PASSWORD"]
+    assert held.pinned_version == first.version  # secretVersion: what the reference names
 
 
 async def test_reader_may_read_references_but_not_refresh_them(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rotation.core.policy import early_retirement, plan_app, retirements
-from rotation.model import ConsumerCheck, ConsumerReference, Keep
+from rotation.model import NO_ACTIVE_VERSION, UNREPORTED, ConsumerCheck, ConsumerReference, Keep
 from tests.unit.test_policy import APP, NOW, RULES, cred, entry, record
 
 SITE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/web"
@@ -93,14 +93,40 @@ def test_an_unreachable_site_never_allows_early_retirement() -> None:
 
 
 def test_a_resolved_reference_without_an_active_version_is_not_a_confirmation() -> None:
-    # App Service may leave activeVersion null; we then cannot tell, so we wait.
-    assert early_retirement(check(ref(active=None)), VAULT, True) is None
+    # App Service may leave activeVersion out (Microsoft's published example has none):
+    # which version the site serves is then unknown, so the grace is kept, and said why.
+    silent = ref(active=None)
+    seen = check(silent)
+    assert early_retirement(seen, VAULT, True) is None
+    assert silent.problem is None  # nothing wrong with the reference itself...
+    assert seen.problem_of(silent) == NO_ACTIVE_VERSION  # ...but it confirms nothing
+    assert "activeVersion" in NO_ACTIVE_VERSION
+    assert "grace period is kept" in NO_ACTIVE_VERSION
+
+
+def test_the_username_needs_no_active_version() -> None:
+    # The username companion's versions are not the password's: resolving is enough.
+    username = ref(secret=APP.secret_name + "-username", active=None)
+    seen = check(ref(), username)
+    assert seen.problem_of(username) is None
+    assert early_retirement(seen, VAULT, True) is not None
+
+
+def test_a_reference_without_a_status_holds_retirement_and_says_why() -> None:
+    # The published example of the answer has no status either.
+    unreported = ref(status=UNREPORTED, active=None, details=None)
+    assert not unreported.resolved
+    assert early_retirement(check(unreported), VAULT, True) is None
+    problem = unreported.problem or ""
+    assert "no status" in problem
+    assert "grace period is kept" in problem
+    assert check(unreported).problem_of(unreported) == problem
 
 
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["Resolved", "SecretNotFound", "Initialized"]),
+            st.sampled_from(["Resolved", "SecretNotFound", "Initialized", UNREPORTED]),
             st.sampled_from(["v0", "v1", None]),
             st.sampled_from([None, "v0"]),
         ),
