@@ -15,7 +15,7 @@ import azure.functions as func
 
 from rotation.doctor import Site
 from rotation.errors import SettingsError
-from rotation.http_api import Answer, Api, to_json
+from rotation.http_api import Answer, Api, doctor_format, to_json
 from rotation.misconfigured import Misconfigured
 from rotation.settings import InvalidSettings, Settings, load_settings
 from rotation.telemetry import logs, redaction
@@ -78,6 +78,12 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def doctor(req: func.HttpRequest) -> func.HttpResponse:
+    wanted = doctor_format(req.params)
+    if not isinstance(wanted, str):  # an unknown format: the 400 naming the known ones
+        return respond(wanted)
+    if wanted == "text":  # the lines the command line prints (what azd up shows at its end)
+        status, text = await api.doctor_text()
+        return func.HttpResponse(text, status_code=status, mimetype="text/plain", charset="utf-8")
     return respond(await api.doctor())
 
 

@@ -26,6 +26,7 @@ from pydantic import (
 from rotation import answers
 from rotation.caller import describe_caller
 from rotation.doctor import Site, diagnose, ok
+from rotation.doctor import text as doctor_lines
 from rotation.errors import LeaseStoreUnavailable, RotationError
 from rotation.model import AppOutcome, Mode, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
@@ -38,6 +39,10 @@ MAX_BODY_BYTES = 64 * 1024
 HTTP_RUN_BUDGET_SECONDS = 200.0
 
 Answer = tuple[int, dict[str, Any]]
+#: (status, plain text): ``GET /api/doctor?format=text``, the lines `doctor` prints.
+TextAnswer = tuple[int, str]
+#: What ``GET /api/doctor`` answers in (``format``): JSON unless asked for text.
+DOCTOR_FORMATS = ("json", "text")
 #: How docs/openapi.yaml describes an app id (the validator below accepts GUIDs only).
 UUID = WithJsonSchema({"type": "string", "format": "uuid"})
 log = logs.get_logger("rotation.http")
@@ -62,6 +67,19 @@ class RotationRequest(BaseModel):
         if bad:
             raise ValueError(f"not GUIDs: {', '.join(echo(b) for b in bad[:5])}")
         return [guid for guid in guids if guid is not None]
+
+
+def doctor_format(params: Mapping[str, str]) -> str | Answer:
+    """The ``format`` a doctor request asks for, or the 400 naming the ones there are."""
+    wanted = params.get("format", "json").lower()
+    if wanted in DOCTOR_FORMATS:
+        return wanted
+    return problem(
+        400,
+        "invalid_request",
+        f"format: {echo(wanted)} is not one of {', '.join(DOCTOR_FORMATS)}",
+        field="format",
+    )
 
 
 def problem(
@@ -264,6 +282,11 @@ class Api:
         (the rotator is not ready to rotate) with the same report when any did."""
         checks = await diagnose(self.settings, self.site)
         return (200 if ok(checks) else 503), answers.DoctorReport.of(checks).body()
+
+    async def doctor_text(self) -> TextAnswer:
+        """The same checks and status, as the lines `python -m rotation doctor` prints."""
+        checks = await diagnose(self.settings, self.site)
+        return (200 if ok(checks) else 503), doctor_lines(checks)
 
     async def timer(self) -> dict[str, Any]:
         """The scheduled run: every due app, with the full verify timeout. Within its

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotation import answers
-from rotation.doctor import Site, settings_failed
+from rotation.doctor import Site, settings_failed, text
 from rotation.errors import SettingsError
-from rotation.http_api import Answer
+from rotation.http_api import Answer, TextAnswer
 from rotation.telemetry import logs
 
 log = logs.get_logger("rotation.settings")
@@ -53,6 +53,9 @@ class Misconfigured:
     async def doctor(self) -> Answer:
         checks = [settings_failed(self.message, self.site)]
         return 503, answers.DoctorMisconfigured.refusing(checks, self._error()).body()
+
+    async def doctor_text(self) -> TextAnswer:
+        return 503, text([settings_failed(self.message, self.site)])
 
     async def timer(self) -> dict[str, Any]:
         log.error("run.failed", error_type="SettingsError", error=self.message)

@@ -30,7 +30,7 @@ if ($env:ACS_APP_IDS) {
     Write-Output "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 }
 Write-Output ''
-Write-Output 'Check every prerequisite once the code is deployed (the end of azd up):'
-Write-Output "  curl `"$env:FUNCTION_URL/doctor?code=<function key>`""
+Write-Output 'Once the code is deployed, the end of azd up asks doctor and prints its lines (postdeploy hook);'
+Write-Output "run it again any time: curl `"$env:FUNCTION_URL/doctor?format=text&code=<function key>`""
 Write-Output "Check what the rotator sees: curl `"$env:FUNCTION_URL/status?code=<function key>`""
 Write-Output "(get a key: az functionapp keys list -g $env:AZURE_RESOURCE_GROUP -n $env:FUNCTION_APP_NAME)"

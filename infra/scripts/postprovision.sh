@@ -34,7 +34,7 @@ else
   echo "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 fi
 echo ""
-echo "Check every prerequisite once the code is deployed (the end of azd up):"
-echo "  curl \"${FUNCTION_URL:-https://<app>/api}/doctor?code=<function key>\""
+echo "Once the code is deployed, the end of azd up asks doctor and prints its lines (postdeploy hook);"
+echo "run it again any time: curl \"${FUNCTION_URL:-https://<app>/api}/doctor?format=text&code=<function key>\""
 echo "Check what the rotator sees: curl \"${FUNCTION_URL:-https://<app>/api}/status?code=<function key>\""
 echo "(get a key: az functionapp keys list -g ${AZURE_RESOURCE_GROUP:-<rg>} -n ${FUNCTION_APP_NAME:-<app>})"

@@ -32,7 +32,17 @@ from rotation.settings import Settings
 if TYPE_CHECKING:  # rich is for the terminal only: the Function App never imports it
     from rich.console import Console
 
-__all__ = ["CHECKS", "Check", "Site", "diagnose", "ok", "render", "settings_failed"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Site",
+    "diagnose",
+    "lines",
+    "ok",
+    "render",
+    "settings_failed",
+    "text",
+]
 STYLE: dict[str, str] = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 CheckFn = Callable[[Facts, Clients], Awaitable[list[Check]]]
@@ -125,18 +135,36 @@ def settings_failed(public_message: str, site: Site) -> Check:
     return Check("settings", "fail", public_message, site.set_setting(names))
 
 
-def render(checks: Sequence[Check], console: Console) -> None:
-    """One line per check; a `fix:` line under each one that is not ok."""
-    from rich.text import Text
-
+def lines(checks: Sequence[Check]) -> list[tuple[str, str]]:
+    """The report as plain lines, each with its style: one per check, a `fix:` line under
+    each one that is not ok, then the count. The command line prints them in colour;
+    ``GET /api/doctor?format=text`` (what `azd up` prints at its end) sends them as text."""
     width = max((len(c.name) for c in checks), default=0)
+    out: list[tuple[str, str]] = []
     for check in checks:
-        line = Text(f"{check.status:<5}", style=STYLE[check.status])
-        line.append(f" {check.name:<{width}}  {check.detail}")
-        console.print(line, soft_wrap=True)
+        out.append((f"{check.status:<5} {check.name:<{width}}  {check.detail}", check.status))
         if check.fix and check.status != "ok":
-            console.print(Text(f"{'':<5} {'':<{width}}  fix: {check.fix}"), soft_wrap=True)
+            out.append((f"{'':<5} {'':<{width}}  fix: {check.fix}", ""))
     failed = sum(c.status == "fail" for c in checks)
     warned = sum(c.status == "warn" for c in checks)
     summary = f"{len(checks)} checks: {failed} failed, {warned} warnings"
-    console.print(Text(summary, style="bold red" if failed else "bold green"))
+    out.append((summary, "bold red" if failed else "bold green"))
+    return out
+
+
+def text(checks: Sequence[Check]) -> str:
+    """`lines` as one text, a newline after each."""
+    return "".join(line + "\n" for line, _ in lines(checks))
+
+
+def render(checks: Sequence[Check], console: Console) -> None:
+    """`lines` on the terminal: a check's status in its colour, the count in red or green."""
+    from rich.text import Text
+
+    for line, style in lines(checks):
+        if style in STYLE:  # a check's line: only its status is coloured
+            shown = Text(line[:5], style=STYLE[style])
+            shown.append(line[5:])
+        else:
+            shown = Text(line, style=style)
+        console.print(shown, soft_wrap=True)

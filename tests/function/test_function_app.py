@@ -21,6 +21,7 @@ from rotation.errors import PermissionDenied, SettingsError
 from rotation.http_api import Api
 from rotation.service import RotationService
 from rotation.timebudget import function_timeout_seconds, load_timer_budget, timer_budget_seconds
+from sandbox.seed import ROTATOR_GRAPH_ROLES
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
 from tests import lockfile
@@ -186,6 +187,9 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
     assert await post(module, {"dryRun": True}) == (503, {"error": health["error"]})
     status, doctor = await get(module, "doctor")
     assert (status, doctor["ok"]) == (503, False)
+    as_text = await doctor_text(module, "text")
+    assert (as_text.status_code, as_text.mimetype) == (503, "text/plain")
+    assert as_text.get_body().decode().startswith(f"fail  settings  {line}\n")
     assert doctor["checks"] == [
         {
             "check": "settings",
@@ -455,6 +459,40 @@ async def test_a_timer_run_before_the_graph_grant_fails_once_with_one_line(
     assert "hours" in failures[0]["error"]  # and when a new token will carry the grant
     assert not any(s.app_id in caplog.text for s in senders)  # no line per app
     assert writes(sandbox.state) == 0
+
+
+async def doctor_text(module: ModuleType, wanted: str) -> func.HttpResponse:
+    request = func.HttpRequest("GET", "/api/doctor", body=b"", params={"format": wanted})
+    response: func.HttpResponse = await trigger(module, "doctor")(request)
+    return response
+
+
+async def test_doctor_as_text_gives_the_command_lines_lines_with_the_same_status(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the azd postdeploy hook prints: the lines, not JSON, and 503 while a check fails
+    (here the most likely one right after `azd up`: the Graph grant not made yet)."""
+    sandbox.add_sender()
+    sandbox.rotator.sp.graph_roles.clear()
+    module = load(sandbox, monkeypatch)
+    try:
+        failing = await doctor_text(module, "text")
+        unknown = await doctor_text(module, "yaml")
+        sandbox.rotator.sp.graph_roles.update(ROTATOR_GRAPH_ROLES)  # doctor gets a new token
+        passing = await doctor_text(module, "TEXT")
+    finally:
+        await module.api.close()
+
+    assert (failing.status_code, failing.mimetype) == (503, "text/plain")
+    lines = failing.get_body().decode().splitlines()
+    assert lines[0].startswith("ok    settings")
+    assert any(line.startswith("fail  graph roles") for line in lines)
+    assert any("fix: " in line and "grant-graph-permission" in line for line in lines)
+    assert re.fullmatch(r"\d+ checks: [1-9]\d* failed, \d+ warnings", lines[-1])
+    assert unknown.status_code == 400
+    assert json.loads(unknown.get_body())["error"]["field"] == "format"
+    assert passing.status_code == 200, passing.get_body().decode()
+    assert " 0 failed, " in passing.get_body().decode().splitlines()[-1]
 
 
 async def test_timer_budget_comes_from_host_json(fa: ModuleType) -> None:

@@ -64,6 +64,17 @@ def main(args: list[str]) -> int:
             print("ERROR: Insufficient privileges to complete the operation.", file=sys.stderr)
             return 1
         owners[app].append(option(args, "--owner-object-id"))
+    elif command == "functionapp keys list":
+        # The host writes its keys when it first starts: until then there are none.
+        keys_after = world.get("keys_after", 0)  # how many lists fail before the key shows
+        world["keys_listed"] = world.get("keys_listed", 0) + 1
+        path.write_text(json.dumps(world))
+        if world["keys_listed"] <= keys_after or "function_key" not in world:
+            print("ERROR: Operation returned an invalid status 'Not Found'", file=sys.stderr)
+            return 1
+        assert option(args, "--query") == "functionKeys.default"
+        print(world["function_key"])
+        return 0
     elif command == "rest":
         return rest(args, world)
     else:

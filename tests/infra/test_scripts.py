@@ -9,11 +9,16 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from rotation import doctor
 from tests.infra import bicep
 
 SCRIPTS = bicep.INFRA / "scripts"
@@ -183,7 +188,7 @@ def test_postprovision_hands_acs_app_ids_to_add_owner_and_never_fails_the_deploy
     assert az.world["owners"][NOT_YET] == [ROTATOR]
     assert "grant-graph-permission.sh --principal-id " + ROTATOR in done.stdout
     assert "run infra/scripts/add-owner.sh again" in done.stderr
-    assert "https://func.example.test/api/doctor?code=" in done.stdout
+    assert "https://func.example.test/api/doctor?format=text&code=" in done.stdout
 
 
 def test_preprovision_fails_with_the_register_command_when_microsoft_app_is_missing(
@@ -223,3 +228,158 @@ def test_azure_yaml_runs_the_preprovision_hook_on_both_platforms() -> None:
     assert "run: ./infra/scripts/preprovision.sh" in hooks
     assert "run: ./infra/scripts/preprovision.ps1" in hooks
     assert (SCRIPTS / "preprovision.ps1").read_text().count("Microsoft.App") >= 2
+
+
+# ----- postdeploy: doctor's lines at the end of azd up --------------------------------------
+
+KEY = "function-key-" + "k" * 40
+
+
+class FakeFunctionApp:
+    """The deployed app, as the hook meets it: `answers` in turn (the last one repeats),
+    every request's path and key header recorded."""
+
+    def __init__(self, answers: list[tuple[int, str]]) -> None:
+        self.answers = answers
+        self.seen: list[tuple[str, str | None]] = []
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                app.seen.append((self.path, self.headers.get("x-functions-key")))
+                status, text = app.answers[min(len(app.seen), len(app.answers)) - 1]
+                body = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def function_app() -> Iterator[Callable[[list[tuple[int, str]]], FakeFunctionApp]]:
+    made: list[FakeFunctionApp] = []
+
+    def make(answers: list[tuple[int, str]]) -> FakeFunctionApp:
+        made.append(FakeFunctionApp(answers))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()
+
+
+def postdeploy(az: FakeAz, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return az.run(
+        "postdeploy.sh",
+        FUNCTION_URL=url,
+        AZURE_RESOURCE_GROUP="rg-rotation",
+        FUNCTION_APP_NAME="func-rotation",
+        DOCTOR_PAUSE_SECONDS="0",
+        **env,
+    )
+
+
+#: What doctor answers right after a first `azd up`: the Graph grant not made yet.
+FIRST_HOUR = doctor.text(
+    [
+        doctor.Check("settings", "ok", "every ROTATION_* setting is valid"),
+        doctor.Check(
+            "graph roles",
+            "fail",
+            "the identity's token has no Application.ReadWrite.OwnedBy",
+            "infra/scripts/grant-graph-permission.sh --principal-id <id>",
+        ),
+    ]
+)
+
+
+def test_postdeploy_waits_for_the_app_then_prints_doctors_lines_and_never_fails(
+    az: FakeAz, function_app: Callable[[list[tuple[int, str]]], FakeFunctionApp]
+) -> None:
+    az.update(function_key=KEY, keys_after=1)  # the host has not written its keys at first
+    app = function_app(
+        [
+            (404, "Function host is not running."),
+            (503, "<html>Service Unavailable</html>"),  # the platform's, not doctor's
+            (503, FIRST_HOUR),
+        ]
+    )
+
+    done = postdeploy(az, app.url)
+
+    assert done.returncode == 0, done.stderr
+    assert "".join(f"  {line}\n" for line in FIRST_HOUR.splitlines()) in done.stdout
+    assert "fix: infra/scripts/grant-graph-permission.sh" in done.stdout
+    assert "The deployment succeeded; each failed check above has its fix" in done.stdout
+    assert done.stdout.count("waiting for the app to start") == 3  # no key, 404, platform 503
+    assert app.seen == [("/api/doctor?format=text", KEY)] * 3  # the key in the header only
+    assert KEY not in done.stdout + done.stderr
+    assert az.calls("functionapp keys list -g rg-rotation -n func-rotation")
+
+
+def test_postdeploy_prints_every_line_of_a_healthy_doctor_without_a_fix_note(
+    az: FakeAz, function_app: Callable[[list[tuple[int, str]]], FakeFunctionApp]
+) -> None:
+    az.update(function_key=KEY)
+    healthy = doctor.text([doctor.Check("settings", "ok", "every ROTATION_* setting is valid")])
+    app = function_app([(200, healthy)])
+
+    done = postdeploy(az, app.url)
+
+    assert done.returncode == 0
+    assert "  1 checks: 0 failed, 0 warnings" in done.stdout
+    assert "has its fix" not in done.stdout
+    assert "waiting" not in done.stdout
+
+
+def test_postdeploy_gives_up_with_the_commands_to_run_later_and_still_succeeds(
+    az: FakeAz, function_app: Callable[[list[tuple[int, str]]], FakeFunctionApp]
+) -> None:
+    app = function_app([(200, FIRST_HOUR)])
+
+    no_key = postdeploy(az, app.url, DOCTOR_ATTEMPTS="3")  # keys never readable
+    az.update(function_key=KEY)
+    down = function_app([(502, "Bad Gateway")])
+    no_doctor = postdeploy(az, down.url, DOCTOR_ATTEMPTS="2")
+    unset = az.run("postdeploy.sh")
+
+    assert (no_key.returncode, no_doctor.returncode, unset.returncode) == (0, 0, 0)
+    assert "function key could not be read" in no_key.stdout
+    assert app.seen == []  # nothing asked without a key
+    assert "doctor did not answer (last: HTTP 502)" in no_doctor.stdout
+    assert len(down.seen) == 2
+    assert "FUNCTION_URL, FUNCTION_APP_NAME or AZURE_RESOURCE_GROUP is not set" in unset.stdout
+    for done in (no_key, no_doctor, unset):
+        assert "/doctor?format=text" in done.stdout
+        assert "az functionapp keys list" in done.stdout
+
+
+def test_azure_yaml_runs_doctor_after_the_deploy_on_both_platforms() -> None:
+    hooks = yaml.safe_load((bicep.ROOT / "azure.yaml").read_text(encoding="utf-8"))["hooks"]
+
+    postdeploy = hooks["postdeploy"]
+    assert postdeploy["posix"]["run"] == "./infra/scripts/postdeploy.sh"
+    assert postdeploy["windows"]["run"] == "./infra/scripts/postdeploy.ps1"
+    assert postdeploy["posix"]["continueOnError"] is True
+    assert postdeploy["windows"]["continueOnError"] is True
+    twin = (SCRIPTS / "postdeploy.ps1").read_text(encoding="utf-8")
+    for shared in ("/doctor?format=text", "x-functions-key", "functionKeys.default", "checks: "):
+        assert shared in twin
+        assert shared in (SCRIPTS / "postdeploy.sh").read_text(encoding="utf-8")
+    assert os.access(SCRIPTS / "postdeploy.sh", os.X_OK)

@@ -62,7 +62,8 @@ def test_render_prints_one_line_per_check_and_a_fix_line_under_each_problem() ->
 
     render(checks, console)
 
-    lines = console.export_text().splitlines()
+    shown = console.export_text()
+    lines = shown.splitlines()
     assert lines[0].split() == [
         "ok",
         "token",
@@ -78,6 +79,8 @@ def test_render_prints_one_line_per_check_and_a_fix_line_under_each_problem() ->
     assert lines[5] == "3 checks: 1 failed, 1 warnings"
     assert not ok(checks)
     assert answers.DoctorReport.of(checks).body()["ok"] is False
+    # GET /api/doctor?format=text (what azd up prints at its end) sends the same lines.
+    assert doctor.text(checks) == shown
     assert ok(checks[:2])
 
 
