@@ -13,6 +13,7 @@ from pathlib import Path
 
 import azure.functions as func
 
+from rotation.auth import challenge
 from rotation.doctor import Site
 from rotation.errors import SettingsError
 from rotation.http_api import Answer, Api, doctor_format, to_json
@@ -47,12 +48,25 @@ else:
         known_secrets=redaction.secrets_in(os.environ),
     )
     api = Api(settings, site=site, timer_budget_seconds=budget)
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# Every HTTP route is anonymous to the Functions host: the host's authLevel only asks for a
+# function key (`function`) or the master key (`admin`), and a function key would then be
+# needed next to the caller's token while proving nothing about who calls. Who may call is
+# decided in the app, from the caller's Entra ID token (rotation/auth.py), on every route but
+# health. So function keys authorize nothing here.
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 def respond(answer: Answer) -> func.HttpResponse:
     status, body = answer
-    return func.HttpResponse(to_json(body), status_code=status, mimetype="application/json")
+    error = body.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    header = challenge(status, code) if isinstance(code, str) else None
+    return func.HttpResponse(
+        to_json(body),
+        status_code=status,
+        mimetype="application/json",
+        headers={"WWW-Authenticate": header} if header else None,
+    )
 
 
 @app.timer_trigger(
@@ -65,26 +79,28 @@ async def rotation_timer(timer: func.TimerRequest) -> None:
         raise RuntimeError(f"rotation run {report['runId']}: {len(failed)} app(s) failed: {failed}")
 
 
-@app.route(route="rotations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="rotations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def rotations(req: func.HttpRequest) -> func.HttpResponse:
-    # Headers and query name the caller in the log (never the key itself: rotation/caller.py).
-    return respond(await api.rotations(req.get_body(), dict(req.headers), dict(req.params)))
+    return respond(await api.rotations(req.get_body(), dict(req.headers)))
 
 
-@app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def status(req: func.HttpRequest) -> func.HttpResponse:
-    return respond(await api.status())
+    return respond(await api.status(dict(req.headers)))
 
 
-@app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def doctor(req: func.HttpRequest) -> func.HttpResponse:
     wanted = doctor_format(req.params)
     if not isinstance(wanted, str):  # an unknown format: the 400 naming the known ones
         return respond(wanted)
     if wanted == "text":  # the lines the command line prints (what azd up shows at its end)
-        status, text = await api.doctor_text()
+        answer = await api.doctor_text(dict(req.headers))
+        if isinstance(answer[1], dict):  # refused: the JSON problem, with its challenge
+            return respond((answer[0], answer[1]))
+        status, text = answer
         return func.HttpResponse(text, status_code=status, mimetype="text/plain", charset="utf-8")
-    return respond(await api.doctor())
+    return respond(await api.doctor(dict(req.headers)))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -10,14 +10,17 @@ slot reading its password through Key Vault references; they confirm the new ver
 after the refresh and billing-app's old secret goes at once. reports-app's Functions app
 confirms too, but reports-app is not declared fully covered, so it keeps its grace.
 
-It ends with `doctor`, after a sender the rotator does not own has appeared: one failed
-check, with the command that fixes it.
+Then `doctor`, after a sender the rotator does not own has appeared: one failed check, with
+the command that fixes it. Last, the HTTP API through function_app's triggers: no token gets
+401, an operator holding Rotation.Read may dry-run but not rotate (403), one holding
+Rotation.Rotate rotates, and the report names them (`requestedBy`).
 
 It lives outside `rotation/` because it starts the sandbox, which is never deployed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import timedelta
@@ -35,6 +38,7 @@ from rotation.render import consumers_table, report_table, status_table
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
 from rotation.telemetry import logs, redaction
+from sandbox.api_app import User
 from sandbox.demo import SENDER_ADDRESS, seed_demo
 from sandbox.server import Sandbox
 
@@ -110,6 +114,9 @@ async def run_demo(console: Console) -> int:
             legacy = sandbox.add_sender(resource, name="legacy-app", owned=False)
             checks = await doctor.diagnose(settings)
             doctor.render(checks, console)
+
+            console.print(Rule("7. the HTTP API: operators sign in with Entra ID"))
+            api_ok = await _call_the_api(sandbox, billing.client_id, console)
     confirmed_early = bool(early.consumers and early.consumers.confirmed) and (
         early.removed_key_ids == [billing.password.key_id]
     )
@@ -121,9 +128,68 @@ async def run_demo(console: Console) -> int:
         and _rotated(first) == 3
         and confirmed_early
         and doctor_ok
+        and api_ok
     )
     console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
     return 0 if ok else 1
+
+
+async def _call_the_api(sandbox: Sandbox, app_id: str, console: Console) -> bool:
+    """POST /api/rotations and GET /api/status through function_app's triggers, with the
+    tokens Azure CLI would print for two operators (one holding Rotation.Read only)."""
+    import azure.functions as func
+
+    os.environ["ROTATION_LOG_FORMAT"] = "console"  # the demo's terminal, not Azure's JSON
+    import function_app  # reads the settings from the environment, as the Functions host
+
+    api = function_app.api
+    handlers = {
+        f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()
+    }
+    console.print(
+        f"the API's application ID URI: {sandbox.api.identifier_uri} (its roles: "
+        "Rotation.Read, Rotation.Rotate, Rotation.Emergency; assignment required)"
+    )
+    console.print(
+        'in Azure: AUTH="Authorization: Bearer $(az account get-access-token --resource '
+        f"{sandbox.api.identifier_uri} --query accessToken -o tsv)\"; here the sandbox's "
+        "Entra issues the same token"
+    )
+    reader = sandbox.add_api_user(roles=["Rotation.Read"], name="reader@contoso.example")
+    rotator = sandbox.add_api_user(roles=["Rotation.Rotate"], name="oncall@contoso.example")
+    calls = [
+        ("no token", "status", {}, None, 401),
+        ("reader", "rotations", _auth(sandbox, reader), {"dryRun": True}, 200),
+        ("reader", "rotations", _auth(sandbox, reader), {"appIds": [app_id], "mode": "force"}, 403),
+        (
+            "oncall",
+            "rotations",
+            _auth(sandbox, rotator),
+            {"appIds": [app_id], "mode": "force"},
+            200,
+        ),
+    ]
+    ok = True
+    try:
+        for who, route, headers, body, expected in calls:
+            data = json.dumps(body).encode() if body is not None else b""
+            method = "POST" if route == "rotations" else "GET"
+            request = func.HttpRequest(method, f"/api/{route}", body=data, headers=headers)
+            response = await handlers[route](request)
+            answer = json.loads(response.get_body())
+            said = answer.get("error", {}).get("code") or f"requestedBy {answer.get('requestedBy')}"
+            console.print(
+                f"{who:>8}: {method} /api/{route} {json.dumps(body) if body else ''} -> "
+                f"{response.status_code} {said}"
+            )
+            ok = ok and response.status_code == expected
+    finally:
+        await api.close()
+    return ok
+
+
+def _auth(sandbox: Sandbox, user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {sandbox.user_token(user)}"}
 
 
 async def _send_with_vault_password(settings: Settings, secret_name: str, console: Console) -> None:

@@ -10,7 +10,8 @@
 //   subscription    custom roles "reader" and "secret writer" (or built-in fallbacks)
 //   ACS scopes      reader role on each subscription or ACS resource the rotator scans
 //   consumer sites  (opt-in) consumer checker role on each scanned subscription or named site
-//   Entra ID        Microsoft Graph Application.ReadWrite.OwnedBy for the identity
+//   Entra ID        Microsoft Graph Application.ReadWrite.OwnedBy for the identity (opt-in);
+//                   the HTTP API's app registration with its app roles (modules/api-app.bicep)
 targetScope = 'subscription'
 
 // ----- azd ---------------------------------------------------------------------------------
@@ -125,6 +126,17 @@ param useCustomRoles bool = true
 
 @description('Grant Microsoft Graph Application.ReadWrite.OwnedBy to the identity in this deployment (the deployer needs Privileged Role Administrator or equivalent). false (the default, which a plain subscription Owner can deploy): an administrator runs infra/scripts/grant-graph-permission.sh afterwards, and `doctor` fails its "graph roles" check until then.')
 param grantGraphPermission bool = false
+
+// ----- who may call the HTTP API (README: "Who may call the API") ------------------------------
+
+@description('Comma-separated object ids of groups, users or service principals that get all three app roles of the API (Rotation.Read, Rotation.Rotate, Rotation.Emergency).')
+param apiOperators string = ''
+
+@description('Client id of an API app registration an administrator made (with the roles and settings of modules/api-app.bicep). Empty: this deployment registers the API itself.')
+param apiClientId string = ''
+
+@description('Application ID URI of that registration (with apiClientId).')
+param apiAppIdUri string = ''
 
 // ----- monitoring ---------------------------------------------------------------------------
 
@@ -279,6 +291,18 @@ module vault 'modules/keyvault.bicep' = if (createVault) {
   }
 }
 
+// The API's app registration: made here unless an administrator made one (apiClientId).
+module apiApp 'modules/api-app.bicep' = if (empty(apiClientId)) {
+  name: 'api-app'
+  scope: rg
+  params: {
+    name: 'acs-smtp-rotation-${token}'
+    operatorIds: empty(apiOperators) ? [] : split(replace(apiOperators, ' ', ''), ',')
+  }
+}
+var apiClient = empty(apiClientId) ? apiApp.outputs.clientId : apiClientId
+var apiIdentifierUri = empty(apiClientId) ? apiApp.outputs.appIdUri : apiAppIdUri
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -307,6 +331,11 @@ module functionApp 'modules/functionapp.bicep' = {
       {
         name: 'ROTATION_TENANT_ID'
         value: tenant().tenantId
+      }
+      {
+        // The audience of the HTTP API's tokens (rotation/auth.py).
+        name: 'ROTATION_API_CLIENT_ID'
+        value: apiClient
       }
       {
         name: 'ROTATION_CLOUD'
@@ -552,3 +581,5 @@ output ROTATOR_PRINCIPAL_ID string = functionApp.outputs.principalId
 output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission
 output WORKBOOK_ID string = workbook.outputs.workbookId
 output ROTATION_KEY_VAULT_RESOURCE_ID string = vaultResourceId
+output API_CLIENT_ID string = apiClient
+output API_APP_ID_URI string = apiIdentifierUri

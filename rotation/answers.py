@@ -167,6 +167,30 @@ class AppOutcome(AnswerModel):
         )
 
 
+class RequestedBy(AnswerModel):
+    """Who asked for the run: ids and a sign-in name, never a token."""
+
+    type: Literal["user", "app", "timer", "cli"] = Field(
+        description="a user or a workload (app-only token) of the HTTP API, the timer, or the CLI"
+    )
+    object_id: str | None = Field(description="Entra object id of the user or service principal")
+    app_id: str | None = Field(description="client application the token was issued to (azp)")
+    name: str | None = Field(description="the user's sign-in name; user@host for the CLI")
+    role: str | None = Field(description="the API's app role the request used")
+
+    @classmethod
+    def of(cls, requester: model.Requester | None) -> RequestedBy | None:
+        if requester is None:
+            return None
+        return cls(
+            type=requester.type,
+            object_id=requester.object_id,
+            app_id=requester.app_id,
+            name=requester.name,
+            role=requester.role,
+        )
+
+
 class RunReport(AnswerModel):
     """One run's report (no secret values): each app's outcome, and the apps to look at."""
 
@@ -185,6 +209,7 @@ class RunReport(AnswerModel):
         description="Apps an operator must act on first; the fix is in each app's error."
     )
     apps: list[AppOutcome]
+    requested_by: RequestedBy | None = Field(description="who asked for the run")
 
     @classmethod
     def of(cls, report: model.RunReport) -> RunReport:
@@ -200,6 +225,7 @@ class RunReport(AnswerModel):
             busy=[o.app_id for o in report.busy],
             blocked=[o.app_id for o in report.blocked],
             apps=[AppOutcome.of(o) for o in report.outcomes],
+            requested_by=RequestedBy.of(report.requested_by),
         )
 
 

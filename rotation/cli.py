@@ -17,12 +17,13 @@ import socket
 import sys
 from collections.abc import Sequence
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rotation import answers, doctor, render
 from rotation.errors import RotationError, SettingsError
-from rotation.model import AppOutcome, Mode, RunOptions, RunReport
+from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
 from rotation.telemetry import logs, redaction
@@ -155,11 +156,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
             app_ids=",".join(args.app) or "all",
             caller=_caller(),
         )
-        options = RunOptions(tuple(args.app), mode, dry_run, all_apps=all_apps)
-        if args.json or dry_run:
-            report = await service.run(options)
-        else:
-            report = await _run_with_progress(service, options, console)
+        operator = Requester(type="cli", name=_caller())
+        options = RunOptions(
+            tuple(args.app), mode, dry_run, all_apps=all_apps, requested_by=operator
+        )
+        with structlog.contextvars.bound_contextvars(**operator.log_fields()):
+            if args.json or dry_run:
+                report = await service.run(options)
+            else:
+                report = await _run_with_progress(service, options, console)
         if args.json:
             print(json.dumps(answers.RunReport.of(report).body(), indent=2))
         else:

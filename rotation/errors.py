@@ -130,6 +130,15 @@ class LeaseStoreUnavailable(RotationError):
     nothing may rotate until it can."""
 
 
+class SigningKeysUnavailable(RotationError):
+    """Entra's OpenID Connect metadata or signing keys could not be read: no token can be
+    checked, so the HTTP API refuses every call (503) until they can."""
+
+
+class UnknownSigningKey(RotationError):
+    """A token names a signing key the tenant does not publish, even after a refresh."""
+
+
 class RetirementIncomplete(RotationError):
     """Some old credentials could not be removed; every removal was attempted and each
     failure is in the report. The next run tries again."""

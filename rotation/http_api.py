@@ -10,7 +10,8 @@ and the run; what it could not finish is listed, and the next timer run complete
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import structlog
@@ -24,11 +25,11 @@ from pydantic import (
 )
 
 from rotation import answers
-from rotation.caller import describe_caller
+from rotation.auth import Caller, Refusal, Role, TokenCheck, client_address
 from rotation.doctor import Site, diagnose, ok
 from rotation.doctor import text as doctor_lines
 from rotation.errors import LeaseStoreUnavailable, RotationError
-from rotation.model import AppOutcome, Mode, RunOptions, RunReport
+from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
 from rotation.telemetry import logs, redaction
@@ -184,8 +185,21 @@ def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
     return request
 
 
+def role_for(request: RotationRequest) -> Role:
+    """The app role a run needs: a dry run reads only; an emergency removes old secrets at
+    once, so it has a role of its own."""
+    if request.dry_run:
+        return Role.READ
+    return Role.EMERGENCY if request.mode is Mode.EMERGENCY else Role.ROTATE
+
+
 class Api:
-    """The routes, over one RotationService made on first use and kept for the process."""
+    """The routes, over one RotationService made on first use and kept for the process.
+
+    Every route but health first checks the caller's Entra ID token (rotation/auth.py): 401
+    without a valid one, 403 without the role the request needs. The caller's ids and the
+    role used are bound to every log line the request writes, its run's included, and the
+    run's report names them (`requestedBy`)."""
 
     def __init__(
         self,
@@ -194,20 +208,37 @@ class Api:
         *,
         timer_budget_seconds: float | None = None,
         site: Site | None = None,
+        tokens: TokenCheck | None = None,
     ) -> None:
         """`timer_budget_seconds`: how long the timer run may take (function_app.py
-        derives it from host.json's functionTimeout; None: no limit)."""
+        derives it from host.json's functionTimeout; None: no limit). `tokens`: how callers'
+        tokens are checked (default: against ROTATION_TENANT_ID's published keys, for
+        ROTATION_API_CLIENT_ID)."""
         self.settings = settings
         self.timer_budget_seconds = timer_budget_seconds
         self.site = site or Site()
         self._open_service = open_service
         self._service: RotationService | None = None
+        self._tokens = tokens
 
     @property
     def service(self) -> RotationService:
         if self._service is None:
             self._service = self._open_service(self.settings)
         return self._service
+
+    @property
+    def tokens(self) -> TokenCheck | None:
+        """None while ROTATION_API_CLIENT_ID is unset: then nobody can be authorized."""
+        if self._tokens is None and self.settings.api_client_id is not None:
+            from rotation.azure.signing_keys import SigningKeys
+
+            self._tokens = TokenCheck(
+                SigningKeys.from_settings(self.settings),
+                audience=self.settings.api_client_id,
+                tenant_id=self.settings.tenant_id,
+            )
+        return self._tokens
 
     async def close(self) -> None:
         if self._service is not None:
@@ -217,37 +248,70 @@ class Api:
     def health(self) -> Answer:
         return 200, answers.Health(status="up").body()
 
-    async def status(self) -> Answer:
+    async def _caller(self, route: str, headers: Mapping[str, str]) -> Caller | Answer:
+        """The caller whose token passed, or the refusal (logged with its reason)."""
+        tokens = self.tokens
         try:
-            rows = await self.service.status()
-        except RotationError as exc:
-            return problem(502, "upstream_failed", str(exc))
-        return 200, answers.Status.of(rows).body()
+            if tokens is None:
+                raise Refusal(
+                    503,
+                    "api_not_configured",
+                    "ROTATION_API_CLIENT_ID is not set, so no caller can be authorized: set it "
+                    "to the client id of the API's app registration (azd up does)",
+                )
+            return await tokens.caller(headers)
+        except Refusal as refusal:
+            return _refused(route, refusal, headers)
 
-    async def rotations(
-        self,
-        body: bytes,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Answer:
-        caller = describe_caller(headers or {}, params or {})
+    async def _reader(self, route: str, headers: Mapping[str, str]) -> Requester | Answer:
+        """The caller, if their token passed and holds Rotation.Read; else the refusal."""
+        caller = await self._caller(route, headers)
+        if isinstance(caller, tuple):
+            return caller
+        try:
+            return caller.acting_as(Role.READ)
+        except Refusal as refusal:
+            return _refused(route, refusal, headers, caller)
+
+    async def status(self, headers: Mapping[str, str]) -> Answer:
+        requester = await self._reader("status", headers)
+        if isinstance(requester, tuple):
+            return requester
+        with _audited("status", requester):
+            try:
+                rows = await self.service.status()
+            except RotationError as exc:
+                return problem(502, "upstream_failed", str(exc))
+            return 200, answers.Status.of(rows).body()
+
+    async def rotations(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """Token (401), body (4xx), the role the run's mode needs (403), then busy (409)."""
+        caller = await self._caller("rotations", headers)
+        if isinstance(caller, tuple):
+            return caller
         parsed = parse_rotation_request(body)
         if not isinstance(parsed, RotationRequest):
-            log.warning("http.rotation_refused", status=parsed[0], **_code(parsed), **caller)
+            refusal = Refusal(parsed[0], _code(parsed), str(parsed[1]["error"]["message"]))
+            _refused("rotations", refusal, headers, caller)
             return parsed
-        # No run refuses another as a whole: each app's lease (and, within this instance, its
-        # busy mark) decides who works on it, so an emergency never waits behind a timer run
-        # over other apps. Apps another run holds come back busy, named in the 409 below.
-        log.info(
-            "http.rotation_requested",
-            mode=parsed.mode.value,
-            dry_run=parsed.dry_run,
-            app_ids=",".join(parsed.app_ids) or "all",
-            **caller,
-        )
-        return await self._run(parsed)
+        try:
+            requester = caller.acting_as(role_for(parsed))
+        except Refusal as refusal:
+            return _refused("rotations", refusal, headers, caller)
+        with _audited("rotations", requester):
+            # No run refuses another as a whole: each app's lease (and, within this instance,
+            # its busy mark) decides who works on it, so an emergency never waits behind a
+            # timer run over other apps. Apps another run holds come back busy, named in the
+            # 409 of `_run`.
+            log.info(
+                "http.rotation_requested",
+                mode=parsed.mode.value,
+                dry_run=parsed.dry_run,
+                app_ids=",".join(parsed.app_ids) or "all",
+            )
+            return await self._run(parsed, requester)
 
-    async def _run(self, request: RotationRequest) -> Answer:
+    async def _run(self, request: RotationRequest, requester: Requester) -> Answer:
         try:
             options = RunOptions(
                 tuple(request.app_ids),
@@ -255,6 +319,7 @@ class Api:
                 request.dry_run,
                 verify_timeout=self.settings.http_verify_timeout_seconds,
                 budget_seconds=HTTP_RUN_BUDGET_SECONDS,
+                requested_by=requester,
             )
             report = await self.service.run(options)
         except UnknownApps as exc:
@@ -277,16 +342,25 @@ class Api:
             )
         return 200, answers.RunReport.of(report).body()
 
-    async def doctor(self) -> Answer:
+    async def doctor(self, headers: Mapping[str, str]) -> Answer:
         """Every prerequisite checked against the live services: 200 when none failed, 503
         (the rotator is not ready to rotate) with the same report when any did."""
-        checks = await diagnose(self.settings, self.site)
-        return (200 if ok(checks) else 503), answers.DoctorReport.of(checks).body()
+        requester = await self._reader("doctor", headers)
+        if isinstance(requester, tuple):
+            return requester
+        with _audited("doctor", requester):
+            checks = await diagnose(self.settings, self.site)
+            return (200 if ok(checks) else 503), answers.DoctorReport.of(checks).body()
 
-    async def doctor_text(self) -> TextAnswer:
-        """The same checks and status, as the lines `python -m rotation doctor` prints."""
-        checks = await diagnose(self.settings, self.site)
-        return (200 if ok(checks) else 503), doctor_lines(checks)
+    async def doctor_text(self, headers: Mapping[str, str]) -> TextAnswer | Answer:
+        """The same checks and status, as the lines `python -m rotation doctor` prints (a
+        refusal stays the JSON problem answer)."""
+        requester = await self._reader("doctor", headers)
+        if isinstance(requester, tuple):
+            return requester
+        with _audited("doctor", requester):
+            checks = await diagnose(self.settings, self.site)
+            return (200 if ok(checks) else 503), doctor_lines(checks)
 
     async def timer(self) -> dict[str, Any]:
         """The scheduled run: every due app, with the full verify timeout. Within its
@@ -295,10 +369,13 @@ class Api:
         over several), so the host never kills it. A run that fails before its report
         (discovery, an ARM or Graph 403) logs `run.failed`, so the alerts hear of it at
         once instead of through two days of silence."""
+        timer = Requester(type="timer")
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.
-            with structlog.contextvars.bound_contextvars(trigger="timer"):
-                options = RunOptions(budget_seconds=self.timer_budget_seconds, whole_apps=True)
+            with structlog.contextvars.bound_contextvars(trigger="timer", **timer.log_fields()):
+                options = RunOptions(
+                    budget_seconds=self.timer_budget_seconds, whole_apps=True, requested_by=timer
+                )
                 report = await self.service.run(options)
         except Exception as exc:
             log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
@@ -317,9 +394,40 @@ def _held(busy: list[AppOutcome]) -> str:
     )
 
 
-def _code(answer: Answer) -> dict[str, Any]:
-    error = answer[1].get("error", {})
-    return {"code": error.get("code")}
+@contextmanager
+def _audited(route: str, requester: Requester) -> Iterator[None]:
+    """The caller's ids and role on every line the request logs, its run's included."""
+    with structlog.contextvars.bound_contextvars(**requester.log_fields()):
+        log.info("http.authorized", route=route)
+        yield
+
+
+def _refused(
+    route: str, refusal: Refusal, headers: Mapping[str, str], caller: Caller | None = None
+) -> Answer:
+    """Logs a refused call (its reason, the caller's ids when its token passed, the client's
+    address as the platform forwarded it) and answers it."""
+    known = {}
+    if caller is not None:
+        known = {
+            "caller_type": caller.type,
+            "caller_object_id": caller.object_id,
+            "caller_app_id": caller.app_id,
+        } | ({"caller_name": caller.name} if caller.name else {})
+    log.warning(
+        "http.refused",
+        route=route,
+        status=refusal.status,
+        code=refusal.code,
+        reason=redaction.scrub(refusal.message),
+        **client_address(headers),
+        **known,
+    )
+    return problem(refusal.status, refusal.code, refusal.message)
+
+
+def _code(answer: Answer) -> str:
+    return str(answer[1].get("error", {}).get("code"))
 
 
 def to_json(body: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Validating settings at import time used to stop the worker from indexing any function,
 leaving the reason in the host's own logs only. Now function_app.py catches the error and
 serves this instead: every function still indexes, ``GET /api/health`` answers 503 naming
-each bad setting (never its value), every other route answers 503 with that same line,
+each bad setting (never its value), every other route answers 503 with that same line
+(no caller can be authorized without valid settings, and the line names no value),
 `/api/doctor` reports it as its failed `settings` check, and the timer fails with it
 (a failed invocation, which the alerts watch) after logging `run.failed`.
 """
@@ -39,18 +40,13 @@ class Misconfigured:
     def health(self) -> Answer:
         return 503, answers.Misconfigured(status="misconfigured", error=self._error()).body()
 
-    async def status(self) -> Answer:
+    async def status(self, headers: Mapping[str, str]) -> Answer:
         return self._refusal()
 
-    async def rotations(
-        self,
-        body: bytes,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Answer:
+    async def rotations(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         return self._refusal()
 
-    async def doctor(self) -> Answer:
+    async def doctor(self, headers: Mapping[str, str]) -> Answer:
         checks = [settings_failed(self.message, self.site)]
         return 503, answers.DoctorMisconfigured.refusing(checks, self._error()).body()
 

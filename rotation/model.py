@@ -500,6 +500,30 @@ class AppOutcome:
     held_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked for a run: a caller of the HTTP API (a user, or a workload with an app-only
+    token) with the app role the request used, the timer, or an operator's command line.
+    Ids and a sign-in name only: what the audit (logs, report, workbook) records."""
+
+    type: Literal["user", "app", "timer", "cli"]
+    object_id: str | None = None  # Entra object id of the user or service principal
+    app_id: str | None = None  # the client application the token was issued to (azp)
+    name: str | None = None  # the user's sign-in name; for the CLI, user@host
+    role: str | None = None  # the app role the request needed and held
+
+    def log_fields(self) -> dict[str, str]:
+        """``caller_*`` log fields (docs/events.md), the absent ones left out."""
+        fields = {
+            "caller_type": self.type,
+            "caller_object_id": self.object_id,
+            "caller_app_id": self.app_id,
+            "caller_name": self.name,
+            "caller_role": self.role,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+
 @dataclass(slots=True)
 class RunReport:
     run_id: str
@@ -508,6 +532,7 @@ class RunReport:
     started: datetime
     finished: datetime | None = None
     outcomes: list[AppOutcome] = field(default_factory=list)
+    requested_by: Requester | None = None
 
     @property
     def failed(self) -> list[AppOutcome]:
@@ -557,3 +582,5 @@ class RunOptions:
     budget_seconds: float | None = None
     whole_apps: bool = False
     all_apps: bool = False
+    #: Who asked (the run's report carries it); None: not said.
+    requested_by: Requester | None = None

@@ -171,6 +171,13 @@ class Settings(BaseSettings):
         description="NCRONTAB for the timer (daily 03:00 UTC)",
     )
 
+    api_client_id: str | None = Field(
+        None,
+        description="the client id of the HTTP API's app registration (`azd up` sets it): the "
+        "audience of callers' tokens. Unset, every route but health answers 503 "
+        "`api_not_configured`",
+        json_schema_extra=accepts("GUID"),
+    )
     cloud: Literal["public", "usgov", "china"] = Field(
         "public",
         description="sets the three endpoints below (`azd up` sets the cloud it deploys to; US "
@@ -327,6 +334,11 @@ class Settings(BaseSettings):
     @classmethod
     def _tenant_guid(cls, value: str) -> str:
         return _guid(value)
+
+    @field_validator("api_client_id")
+    @classmethod
+    def _client_guid(cls, value: str | None) -> str | None:
+        return None if value is None else _guid(value)
 
     @field_validator("subscription_ids", "exclude_app_ids")
     @classmethod

@@ -15,6 +15,10 @@ secret value (seeded senders come back without their password).
   "owned", "name", "resource", "senders"}``
 - ``POST /deleted-secrets``          soft-delete a Key Vault secret: ``{"name",
   "finishingInSeconds"}`` (the name then answers writes with Key Vault's 409)
+- ``POST /api-operators``            a user holding app roles of the rotator's API, and the
+  token Azure CLI would print for them: ``{"name", "roles"}`` -> ``{"objectId", "token",
+  "applicationIdUri"}`` (a token, not a secret of the world: it opens only the rotator's API)
+- ``POST /signing-key/rotate``       Entra rolls its token signing key over
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from sandbox import tokens
+from sandbox.api_app import ROLES
 from sandbox.http_common import STATE, ApiError, counted_app, json_body
 from sandbox.seed import Via
 from sandbox.state import BUILTIN_ROLES, SandboxState
@@ -50,6 +56,8 @@ def build_app(state: SandboxState, sandbox: Sandbox) -> web.Application:
     r.add_post("/clock/advance", advance_clock)
     r.add_post("/senders", add_sender)
     r.add_post("/deleted-secrets", soft_delete_secret)
+    r.add_post("/api-operators", add_api_operator)
+    r.add_post("/signing-key/rotate", rotate_signing_key)
     return app
 
 
@@ -131,6 +139,28 @@ def _list(body: dict[str, Any], key: str) -> list[object]:
     if not isinstance(value, list):
         raise ApiError(400, "BadRequest", f"'{key}' must be a list.")
     return value
+
+
+async def add_api_operator(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    sandbox = request.app[SANDBOX]
+    roles = [str(r) for r in _list(body, "roles")] or list(ROLES)
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ApiError(400, "BadRequest", f"unknown roles {unknown}: the API has {list(ROLES)}.")
+    user = sandbox.add_api_user(roles, name=str(body.get("name") or "operator@sandbox.example"))
+    return web.json_response(
+        {
+            "objectId": user.object_id,
+            "token": sandbox.user_token(user),
+            "applicationIdUri": sandbox.api.identifier_uri,
+        }
+    )
+
+
+async def rotate_signing_key(request: web.Request) -> web.Response:
+    index = request.app[SANDBOX].state.rotate_signing_key()
+    return web.json_response({"kid": tokens.key_id(index)})
 
 
 async def add_sender(request: web.Request) -> web.Response:

@@ -9,7 +9,12 @@ Routes:
 - ``GET /{tenant}/v2.0/.well-known/openid-configuration`` (MSAL's tenant discovery).
 - ``GET /common/discovery/instance`` (MSAL's instance discovery, when pointed here).
 
-Tokens are signed JWTs shaped like Entra's app-only access tokens (see sandbox/tokens.py:
+Tokens for the rotator's own API (its application ID URI or client id as the scope's
+resource) come from sandbox/api_app.py: v2.0 tokens, refused (AADSTS50105) to a client that
+holds none of its app roles. ``/{tenant}/discovery/v2.0/keys`` lists the published signing
+keys as Entra's key set does (kid, x5t, n, e, x5c, issuer).
+
+Other tokens are signed JWTs shaped like Entra's app-only access tokens (see sandbox/tokens.py:
 ``aud``, ``roles``, ``tid``, ``oid``, ...), each also kept in ``state.tokens``, which is what
 the other services check (Azurite, the sandbox's blob service, reads the claims of Storage
 tokens instead: it checks ``iss``, ``aud``, ``nbf``, ``iat`` and ``exp``). The resource of the scope (minus ``/.default``) must be one the
@@ -36,9 +41,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from sandbox import tokens
+from sandbox import api_app, tokens
 from sandbox.http_common import BASE_URL, STATE, ApiError, counted_app
-from sandbox.state import IssuedToken, SandboxState
+from sandbox.state import IssuedToken, SandboxState, ServicePrincipal
 
 TOKEN_LIFETIME = timedelta(hours=1)
 #: Azure Storage's resource: its application id URI and its application id.
@@ -128,6 +133,8 @@ async def token(request: web.Request) -> web.Response:
             "installed by the administrator of the tenant or consented to by any user in the "
             "tenant. You might have sent your authentication request to the wrong tenant.",
         )
+    if service == "api":  # the rotator's own API: v2.0 tokens, roles from its assignments
+        return _token_response(_api_token(request, audience, principal))
     # App roles as held at issue: a grant or revocation shows only in later tokens.
     roles = sorted(principal.graph_roles) if service == "graph" else []
     issued = datetime.now(UTC)
@@ -154,6 +161,10 @@ async def token(request: web.Request) -> web.Response:
         expires=issued + TOKEN_LIFETIME,
         roles=frozenset(roles),
     )
+    return _token_response(value)
+
+
+def _token_response(value: str) -> web.Response:
     seconds = int(TOKEN_LIFETIME.total_seconds()) - 1
     return web.json_response(
         {
@@ -164,6 +175,16 @@ async def token(request: web.Request) -> web.Response:
         },
         headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
     )
+
+
+def _api_token(request: web.Request, audience: str, principal: ServicePrincipal) -> str:
+    state = request.app[STATE]
+    api = api_app.api_for(state, audience)
+    assert api is not None  # resource_service said "api"
+    try:
+        return api_app.app_token(state, api, principal, request.app[BASE_URL])
+    except api_app.TokenRefused as exc:
+        raise _refusal(exc.status, exc.error, exc.description) from None
 
 
 def _audience(scope: str) -> str:
@@ -182,8 +203,10 @@ def _audience(scope: str) -> str:
 
 async def signing_keys(request: web.Request) -> web.Response:
     """The tenant's token signing keys (the openid-configuration's ``jwks_uri``)."""
-    _known_tenant(request.app[STATE], request.match_info["tenant"])
-    return web.json_response(tokens.jwks())
+    state = request.app[STATE]
+    tenant = _known_tenant(state, request.match_info["tenant"])
+    issuer = api_app.issuer(request.app[BASE_URL], tenant)
+    return web.json_response(tokens.jwks(state.published_keys, issuer))
 
 
 async def openid_configuration(request: web.Request) -> web.Response:

@@ -31,6 +31,15 @@ from types import TracebackType
 from aiohttp import web
 
 from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api, web_api
+from sandbox.api_app import (
+    AZURE_CLI_APP_ID,
+    ROLES,
+    ProtectedApi,
+    User,
+    add_protected_api,
+    app_token,
+    user_token,
+)
 from sandbox.azurite import Azurite, shared_azurite
 from sandbox.http_common import BASE_URL, CHALLENGE, arm_challenge, graph_challenge
 from sandbox.seed import (
@@ -80,6 +89,8 @@ class Sandbox:
         self.tenant_id = self.state.add_tenant(max_secret_lifetime=max_secret_lifetime)
         self.subscription_id = self.state.add_subscription()
         self.rotator: Principal = add_rotator(self.state, self.tenant_id, self.subscription_id)
+        #: The rotator's HTTP API as an app registration (its tokens: `user_token`, `app_token`).
+        self.api: ProtectedApi = add_protected_api(self.state, self.tenant_id, "acs-smtp-rotation")
         self.state.vault_resource_id = (
             f"/subscriptions/{self.subscription_id}/resourceGroups/rg-sandbox"
             "/providers/Microsoft.KeyVault/vaults/kv-sandbox"
@@ -246,6 +257,7 @@ class Sandbox:
             "ROTATION_CA_BUNDLE": str(self.ca_path),
             "ROTATION_LEASE_BLOB_URL": self.lease_blob_url,
             "ROTATION_LEASE_CONTAINER": self.lease_container,
+            "ROTATION_API_CLIENT_ID": self.api.client_id,
             "AZURE_CLIENT_ID": self.rotator.client_id,
             "AZURE_CLIENT_SECRET": self.rotator.client_secret,
             "AZURE_TENANT_ID": self.tenant_id,
@@ -258,6 +270,37 @@ class Sandbox:
             else:
                 env[name] = str(value)
         return env
+
+    # ----- callers of the rotator's API -------------------------------------------------
+
+    def add_api_user(
+        self, roles: Iterable[str] = ROLES, name: str = "operator@sandbox.example"
+    ) -> User:
+        """A user of the home tenant holding `roles` of the API (none: `roles=()`)."""
+        user = self.state.add_user(self.tenant_id, name, name.split("@")[0])
+        for role in roles:
+            self.api.assign(user.object_id, role)
+        return user
+
+    def add_api_client(self, roles: Iterable[str] = ROLES, name: str = "pipeline") -> Principal:
+        """A workload (app registration, service principal, client secret) holding `roles`
+        of the API as application permissions."""
+        app = self.state.add_application(self.tenant_id, name)
+        sp = self.state.add_service_principal(app)
+        password = self.state.add_password(app, timedelta(days=365), name)
+        for role in roles:
+            self.api.assign(sp.object_id, role)
+        return Principal(app, sp, password)
+
+    def user_token(self, user: User, client_id: str = AZURE_CLI_APP_ID) -> str:
+        """The token Azure CLI would print for `user` (`az account get-access-token
+        --resource <application ID URI>`); raises api_app.TokenRefused as Entra refuses."""
+        return user_token(self.state, self.api, user, self.login_url, client_id)
+
+    def app_token(self, client: Principal) -> str:
+        """The token the client-credentials flow gives `client` for the API (the token
+        endpoint serves the same: sandbox/entra_api.py)."""
+        return app_token(self.state, self.api, client.sp, self.login_url)
 
     # ----- seeding --------------------------------------------------------------------
 

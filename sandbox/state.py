@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sandbox import builtin_roles
 from sandbox.app_policies import AppPolicy, tenant_default
@@ -21,6 +22,9 @@ from sandbox.clock import Clock
 from sandbox.faults import FaultInjector
 from sandbox.tokens import PUBLIC_RESOURCES
 from sandbox.web_sites import WebSite
+
+if TYPE_CHECKING:
+    from sandbox.api_app import ProtectedApi, User
 
 GRAPH_READ_WRITE_ALL = "Application.ReadWrite.All"
 GRAPH_READ_WRITE_OWNED_BY = "Application.ReadWrite.OwnedBy"
@@ -265,6 +269,13 @@ class SandboxState:
         # too (AuthenticationFailed): the same refusal, a different code the rotator never
         # reads.
         self.storage_refused: set[str] = set()
+        # The rotator's own API and its callers (sandbox/api_app.py), by client id / object id.
+        self.apis: dict[str, ProtectedApi] = {}
+        self.users: dict[str, User] = {}
+        # Entra's token signing keys: indexes into sandbox.tokens' key pool. Tokens are signed
+        # with `signing_key`; the JWKS lists `published` (the current key and earlier ones).
+        self.signing_key = 0
+        self.published_keys: list[int] = [0]
         # Resources Entra issues tokens for (application ID URI, lower-case, no trailing
         # slash -> "graph", "arm" or "vault"); anything else is AADSTS500011.
         self.resources: dict[str, str] = {k.lower(): v for k, v in PUBLIC_RESOURCES.items()}
@@ -326,6 +337,20 @@ class SandboxState:
         )
         self.service_principals[sp.object_id] = sp
         return sp
+
+    def add_user(self, tenant_id: str, user_principal_name: str, display_name: str) -> User:
+        from sandbox.api_app import User
+
+        user = User(new_guid(), user_principal_name, display_name, tenant_id)
+        self.users[user.object_id] = user
+        return user
+
+    def rotate_signing_key(self) -> int:
+        """Entra rolls its signing key over: the next key of the pool is published and signs
+        from now on; earlier keys stay listed, as Entra keeps several in its key set."""
+        self.signing_key = max(self.published_keys) + 1
+        self.published_keys.append(self.signing_key)
+        return self.signing_key
 
     def add_group(self, display_name: str, members: set[str] | None = None) -> Group:
         group = Group(new_guid(), display_name, set(members or ()))

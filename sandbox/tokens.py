@@ -13,9 +13,14 @@ Manager and Key Vault (Microsoft identity platform docs, "Access token claims re
 (the service principal's object id), ``tid``, ``ver`` ("1.0") and ``roles`` only when the
 client holds app roles on that resource (Entra leaves the claim out otherwise).
 
-Signing is RS256 with one key per process (made on first use; generating an RSA key takes
-tens of milliseconds, too slow to repeat for every sandbox a test suite starts). Its public
-half is served at ``/<tenant>/discovery/v2.0/keys``, as ``jwks_uri`` advertises.
+Tokens for the rotator's own API (the product checks those by signature, not by lookup:
+rotation/auth.py) are v2.0 tokens, `api_claims`.
+
+Signing is RS256 with keys from a pool shared by the process (each made on first use;
+generating an RSA key takes tens of milliseconds, too slow to repeat for every sandbox a test
+suite starts). A sandbox signs with one of them and publishes it, with those it used before,
+at ``/<tenant>/discovery/v2.0/keys``, as ``jwks_uri`` advertises; rotating its key signs with
+the next one of the pool (SandboxState.rotate_signing_key).
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import base64
 import functools
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 #: Microsoft Graph's application id: a Graph token's audience in Azure.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -46,30 +53,57 @@ PUBLIC_RESOURCES = {
 
 
 @functools.cache
-def signing_key() -> rsa.RSAPrivateKey:
+def signing_key(index: int = 0) -> rsa.RSAPrivateKey:
+    """Key number `index` of the process's pool (made on first use, then kept): a sandbox
+    signs with one of them and publishes a few, and rotating moves it to the next."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def key_id() -> str:
-    """The ``kid`` of the signing key: a digest of its public numbers."""
-    numbers = signing_key().public_key().public_numbers()
-    return _b64(hashlib.sha256(str(numbers.n).encode()).digest()[:15])
+@functools.cache
+def certificate(index: int = 0) -> bytes:
+    """A self-signed certificate (DER) for key `index`: Entra's keys come with theirs (``x5c``),
+    and their ``kid`` and ``x5t`` are its SHA-1 thumbprint."""
+    key = signing_key(index)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.sandbox.localhost")])
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(index + 1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
-def jwks() -> dict[str, Any]:
-    """The public key set (RFC 7517), as Entra's ``discovery/v2.0/keys`` lists its keys."""
-    numbers = signing_key().public_key().public_numbers()
+def key_id(index: int = 0) -> str:
+    """The ``kid`` (and ``x5t``) of key `index`: base64url of its certificate's SHA-1."""
+    return _b64(hashlib.sha1(certificate(index), usedforsecurity=False).digest())
+
+
+def jwk(index: int, issuer: str) -> dict[str, Any]:
+    """Key `index` as Entra's ``discovery/v2.0/keys`` lists a key ("Access tokens": kty, use,
+    kid, x5t, n, e, x5c and the issuer the key signs for)."""
+    numbers = signing_key(index).public_key().public_numbers()
     return {
-        "keys": [
-            {
-                "kty": "RSA",
-                "use": "sig",
-                "kid": key_id(),
-                "n": _b64(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-                "e": _b64(numbers.e.to_bytes(3, "big")),
-            }
-        ]
+        "kty": "RSA",
+        "use": "sig",
+        "kid": key_id(index),
+        "x5t": key_id(index),
+        "n": _b64(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+        "e": _b64(numbers.e.to_bytes(3, "big")),
+        "x5c": [base64.b64encode(certificate(index)).decode()],
+        "cloud_instance_name": "sandbox.localhost",
+        "issuer": issuer,
     }
+
+
+def jwks(indexes: list[int], issuer: str) -> dict[str, Any]:
+    """The public key set (RFC 7517) of the published keys."""
+    return {"keys": [jwk(i, issuer) for i in indexes]}
 
 
 def claims(
@@ -104,11 +138,55 @@ def claims(
     return payload
 
 
-def encode(payload: dict[str, Any]) -> str:
-    """``header.payload.signature``, signed RS256 with the process key."""
-    header = {"typ": "JWT", "alg": "RS256", "kid": key_id(), "x5t": key_id()}
-    signing_input = f"{_b64(_json(header))}.{_b64(_json(payload))}"
-    signature = signing_key().sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+def api_claims(
+    *,
+    issuer: str,
+    audience: str,
+    tenant_id: str,
+    object_id: str,
+    client_id: str,
+    roles: list[str],
+    issued: datetime,
+    lifetime: timedelta,
+    user: tuple[str, str] | None = None,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """The payload of a v2.0 access token for an API that asked for them
+    (``requestedAccessTokenVersion: 2``): ``aud`` its client id, ``iss`` the tenant's v2.0
+    issuer, ``azp``/``azpacr`` for the client, ``idtyp`` ``app`` on app-only tokens (the optional
+    claim infra configures), and for a user (`user`: sign-in name, display name) ``scp``, ``name`` and
+    ``preferred_username``. ``roles`` only when some are held ("Access token claims
+    reference")."""
+    iat = int(issued.timestamp())
+    payload: dict[str, Any] = {
+        "aud": audience,
+        "iss": issuer,
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat + int(lifetime.total_seconds()),
+        "azp": client_id,
+        "azpacr": "1" if user is None else "0",
+        "oid": object_id,
+        "sub": object_id,
+        "tid": tenant_id,
+        "uti": _b64(hashlib.sha256(f"{object_id}{iat}{client_id}".encode()).digest()[:16]),
+        "ver": "2.0",
+    }
+    if user is None:  # the optional claim idtyp is "only in app-only access tokens"
+        payload["idtyp"] = "app"  # (optional claims reference)
+    else:
+        payload |= {"preferred_username": user[0], "name": user[1], "scp": scope or ""}
+    if roles:
+        payload["roles"] = sorted(roles)
+    return payload
+
+
+def encode(payload: dict[str, Any], key: int = 0, **header: Any) -> str:
+    """``header.payload.signature``, signed RS256 with key `key` of the pool; `header`
+    overrides or adds header fields (tests: ``alg``, ``kid``)."""
+    fields = {"typ": "JWT", "alg": "RS256", "kid": key_id(key), "x5t": key_id(key), **header}
+    signing_input = f"{_b64(_json(fields))}.{_b64(_json(payload))}"
+    signature = signing_key(key).sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{_b64(signature)}"
 
 

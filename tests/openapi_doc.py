@@ -37,6 +37,7 @@ MODELS: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
     (answers.ProblemDetail, "serialization"),
     (answers.AppOutcome, "serialization"),
     (answers.RunReport, "serialization"),
+    (answers.RequestedBy, "serialization"),
     (answers.DoctorReport, "serialization"),
     (answers.DoctorCheck, "serialization"),
     (answers.DoctorMisconfigured, "serialization"),

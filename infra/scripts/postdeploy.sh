@@ -8,28 +8,29 @@
 # so there would be no doctor to ask yet. It never fails the deployment: a failed check is
 # the operator's next step (its fix is printed under it), not a broken deploy.
 #
-# azd passes the deployment outputs (FUNCTION_URL, FUNCTION_APP_NAME, AZURE_RESOURCE_GROUP)
-# as environment variables. The function key goes in the x-functions-key header, never in
-# the URL, and is never printed.
+# azd passes the deployment outputs (FUNCTION_URL, API_APP_ID_URI, ...) as environment
+# variables. doctor is an API route like the others: it takes the deployer's own Entra ID
+# token for the API (az account get-access-token), which carries the API's Rotation.Read role
+# when the deployer is among API_OPERATORS. The token goes in the Authorization header, never
+# in the URL, and is never printed.
 set -u
 
 url="${FUNCTION_URL:-}"
-group="${AZURE_RESOURCE_GROUP:-}"
-app="${FUNCTION_APP_NAME:-}"
+api="${API_APP_ID_URI:-}"
 # A new Flex Consumption app takes a minute or two to start: try for about three minutes.
 attempts="${DOCTOR_ATTEMPTS:-18}"
 pause="${DOCTOR_PAUSE_SECONDS:-10}"
 
 later() {
   echo "Run it yourself once the app answers:"
-  echo "  curl -H \"x-functions-key: <function key>\" \"${url:-https://<app>/api}/doctor?format=text\""
-  echo "  (key: az functionapp keys list -g ${group:-<resource group>} -n ${app:-<function app>} --query functionKeys.default -o tsv)"
+  echo "  curl -H \"Authorization: Bearer \$(az account get-access-token --resource ${api:-<API_APP_ID_URI>} --query accessToken -o tsv)\" \"${url:-https://<app>/api}/doctor?format=text\""
+  echo "  (you need the API's Rotation.Read role: API_OPERATORS, or docs/deploy.md \"Who may call the API\")"
 }
 
 echo ""
 echo "doctor: every prerequisite of a rotation, checked by the deployed app"
-if [ -z "$url" ] || [ -z "$group" ] || [ -z "$app" ]; then
-  echo "  FUNCTION_URL, FUNCTION_APP_NAME or AZURE_RESOURCE_GROUP is not set (azd sets them after a provision)."
+if [ -z "$url" ] || [ -z "$api" ]; then
+  echo "  FUNCTION_URL or API_APP_ID_URI is not set (azd sets them after a provision)."
   later
   exit 0
 fi
@@ -45,12 +46,17 @@ tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
 try=1
 while :; do
-  # The host writes its keys when it first starts: the list is empty (or fails) until then.
-  key="$(az functionapp keys list -g "$group" -n "$app" --query functionKeys.default -o tsv 2>/dev/null)"
+  # A role granted a moment ago shows only in a token issued after it: ask for one each try.
+  token="$(az account get-access-token --resource "$api" --query accessToken -o tsv 2>/dev/null)"
   code=""
-  if [ -n "$key" ]; then
+  if [ -n "$token" ]; then
     code="$(curl -sS --max-time 200 -o "$tmp" -w '%{http_code}' \
-      -H "x-functions-key: $key" "$url/doctor?format=text" 2>/dev/null)"
+      -H "Authorization: Bearer $token" "$url/doctor?format=text" 2>/dev/null)"
+    if [ "$code" = 401 ] || [ "$code" = 403 ]; then
+      echo "  doctor refused your sign-in (HTTP $code): your token carries no Rotation.Read role of the API."
+      later
+      exit 0
+    fi
     # 200: every check ok; 503: some failed. Either way it is doctor's answer when its last
     # line is the count ("9 checks: 2 failed, 1 warnings"); the platform's own 503 while
     # the app starts is not.
@@ -64,8 +70,8 @@ while :; do
     fi
   fi
   if [ "$try" -ge "$attempts" ]; then
-    if [ -z "$key" ]; then
-      echo "  The app's function key could not be read (the host has not started yet, or you may not list its keys)."
+    if [ -z "$token" ]; then
+      echo "  No token for the API could be had (az account get-access-token --resource $api failed: sign in with az login, and hold one of its roles)."
     else
       echo "  doctor did not answer (last: HTTP ${code:-none})."
     fi

@@ -30,7 +30,8 @@ if ($env:ACS_APP_IDS) {
     Write-Output "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 }
 Write-Output ''
-Write-Output 'Once the code is deployed, the end of azd up asks doctor and prints its lines (postdeploy hook);'
-Write-Output "run it again any time: curl `"$env:FUNCTION_URL/doctor?format=text&code=<function key>`""
-Write-Output "Check what the rotator sees: curl `"$env:FUNCTION_URL/status?code=<function key>`""
-Write-Output "(get a key: az functionapp keys list -g $env:AZURE_RESOURCE_GROUP -n $env:FUNCTION_APP_NAME)"
+Write-Output 'Check every prerequisite once the code is deployed (the end of azd up), signed in as'
+Write-Output "someone holding the API's Rotation.Read role (API_OPERATORS, or assign it: docs/deploy.md):"
+Write-Output "  `$token = az account get-access-token --resource $env:API_APP_ID_URI --query accessToken -o tsv"
+Write-Output "  curl `"$env:FUNCTION_URL/doctor`" -H `"Authorization: Bearer `$token`""
+Write-Output "Check what the rotator sees: curl `"$env:FUNCTION_URL/status`" -H `"Authorization: Bearer `$token`""

@@ -34,7 +34,8 @@ else
   echo "(or 'azd env set ACS_APP_IDS <id>,<id>' and 'azd provision' again)."
 fi
 echo ""
-echo "Once the code is deployed, the end of azd up asks doctor and prints its lines (postdeploy hook);"
-echo "run it again any time: curl \"${FUNCTION_URL:-https://<app>/api}/doctor?format=text&code=<function key>\""
-echo "Check what the rotator sees: curl \"${FUNCTION_URL:-https://<app>/api}/status?code=<function key>\""
-echo "(get a key: az functionapp keys list -g ${AZURE_RESOURCE_GROUP:-<rg>} -n ${FUNCTION_APP_NAME:-<app>})"
+echo "Check every prerequisite once the code is deployed (the end of azd up), signed in as"
+echo "someone holding the API's Rotation.Read role (API_OPERATORS, or assign it: docs/deploy.md):"
+echo "  AUTH=\"Authorization: Bearer \$(az account get-access-token --resource ${API_APP_ID_URI:-<application ID URI>} --query accessToken -o tsv)\""
+echo "  curl \"${FUNCTION_URL:-https://<app>/api}/doctor\" -H \"\$AUTH\""
+echo "Check what the rotator sees: curl \"${FUNCTION_URL:-https://<app>/api}/status\" -H \"\$AUTH\""

@@ -126,7 +126,13 @@ class Engine:
     def _start(self, options: RunOptions, started: float) -> RunState:
         budget = options.budget_seconds
         return RunState(
-            report=RunReport(uuid.uuid4().hex[:12], options.mode, options.dry_run, self.clock()),
+            report=RunReport(
+                uuid.uuid4().hex[:12],
+                options.mode,
+                options.dry_run,
+                self.clock(),
+                requested_by=options.requested_by,
+            ),
             options=options,
             verify_timeout=options.verify_timeout or self.settings.verify_timeout_seconds,
             deadline=started + budget if budget is not None else None,

@@ -26,14 +26,26 @@ COMMON: Mapping[str, Kind] = {
     "logger": "string",
     "timestamp": "string",
 }
+#: Who asked (model.Requester.log_fields): on every line of an authorized API request and of
+#: its run, of a scheduled run (`timer`) and of a command-line run (`cli`). A user or an app
+#: of the API: its Entra object id, the client app id the token was issued to, the user's
+#: sign-in name, and the app role the request used.
+CALLER: Mapping[str, Kind] = {
+    "caller_type": "string",
+    "caller_object_id": "string",
+    "caller_app_id": "string",
+    "caller_name": "string",
+    "caller_role": "string",
+}
 #: On the lines logged inside a context: `run_id` inside a run, `app_id` inside one app's
 #: work, `step` (create, verify, promote, retire, observe) once an app's step has begun,
-#: `trigger` ("timer") on the lines of a scheduled run.
+#: `trigger` ("timer") on the lines of a scheduled run, and the CALLER fields.
 CONTEXT: Mapping[str, Kind] = {
     "run_id": "string",
     "app_id": "string",
     "step": "string",
     "trigger": "string",
+    **CALLER,
 }
 
 
@@ -257,28 +269,34 @@ HTTP_ROTATION_ANSWERED = _event(
     {"run_id": "string", "ok": "bool"},
 )
 
-#: Who asked, as far as the platform tells (rotation/caller.py): Easy Auth's principal, the
-#: function key's fingerprint and how it came, the client address; `caller` when none.
-_CALLER: Mapping[str, Kind] = {
-    "principal_name": "string",
-    "principal_id": "string",
-    "identity_provider": "string",
-    "function_key": "string",
-    "client_ip": "string",
-    "caller": "string",
-}
+HTTP_AUTHORIZED = _event(
+    "http.authorized",
+    "A call to the HTTP API passed its token and role checks (rotation/auth.py): the `route`, "
+    "and in the caller fields who called and with which app role.",
+    {"route": "string"},
+    context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
+)
+HTTP_REFUSED = _event(
+    "http.refused",
+    "A call to the HTTP API was refused: its `status` (401 no valid token, 403 no role for "
+    "it, 4xx a bad request, 409 busy, 503 not configured or Entra's keys unreadable), `code` "
+    "and `reason`. The caller's ids when its token passed; `client_ip` as the platform "
+    "forwarded it. Never the token.",
+    {
+        "route": "string",
+        "status": "int",
+        "code": "string",
+        "reason": "string",
+        "client_ip": "string",
+    },
+    optional=("reason", "client_ip"),
+)
 HTTP_ROTATION_REQUESTED = _event(
     "http.rotation_requested",
-    "POST /api/rotations accepted a run: its mode, whether a dry run, its app ids "
-    "(comma-separated, or `all`) and who asked.",
-    {"mode": "string", "dry_run": "bool", "app_ids": "string", **_CALLER},
-    optional=tuple(_CALLER),
-)
-HTTP_ROTATION_REFUSED = _event(
-    "http.rotation_refused",
-    "POST /api/rotations refused a request (4xx: its `code`), and who asked.",
-    {"status": "int", "code": "string", **_CALLER},
-    optional=tuple(_CALLER),
+    "POST /api/rotations accepted a run: its mode, whether a dry run and its app ids "
+    "(comma-separated, or `all`); the caller fields say who asked.",
+    {"mode": "string", "dry_run": "bool", "app_ids": "string"},
+    context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
 )
 RUN_REQUESTED = _event(
     "run.requested",
@@ -464,8 +482,9 @@ EVENTS: tuple[Event, ...] = (
     DISCOVERY_GROUP_IGNORED,
     DISCOVERY_ROLE_MISSING,
     HTTP_ROTATION_ANSWERED,
+    HTTP_AUTHORIZED,
+    HTTP_REFUSED,
     HTTP_ROTATION_REQUESTED,
-    HTTP_ROTATION_REFUSED,
     RUN_REQUESTED,
     RUN_ON_OUTCOME_FAILED,
     RUN_FAILED,

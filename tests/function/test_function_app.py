@@ -55,6 +55,8 @@ def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object)
         lambda s: RotationService.open(s, clock=clock, backoff=FAST),
         timer_budget_seconds=module.api.timer_budget_seconds,  # from host.json
     )
+    # An operator holding every app role of the API, with the token Azure CLI would get.
+    module.auth = {"Authorization": f"Bearer {sandbox.user_token(sandbox.add_api_user())}"}
     return module
 
 
@@ -89,18 +91,16 @@ async def post(
     module: ModuleType, body: bytes | dict[str, Any] = b""
 ) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = func.HttpRequest(
-        "POST", "/api/rotations", body=data, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json", **getattr(module, "auth", {})}
+    request = func.HttpRequest("POST", "/api/rotations", body=data, headers=headers)
     response: func.HttpResponse = await trigger(module, "rotations")(request)
     assert response.mimetype == "application/json"
     return response.status_code, json.loads(response.get_body())
 
 
 async def get(module: ModuleType, name: str) -> tuple[int, dict[str, Any]]:
-    response: func.HttpResponse = await _maybe_await(
-        trigger(module, name)(func.HttpRequest("GET", f"/api/{name}", body=b""))
-    )
+    request = func.HttpRequest("GET", f"/api/{name}", body=b"", headers=getattr(module, "auth", {}))
+    response: func.HttpResponse = await _maybe_await(trigger(module, name)(request))
     return response.status_code, json.loads(response.get_body())
 
 
@@ -124,10 +124,11 @@ async def test_host_indexes_five_functions_with_their_routes_methods_and_auth(
     found = bindings(fa)
     assert set(found) == {"rotation_timer", "rotations", "status", "doctor", "health"}
     http = {name: b[0] for name, b in found.items() if b[0]["type"] == "httpTrigger"}
+    # Anonymous to the host: the caller's Entra token is checked in the app (test_api_auth.py)
     assert {n: (b["route"], b["methods"], b["authLevel"]) for n, b in http.items()} == {
-        "rotations": ("rotations", ["POST"], "FUNCTION"),
-        "status": ("status", ["GET"], "FUNCTION"),
-        "doctor": ("doctor", ["GET"], "FUNCTION"),
+        "rotations": ("rotations", ["POST"], "ANONYMOUS"),
+        "status": ("status", ["GET"], "ANONYMOUS"),
+        "doctor": ("doctor", ["GET"], "ANONYMOUS"),
         "health": ("health", ["GET"], "ANONYMOUS"),
     }
     for name in http:
@@ -318,7 +319,7 @@ async def test_readme_curl_bodies_work_form_urlencoded_as_curl_sends_them(
     unchanged; the API reads the body as JSON whatever the content type says."""
     sender = sandbox.add_sender()
     await post(fa)  # the app has a password
-    examples = re.findall(r"curl -s -X POST \"\$FN/rotations\?code=\$KEY\" -d '([^']*)'", README)
+    examples = re.findall(r"curl -s -X POST \"\$FN/rotations\" -H \"\$AUTH\" -d '([^']*)'", README)
     assert len(examples) >= 3, examples
     for text in examples:
         body = text.replace("<app id>", sender.app_id).encode()
@@ -326,8 +327,7 @@ async def test_readme_curl_bodies_work_form_urlencoded_as_curl_sends_them(
             "POST",
             "/api/rotations",
             body=body,
-            params={"code": "the-function-key"},
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers={"content-type": "application/x-www-form-urlencoded", **fa.auth},
         )
         response = await trigger(fa, "rotations")(request)
         assert response.status_code == 200, (text, response.get_body())

@@ -64,6 +64,18 @@ def main(args: list[str]) -> int:
             print("ERROR: Insufficient privileges to complete the operation.", file=sys.stderr)
             return 1
         owners[app].append(option(args, "--owner-object-id"))
+    elif command == "account get-access-token":
+        # A token for the API (postdeploy.sh); none until `token_after` requests have failed.
+        token_after = world.get("token_after", 0)
+        world["tokens_asked"] = world.get("tokens_asked", 0) + 1
+        path.write_text(json.dumps(world))
+        if world["tokens_asked"] <= token_after or "access_token" not in world:
+            print("ERROR: AADSTS50105: not assigned to a role for the application", file=sys.stderr)
+            return 1
+        assert option(args, "--query") == "accessToken"
+        assert option(args, "--resource") == world.get("api", option(args, "--resource"))
+        print(world["access_token"])
+        return 0
     elif command == "functionapp keys list":
         # The host writes its keys when it first starts: until then there are none.
         keys_after = world.get("keys_after", 0)  # how many lists fail before the key shows

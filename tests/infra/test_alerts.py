@@ -134,7 +134,9 @@ async def test_dry_runs_do_not_count_as_runs_and_do_not_alert(
 ) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
 
-    status, body = await api.rotations(b'{"dryRun": true}')
+    reader = sandbox.add_api_user(roles=["Rotation.Read"])
+    auth = {"Authorization": f"Bearer {sandbox.user_token(reader)}"}
+    status, body = await api.rotations(b'{"dryRun": true}', auth)
 
     assert (status, body["dryRun"]) == (200, True)
     assert '"dry_run": true' in captured.getvalue()

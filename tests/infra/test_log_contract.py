@@ -55,7 +55,6 @@ NOT_EXERCISED = {
     "credential.remove_failed": "needs a removal to fail (tests/reliability/test_isolation.py)",
     "vault.read_failed": "needs promote and the Key Vault read after it to fail "
     "(tests/unit/test_engine_isolation.py)",
-    "http.rotation_refused": "needs a refused request (tests/unit/test_http_api_runs.py)",
     "run.requested": "logged by the CLI (tests/function/test_cli.py)",
     "run.on_outcome_failed": "needs a progress callback that raises",
 }
@@ -87,8 +86,14 @@ async def _world(sandbox: Sandbox) -> None:
             if not dry_run:
                 await api.timer()  # scheduled: rotates `due` (a secret of 180 days)
             else:
-                status, _ = await api.rotations(b'{"dryRun": true}')
+                reader = sandbox.add_api_user(roles=["Rotation.Read"], name="ops@sandbox.example")
+                auth = {"Authorization": f"Bearer {sandbox.user_token(reader)}"}
+                status, _ = await api.rotations(b'{"dryRun": true}', auth)
                 assert status == 200  # `due` planned, with an expiry warning
+                status, _ = await api.rotations(b'{"mode": "force"}', auth)
+                assert status == 403  # a reader may not rotate: http.refused
+                no_token = {"X-Forwarded-For": "203.0.113.7:50123"}
+                assert (await api.status(no_token))[0] == 401  # no token: http.refused
         finally:
             await api.close()
         sandbox.state.clock.advance(timedelta(days=170))

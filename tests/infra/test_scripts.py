@@ -182,13 +182,17 @@ def test_postprovision_hands_acs_app_ids_to_add_owner_and_never_fails_the_deploy
         ROTATOR_PRINCIPAL_ID=ROTATOR,
         ACS_APP_IDS=f"{NOT_YET},{OTHER}",
         FUNCTION_URL="https://func.example.test/api",
+        API_APP_ID_URI="api://tenant/acs-smtp-rotation-x",
     )
 
     assert done.returncode == 0
     assert az.world["owners"][NOT_YET] == [ROTATOR]
     assert "grant-graph-permission.sh --principal-id " + ROTATOR in done.stdout
     assert "run infra/scripts/add-owner.sh again" in done.stderr
-    assert "https://func.example.test/api/doctor?format=text&code=" in done.stdout
+    # the API takes an Entra token for its application ID URI, no function key
+    assert "az account get-access-token --resource api://tenant/acs-smtp-rotation-x" in done.stdout
+    assert 'curl "https://func.example.test/api/doctor" -H "$AUTH"' in done.stdout
+    assert "code=" not in done.stdout
 
 
 def test_preprovision_fails_with_the_register_command_when_microsoft_app_is_missing(
@@ -232,12 +236,13 @@ def test_azure_yaml_runs_the_preprovision_hook_on_both_platforms() -> None:
 
 # ----- postdeploy: doctor's lines at the end of azd up --------------------------------------
 
-KEY = "function-key-" + "k" * 40
+TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0." + "s" * 40
+API = "api://tenant/acs-smtp-rotation-x"
 
 
 class FakeFunctionApp:
     """The deployed app, as the hook meets it: `answers` in turn (the last one repeats),
-    every request's path and key header recorded."""
+    every request's path and Authorization header recorded."""
 
     def __init__(self, answers: list[tuple[int, str]]) -> None:
         self.answers = answers
@@ -246,7 +251,7 @@ class FakeFunctionApp:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                app.seen.append((self.path, self.headers.get("x-functions-key")))
+                app.seen.append((self.path, self.headers.get("Authorization")))
                 status, text = app.answers[min(len(app.seen), len(app.answers)) - 1]
                 body = text.encode()
                 self.send_response(status)
@@ -288,8 +293,7 @@ def postdeploy(az: FakeAz, url: str, **env: str) -> subprocess.CompletedProcess[
     return az.run(
         "postdeploy.sh",
         FUNCTION_URL=url,
-        AZURE_RESOURCE_GROUP="rg-rotation",
-        FUNCTION_APP_NAME="func-rotation",
+        API_APP_ID_URI=API,
         DOCTOR_PAUSE_SECONDS="0",
         **env,
     )
@@ -312,7 +316,7 @@ FIRST_HOUR = doctor.text(
 def test_postdeploy_waits_for_the_app_then_prints_doctors_lines_and_never_fails(
     az: FakeAz, function_app: Callable[[list[tuple[int, str]]], FakeFunctionApp]
 ) -> None:
-    az.update(function_key=KEY, keys_after=1)  # the host has not written its keys at first
+    az.update(access_token=TOKEN, api=API, token_after=1)  # a role granted a moment ago
     app = function_app(
         [
             (404, "Function host is not running."),
@@ -327,16 +331,17 @@ def test_postdeploy_waits_for_the_app_then_prints_doctors_lines_and_never_fails(
     assert "".join(f"  {line}\n" for line in FIRST_HOUR.splitlines()) in done.stdout
     assert "fix: infra/scripts/grant-graph-permission.sh" in done.stdout
     assert "The deployment succeeded; each failed check above has its fix" in done.stdout
-    assert done.stdout.count("waiting for the app to start") == 3  # no key, 404, platform 503
-    assert app.seen == [("/api/doctor?format=text", KEY)] * 3  # the key in the header only
-    assert KEY not in done.stdout + done.stderr
-    assert az.calls("functionapp keys list -g rg-rotation -n func-rotation")
+    assert done.stdout.count("waiting for the app to start") == 3  # no token, 404, platform 503
+    # the deployer's token in the header only
+    assert app.seen == [("/api/doctor?format=text", f"Bearer {TOKEN}")] * 3
+    assert TOKEN not in done.stdout + done.stderr
+    assert az.calls(f"account get-access-token --resource {API} --query accessToken -o tsv")
 
 
 def test_postdeploy_prints_every_line_of_a_healthy_doctor_without_a_fix_note(
     az: FakeAz, function_app: Callable[[list[tuple[int, str]]], FakeFunctionApp]
 ) -> None:
-    az.update(function_key=KEY)
+    az.update(access_token=TOKEN)
     healthy = doctor.text([doctor.Check("settings", "ok", "every ROTATION_* setting is valid")])
     app = function_app([(200, healthy)])
 
@@ -353,21 +358,26 @@ def test_postdeploy_gives_up_with_the_commands_to_run_later_and_still_succeeds(
 ) -> None:
     app = function_app([(200, FIRST_HOUR)])
 
-    no_key = postdeploy(az, app.url, DOCTOR_ATTEMPTS="3")  # keys never readable
-    az.update(function_key=KEY)
+    no_token = postdeploy(az, app.url, DOCTOR_ATTEMPTS="3")  # no role: no token at all
+    az.update(access_token=TOKEN)
     down = function_app([(502, "Bad Gateway")])
     no_doctor = postdeploy(az, down.url, DOCTOR_ATTEMPTS="2")
+    refused = function_app([(403, '{"error": {"code": "role_missing", "message": "x"}}')])
+    no_role = postdeploy(az, refused.url, DOCTOR_ATTEMPTS="5")
     unset = az.run("postdeploy.sh")
 
-    assert (no_key.returncode, no_doctor.returncode, unset.returncode) == (0, 0, 0)
-    assert "function key could not be read" in no_key.stdout
-    assert app.seen == []  # nothing asked without a key
+    assert (no_token.returncode, no_doctor.returncode, unset.returncode) == (0, 0, 0)
+    assert no_role.returncode == 0
+    assert "No token for the API could be had" in no_token.stdout
+    assert app.seen == []  # nothing asked without a token
     assert "doctor did not answer (last: HTTP 502)" in no_doctor.stdout
     assert len(down.seen) == 2
-    assert "FUNCTION_URL, FUNCTION_APP_NAME or AZURE_RESOURCE_GROUP is not set" in unset.stdout
-    for done in (no_key, no_doctor, unset):
+    assert "no Rotation.Read role" in no_role.stdout
+    assert len(refused.seen) == 1  # a refusal is not waited out
+    assert "FUNCTION_URL or API_APP_ID_URI is not set" in unset.stdout
+    for done in (no_token, no_doctor, no_role, unset):
         assert "/doctor?format=text" in done.stdout
-        assert "az functionapp keys list" in done.stdout
+        assert "az account get-access-token --resource" in done.stdout
 
 
 def test_azure_yaml_runs_doctor_after_the_deploy_on_both_platforms() -> None:
@@ -379,7 +389,7 @@ def test_azure_yaml_runs_doctor_after_the_deploy_on_both_platforms() -> None:
     assert postdeploy["posix"]["continueOnError"] is True
     assert postdeploy["windows"]["continueOnError"] is True
     twin = (SCRIPTS / "postdeploy.ps1").read_text(encoding="utf-8")
-    for shared in ("/doctor?format=text", "x-functions-key", "functionKeys.default", "checks: "):
+    for shared in ("/doctor?format=text", "Authorization", "get-access-token", "checks: "):
         assert shared in twin
         assert shared in (SCRIPTS / "postdeploy.sh").read_text(encoding="utf-8")
     assert os.access(SCRIPTS / "postdeploy.sh", os.X_OK)

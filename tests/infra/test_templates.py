@@ -27,6 +27,7 @@ COMPUTED = {
     "key_vault_url",
     "key_vault_resource_id",
     "tenant_id",
+    "api_client_id",  # the API registration made by infra, or EXISTING_API_CLIENT_ID
     "cloud",
     "log_format",
     "lease_blob_url",
@@ -321,7 +322,10 @@ GRANTED_ROLES = {
     "246dd0d5-5bd0-4def-940b-0421030a5b68": "Policy.Read.All",
     "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30": "Application.Read.All",
 }
-NOT_ROLES = {"00000003-0000-0000-c000-000000000000"}  # Microsoft Graph's application id
+NOT_ROLES = {
+    "00000003-0000-0000-c000-000000000000",  # Microsoft Graph's application id
+    "04b07795-8ddb-461a-bbee-02f9e1bf7b46",  # Azure CLI's, pre-authorized for the API's scope
+}
 
 
 def test_deploy_doc_names_every_permission_the_templates_grant() -> None:

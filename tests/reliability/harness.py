@@ -9,6 +9,7 @@ propagation delay of a fraction of a second costs a fraction of a second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -52,6 +53,11 @@ class World:
     settings: Settings
     service: RotationService
     senders: list[Sender] = field(default_factory=list)
+
+    @functools.cached_property
+    def auth(self) -> dict[str, str]:
+        """An operator's Authorization header: every app role of the API, as Azure CLI gets it."""
+        return {"Authorization": f"Bearer {self.sandbox.user_token(self.sandbox.add_api_user())}"}
 
     @property
     def state(self) -> SandboxState:

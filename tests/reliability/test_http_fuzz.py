@@ -5,7 +5,9 @@ objects, as the Functions host delivers them, against a sandbox with managed app
 real ids the fuzzer mixes into its bodies. Bodies are structure-aware (tests/json_bodies.py):
 JSON text with duplicate keys, nesting thousands deep, integer literals of thousands of
 digits, NaN, odd Unicode, other encodings, and every JSON type at every field; headers
-come as curl sends them (form-urlencoded `-d` bodies) or with junk caller identities.
+come as curl sends them (form-urlencoded `-d` bodies) or with junk caller identities, and a second
+run sends hostile Authorization headers (junk, other schemes, forged JWTs with odd algorithms,
+key ids and claim types) that must get a 401 whatever the body, valid orders to rotate too.
 
 The oracle (tests/json_bodies.py) is written independently of the product's parser.
 Valid requests that ask for a change are a legitimate order, not a malformed request,
@@ -18,6 +20,7 @@ an invalid body must get a 4xx with an error that names the problem.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections import Counter
@@ -51,6 +54,53 @@ HEADERS = st.fixed_dictionaries(
 )
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+JSON_PART = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+#: A JOSE header or claims set an attacker might send: odd algs, kids and claim types.
+HEADER_PART = st.fixed_dictionaries(
+    {},
+    optional={
+        "alg": st.sampled_from(["none", "None", "HS256", "RS256", "ES256", "PS256", ""])
+        | JSON_PART,
+        "kid": st.text(max_size=40) | JSON_PART,
+        "typ": st.just("JWT"),
+        "jku": st.just("https://attacker.example/keys"),
+        "crit": st.lists(st.text(max_size=5), max_size=2),
+    },
+)
+FORGED = st.builds(
+    lambda header, claims, sig: (
+        f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}.{sig}"
+    ),
+    HEADER_PART,
+    st.dictionaries(
+        st.sampled_from(["aud", "iss", "exp", "nbf", "roles", "oid", "tid", "azp", "scp"]),
+        JSON_PART,
+    ),
+    st.text(alphabet="ABCDEFabcdef0123456789-_", max_size=40),
+)
+#: Hostile Authorization headers: every one must get a 401 (never a 5xx, never a run).
+AUTHORIZATION = st.one_of(
+    st.text(max_size=120),
+    st.builds("Bearer {}".format, st.text(max_size=120)),
+    st.builds("Bearer {}".format, FORGED),
+    st.builds("bearer  {}".format, FORGED),
+    st.builds("Basic {}".format, st.text(max_size=40)),
+    st.sampled_from(
+        ["Bearer", "Bearer ", "Bearer a.b", "Bearer ..", "Bearer a.b.c.d", "Bearer " + "e" * 20000]
+    ),
+)
+
+
 @dataclass
 class Target:
     """function_app over a sandbox with two managed apps, and what the fuzzer saw."""
@@ -74,10 +124,14 @@ class Target:
         params: dict[str, str],
         evidence: LeakScan,
         headers: dict[str, str] | None = None,
+        authorization: str | None = None,
     ) -> None:
+        """`authorization`: a hostile Authorization header (401 whatever the body), or None
+        for the operator's valid token (then the body decides)."""
         valid, _ = oracle(body)
+        auth = self.world.auth if authorization is None else {"Authorization": authorization}
         request = func.HttpRequest(
-            "POST", "/api/rotations", body=body, params=params, headers=headers or {}
+            "POST", "/api/rotations", body=body, params=params, headers={**(headers or {}), **auth}
         )
         response = await self.handlers["rotations"](request)
         text = response.get_body().decode()
@@ -87,6 +141,13 @@ class Target:
         assert response.mimetype == "application/json"
         json.loads(text)
         assert self.writes == 0, f"a malformed request wrote: {body[:200]!r}"
+        if authorization is not None:
+            error = json.loads(text)["error"]
+            assert response.status_code == 401, (authorization[:200], text)
+            assert error["code"].startswith("token_")
+            assert response.headers.get("WWW-Authenticate", "").startswith("Bearer ")
+            self.codes[error["code"]] += 1
+            return
         if not valid:
             assert 400 <= response.status_code < 500, (body, text)
             error = json.loads(text)["error"]
@@ -114,7 +175,9 @@ async def target(
             "\\u-escaped), nesting up to 30,000 deep, integer literals of 4,000-6,000 digits, "
             "NaN/Infinity, lone surrogates and odd Unicode, BOM/UTF-16/Latin-1, every JSON type "
             "at every field, real app ids mixed with junk; curl's form-urlencoded content "
-            "type, junk caller headers and query parameters",
+            "type, junk caller headers and query parameters, with an operator's valid token; "
+            "or (a run of its own) hostile Authorization headers with any body: junk, other "
+            "schemes, forged JWTs (alg none/HS256, odd kids and claim types)",
             f"0 answers >= 500 (all JSON); {target.writes} Graph/Key Vault writes; statuses "
             f"{dict(sorted(target.statuses.items()))}; error codes {dict(target.codes.most_common())}",
             ok=target.writes == 0,
@@ -145,6 +208,26 @@ async def test_malformed_requests_never_5xx_and_never_rotate(
     params = data.draw(PARAMS, label="query")
     headers = data.draw(HEADERS, label="headers")
     await target.post(body, params, evidence, headers)
+
+
+@settings(
+    max_examples=max(EXAMPLES // 4, 50),
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(data=st.data())
+async def test_hostile_authorization_headers_get_401_and_never_rotate(
+    target: Target, evidence: LeakScan, data: st.DataObject
+) -> None:
+    """Any body, valid orders to rotate included: without a valid token nothing runs."""
+    body = data.draw(target.bodies, label="body")
+    authorization = data.draw(AUTHORIZATION, label="authorization")
+    await target.post(body, {}, evidence, data.draw(HEADERS, label="headers"), authorization)
 
 
 EDGES = {
@@ -180,7 +263,7 @@ async def test_malformed_edge_bodies_are_refused_and_get_routes_ignore_junk(
     for route in ("status", "health"):
         for junk in (b"", b"{", b"\xff" * 10, json.dumps({"mode": "force"}).encode()):
             request = func.HttpRequest(
-                "GET", f"/api/{route}", body=junk, params={"x": "1"}, headers={}
+                "GET", f"/api/{route}", body=junk, params={"x": "1"}, headers=target.world.auth
             )
             response = await target.handlers[route](request)
             evidence.add("HTTP answer", response.get_body().decode())

@@ -15,7 +15,6 @@ import pytest
 from azure.functions.timer import TimerRequest
 from pydantic import SecretStr
 
-from rotation.caller import key_fingerprint
 from rotation.model import Action, Mode, Outcome, RunOptions
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
@@ -138,14 +137,14 @@ async def test_an_emergency_never_waits_behind_a_whole_run_over_other_apps(
         timer = asyncio.ensure_future(handlers["rotation_timer"](TimerRequest(past_due=False)))
         await wait_until(lambda: len(held.waiting) == 2, "the timer run verifying two apps")
         body = json.dumps({"appIds": [urgent.app_id], "mode": "emergency"}).encode()
-        status, report = await post(handlers, body)
+        status, report = await post(handlers, body, world.auth)
         assert status == 200, report
         assert report["apps"][0]["outcome"] == "rotated"
         assert world.key_ids(urgent).isdisjoint(before), "emergency: the old secret went at once"
         assert world.password_works(urgent)
         assert not timer.done(), "the emergency did not wait for the whole run"
         both = json.dumps({"appIds": [first.app_id, urgent.app_id], "mode": "force"}).encode()
-        status, answer = await post(handlers, both)
+        status, answer = await post(handlers, both, world.auth)
         held.release.set()
         await timer
     finally:
@@ -174,20 +173,22 @@ async def test_overlapping_whole_runs_leave_held_apps_to_their_holder(
     module = load_function_app(monkeypatch, world)
     handlers = function_handlers(module)
     try:
-        await handlers["status"](func.HttpRequest("GET", "/api/status", body=b""))
+        await handlers["status"](
+            func.HttpRequest("GET", "/api/status", body=b"", headers=world.auth)
+        )
         set_propagation_delay(world.sandbox, 3600)  # new secrets wait: the HTTP run holds
-        first = asyncio.ensure_future(post(handlers, b""))
+        first = asyncio.ensure_future(post(handlers, b"", world.auth))
         await wait_until(lambda: world.count("smtp AUTH") >= 2, "both apps verifying")
         timer = await module.api.timer()  # finds both apps busy and ends first
         assert [a["outcome"] for a in timer["apps"]] == ["busy", "busy"]  # leases held
-        status, answer = await post(handlers, b"")
+        status, answer = await post(handlers, b"", world.auth)
         assert status == 409, answer  # still held by the first run, whatever ended meanwhile
         assert len(answer["error"]["appIds"]) == 2
         set_propagation_delay(world.sandbox, 0)
         status, report = await first
         assert status == 200
         assert report["counts"] == {"rotated": 2}
-        status, _ = await post(handlers, b"")
+        status, _ = await post(handlers, b"", world.auth)
         assert status == 200
     finally:
         await module.api.close()
@@ -229,9 +230,10 @@ async def test_emergency_needs_named_apps_and_manual_runs_name_their_caller(
     world = make_world(2)
     module = load_function_app(monkeypatch, world)
     handlers = function_handlers(module)
-    key = "a-function-key-value-that-must-not-be-logged-0123"
-    evidence.add_secret(key)
-    headers = {"X-MS-CLIENT-PRINCIPAL-NAME": "ops@contoso.example", "x-functions-key": key}
+    token = world.auth["Authorization"].removeprefix("Bearer ")
+    evidence.add_secret(token)  # a bearer token is a credential: never in a log or an answer
+    user = next(iter(world.sandbox.state.users.values()))
+    headers = {**world.auth, "X-MS-CLIENT-PRINCIPAL-NAME": "admin@contoso.example"}
     try:
         assert (await world.service.run()).ok
         writes = world.writes()
@@ -246,20 +248,24 @@ async def test_emergency_needs_named_apps_and_manual_runs_name_their_caller(
         status, report = await post(handlers, body, headers)
         assert status == 200
         assert report["apps"][0]["outcome"] == "rotated"
+        assert report["requestedBy"]["role"] == "Rotation.Emergency"
     finally:
         await module.api.close()
     assert evidence.capture is not None
     lines = [json.loads(x) for x in evidence.capture.getvalue().splitlines() if x]
-    asked = [x for x in lines if x["event"] in ("http.rotation_requested", "http.rotation_refused")]
+    asked = [x for x in lines if x["event"] in ("http.rotation_requested", "http.refused")]
     assert len(asked) == 3
-    assert all(x["principal_name"] == "ops@contoso.example" for x in asked)
-    assert all(key_fingerprint(key) in x["function_key"] for x in asked)
+    # the token's ids, never the spoofable Easy Auth header (Easy Auth is not in front)
+    assert all(x["caller_object_id"] == user.object_id for x in asked)
+    assert all(x["caller_name"] == user.user_principal_name for x in asked)
+    assert "admin@contoso.example" not in json.dumps(lines)
     ledger.record(
         "emergency without appIds; who asked",
-        "POST {mode: emergency} with no or empty appIds, then with one app id, with Easy "
-        "Auth's principal header and a function key",
-        f"400 emergency_needs_app_ids and {refused_writes} writes for the refused ones; the named app rotated; all 3 requests logged with the "
-        "principal name and the key's SHA-256 fingerprint, never the key",
+        "POST {mode: emergency} with no or empty appIds, then with one app id, with an "
+        "operator's Entra token (and a spoofed Easy Auth principal header)",
+        f"400 emergency_needs_app_ids and {refused_writes} writes for the refused ones; the named "
+        "app rotated; all 3 requests logged with the token's object id and sign-in name (never "
+        "the spoofed header's name), never the token",
     )
 
 

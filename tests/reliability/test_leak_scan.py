@@ -97,12 +97,14 @@ async def test_debug_with_network_trace_on_leaks_nothing_in_any_record(
         await handlers["rotation_timer"](TimerRequest())
         for body in ({"appIds": [one], "mode": "force"}, {"appIds": [one], "mode": "emergency"}):
             request = func.HttpRequest(
-                "POST", "/api/rotations", body=json.dumps(body).encode(), headers={}
+                "POST", "/api/rotations", body=json.dumps(body).encode(), headers=world.auth
             )
             response = await handlers["rotations"](request)
             assert response.status_code == 200, response.get_body()
             evidence.add("HTTP answer", response.get_body().decode())
-        status = await handlers["status"](func.HttpRequest("GET", "/api/status", body=b""))
+        status = await handlers["status"](
+            func.HttpRequest("GET", "/api/status", body=b"", headers=world.auth)
+        )
         evidence.add("HTTP answer", status.get_body().decode())
     finally:
         logging.getLogger().removeHandler(raw)
@@ -124,7 +126,8 @@ async def test_debug_with_network_trace_on_leaks_nothing_in_any_record(
         f"and emergency rotations, status; {len(raw.records)} raw records ({len(traced)} "
         "network-trace records with headers and bodies) kept by a handler added after "
         "start-up, plus the rendered log; searched for sender passwords, the rotator's "
-        f"client secret and {len(world.state.tokens)} access tokens, plain and base64",
+        f"client secret and {len(world.state.tokens)} access tokens (and the operator's token "
+        "for the API, among the issued secrets), plain and base64",
         f"{len(leaks)} hits; Authorization headers, tokens and Key Vault bodies show [REDACTED]",
         ok=not leaks,
     )

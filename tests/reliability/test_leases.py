@@ -192,9 +192,9 @@ async def test_two_instances_http_409_lists_busy_apps_and_the_timer_reports_them
     set_propagation_delay(sandbox, NEVER)
 
     body = json.dumps({"appIds": ids, "mode": "force"}).encode()
-    running = asyncio.ensure_future(instance_a.rotations(body))
+    running = asyncio.ensure_future(instance_a.rotations(body, world.auth))
     await creating_everywhere(world, ours, "instance A to be verifying both apps")
-    request = func.HttpRequest("POST", "/api/rotations", body=body, headers={})
+    request = func.HttpRequest("POST", "/api/rotations", body=body, headers=world.auth)
     answer = await instance_b["rotations"](request)
     evidence.add("HTTP answer", answer.get_body().decode())
     await instance_b["rotation_timer"](TimerRequest(past_due=False))  # raises if any failed
@@ -232,7 +232,7 @@ async def test_lease_store_down_fails_the_run_closed_and_nothing_rotates(
     api = Api(world.settings, lambda s: open_service(world.sandbox, s))
     writes = world.writes()
 
-    status, answer = await api.rotations(json.dumps({"mode": "force"}).encode())
+    status, answer = await api.rotations(json.dumps({"mode": "force"}).encode(), world.auth)
     with pytest.raises(LeaseStoreUnavailable, match=f"storage account {ACCOUNT}") as caught:
         await api.timer()
     await api.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import ssl
@@ -16,6 +18,7 @@ import aiohttp
 import pytest
 
 from rotation.settings import load_settings
+from sandbox import tokens
 from sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +47,7 @@ async def test_snapshot_shows_the_world_without_secret_values(sandbox: Sandbox) 
     assert status == 200
     assert {a["appId"] for a in body["applications"]} == {
         sandbox.rotator.client_id,
+        sandbox.api.client_id,  # the rotator's own API (sandbox/api_app.py)
         sender.app_id,
     }
     assert sender.client_secret not in text
@@ -206,3 +210,25 @@ async def test_python_m_sandbox_prints_settings_and_stops_on_ctrl_c() -> None:
     assert "billing-app" in output
     assert process.returncode == 0
     assert b"Sandbox stopped." in rest
+
+
+async def test_an_api_operator_gets_the_token_azure_cli_would_print(sandbox: Sandbox) -> None:
+    status, body, _ = await _call(
+        sandbox,
+        "POST",
+        "/api-operators",
+        {"name": "ops@sandbox.example", "roles": ["Rotation.Read"]},
+    )
+    assert status == 200
+    claims = json.loads(base64.urlsafe_b64decode(body["token"].split(".")[1] + "=="))
+    assert (claims["roles"], claims["preferred_username"], claims["aud"]) == (
+        ["Rotation.Read"],
+        "ops@sandbox.example",
+        sandbox.api.client_id,
+    )
+    assert body["applicationIdUri"] == sandbox.api.identifier_uri
+    status, body, _ = await _call(sandbox, "POST", "/api-operators", {"roles": ["Admin"]})
+    assert status == 400
+    status, rotated, _ = await _call(sandbox, "POST", "/signing-key/rotate")
+    assert (status, sandbox.state.published_keys) == (200, [0, 1])
+    assert rotated["kid"] == tokens.key_id(1)

@@ -25,6 +25,7 @@ from rotation.model import (
     ConsumerReference,
     Mode,
     Outcome,
+    Requester,
     RunReport,
 )
 from rotation.service import StatusRow
@@ -48,9 +49,11 @@ BUSY = AppOutcome("b", "acs-smtp-b", Action.NOTHING, "fine", Outcome.BUSY, held_
 UNCHANGED = AppOutcome(
     "c", "acs-smtp-c", Action.NOTHING, "fine", Outcome.UNCHANGED, duration_seconds=0.1
 )
+OPERATOR = Requester("user", "0b1c2d3e-0000-4000-8000-000000000001", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "ops@contoso.example", "Rotation.Rotate")  # fmt: skip
 REPORT = RunReport(
-    "run-1", Mode.DUE, False, T, T + timedelta(seconds=3), [ROTATED, BUSY, UNCHANGED, BUSY]
-)
+    "run-1", Mode.DUE, False, T, T + timedelta(seconds=3), [ROTATED, BUSY, UNCHANGED, BUSY],
+    requested_by=OPERATOR,
+)  # fmt: skip
 EMPTY_REPORT = RunReport("run-2", Mode.EMERGENCY, True, T)
 DUE_ROW = StatusRow(
     "a", "res.a.t", "acs-smtp-a", "k1", T, 12.345, "v1", 2, "due",
@@ -154,6 +157,13 @@ RUN = {
         },
         BUSY_BODY,
     ],
+    "requestedBy": {
+        "type": "user",
+        "objectId": "0b1c2d3e-0000-4000-8000-000000000001",
+        "appId": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+        "name": "ops@contoso.example",
+        "role": "Rotation.Rotate",
+    },
 }
 EMPTY_RUN = {
     "runId": "run-2",
@@ -167,6 +177,7 @@ EMPTY_RUN = {
     "busy": [],
     "blocked": [],
     "apps": [],
+    "requestedBy": None,
 }
 STATUS = {
     "apps": [
@@ -261,8 +272,8 @@ async def test_the_misconfigured_answers_keep_their_wire_form() -> None:
     assert same_bytes(app.health()[1], {"status": "misconfigured", "error": error})
     check = {"check": "settings", "status": "fail", "detail": line, "fix": fix}
     doctor = {"ok": False, "checks": [check], "error": error}
-    assert same_bytes((await app.doctor())[1], doctor)
-    assert same_bytes((await app.status())[1], {"error": error})
+    assert same_bytes((await app.doctor({}))[1], doctor)
+    assert same_bytes((await app.status({}))[1], {"error": error})
 
 
 def test_times_are_written_as_isoformat_not_pydantics_z_form() -> None:

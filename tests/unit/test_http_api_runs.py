@@ -1,24 +1,28 @@
 """The HTTP API's run bookkeeping over a fake service: no run keeps another out as a whole
 (timer and HTTP runs in any order); a 409 names the held apps and the runs holding them;
-every manual run logs who asked, never the key."""
+every manual run logs who asked (the token's ids and role), never the token."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, cast
 
-import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotation.caller import key_fingerprint
 from rotation.http_api import Api
 from rotation.model import Action, AppOutcome, Outcome, RunOptions, RunReport
 from rotation.service import RotationService
-from tests.unit.test_engine_isolation import NOW, SETTINGS
+from tests.infra.log_lines import json_lines
+from tests.tokens import OPERATOR, bearer, token_check
+from tests.unit.test_engine_isolation import NOW
+from tests.unit.test_engine_isolation import SETTINGS as ENGINE_SETTINGS
 
 APP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
-KEY = "pretend-function-key-value-0123456789abcdef"
+SETTINGS = ENGINE_SETTINGS.model_copy(
+    update={"api_client_id": "7d3e8f10-5b2a-4c6d-9e8f-0a1b2c3d4e5f"}
+)
+AUTH = bearer(SETTINGS)
 
 
 class FakeService:
@@ -46,7 +50,7 @@ class FakeService:
 
 def make_api() -> tuple[Api, FakeService]:
     fake = FakeService()
-    return Api(SETTINGS, lambda s: cast(RotationService, fake)), fake
+    return Api(SETTINGS, lambda s: cast(RotationService, fake), tokens=token_check(SETTINGS)), fake
 
 
 async def started(fake: FakeService, task: asyncio.Future[Any]) -> bool:
@@ -74,7 +78,7 @@ def test_no_run_refuses_another_as_a_whole(steps: list[tuple[str, int]]) -> None
                 gate.set()
                 await task
             else:
-                coro = api.timer() if kind == "timer" else api.rotations(b"")
+                coro = api.timer() if kind == "timer" else api.rotations(b"", AUTH)
                 task = asyncio.ensure_future(coro)
                 assert await started(fake, task), (steps, len(running))
                 running.append((fake.gates[-1], task))
@@ -90,7 +94,7 @@ def test_no_run_refuses_another_as_a_whole(steps: list[tuple[str, int]]) -> None
 
 async def _probe(api: Api, fake: FakeService, body: bytes) -> int:
     """A run asked for over HTTP: started (and released at once), or answered without one."""
-    task = asyncio.ensure_future(api.rotations(body))
+    task = asyncio.ensure_future(api.rotations(body, AUTH))
     if await started(fake, task):
         fake.gates[-1].set()
         fake.gates.pop()
@@ -112,7 +116,7 @@ def test_a_409_names_exactly_the_held_apps_and_the_runs_holding_them() -> None:
             ),
             AppOutcome(unnamed, "s", Action.ROTATE, "forced", Outcome.BUSY),
         ]
-        task = asyncio.ensure_future(api.rotations(b'{"mode": "force"}'))
+        task = asyncio.ensure_future(api.rotations(b'{"mode": "force"}', AUTH))
         assert await started(fake, task)
         fake.gates[0].set()
         return await task
@@ -131,12 +135,12 @@ def test_emergency_without_app_ids_is_refused_and_runs_nothing() -> None:
     async def scenario() -> None:
         api, fake = make_api()
         for body in (b'{"mode": "emergency"}', b'{"mode": "emergency", "appIds": []}'):
-            status, answer = await api.rotations(body)
+            status, answer = await api.rotations(body, AUTH)
             assert status == 400
             assert answer["error"]["code"] == "emergency_needs_app_ids"
             assert "appIds" in answer["error"]["message"]
         assert fake.gates == []
-        force = asyncio.ensure_future(api.rotations(b'{"mode": "force"}'))
+        force = asyncio.ensure_future(api.rotations(b'{"mode": "force"}', AUTH))
         assert await started(fake, force)  # force without appIds stays allowed (it keeps the grace)
         fake.gates[0].set()
         assert (await force)[0] == 200
@@ -144,37 +148,37 @@ def test_emergency_without_app_ids_is_refused_and_runs_nothing() -> None:
     asyncio.run(scenario())
 
 
-def test_every_manual_run_logs_who_asked_and_never_the_key() -> None:
-    headers = {
-        "X-MS-CLIENT-PRINCIPAL-NAME": "ops@contoso.example",
-        "X-MS-CLIENT-PRINCIPAL-ID": "9f1c0e1e-0000-4000-8000-000000000001",
-        "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
-        "x-functions-key": KEY,
-        "X-Forwarded-For": "203.0.113.7:51234, 10.0.0.1",
-    }
+def test_every_manual_run_logs_who_asked_and_never_the_token() -> None:
+    headers = {**AUTH, "X-Forwarded-For": "198.51.100.9, 203.0.113.7:51234"}
+    token = AUTH["Authorization"].removeprefix("Bearer ")
 
     async def scenario() -> list[dict[str, Any]]:
         api, fake = make_api()
-        with structlog.testing.capture_logs() as logged:
+        with json_lines() as logged:
             task = asyncio.ensure_future(
-                api.rotations(f'{{"appIds": ["{APP}"]}}'.encode(), headers, {})
+                api.rotations(f'{{"appIds": ["{APP}"]}}'.encode(), headers)
             )
             assert await started(fake, task)
             fake.gates[0].set()
             await task
-            await api.rotations(b'{"mode": "emergency"}', {}, {"code": KEY})
+            await api.rotations(b'{"mode": "emergency"}', headers)
+            await api.rotations(b"{}", {"X-Forwarded-For": "198.51.100.9, 203.0.113.7:51234"})
         return logged
 
     logged = asyncio.run(scenario())
-    requested, refused = (
-        next(e for e in logged if e["event"] == name)
-        for name in ("http.rotation_requested", "http.rotation_refused")
-    )
-    assert requested["principal_name"] == "ops@contoso.example"
-    assert requested["identity_provider"] == "aad"
-    assert requested["client_ip"] == "203.0.113.7:51234"
-    fingerprint = key_fingerprint(KEY)
-    assert requested["function_key"] == f"sha256:{fingerprint} (via header x-functions-key)"
-    assert refused["function_key"] == f"sha256:{fingerprint} (via query parameter code)"
-    assert refused["code"] == "emergency_needs_app_ids"
-    assert KEY not in repr(logged)
+    requested = next(e for e in logged if e["event"] == "http.rotation_requested")
+    refused = [e for e in logged if e["event"] == "http.refused"]
+    assert {k: v for k, v in requested.items() if k.startswith("caller_")} == {
+        "caller_type": "user",
+        "caller_object_id": OPERATOR,
+        "caller_app_id": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+        "caller_name": "ops@contoso.example",
+        "caller_role": "Rotation.Rotate",
+    }
+    bad_body, no_token = refused
+    assert (bad_body["code"], bad_body["caller_object_id"]) == ("emergency_needs_app_ids", OPERATOR)
+    assert (no_token["status"], no_token["code"]) == (401, "token_missing")
+    assert "caller_object_id" not in no_token
+    assert no_token["client_ip"] == "203.0.113.7:51234"  # the address Azure's front end added
+    assert token not in repr(logged)
+    assert token.split(".")[1] not in repr(logged)  # nor its claims
