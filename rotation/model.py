@@ -501,6 +501,20 @@ class AppOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiRoles:
+    """The HTTP API's registration as its service principal shows it: whether Entra requires
+    an app role to issue a token for it, the role values it defines, and who holds each
+    (the holders' display names, or their object ids)."""
+
+    client_id: str
+    object_id: str  # the service principal's
+    display_name: str
+    assignment_required: bool
+    role_ids: Mapping[str, str]  # role value -> app role id, for each enabled role it defines
+    holders: Mapping[str, tuple[str, ...]]  # role value -> who holds it
+
+
+@dataclass(frozen=True, slots=True)
 class Requester:
     """Who asked for a run: a caller of the HTTP API (a user, or a workload with an app-only
     token) with the app role the request used, the timer, or an operator's command line.

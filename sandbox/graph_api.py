@@ -81,6 +81,19 @@ SP_PROPERTIES = (
     "servicePrincipalType",
     "appOwnerOrganizationId",
     "accountEnabled",
+    "appRoleAssignmentRequired",
+    "appRoles",
+)
+#: An appRoleAssignment's properties (Graph v1.0 "appRoleAssignment resource type").
+ASSIGNMENT_PROPERTIES = (
+    "id",
+    "appRoleId",
+    "createdDateTime",
+    "principalDisplayName",
+    "principalId",
+    "principalType",
+    "resourceDisplayName",
+    "resourceId",
 )
 _FILTERABLE = {"id", "appid", "displayname"}
 
@@ -103,6 +116,11 @@ def build_app(state: SandboxState) -> web.Application:
     r.add_get("/v1.0/policies/appManagementPolicies", list_policies)
     r.add_get("/v1.0/policies/appManagementPolicies/{id}", get_policy)
     r.add_get("/v1.0/policies/appManagementPolicies/{id}/appliesTo", policy_applies_to)
+    # The alternate key ("Get servicePrincipal": GET /servicePrincipals(appId='{appId}')) and
+    # the resource's role assignments ("List appRoleAssignments granted for a service
+    # principal": Application.Read.All, or Application.ReadWrite.OwnedBy and up).
+    r.add_get("/v1.0/servicePrincipals(appId='{appId}')", get_service_principal)
+    r.add_get("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", list_app_role_assigned_to)
     return app
 
 
@@ -193,7 +211,29 @@ def _sp_json(sp: ServicePrincipal) -> dict[str, Any]:
         "servicePrincipalType": sp.kind,
         "appOwnerOrganizationId": sp.owner_tenant_id,
         "accountEnabled": True,
+        "appRoleAssignmentRequired": False,
+        "appRoles": [],
     }
+
+
+def _with_api(state: SandboxState, sp: ServicePrincipal, body: dict[str, Any]) -> dict[str, Any]:
+    """The API's roles and assignment rule on its own service principal (sandbox/api_app.py)."""
+    api = state.apis.get(sp.app_id)
+    if api is None or api.sp.object_id != sp.object_id:
+        return body
+    roles = [
+        {
+            "allowedMemberTypes": ["User", "Application"],
+            "description": value,
+            "displayName": value,
+            "id": role_id,
+            "isEnabled": True,
+            "origin": "Application",
+            "value": value,
+        }
+        for value, role_id in api.role_ids.items()
+    ]
+    return body | {"appRoleAssignmentRequired": api.assignment_required, "appRoles": roles}
 
 
 def _select(request: web.Request, allowed: Sequence[str], type_name: str) -> list[str] | None:
@@ -525,19 +565,72 @@ async def list_service_principals(request: web.Request) -> web.Response:
         if s.tenant_id.lower() == token.tenant_id.lower()
     )
     sps = _matching(tenant_sps, clause, _APP_FIELDS)
-    return _paged(request, sps, _sp_json, "servicePrincipals", select)
+
+    def render(sp: ServicePrincipal) -> dict[str, Any]:
+        return _with_api(state, sp, _sp_json(sp))
+
+    return _paged(request, sps, render, "servicePrincipals", select)
 
 
 async def get_service_principal(request: web.Request) -> web.Response:
     token, _ = _reader(request)
     state = request.app[STATE]
     select = _select(request, SP_PROPERTIES, "servicePrincipal")
-    key = request.match_info["id"]
-    sp = next(
-        (s for s in state.service_principals.values() if s.object_id.lower() == key.lower()),
-        None,
-    )
+    sp = _service_principal(request, token)
+    body = {"@odata.context": _context(request, "servicePrincipals/$entity", select)}
+    return web.json_response(body | _project(_with_api(state, sp, _sp_json(sp)), select))
+
+
+def _service_principal(request: web.Request, token: IssuedToken) -> ServicePrincipal:
+    """The service principal the path names, by object id or by appId; 404 otherwise."""
+    state = request.app[STATE]
+    if "appId" in request.match_info:
+        key = request.match_info["appId"]
+        sp = state.service_principal_by_app_id(key)
+    else:
+        key = request.match_info["id"]
+        sp = next(
+            (s for s in state.service_principals.values() if s.object_id.lower() == key.lower()),
+            None,
+        )
     if sp is None or sp.tenant_id.lower() != token.tenant_id.lower():
         raise _not_found(key)
-    body = {"@odata.context": _context(request, "servicePrincipals/$entity", select)}
-    return web.json_response(body | _project(_sp_json(sp), select))
+    return sp
+
+
+async def list_app_role_assigned_to(request: web.Request) -> web.Response:
+    """Who holds the app roles of a resource service principal: users, groups and service
+    principals, each with its display name and type."""
+    token, _ = _reader(request)
+    state = request.app[STATE]
+    sp = _service_principal(request, token)
+    select = _select(request, ASSIGNMENT_PROPERTIES, "appRoleAssignment")
+    api = state.apis.get(sp.app_id)
+    assignments = api.assignments if api is not None and api.sp is sp else []
+
+    def render(assignment: tuple[str, str]) -> dict[str, Any]:
+        principal, role_id = assignment
+        name, kind = _principal_name(state, principal)
+        return {
+            "id": f"{principal}-{role_id}",
+            "appRoleId": role_id,
+            "createdDateTime": "2026-01-01T00:00:00Z",
+            "principalDisplayName": name,
+            "principalId": principal,
+            "principalType": kind,
+            "resourceDisplayName": sp.display_name,
+            "resourceId": sp.object_id,
+        }
+
+    return _paged(
+        request, assignments, render, "servicePrincipals('{id}')/appRoleAssignedTo", select
+    )
+
+
+def _principal_name(state: SandboxState, object_id: str) -> tuple[str, str]:
+    if object_id in state.users:
+        return state.users[object_id].display_name, "User"
+    if object_id in state.groups:
+        return state.groups[object_id].display_name, "Group"
+    sp = state.service_principals.get(object_id)
+    return (sp.display_name if sp else object_id), "ServicePrincipal"

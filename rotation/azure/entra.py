@@ -51,8 +51,14 @@ from msgraph.generated.policies.app_management_policies.app_management_policies_
 from msgraph.generated.policies.app_management_policies.item.applies_to.applies_to_request_builder import (
     AppliesToRequestBuilder,
 )
+from msgraph.generated.service_principals.item.app_role_assigned_to.app_role_assigned_to_request_builder import (
+    AppRoleAssignedToRequestBuilder,
+)
 from msgraph.generated.service_principals.service_principals_request_builder import (
     ServicePrincipalsRequestBuilder,
+)
+from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+    ServicePrincipalsWithAppIdRequestBuilder,
 )
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_options
@@ -75,6 +81,7 @@ from rotation.errors import (
     ServiceUnavailable,
 )
 from rotation.model import (
+    ApiRoles,
     AppManagementPolicy,
     AppRecord,
     Credential,
@@ -93,6 +100,7 @@ LIST_ALL_ABOVE = 150
 PAGE_SIZE = 999
 APP_FIELDS = ["id", "appId", "displayName", "passwordCredentials", "createdDateTime"]
 SP_FIELDS = ["id", "appId", "servicePrincipalType", "appOwnerOrganizationId"]
+API_SP_FIELDS = ["id", "displayName", "appRoleAssignmentRequired", "appRoles"]
 CONCURRENT_QUERIES = 4
 LIFETIME_POLICY = "CredentialInvalidLifetimeAsPerAppPolicy"
 #: Graph's 400 on addPassword when an app-management policy forbids new passwords (handled
@@ -117,6 +125,8 @@ OWNER_HINT = (
 T = TypeVar("T")
 log = logs.get_logger("rotation.entra")
 SpQuery = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters
+SpByAppIdQuery = ServicePrincipalsWithAppIdRequestBuilder.ServicePrincipalsWithAppIdRequestBuilderGetQueryParameters
+AssignedToQuery = AppRoleAssignedToRequestBuilder.AppRoleAssignedToRequestBuilderGetQueryParameters
 OwnersQuery = OwnersRequestBuilder.OwnersRequestBuilderGetQueryParameters
 PoliciesQuery = (
     AppManagementPoliciesRequestBuilder.AppManagementPoliciesRequestBuilderGetQueryParameters
@@ -289,6 +299,28 @@ class EntraAdapter:
         return {str(o.get("id", "")).lower() for o in owners}
 
     # ----- service principals ------------------------------------------------------------
+
+    async def api_roles(self, client_id: str) -> ApiRoles | None:
+        """The rotator's own API (its client id): its service principal's app roles and who
+        holds each (Graph: GET /servicePrincipals(appId=...), then its appRoleAssignedTo);
+        None when the tenant has no such service principal."""
+        what = f"read the API's service principal ({client_id})"
+        builder = self._client.service_principals_with_app_id(client_id)
+        info = builder.to_get_request_information(
+            RequestConfiguration(query_parameters=SpByAppIdQuery(select=API_SP_FIELDS))
+        )
+        try:
+            sp = await self._read(functools.partial(self._send_json, info), what)
+        except NotFound:
+            return None
+        assigned = self._client.service_principals.by_service_principal_id(str(sp["id"]))
+        query = AssignedToQuery(select=["appRoleId", "principalId", "principalDisplayName"])
+        assignments = await self._pages(
+            assigned.app_role_assigned_to,
+            query,
+            f"read who holds the API's app roles ({client_id})",
+        )
+        return _api_roles(client_id, sp, assignments)
 
     async def service_principal_app_ids(self, object_ids: Collection[str]) -> dict[str, str]:
         """Service principal object id -> app id (both lower-case); unknown ids absent."""
@@ -537,6 +569,27 @@ def _principal(item: dict[str, Any]) -> PrincipalEntry:
         # on its first read if it is not one, rather than being hidden as skipped.
         kind=str(item.get("servicePrincipalType") or "Application"),
         owner_tenant_id=str(owner).lower() if owner else None,
+    )
+
+
+def _api_roles(client_id: str, sp: dict[str, Any], assignments: list[dict[str, Any]]) -> ApiRoles:
+    roles = {
+        str(r.get("id")): str(r.get("value"))
+        for r in sp.get("appRoles") or []
+        if isinstance(r, dict) and r.get("isEnabled", True)
+    }
+    holders: dict[str, list[str]] = {value: [] for value in roles.values()}
+    for a in assignments:
+        value = roles.get(str(a.get("appRoleId")))
+        if value is not None:
+            holders[value].append(str(a.get("principalDisplayName") or a.get("principalId")))
+    return ApiRoles(
+        client_id=client_id,
+        object_id=str(sp["id"]),
+        display_name=str(sp.get("displayName") or client_id),
+        assignment_required=bool(sp.get("appRoleAssignmentRequired")),
+        role_ids={value: role_id for role_id, value in roles.items()},
+        holders={value: tuple(sorted(names)) for value, names in holders.items()},
     )
 
 

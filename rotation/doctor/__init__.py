@@ -24,7 +24,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from rotation.azure.closing import closed_with
-from rotation.doctor import apps, checks
+from rotation.doctor import api, apps, checks
 from rotation.doctor.shared import Check, Clients, Facts, Site
 from rotation.errors import describe
 from rotation.settings import Settings
@@ -58,6 +58,7 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("lease store", checks.lease_store),
     ("consumers", checks.consumers),
     ("smtp", checks.smtp),
+    ("api", api.api),
 )
 
 

@@ -63,6 +63,7 @@ async def test_a_healthy_setup_passes_every_check(
     role_sender = sandbox.add_sender()
     named_sender = sandbox.add_sender(via="smtp-username")
     sandbox.state.add_password(named_sender.app)
+    sandbox.add_api_user()  # an operator of the HTTP API, holding its three roles
 
     checks = await diagnose(sandbox, monkeypatch)
 
@@ -498,3 +499,77 @@ async def test_without_the_permission_to_read_policies_doctor_warns_with_the_gra
         f"infra/scripts/grant-graph-permission.sh --principal-id {sandbox.rotator.principal_id}"
     )
     assert failed(checks) == []  # the rotator works without them, and says so
+
+
+# ----- the HTTP API's app registration -----------------------------------------------------
+
+
+async def test_the_api_check_names_who_holds_each_role_and_warns_for_a_role_nobody_holds(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = sandbox.state.add_group("rotation operators")
+    sandbox.api.assign(group.object_id, "Rotation.Read")
+    sandbox.api.assign(
+        sandbox.add_api_client(roles=(), name="release-pipeline").sp.object_id, "Rotation.Rotate"
+    )
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    assert checks["api"].status == "ok"
+    assert sandbox.api.client_id in checks["api"].detail
+    assert (checks["api role Rotation.Read"].status, checks["api role Rotation.Read"].detail) == (
+        "ok",
+        "held by rotation operators",
+    )
+    assert checks["api role Rotation.Rotate"].detail == "held by release-pipeline"
+    emergency = checks["api role Rotation.Emergency"]
+    assert emergency.status == "warn"
+    assert "nobody can start emergency rotations over the API" in emergency.detail
+    role_id = sandbox.api.role_ids["Rotation.Emergency"]
+    assert emergency.fix is not None
+    assert f"/servicePrincipals/{sandbox.api.sp.object_id}/appRoleAssignedTo" in emergency.fix
+    assert f'"appRoleId": "{role_id}"' in emergency.fix
+
+
+async def test_the_api_check_fails_without_the_registration_or_its_roles_or_the_setting(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_api_user()
+    unset = await diagnose(sandbox, monkeypatch, api_client_id=None)
+    assert unset["api"].status == "fail"
+    assert "ROTATION_API_CLIENT_ID=<value>" in (unset["api"].fix or "")
+
+    elsewhere = "5e2b0c1d-0000-4000-8000-0000000000ee"  # a client id the tenant does not know
+    missing = await diagnose(sandbox, monkeypatch, api_client_id=elsewhere)
+    assert (missing["api"].status, "api role Rotation.Read" in missing) == ("fail", False)
+    assert elsewhere in missing["api"].detail
+
+    sandbox.api.role_ids.pop("Rotation.Emergency")  # someone deleted the role
+    sandbox.api.assignment_required = False
+    lost = await diagnose(sandbox, monkeypatch)
+    assert lost["api"].status == "fail"
+    assert "Rotation.Emergency" in lost["api"].detail
+    assert lost["api role Rotation.Emergency"].status == "fail"
+
+
+async def test_the_api_check_warns_when_it_is_open_to_anyone_in_the_tenant(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_api_user()
+    sandbox.api.assignment_required = False
+    checks = await diagnose(sandbox, monkeypatch)
+    assert checks["api"].status == "warn"
+    assert checks["api"].fix == (
+        f"az ad sp update --id {sandbox.api.client_id} --set appRoleAssignmentRequired=true"
+    )
+
+
+async def test_an_unreadable_api_registration_is_a_warning_with_the_owner_fix(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.add_api_user()
+    sandbox.state.faults.inject("graph GET /servicePrincipals/{id}/appRoleAssignedTo", status=403)
+    checks = await diagnose(sandbox, monkeypatch)
+    assert checks["api"].status == "warn"
+    assert "could not be read" in checks["api"].detail
+    assert f"az ad app owner add --id {sandbox.api.client_id}" in (checks["api"].fix or "")

@@ -487,3 +487,37 @@ async def test_owners_list_as_service_principals_for_owned_by_and_are_denied_wit
     with pytest.raises(ODataError) as caught:
         await nobody.applications.by_application_id(owned.app.object_id).owners.get()
     assert caught.value.response_status_code == 403
+
+
+async def test_the_apis_service_principal_by_app_id_and_who_holds_its_roles(
+    sandbox: Sandbox, connect: Connect
+) -> None:
+    """GET /servicePrincipals(appId='{appId}') with the msgraph-sdk's own request builder and
+    model, and its appRoleAssignedTo: each holder with its display name and type."""
+    client = await connect()
+    user = sandbox.add_api_user(roles=["Rotation.Read"], name="ops@sandbox.example")
+    group = sandbox.state.add_group("operators")
+    sandbox.api.assign(group.object_id, "Rotation.Emergency")
+    sp = await client.service_principals_with_app_id(sandbox.api.client_id).get()
+    assert sp is not None
+    assert sp.app_role_assignment_required is True
+    assert {r.value for r in sp.app_roles or []} == {
+        "Rotation.Read",
+        "Rotation.Rotate",
+        "Rotation.Emergency",
+    }
+    page = await client.service_principals.by_service_principal_id(
+        sandbox.api.sp.object_id
+    ).app_role_assigned_to.get()
+    assert page is not None
+    held = {
+        (str(a.principal_id), a.principal_display_name, a.principal_type, str(a.app_role_id))
+        for a in page.value or []
+    }
+    assert held == {
+        (user.object_id, "ops", "User", sandbox.api.role_ids["Rotation.Read"]),
+        (group.object_id, "operators", "Group", sandbox.api.role_ids["Rotation.Emergency"]),
+    }
+    with pytest.raises(ODataError) as caught:
+        await client.service_principals_with_app_id("5e2b0c1d-0000-4000-8000-0000000000ee").get()
+    assert caught.value.response_status_code == 404
