@@ -32,7 +32,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import answers, coldstart, machine, report
+from bench import answers, auth, coldstart, machine, report
 from bench.case import run_case
 from bench.config import WorldConfig
 from bench.pacing import PacingResult
@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{suite.coldstart.time_ratio:.2f}x time, {suite.coldstart.memory_ratio:.2f}x memory"
         )
     console.print(f"JSON answer: {answers.measure()}")
+    console.print(auth.measure())
     if args.pacing_delays:
         delays = ",".join(f"{d:g}" for d in args.pacing_delays)
         console.print(f"verification pacing, delays {delays} s ...", end=" ")
