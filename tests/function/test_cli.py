@@ -110,6 +110,7 @@ async def test_doctor_prints_one_line_per_check_and_exits_1_with_the_fix(
 ) -> None:
     sandbox.add_sender()
     stranger = sandbox.add_sender(owned=False)
+    sandbox.add_api_user()  # someone holds each of the API's roles: no warning there
 
     done = await _run_async("doctor", env=sandbox.env())
     as_json = await _run_async("doctor", "--json", env=sandbox.env())

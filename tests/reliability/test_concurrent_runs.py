@@ -104,7 +104,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
     watch = VaultWatch(world, world.senders)
     monitor = asyncio.create_task(watch.run(stop))
     body = json.dumps({"mode": "force"}).encode()
-    request = func.HttpRequest("POST", "/api/rotations", body=body, headers={})
+    request = func.HttpRequest("POST", "/api/rotations", body=body, headers=world.auth)
 
     def timer() -> Awaitable[Any]:
         return fns["rotation_timer"](TimerRequest(past_due=False))
