@@ -210,6 +210,7 @@ async def test_malformed_requests_never_5xx_and_never_rotate(
     await target.post(body, params, evidence, headers)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=max(EXAMPLES // 4, 50),
     deadline=None,
