@@ -50,7 +50,7 @@ class Misconfigured:
         checks = [settings_failed(self.message, self.site)]
         return 503, answers.DoctorMisconfigured.refusing(checks, self._error()).body()
 
-    async def doctor_text(self) -> TextAnswer:
+    async def doctor_text(self, headers: Mapping[str, str]) -> TextAnswer:
         return 503, text([settings_failed(self.message, self.site)])
 
     async def timer(self) -> dict[str, Any]:

@@ -72,7 +72,9 @@ class ProtectedApi:
         return self.app.app_id
 
     def assign(self, principal_object_id: str, role: str) -> None:
-        self.assignments.append((principal_object_id, self.role_ids[role]))
+        """Assigns `role` (a role the app no longer defines cannot be assigned: skipped)."""
+        if role in self.role_ids:
+            self.assignments.append((principal_object_id, self.role_ids[role]))
 
     def roles_of(self, state: SandboxState, principal_object_id: str) -> list[str]:
         """The role values `principal` holds, directly or through a group it is in."""

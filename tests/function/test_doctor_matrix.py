@@ -99,6 +99,7 @@ def least_privilege(sandbox: Sandbox) -> World:
     world.grant("vault", SECRET_WRITER_ACTIONS, state.vault_resource_id or "")
     world.grant("web", WEB_ACTIONS, subscription)
     state.vault_permissions[rotator.client_id.lower()] = ALL_OPERATIONS
+    sandbox.add_api_user()  # an operator holding each of the HTTP API's app roles
     return world
 
 
@@ -212,6 +213,13 @@ CASES = [
         _named("lease store"),
         '--role "Storage Blob Data Owner"',
         "lease store",
+    ),
+    Case(
+        "the HTTP API's app role Rotation.Emergency",
+        lambda w: w.sandbox.api.role_ids.pop("Rotation.Emergency"),
+        _named("api"),
+        "azd provision",
+        "api",
     ),
     Case(
         "SMTP reachability",

@@ -462,7 +462,13 @@ async def test_a_timer_run_before_the_graph_grant_fails_once_with_one_line(
 
 
 async def doctor_text(module: ModuleType, wanted: str) -> func.HttpResponse:
-    request = func.HttpRequest("GET", "/api/doctor", body=b"", params={"format": wanted})
+    request = func.HttpRequest(
+        "GET",
+        "/api/doctor",
+        body=b"",
+        params={"format": wanted},
+        headers=getattr(module, "auth", {}),
+    )
     response: func.HttpResponse = await trigger(module, "doctor")(request)
     return response
 
