@@ -375,13 +375,18 @@ def _secret_item(request: web.Request, current: SecretVersion) -> dict[str, Any]
 
 
 def _next_query(request: web.Request, offset: int, page_size: int) -> str:
-    return urlencode(
-        {
-            "api-version": request.query.get("api-version", ""),
-            "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
-            "maxresults": str(page_size),
-        }
-    )
+    """A next link's query: ``maxresults`` only when the caller sent one. Recorded sessions
+    show both forms: ``...:443/secrets?api-version=2025-07-01&$skiptoken=...`` for a listing
+    without it (azure-sdk-assets, python/sdk/keyvault/azure-keyvault-secrets recording
+    test_example_secret_list_operations[2025-07-01], @956559ff), ``...&maxresults=1`` with
+    it (azure-rest-api-specs GetSecrets-example.json)."""
+    query = {
+        "api-version": request.query.get("api-version", ""),
+        "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
+    }
+    if "maxresults" in request.query:
+        query["maxresults"] = str(page_size)
+    return urlencode(query)
 
 
 def _bundle(request: web.Request, version: SecretVersion, *, with_value: bool) -> dict[str, Any]:

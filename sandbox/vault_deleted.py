@@ -24,9 +24,7 @@ role can do neither, and an operator's purge is out of scope here.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -42,6 +40,7 @@ from sandbox.vault_api import (
     _bundle,
     _epoch,
     _name,
+    _next_query,
     _page_size,
     _skip,
 )
@@ -66,12 +65,8 @@ async def list_deleted_secrets(request: web.Request) -> web.Response:
     page = ready[offset : offset + page_size]
     next_link = None
     if offset + page_size < len(ready):
-        query = {
-            "api-version": request.query["api-version"],
-            "$skiptoken": base64.urlsafe_b64encode(str(offset + page_size).encode()).decode(),
-            "maxresults": str(page_size),
-        }
-        next_link = f"{_base_url(request)}/deletedsecrets?{urlencode(query)}"
+        query = _next_query(request, offset, page_size)
+        next_link = f"{_base_url(request)}/deletedsecrets?{query}"
     return web.json_response({"value": [_item(request, d) for d in page], "nextLink": next_link})
 
 

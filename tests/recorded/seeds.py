@@ -1,0 +1,63 @@
+"""Seed steps of a recording: what the recorded session did that the product never does
+(delete a secret, create an ACS resource, register an app), done on the sandbox's state.
+
+Each returns the recorded ids it made sandbox objects for (recorded id -> sandbox id), so
+that later requests naming the recorded ids reach the seeded objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sandbox.server import Sandbox
+from sandbox.state import SecretVersion
+
+Seed = Callable[[Sandbox, Mapping[str, Any]], dict[str, str]]
+
+
+def run(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    return SEEDS[step["kind"]](sandbox, step)
+
+
+def _soft_delete(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    sandbox.state.soft_delete_secret(step["name"])
+    return {}
+
+
+def _versions(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """`count` more versions of secret `name` (a recorded vault had that many)."""
+    now = sandbox.state.clock.now()
+    versions = sandbox.state.vault.setdefault(step["name"].lower(), [])
+    for i in range(step["count"]):
+        versions.append(
+            SecretVersion(
+                step["name"], uuid.uuid4().hex, str(i), None, {}, True, None, None, now, now
+            )
+        )
+    return {}
+
+
+def _secrets(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """`count` secrets besides the recorded ones (a recorded vault held that many)."""
+    for i in range(step["count"]):
+        _versions(sandbox, {"name": f"{step.get('prefix', 'seeded')}-{i:03d}", "count": 1})
+    return {}
+
+
+def _deleted(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """`count` soft-deleted secrets (a recorded vault had that many)."""
+    for i in range(step["count"]):
+        name = f"{step.get('prefix', 'deleted')}-{i:03d}"
+        _versions(sandbox, {"name": name, "count": 1})
+        sandbox.state.soft_delete_secret(name)
+    return {}
+
+
+SEEDS: dict[str, Seed] = {
+    "soft_delete": _soft_delete,
+    "versions": _versions,
+    "secrets": _secrets,
+    "deleted": _deleted,
+}
