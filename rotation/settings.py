@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rotation import ncrontab
 from rotation.errors import SettingsError
 from rotation.model import Rules
 
@@ -168,7 +169,11 @@ class Settings(BaseSettings):
     smtp_port: int = Field(587, ge=1, le=65535, description="its port (STARTTLS)")
     schedule: str = Field(
         "0 0 3 * * *",
-        description="NCRONTAB for the timer (daily 03:00 UTC)",
+        description="the timer's schedule, NCRONTAB with six fields (second minute hour day "
+        "month day-of-week; daily 03:00 UTC). The Functions host reads it from this app setting "
+        "(`%ROTATION_SCHEDULE%`), not from this default: `azd up` sets it; unset, the host "
+        "cannot resolve the timer's schedule and the timer never runs",
+        json_schema_extra=accepts("NCRONTAB, six fields"),
     )
 
     api_client_id: str | None = Field(
@@ -397,9 +402,8 @@ class Settings(BaseSettings):
     @field_validator("schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
-        if value.startswith("%") or len(value.split()) == 6:
-            return value
-        raise ValueError("must be an NCRONTAB expression with six fields, e.g. '0 0 3 * * *'")
+        ncrontab.parse(value)  # what the Functions host would refuse, refused by name
+        return value
 
     @field_validator("ca_bundle")
     @classmethod
