@@ -113,7 +113,10 @@ async def get_resource(request: web.Request) -> web.Response:
     state, token = _authorized(request)
     resource = _resource(request, state)
     _require(state, token, READ_ACS, resource.id)
-    return web.json_response(_resource_json(resource))
+    # ARM answers a resource's GET with its ETag (azure-sdk-assets, net/sdk/communication/
+    # Azure.ResourceManager.Communication CommunicationServiceTests/Get.json, @1d87bffc).
+    etag = f'"{uuid.uuid5(uuid.NAMESPACE_URL, resource.id.lower())}"'
+    return web.json_response(_resource_json(resource), headers={"ETag": etag})
 
 
 async def list_smtp_usernames(request: web.Request) -> web.Response:
@@ -460,6 +463,25 @@ def _sorted(resources: list[AcsResource]) -> list[AcsResource]:
     return sorted(resources, key=lambda r: r.id.lower())
 
 
+#: Who "created" seeded objects, in their systemData and createdBy fields: a fixed id,
+#: since the sandbox's seeding stands for an administrator nobody reads the id of.
+SEEDED_BY = str(uuid.uuid5(uuid.NAMESPACE_URL, "sandbox-administrator"))
+SEEDED_AT = "2024-01-01T00:00:00.0000000Z"
+
+
+def _system_data() -> dict[str, str]:
+    """ARM's systemData on a tracked resource, as the recorded GET and list of an ACS
+    resource carry it (azure-sdk-assets CommunicationServiceTests/Get.json, @1d87bffc)."""
+    return {
+        "createdBy": SEEDED_BY,
+        "createdByType": "Application",
+        "createdAt": SEEDED_AT,
+        "lastModifiedBy": SEEDED_BY,
+        "lastModifiedByType": "Application",
+        "lastModifiedAt": SEEDED_AT,
+    }
+
+
 def _resource_json(resource: AcsResource) -> dict[str, Any]:
     return {
         "id": resource.id,
@@ -467,6 +489,7 @@ def _resource_json(resource: AcsResource) -> dict[str, Any]:
         "type": ACS_TYPE,
         "location": resource.location,
         "tags": {},
+        "systemData": _system_data(),
         "properties": {
             "provisioningState": "Succeeded",
             "hostName": f"{resource.name}.{resource.data_location.lower()}.communication.azure.com",
@@ -514,6 +537,14 @@ def _role_assignment_json(assignment: RoleAssignment) -> dict[str, Any]:
             "principalType": assignment.principal_type,
             "condition": None,
             "conditionVersion": None,
+            # Audit fields every listed assignment carries (azure-sdk-assets, java/sdk/
+            # resourcemanager/azure-resourcemanager-authorization RoleAssignmentTests.
+            # canCRUDRoleAssignment.json, @290e4820).
+            "createdOn": SEEDED_AT,
+            "updatedOn": SEEDED_AT,
+            "createdBy": SEEDED_BY,
+            "updatedBy": SEEDED_BY,
+            "delegatedManagedIdentityResourceId": None,
             "description": None,
         },
     }

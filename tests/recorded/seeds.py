@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sandbox.builtin_roles import CONTRIBUTOR
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
 
@@ -55,7 +56,32 @@ def _deleted(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def _subscription(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """The recorded subscription ids stand for the sandbox's one."""
+    return dict.fromkeys(step["ids"], sandbox.subscription_id)
+
+
+def _acs_resource(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """The recorded ACS resource, in the sandbox's subscription (the recording created it
+    with a PUT, a long-running operation the rotator never starts)."""
+    sandbox.state.add_acs_resource(sandbox.subscription_id, step["resource_group"], step["name"])
+    return _subscription(sandbox, step)
+
+
+def _contributor(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """A service principal holding Contributor on the subscription, as the recording made
+    (an app, its principal and a role assignment PUT, none of which the rotator writes)."""
+    app = sandbox.state.add_application(sandbox.tenant_id, "recorded")
+    sp = sandbox.state.add_service_principal(app)
+    scope = f"/subscriptions/{sandbox.subscription_id}"
+    sandbox.state.assign_role(scope, sp, CONTRIBUTOR.role_name)
+    return {**_subscription(sandbox, step), step["principal"]: sp.object_id}
+
+
 SEEDS: dict[str, Seed] = {
+    "subscription": _subscription,
+    "acs_resource": _acs_resource,
+    "contributor": _contributor,
     "soft_delete": _soft_delete,
     "versions": _versions,
     "secrets": _secrets,
