@@ -63,6 +63,36 @@ class Rules:
     verify_window: timedelta
 
 
+#: The companion secret `<name>-username` that lets an App Service reference read the username.
+USERNAME_SUFFIX = "-username"
+
+#: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
+STEP_MARGIN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """What the engine runs with besides its ports (built from Settings by
+    `Settings.run_config`, as `Rules` is for the policy): the engine never sees Settings."""
+
+    rules: Rules
+    key_vault_url: str  # named in a soft-deleted name's fix
+    smtp_host: str  # written on each promoted version's tags
+    smtp_port: int
+    max_concurrency: int = 16
+    verify_timeout_seconds: float = 300.0
+    consumer_confirm_timeout_seconds: float = 120.0
+    #: App ids (lower case) whose every consumer is a site we find; {"all"}: every app.
+    fully_covered: frozenset[str] = frozenset()
+    #: Time an app needs beyond verification (tests scaled down in time shorten it).
+    step_margin: float = STEP_MARGIN_SECONDS
+
+    def covers(self, app_id: str) -> bool:
+        """The operator declared that every consumer of this app is a site we find, so its
+        old secrets may go once all of them confirmed the new version."""
+        return self.fully_covered == {"all"} or app_id.lower() in self.fully_covered
+
+
 @dataclass(frozen=True, slots=True)
 class ManagedApp:
     """An Entra application whose client secrets are ACS SMTP passwords."""

@@ -1,8 +1,9 @@
 """The rotator as the edges use it: built once from settings, it discovers, plans,
 rotates and reports. function_app.py and cli.py call only this.
 
-The SDK clients are created here and nowhere else, and imported lazily, so that a cold
-start of the Function App pays for them only when a trigger actually runs.
+Its clients come from the one composition root (rotation/azure/clients.py), which imports
+the SDKs lazily, so that a cold start of the Function App pays for them only when a trigger
+actually runs. The engine gets those clients' ports and a frozen RunConfig, never Settings.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rotation.azure.closing import closed_with
 from rotation.core.policy import app_state
 from rotation.errors import RotationError
 from rotation.model import (
@@ -25,6 +25,7 @@ from rotation.model import (
     ConsumerCheck,
     ManagedApp,
     Mode,
+    RunConfig,
     RunOptions,
     RunReport,
     UsernameSource,
@@ -35,10 +36,7 @@ from rotation.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from rotation.azure.acs import ArmReader
-    from rotation.azure.entra import EntraAdapter
-    from rotation.azure.key_vault import VaultAdapter
-    from rotation.azure.smtp import Backoff
+    from rotation.azure.clients import Clients, Overrides
     from rotation.run.discovery import Inventory, Skipped
 
 
@@ -95,18 +93,14 @@ class RotationService:
     def __init__(
         self,
         settings: Settings,
-        entra: EntraAdapter,
-        vault: VaultAdapter,
-        arm: ArmReader,
+        clients: Clients,
         engine: Engine,
-        clients: AsyncExitStack | None = None,
+        stack: AsyncExitStack | None = None,
     ) -> None:
         self.settings = settings
-        self.entra = entra
-        self.vault = vault
-        self.arm = arm
+        self.clients = clients
         self.engine = engine
-        self._clients = clients or AsyncExitStack()  # what aclose closes
+        self._stack = stack or AsyncExitStack()  # what aclose closes
 
     @classmethod
     def open(
@@ -114,43 +108,32 @@ class RotationService:
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utc_now,
-        backoff: Backoff | None = None,
-        consumer_poll_interval: float | None = None,
+        overrides: Overrides | None = None,
+        config: RunConfig | None = None,
     ) -> RotationService:
-        """Builds every client from settings (no network traffic yet). `backoff` paces
-        SMTP verification retries and `consumer_poll_interval` the reads of consumer sites
-        (tests shorten both)."""
-        from rotation.azure.acs import ArmReader
-        from rotation.azure.blob_lease import BlobLeases
-        from rotation.azure.entra import EntraAdapter
-        from rotation.azure.identity import build_credential
-        from rotation.azure.key_vault import VaultAdapter
-        from rotation.azure.smtp import SmtpVerifier
-        from rotation.azure.trust import trusted_ssl_context
+        """Builds every client from settings (rotation/azure/clients.py; no network traffic
+        yet). `overrides` puts a test's ports in place of the adapters; `config` replaces
+        the run configuration settings give (tests scaled down in time shorten its step
+        margin)."""
+        from rotation.azure.clients import build_clients
 
-        clients = AsyncExitStack()
-        credential = closed_with(clients, build_credential(settings))
-        entra = closed_with(clients, EntraAdapter.from_settings(settings, credential))
-        vault = closed_with(clients, VaultAdapter.from_settings(settings, credential))
-        arm = closed_with(clients, ArmReader.from_settings(settings, credential))
-        verifier = SmtpVerifier(
-            settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings), backoff=backoff
-        )
+        stack = AsyncExitStack()
+        clients = build_clients(settings, stack, overrides)
         tracker = None
-        if settings.consumers_enabled:
-            from rotation.azure.app_service import WebSiteReader
-            from rotation.run.consumers import POLL_INTERVAL_SECONDS, ConsumerTracker
+        if clients.web is not None:
+            from rotation.run.consumers import ConsumerTracker
 
-            web = closed_with(clients, WebSiteReader.from_settings(settings, credential))
-            interval = consumer_poll_interval or POLL_INTERVAL_SECONDS
-            tracker = ConsumerTracker(settings, web, clock=clock, poll_interval=interval)
-        leases = None
-        if settings.lease_blob_url:
-            leases = closed_with(clients, BlobLeases.from_settings(settings, credential))
+            tracker = ConsumerTracker(settings, clients.web, clock=clock)
         engine = Engine(
-            settings, entra, vault, verifier, clock=clock, consumers=tracker, leases=leases
+            config or settings.run_config(),
+            clients.entra,
+            clients.vault,
+            clients.verifier,
+            clock=clock,
+            consumers=tracker,
+            leases=clients.leases,
         )
-        return cls(settings, entra, vault, arm, engine, clients)
+        return cls(settings, clients, engine, stack)
 
     async def __aenter__(self) -> RotationService:
         return self
@@ -165,7 +148,7 @@ class RotationService:
 
     async def aclose(self) -> None:
         """Closes every client (the credential last), each even if another fails to."""
-        await self._clients.aclose()
+        await self._stack.aclose()
 
     async def inventory(self) -> list[ManagedApp]:
         """Every ACS-enabled app this rotator manages, found afresh."""
@@ -175,7 +158,7 @@ class RotationService:
         """The managed apps and the skipped senders (managed identities, other tenants)."""
         from rotation.run.discovery import survey
 
-        return await survey(self.settings, self.arm, self.entra)
+        return await survey(self.settings, self.clients.arm, self.clients.entra)
 
     async def select(self, app_ids: Sequence[str] | None) -> list[ManagedApp]:
         return (await self.choose(app_ids)).apps

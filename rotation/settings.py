@@ -25,11 +25,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rotation import ncrontab
 from rotation.errors import SettingsError
-from rotation.model import Rules
+from rotation.model import USERNAME_SUFFIX as USERNAME_SUFFIX  # re-exported: its old home
+from rotation.model import Rules, RunConfig
 
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
-USERNAME_SUFFIX = "-username"
 #: The resource types of the ids settings name (ARM's ``Namespace/type``).
 ACS_RESOURCE = "Microsoft.Communication/communicationServices"
 #: An App Service / Functions site, or one of its deployment slots (ROTATION_CONSUMER_SITES).
@@ -475,11 +475,18 @@ class Settings(BaseSettings):
         """The settings the policy decides with (policy.py imports no settings library)."""
         return Rules(self.rotate_before, self.secret_lifetime, self.grace, self.verify_window)
 
-    def fully_covered(self, app_id: str) -> bool:
-        """The operator declared that every consumer of this app is a site we find, so its
-        old secrets may go once all of them confirmed the new version."""
-        covered = self.consumers_fully_covered
-        return covered == [ALL] or app_id.lower() in covered
+    def run_config(self) -> RunConfig:
+        """The settings the engine runs with (the engine imports no settings library)."""
+        return RunConfig(
+            self.rules(),
+            self.key_vault_url,
+            self.smtp_host,
+            self.smtp_port,
+            max_concurrency=self.max_concurrency,
+            verify_timeout_seconds=self.verify_timeout_seconds,
+            consumer_confirm_timeout_seconds=self.consumer_confirm_timeout_seconds,
+            fully_covered=frozenset(a.lower() for a in self.consumers_fully_covered),
+        )
 
     @property
     def key_vault_name(self) -> str:

@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from rotation.azure.closing import closed_with
 from rotation.doctor import api, apps, checks
 from rotation.doctor.shared import Check, Clients, Facts, Site
 from rotation.errors import describe
@@ -63,12 +61,14 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
 
 
 async def diagnose(settings: Settings, site: Site | None = None) -> list[Check]:
-    """Every check, with clients built from `settings` (as RotationService builds them).
+    """Every check, with clients built from `settings` (rotation/azure/clients.py, as for
+    RotationService).
     Never raises: what breaks is a failed check."""
+    from rotation.azure.clients import open_clients
+
     here = site or Site()
     try:
-        async with AsyncExitStack() as stack:  # closed on the way out, even after a failure
-            clients = _clients(settings, stack)
+        async with open_clients(settings) as clients:  # closed on the way out, even after a failure
             return await run_checks(settings, here, clients)
     except Exception as exc:  # doctor's own answer must never be a traceback
         return [
@@ -94,36 +94,6 @@ async def _guarded(name: str, check: CheckFn, facts: Facts, clients: Clients) ->
 
 def _valid_settings() -> Check:
     return Check("settings", "ok", "every ROTATION_* setting is valid")
-
-
-def _clients(settings: Settings, stack: AsyncExitStack) -> Clients:
-    from rotation.azure.acs import ArmReader
-    from rotation.azure.app_service import WebSiteReader
-    from rotation.azure.blob_lease import BlobLeases
-    from rotation.azure.entra import EntraAdapter
-    from rotation.azure.identity import build_credential
-    from rotation.azure.key_vault import VaultAdapter
-    from rotation.azure.smtp import SmtpVerifier
-    from rotation.azure.trust import trusted_ssl_context
-
-    credential = closed_with(stack, build_credential(settings))
-    return Clients(
-        credential,
-        closed_with(stack, EntraAdapter.from_settings(settings, credential)),
-        closed_with(stack, ArmReader.from_settings(settings, credential)),
-        closed_with(stack, VaultAdapter.from_settings(settings, credential)),
-        SmtpVerifier(settings.smtp_host, settings.smtp_port, trusted_ssl_context(settings)),
-        web=(
-            closed_with(stack, WebSiteReader.from_settings(settings, credential))
-            if settings.consumers_enabled
-            else None
-        ),
-        leases=(
-            closed_with(stack, BlobLeases.from_settings(settings, credential))
-            if settings.lease_blob_url
-            else None
-        ),
-    )
 
 
 def ok(checks: Sequence[Check]) -> bool:

@@ -200,7 +200,7 @@ async def vault_access(facts: Facts, clients: Clients) -> list[Check]:
 async def lease_store(facts: Facts, clients: Clients) -> list[Check]:
     """The per-app lease container can be read (it is made at the first run if absent);
     without it, every run fails closed and nothing rotates."""
-    leases = clients.leases
+    leases = clients.blob_leases
     if leases is None:
         if not facts.site.in_azure:
             return []  # an operator's lone CLI run: in-process busy marks suffice

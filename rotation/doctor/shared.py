@@ -1,5 +1,5 @@
 """What doctor's checks share: the `Check` each reports, the `Site` its fixes name, the
-`Clients` it reads through, and the `Facts` gathered once before any check runs.
+`Clients` it reads through (rotation/azure/clients.py), and the `Facts` gathered once before any check runs.
 
 Facts and clients are frozen: a check reads them and returns its findings, it never leaves
 anything behind for another check, so checks run at once and in any order.
@@ -10,24 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from rotation.azure.clients import Clients
 from rotation.errors import RotationError
 from rotation.model import AppRecord
 from rotation.run.discovery import Survey
 from rotation.settings import Settings
 
-if TYPE_CHECKING:  # the adapters are built by doctor.diagnose; here they are only types
-    from azure.core.credentials_async import AsyncTokenCredential
-
-    from rotation.azure.acs import ArmReader
-    from rotation.azure.app_service import WebSiteReader
-    from rotation.azure.blob_lease import BlobLeases
-    from rotation.azure.entra import EntraAdapter
-    from rotation.azure.key_vault import VaultAdapter
-    from rotation.azure.smtp import SmtpVerifier
-
+__all__ = ["Check", "Clients", "Facts", "Site", "Token"]
 Status = Literal["ok", "warn", "fail"]
 GRAPH, ARM, KEYVAULT = "graph", "arm", "keyvault"
 OWNED_BY = "Application.ReadWrite.OwnedBy"
@@ -72,19 +64,6 @@ class Site:
                 f"-n {self.function_app} --settings {pairs}"
             )
         return f"export {pairs}"
-
-
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The clients doctor reads through (built by `doctor.diagnose`, closed after)."""
-
-    credential: AsyncTokenCredential
-    entra: EntraAdapter
-    arm: ArmReader
-    vault: VaultAdapter
-    smtp: SmtpVerifier
-    web: WebSiteReader | None = None  # with ROTATION_CONSUMERS_ENABLED only
-    leases: BlobLeases | None = None  # with ROTATION_LEASE_BLOB_URL only
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,9 @@ import asyncio
 import dataclasses
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -59,14 +58,12 @@ from rotation.model import (
     PasswordPolicies,
     Retire,
     Rotate,
-    Rules,
     RunOptions,
     RunReport,
     VaultEntry,
 )
 from rotation.run.observe import Observation
 from rotation.run.steps import NotPromoted, Retired, Steps, begin_step, promoted
-from rotation.settings import Settings
 from rotation.telemetry import logs, redaction
 
 if TYPE_CHECKING:
@@ -74,9 +71,6 @@ if TYPE_CHECKING:
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
 log = logs.get_logger("rotation.engine")
-
-#: Time an app needs beyond SMTP verification: Graph and Key Vault calls, with retries.
-STEP_MARGIN_SECONDS = 60.0
 
 #: How an app's work ended: its outcome, and the error the report shows with it.
 Ended = tuple[Outcome, str | None]
@@ -166,21 +160,18 @@ class AppRunner:
 
     def __init__(
         self,
-        settings: Settings,
         steps: Steps,
-        rules: Rules,
-        clock: Callable[[], datetime],
         *,
         consumers: ConsumerTracker | None = None,
         leases: Leases | None = None,
     ) -> None:
-        self.settings = settings
         self.steps = steps
-        self.rules = rules
-        self.clock = clock
+        self.config = steps.config
+        self.rules = steps.config.rules
+        self.clock = steps.clock
         self.consumers = consumers
         self.leases = leases
-        self.step_margin = STEP_MARGIN_SECONDS  # tests scaled down in time shorten it
+        self.step_margin = steps.config.step_margin
         self._busy: dict[str, str] = {}  # app id (lower case) -> the run at work on it
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
@@ -351,7 +342,7 @@ class AppRunner:
             await self.steps.verify(job.app, new, timeout)
         except VerificationFailed as exc:
             progress.note(await self.steps.rollback(job.record, new, exc.kind))
-            capped = timeout < self.settings.verify_timeout_seconds
+            capped = timeout < self.config.verify_timeout_seconds
             if capped and exc.kind in (FailureKind.REJECTED, FailureKind.TIMEOUT):
                 # A shortened budget cannot tell slow propagation from a real refusal;
                 # the next timer run, with the full verify timeout, can.
@@ -428,7 +419,7 @@ class AppRunner:
         (and the consumers' confirmation, when checked)."""
         own = run.verify_timeout + self.step_margin
         if self.consumers is not None:
-            own += self.settings.consumer_confirm_timeout_seconds
+            own += self.config.consumer_confirm_timeout_seconds
         return own
 
     def _consumer_check(self, run: RunState, obs: Observation) -> ConsumerCheck | None:
@@ -443,7 +434,7 @@ class AppRunner:
         """The policy's word on retiring before grace ends (never needed in emergencies)."""
         if run.options.mode is Mode.EMERGENCY:
             return None
-        return early_retirement(check, entry, self.settings.fully_covered(app.app_id))
+        return early_retirement(check, entry, self.config.covers(app.app_id))
 
     def _warn_if_expiring(self, obs: Observation) -> None:
         """Warns when an app is due and this run did not rotate it (a dry run, a failure):

@@ -38,6 +38,7 @@ from rotation.model import (
     ManagedApp,
     Outcome,
     PasswordPolicies,
+    RunConfig,
     RunOptions,
     RunReport,
 )
@@ -45,7 +46,6 @@ from rotation.run.app_run import AppRunner, RunState, failed, log_internal_error
 from rotation.run.discovery import Skipped
 from rotation.run.observe import Observation, Reader
 from rotation.run.steps import Steps, new_names
-from rotation.settings import Settings
 from rotation.telemetry import logs
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def utc_now() -> datetime:
 class Engine:
     def __init__(
         self,
-        settings: Settings,
+        config: RunConfig,
         directory: Directory,
         store: SecretStore,
         verifier: Verifier,
@@ -70,15 +70,13 @@ class Engine:
         consumers: ConsumerTracker | None = None,
         leases: Leases | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.consumers = consumers
-        self.rules = settings.rules()
+        self.rules = config.rules
         self.clock = clock
-        self.reader = Reader(directory, store, settings.max_concurrency)
-        self.steps = Steps(settings, directory, store, verifier, self.rules, clock)
-        self.runner = AppRunner(
-            settings, self.steps, self.rules, clock, consumers=consumers, leases=leases
-        )
+        self.reader = Reader(directory, store, config.max_concurrency)
+        self.steps = Steps(config, directory, store, verifier, clock)
+        self.runner = AppRunner(self.steps, consumers=consumers, leases=leases)
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
         """The given apps that a run in this process is changing right now."""
@@ -134,9 +132,9 @@ class Engine:
                 requested_by=options.requested_by,
             ),
             options=options,
-            verify_timeout=options.verify_timeout or self.settings.verify_timeout_seconds,
+            verify_timeout=options.verify_timeout or self.config.verify_timeout_seconds,
             deadline=started + budget if budget is not None else None,
-            semaphore=asyncio.Semaphore(self.settings.max_concurrency),
+            semaphore=asyncio.Semaphore(self.config.max_concurrency),
         )
 
     async def _prepare(

@@ -24,16 +24,16 @@ from rotation.core.ports import Directory, SecretStore, Verifier
 from rotation.errors import SecretNameDeleted, VaultWriteFailed, describe
 from rotation.model import (
     CREDENTIAL_PREFIX,
+    USERNAME_SUFFIX,
     AppRecord,
     DeletedName,
     ManagedApp,
     NewSecret,
     Retire,
-    Rules,
+    RunConfig,
     VaultEntry,
     VaultVersion,
 )
-from rotation.settings import USERNAME_SUFFIX, Settings
 from rotation.telemetry import events, logs, redaction
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
@@ -82,16 +82,14 @@ def promoted(
     return after_record, dataclasses.replace(entry, versions=(version, *entry.versions))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Steps:
-    """The ports each step acts through (not frozen: the reliability suite swaps the
-    verifier for one that fails on cue)."""
+    """The ports each step acts through, and what the run was configured with."""
 
-    settings: Settings
+    config: RunConfig
     directory: Directory
     store: SecretStore
     verifier: Verifier
-    rules: Rules
     clock: Callable[[], datetime]
 
     async def check_names(
@@ -110,9 +108,7 @@ class Steps:
             else:
                 deleted = await self.store.deleted(name)
             if deleted is not None:
-                raise SecretNameDeleted(
-                    self.settings.key_vault_url, name, purge_on=deleted.purge_on
-                )
+                raise SecretNameDeleted(self.config.key_vault_url, name, purge_on=deleted.purge_on)
 
     async def create(
         self, app: ManagedApp, record: AppRecord, lifetime: timedelta | None = None
@@ -122,7 +118,7 @@ class Steps:
         begin_step("create")
         now = self.clock()
         name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
-        end = now + (lifetime or self.rules.lifetime)
+        end = now + (lifetime or self.config.rules.lifetime)
         new = await self.directory.add_password(record, name, end)
         redaction.register_secret(new.value)
         log.info(
@@ -152,8 +148,8 @@ class Steps:
         version = await self.store.promote(
             app,
             new,
-            smtp_host=self.settings.smtp_host,
-            smtp_port=self.settings.smtp_port,
+            smtp_host=self.config.smtp_host,
+            smtp_port=self.config.smtp_port,
             write_username=writes_username(app, entry),
         )
         log.info(events.VAULT_PROMOTED.name, key_id=new.credential.key_id, version=version.version)

@@ -23,6 +23,7 @@ import azure.functions as func
 import pytest
 
 from rotation.auth import LEEWAY_SECONDS, TokenCheck
+from rotation.azure.clients import Overrides
 from rotation.azure.signing_keys import SigningKeys
 from rotation.http_api import Api
 from rotation.service import RotationService
@@ -353,7 +354,7 @@ def api_with_keys(sandbox: Sandbox, module: ModuleType, **options: Any) -> Api:
     clock = sandbox.state.clock.now
     return Api(
         module.settings,
-        lambda s: RotationService.open(s, clock=clock, backoff=FAST),
+        lambda s: RotationService.open(s, clock=clock, overrides=Overrides(backoff=FAST)),
         tokens=check,
     )
 

@@ -4,6 +4,7 @@ with azure.functions request objects against the sandbox."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import re
@@ -17,9 +18,11 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
+from rotation.azure.clients import Overrides
 from rotation.errors import PermissionDenied, SettingsError
 from rotation.http_api import Api
 from rotation.service import RotationService
+from rotation.settings import Settings
 from rotation.timebudget import function_timeout_seconds, load_timer_budget, timer_budget_seconds
 from sandbox.seed import ROTATOR_GRAPH_ROLES
 from sandbox.server import Sandbox
@@ -42,17 +45,31 @@ def writes(state: SandboxState) -> int:
     )
 
 
-def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> ModuleType:
-    """Imports function_app afresh, as a worker start does, with settings for `sandbox`."""
+def load(
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    step_margin: float | None = None,
+    **overrides: object,
+) -> ModuleType:
+    """Imports function_app afresh, as a worker start does, with settings for `sandbox`
+    (and a shorter step margin for tests scaled down in time)."""
     for key, value in sandbox.env(**overrides).items():
         monkeypatch.setenv(key, value)
     import function_app
 
     module = importlib.reload(function_app)
     clock = sandbox.state.clock.now
+
+    def open_service(settings: Settings) -> RotationService:
+        config = settings.run_config()
+        if step_margin is not None:
+            config = dataclasses.replace(config, step_margin=step_margin)
+        wiring = Overrides(backoff=FAST)
+        return RotationService.open(settings, clock=clock, overrides=wiring, config=config)
+
     module.api = Api(
         module.settings,
-        lambda s: RotationService.open(s, clock=clock, backoff=FAST),
+        open_service,
         timer_budget_seconds=module.api.timer_budget_seconds,  # from host.json
     )
     # An operator holding every app role of the API, with the token Azure CLI would get.
@@ -62,7 +79,7 @@ def load(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, **overrides: object)
 
 async def warm_lease_token(module: ModuleType) -> None:
     """The lease store's token cached too (GET /api/status reads no storage)."""
-    leases = module.api.service.engine.runner.leases
+    leases = module.api.service.clients.leases
     assert leases is not None
     await leases.ready()
 
@@ -515,11 +532,11 @@ async def test_a_first_run_too_big_for_one_invocation_completes_over_several_non
     host's timeout (simulated with asyncio.timeout); the next runs take the rest."""
     senders = [sandbox.add_sender(lifetime=timedelta(days=10)) for _ in range(8)]
     sandbox.state.faults.inject("smtp CONNECT", latency=1.0)
-    module = load(sandbox, monkeypatch, max_concurrency=2, verify_timeout_seconds=3)
+    # the 60 s step margin, scaled down with the rest
+    module = load(sandbox, monkeypatch, 0.5, max_concurrency=2, verify_timeout_seconds=3)
     host_timeout = function_timeout_seconds({"functionTimeout": "00:00:06"})
     assert host_timeout is not None
     module.api.timer_budget_seconds = timer_budget_seconds(host_timeout)
-    module.api.service.engine.runner.step_margin = 0.5  # the 60 s margin, scaled down with the rest
     reports: list[dict[str, Any]] = []
     timer_run = module.api.timer
 

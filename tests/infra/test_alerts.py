@@ -20,6 +20,7 @@ import pytest
 import structlog
 from azure.functions.timer import TimerRequest
 
+from rotation.azure.clients import Overrides
 from rotation.http_api import Api
 from rotation.service import RotationService
 from rotation.settings import load_settings
@@ -90,7 +91,10 @@ async def api(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     clock = sandbox.state.clock.now
-    api = Api(load_settings(env), lambda s: RotationService.open(s, clock=clock, backoff=FAST))
+    api = Api(
+        load_settings(env),
+        lambda s: RotationService.open(s, clock=clock, overrides=Overrides(backoff=FAST)),
+    )
     yield api
     await api.close()
 

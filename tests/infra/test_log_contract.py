@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from rotation.azure.clients import Overrides
 from rotation.doctor import Site
 from rotation.errors import RotationError, SettingsError
 from rotation.http_api import Api
@@ -69,7 +70,9 @@ async def _world(sandbox: Sandbox) -> None:
     base = {"app_ids": f"{no_name},{unknown}=ghost@contoso.example"}
 
     def open_service(settings: object) -> RotationService:
-        return RotationService.open(settings, clock=sandbox.state.clock.now, backoff=FAST)  # type: ignore[arg-type]
+        return RotationService.open(
+            settings, clock=sandbox.state.clock.now, overrides=Overrides(backoff=FAST)
+        )  # type: ignore[arg-type]
 
     def settings(**overrides: object) -> object:
         return load_settings(sandbox.env(**base, **overrides))

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
+from rotation.azure.clients import Overrides
 from rotation.azure.identity import build_credential
 from rotation.azure.smtp import Backoff
+from rotation.core.ports import Leases, Verifier
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
@@ -20,13 +22,19 @@ OpenService = Callable[..., RotationService]
 
 @pytest.fixture
 def open_service(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> OpenService:
-    """Builds a RotationService for `sandbox` with setting overrides (e.g. grace_hours=0)."""
+    """Builds a RotationService for `sandbox` with setting changes (e.g. grace_hours=0) and
+    the test's own ports (`leases=`, `verifier=`) put in through the composition root."""
 
-    def make(**overrides: object) -> RotationService:
-        env = sandbox.env(**overrides)
+    def make(
+        *, leases: Leases | None = None, verifier: Verifier | None = None, **changes: object
+    ) -> RotationService:
+        env = sandbox.env(**changes)
         for key, value in env.items():
             monkeypatch.setenv(key, value)  # DefaultAzureCredential reads AZURE_* here
-        return RotationService.open(load_settings(env), clock=sandbox.state.clock.now, backoff=FAST)
+        overrides = Overrides(verifier=verifier, leases=leases, backoff=FAST)
+        return RotationService.open(
+            load_settings(env), clock=sandbox.state.clock.now, overrides=overrides
+        )
 
     return make
 

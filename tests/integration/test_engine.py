@@ -196,8 +196,8 @@ async def test_crash_after_create_leaves_an_orphan_that_a_later_run_removes(
 ) -> None:
     sender = sandbox.add_sender(lifetime=timedelta(days=3))
     await service.status()  # the rotator's tokens are cached before secrets slow down
-    assert service.engine.runner.leases is not None
-    await service.engine.runner.leases.ready()  # (the lease store's token too)
+    assert service.clients.leases is not None
+    await service.clients.leases.ready()  # (the lease store's token too)
     sandbox.state.propagation_delay = timedelta(hours=1)  # verification cannot finish
     run = asyncio.create_task(service.run())
     await until(lambda: len(sender.app.passwords) == 2)

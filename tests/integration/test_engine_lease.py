@@ -13,7 +13,6 @@ import pytest
 from rotation import answers
 from rotation.errors import LeaseStoreUnavailable, LeaseTaken
 from rotation.model import Mode, Outcome, RunOptions
-from rotation.service import RotationService
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
 from tests.integration.conftest import OpenService
@@ -65,9 +64,9 @@ async def test_every_write_of_a_rotation_happens_under_the_apps_lease(
     sandbox: Sandbox, open_service: OpenService
 ) -> None:
     sender = sandbox.add_sender(lifetime=timedelta(days=3))
-    async with open_service(grace_hours=0) as service:  # create -> verify -> promote -> retire
-        leases = MemoryLeases(sandbox.state)
-        service.engine.runner.leases = leases
+    leases = MemoryLeases(sandbox.state)
+    # create -> verify -> promote -> retire
+    async with open_service(grace_hours=0, leases=leases) as service:
         (outcome,) = (await service.run()).outcomes
     assert outcome.outcome is Outcome.ROTATED
     assert outcome.removed_key_ids == [sender.password.key_id]  # retired in the same hold
@@ -76,12 +75,13 @@ async def test_every_write_of_a_rotation_happens_under_the_apps_lease(
 
 
 async def test_an_app_another_run_holds_is_busy_and_untouched(
-    sandbox: Sandbox, service: RotationService
+    sandbox: Sandbox, open_service: OpenService
 ) -> None:
     held = sandbox.add_sender(lifetime=timedelta(days=3))
     free = sandbox.add_sender(lifetime=timedelta(days=3))
-    service.engine.runner.leases = MemoryLeases(sandbox.state, taken={held.app_id.lower()})
-    report = await service.run()
+    leases = MemoryLeases(sandbox.state, taken={held.app_id.lower()})
+    async with open_service(leases=leases) as service:
+        report = await service.run()
     outcomes = {o.app_id: o for o in report.outcomes}
     assert outcomes[held.app_id].outcome is Outcome.BUSY
     assert "run 0123456789ab holds the lease" in (outcomes[held.app_id].error or "")
@@ -93,19 +93,19 @@ async def test_an_app_another_run_holds_is_busy_and_untouched(
 
 
 async def test_an_unusable_lease_store_stops_the_run_before_any_write(
-    sandbox: Sandbox, service: RotationService
+    sandbox: Sandbox, open_service: OpenService
 ) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
-    service.engine.runner.leases = DownLeases(sandbox.state)
-    with pytest.raises(LeaseStoreUnavailable, match="storage account stdown"):
-        await service.run(RunOptions(mode=Mode.FORCE))
+    async with open_service(leases=DownLeases(sandbox.state)) as service:
+        with pytest.raises(LeaseStoreUnavailable, match="storage account stdown"):
+            await service.run(RunOptions(mode=Mode.FORCE))
     assert writes(sandbox.state) == 0
 
 
-async def test_a_dry_run_needs_no_lease_store(sandbox: Sandbox, service: RotationService) -> None:
+async def test_a_dry_run_needs_no_lease_store(sandbox: Sandbox, open_service: OpenService) -> None:
     sandbox.add_sender(lifetime=timedelta(days=3))
     leases = DownLeases(sandbox.state)
-    service.engine.runner.leases = leases
-    (outcome,) = (await service.run(RunOptions(dry_run=True))).outcomes
+    async with open_service(leases=leases) as service:
+        (outcome,) = (await service.run(RunOptions(dry_run=True))).outcomes
     assert outcome.outcome is Outcome.PLANNED
     assert leases.spans == []

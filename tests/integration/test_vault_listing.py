@@ -113,9 +113,11 @@ async def test_a_rotation_whose_mark_was_refused_is_marked_by_the_next_run(
         await a_run_reads_no_versions_and_writes_nothing(sandbox, service)
 
 
-def promoted_before_the_mark(sandbox: Sandbox, service: RotationService) -> Sender:
+def promoted_before_the_mark(
+    sandbox: Sandbox, service: RotationService, sender: Sender | None = None
+) -> Sender:
     """A sender whose secret Key Vault serves, as a rotator without the mark left it."""
-    sender = sandbox.add_sender()
+    sender = sender or sandbox.add_sender()
     name = service.settings.secret_name(sender.app_id)
     now = sandbox.state.clock.now()
     sandbox.state.vault[name] = [
@@ -156,21 +158,21 @@ async def test_a_secret_promoted_before_the_mark_existed_is_marked_once_not_by_a
 
 
 async def test_marking_an_untouched_app_waits_for_its_lease(
-    sandbox: Sandbox, service: RotationService
+    sandbox: Sandbox, open_service: OpenService
 ) -> None:
     """The mark is a write: it is made under the app's lease, and not while another run
     holds it (that run marks the app when it finishes)."""
-    sender = promoted_before_the_mark(sandbox, service)
+    sender = sandbox.add_sender()
     leases = MemoryLeases(sandbox.state, taken={sender.app_id.lower()})
-    service.engine.runner.leases = leases
+    async with open_service(leases=leases) as service:
+        promoted_before_the_mark(sandbox, service, sender)
+        (held,) = (await service.run()).outcomes
+        assert held.outcome is Outcome.UNCHANGED
+        assert SETTLED_TAG not in current_tags(sandbox, service, sender)
+        leases.held.clear()
+        await service.run()
 
-    (held,) = (await service.run()).outcomes
-    assert held.outcome is Outcome.UNCHANGED
-    assert SETTLED_TAG not in current_tags(sandbox, service, sender)
-    leases.held.clear()
-    await service.run()
-
-    assert SETTLED_TAG in current_tags(sandbox, service, sender)
+        assert SETTLED_TAG in current_tags(sandbox, service, sender)
     ((app_id, before, after),) = leases.spans
     assert app_id == sender.app_id.lower()
     assert after - before == 1  # the tag, inside the hold

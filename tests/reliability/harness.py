@@ -25,9 +25,11 @@ from typing import Any
 import pytest
 
 from rotation import answers
+from rotation.azure.clients import Overrides
 from rotation.azure.identity import build_credential
 from rotation.azure.smtp import Backoff, SmtpVerifier
 from rotation.azure.trust import connection_options, trusted_ssl_context
+from rotation.core.ports import Verifier
 from rotation.model import CREDENTIAL_PREFIX
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
@@ -119,11 +121,13 @@ def fast_verifier(settings: Settings) -> SmtpVerifier:
     )
 
 
-def open_service(sandbox: Sandbox, settings: Settings) -> RotationService:
-    """The real wiring (`RotationService.open`) with a quick verifier backoff."""
-    service = RotationService.open(settings, clock=sandbox.state.clock.now)
-    service.engine.steps.verifier = fast_verifier(settings)
-    return service
+def open_service(
+    sandbox: Sandbox, settings: Settings, verifier: Verifier | None = None
+) -> RotationService:
+    """The real wiring (`RotationService.open`) with a quick verifier backoff, or the
+    scenario's own `verifier` put in through the composition root."""
+    overrides = Overrides(verifier=verifier or fast_verifier(settings))
+    return RotationService.open(settings, clock=sandbox.state.clock.now, overrides=overrides)
 
 
 def set_propagation_delay(sandbox: Sandbox, seconds: float) -> None:
@@ -357,9 +361,11 @@ async def break_dead_leases(world: World) -> int:
     return broken
 
 
-def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
+def load_function_app(
+    monkeypatch: pytest.MonkeyPatch, world: World, verifier: Verifier | None = None
+) -> ModuleType:
     """function_app as the Functions host imports it (settings from the environment),
-    its Api over the same wiring as `open_service` (quick verifier backoff)."""
+    its Api over the same wiring as `open_service` (quick verifier backoff, or `verifier`)."""
     from rotation.http_api import Api
 
     for name, value in world.env.items():
@@ -369,7 +375,7 @@ def load_function_app(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleTy
     monkeypatch.setitem(sys.modules, "function_app", ModuleType("function_app"))
     sys.modules.pop("function_app")
     module = importlib.import_module("function_app")
-    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s))  # type: ignore[attr-defined]
+    module.api = Api(module.settings, lambda s: open_service(world.sandbox, s, verifier))  # type: ignore[attr-defined]
     return module
 
 

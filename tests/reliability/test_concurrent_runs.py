@@ -114,7 +114,7 @@ async def test_timer_and_http_at_once_converge_on_one_working_password(
 
     started, then = (timer, http) if first == "timer" else (http, timer)
     running = asyncio.ensure_future(started())
-    await wait_until(lambda: len(module.api.service.engine.busy(ids)) == len(ids), "busy marks")
+    await wait_until(lambda: len(module.api.service.busy(ids)) == len(ids), "busy marks")
     second = await then()
     first_result = await running
     answer = second if first == "timer" else first_result

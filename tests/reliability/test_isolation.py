@@ -19,8 +19,10 @@ from rotation.model import Action, Mode, Outcome, RunOptions
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
     MakeWorld,
+    fast_verifier,
     function_handlers,
     load_function_app,
+    open_service,
     set_propagation_delay,
     wait_until,
 )
@@ -46,9 +48,10 @@ async def test_one_apps_bug_is_that_apps_failure_only(
 ) -> None:
     world = make_world(3)
     buggy = world.senders[1]
-    real = world.service.engine.steps.verifier
-    world.service.engine.steps.verifier = BuggyVerifier(real, buggy.username)  # type: ignore[assignment]
-    report = await world.service.run()
+    verifier = BuggyVerifier(fast_verifier(world.settings), buggy.username)
+    async with open_service(world.sandbox, world.settings, verifier) as service:
+        report = await service.run()
+        assert service.busy([s.app_id for s in world.senders]) == []
     by_app = {o.app_id: o for o in report.outcomes}
     failed = by_app[buggy.app_id]
     assert failed.outcome is Outcome.FAILED
@@ -58,8 +61,6 @@ async def test_one_apps_bug_is_that_apps_failure_only(
     others = [s for s in world.senders if s is not buggy]
     assert all(by_app[s.app_id].outcome is Outcome.ROTATED for s in others)
     assert all(world.password_works(s) for s in others)
-    assert world.service.engine.busy([s.app_id for s in world.senders]) == []
-    world.service.engine.steps.verifier = real
     again = await world.service.run()
     assert again.ok
     assert world.password_works(buggy)
@@ -129,10 +130,9 @@ async def test_an_emergency_never_waits_behind_a_whole_run_over_other_apps(
         for password in sender.app.passwords:
             password.end = world.state.clock.now() + timedelta(days=10)
     before = world.key_ids(urgent)
-    module = load_function_app(monkeypatch, world)
+    held = HeldVerifier(fast_verifier(world.settings), {first.username, second.username})
+    module = load_function_app(monkeypatch, world, held)
     handlers = function_handlers(module)
-    held = HeldVerifier(module.api.service.engine.steps.verifier, {first.username, second.username})
-    module.api.service.engine.steps.verifier = held
     try:
         timer = asyncio.ensure_future(handlers["rotation_timer"](TimerRequest(past_due=False)))
         await wait_until(lambda: len(held.waiting) == 2, "the timer run verifying two apps")

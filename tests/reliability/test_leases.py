@@ -147,7 +147,7 @@ async def test_a_killed_holders_lease_expires_by_itself_and_the_next_run_proceed
     set_propagation_delay(sandbox, 0)
     (right_after,) = (await world.service.run(RunOptions(mode=Mode.FORCE))).outcomes
     assert right_after.outcome is Outcome.BUSY  # a dead holder releases nothing
-    leases = world.service.engine.runner.leases
+    leases = world.service.clients.leases
     assert leases is not None
 
     async def expired() -> None:

@@ -34,7 +34,7 @@ from rotation.telemetry.events import CREDENTIAL_ROLLED_BACK
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
-from tests.reliability.harness import FAST_BACKOFF, EngineEvents, MakeWorld, World
+from tests.reliability.harness import FAST_BACKOFF, EngineEvents, MakeWorld, World, open_service
 
 VERIFY_TIMEOUT = 2  # seconds: a refusal is retried this long (propagation looks the same)
 PUT = "vault PUT /secrets/{name}"
@@ -44,7 +44,8 @@ PUT = "vault PUT /secrets/{name}"
 class Breakage:
     name: str
     via: str  # how the sender is found: its role must not be what finds it, if removed
-    breaks: Callable[[World, Sender], None]
+    # Breaks something in the world, or returns the verifier the rotation is to use instead.
+    breaks: Callable[[World, Sender], SmtpVerifier | None]
     kind: str  # VerificationFailed kind in the engine's log
     says: tuple[str, ...]  # words the report's error must contain
     fails_fast: bool
@@ -56,10 +57,10 @@ def remove_role(world: World, sender: Sender) -> None:
     ]
 
 
-def mismatched_host_name(world: World, sender: Sender) -> None:
+def mismatched_host_name(world: World, sender: Sender) -> SmtpVerifier:
     # The relay's certificate names localhost, 127.0.0.1 and ::1. "127.1" reaches the
     # same socket, but as a host name that the certificate does not carry.
-    world.service.engine.steps.verifier = SmtpVerifier(
+    return SmtpVerifier(
         "127.1",
         world.settings.smtp_port,
         world.sandbox.client_ssl(),
@@ -68,12 +69,12 @@ def mismatched_host_name(world: World, sender: Sender) -> None:
     )
 
 
-def untrusted_ca(world: World, sender: Sender) -> None:
+def untrusted_ca(world: World, sender: Sender) -> SmtpVerifier:
     # What a TLS-intercepting proxy on port 587 looks like: a certificate from a CA the
     # rotator does not trust (only the SMTP path; Graph and Key Vault stay trusted).
     context = ssl.create_default_context(cadata=trustme.CA().cert_pem.bytes().decode())
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    world.service.engine.steps.verifier = SmtpVerifier(
+    return SmtpVerifier(
         world.settings.smtp_host,
         world.settings.smtp_port,
         context,
@@ -121,14 +122,15 @@ async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_
     before_keys = world.key_ids(sender)
     before = world.live(sender)
     assert before is not None
-    breakage.breaks(world, sender)
+    verifier = breakage.breaks(world, sender)
     puts = world.count(PUT)
     connects = world.count("smtp CONNECT")
     events = EngineEvents()
 
     started = time.monotonic()
-    with events.attached():
-        report = await world.service.run(RunOptions(mode=Mode.FORCE))
+    async with open_service(world.sandbox, world.settings, verifier) as service:
+        with events.attached():
+            report = await service.run(RunOptions(mode=Mode.FORCE))
     evidence.add("report", answers.RunReport.of(report).body())
     outcome = report.outcomes[0]
 

@@ -31,6 +31,7 @@ from rotation.model import (
     Mode,
     Outcome,
     Retire,
+    RunConfig,
     RunOptions,
     RunReport,
     VaultEntry,
@@ -58,6 +59,7 @@ SETTINGS = load_settings(
         "ROTATION_SUBSCRIPTION_IDS": "22222222-2222-2222-2222-222222222222",
     }
 )
+CONFIG = SETTINGS.run_config()
 ROTATE = ("app-due-1", "app-due-2")  # expiring: rotated, then the old secret retired
 RETIRE = "app-retire"  # healthy, with two superseded secrets past their grace
 APPS = (*ROTATE, RETIRE)
@@ -93,14 +95,19 @@ ERRORS = (
 
 
 class World:
-    def __init__(self, faults: list[Fault]) -> None:
+    def __init__(
+        self,
+        faults: list[Fault],
+        directory: type[FakeDirectory] = FakeDirectory,
+        config: RunConfig = CONFIG,
+    ) -> None:
         self.faults = Faults(faults)
-        self.directory = FakeDirectory(self.faults, NOW)
+        self.directory = directory(self.faults, NOW)
         self.store = FakeStore(self.faults, NOW)
         self.verifier = FakeVerifier(self.faults, self.directory)
         self.apps = [self._app(a) for a in APPS]
-        self.engine = Engine(SETTINGS, self.directory, self.store, self.verifier, clock=lambda: NOW)
-        self.rules = SETTINGS.rules()
+        self.engine = Engine(config, self.directory, self.store, self.verifier, clock=lambda: NOW)
+        self.rules = config.rules
 
     def _app(self, app_id: str) -> ManagedApp:
         app = ManagedApp(app_id, TENANT, f"acs-smtp-{app_id}", (f"acs.{app_id}.{TENANT}",))
@@ -267,9 +274,8 @@ class HangingRemovals(FakeDirectory):
 
 
 def test_a_deadline_after_the_promotion_reports_the_rotation_not_unfinished() -> None:
-    world = World([])
-    world.directory.__class__ = HangingRemovals
-    world.engine.runner.step_margin = 0.2
+    config = dataclasses.replace(CONFIG, step_margin=0.2)
+    world = World([], directory=HangingRemovals, config=config)
 
     options = RunOptions(mode=Mode.EMERGENCY, verify_timeout=0.3)
     report = asyncio.run(world.engine.run(world.apps, options))

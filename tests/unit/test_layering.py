@@ -6,7 +6,7 @@
 - run/ imports core/, the vocabulary and telemetry/, never an adapter or an SDK;
 - azure/ (the adapters) never imports run/ or a surface;
 - only the surfaces (the top-level modules that are not vocabulary, and doctor/) import adapters;
-- SDKs are imported in azure/ only (with the two exceptions named in SDK_ELSEWHERE);
+- SDKs are imported in azure/ only (with the exception named in SDK_ELSEWHERE);
 - nothing deployed imports what is not (sandbox, demo, bench, tests), and no module imports
   itself back through others.
 
@@ -44,8 +44,6 @@ ALLOWED = {
 SDK_ELSEWHERE = {
     # azure.mgmt.core.tools parses resource ids: pure string work, no client, no I/O.
     "resource_ids": {"azure.mgmt.core", "azure.mgmt.core.tools"},
-    # A type annotation of the credential the probe holds (under TYPE_CHECKING).
-    "doctor.shared": {"azure.core.credentials_async"},
 }
 
 

@@ -18,7 +18,7 @@ SITE = (
 def test_consumers_are_off_and_nothing_is_fully_covered_by_default() -> None:
     settings = load_settings(BASE)
     assert settings.consumers_enabled is False
-    assert settings.fully_covered(APP) is False
+    assert settings.run_config().covers(APP) is False
     assert settings.consumer_confirm_timeout_seconds == 120
 
 
@@ -32,13 +32,13 @@ def test_sites_slots_and_the_covered_apps_are_read_from_comma_lists() -> None:
         }
     )
     assert settings.consumer_sites == [SITE, f"{SITE}/slots/staging"]
-    assert settings.fully_covered(APP)
-    assert not settings.fully_covered("99999999-2222-3333-4444-555555555555")
+    assert settings.run_config().covers(APP)
+    assert not settings.run_config().covers("99999999-2222-3333-4444-555555555555")
 
 
 def test_all_covers_every_app() -> None:
     settings = load_settings({**BASE, "ROTATION_CONSUMERS_FULLY_COVERED": "All"})
-    assert settings.fully_covered(APP)
+    assert settings.run_config().covers(APP)
 
 
 @pytest.mark.parametrize(
