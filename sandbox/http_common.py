@@ -165,6 +165,15 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+#: Graph's JSON media type with its OData parameters, as every recorded Graph answer carries
+#: it (azure-sdk-assets, java/sdk/resourcemanager/azure-resourcemanager-authorization
+#: RoleAssignmentTests.canCRUDRoleAssignment.json, @290e4820).
+GRAPH_JSON = (
+    "application/json; odata.metadata=minimal; odata.streaming=true; "
+    "IEEE754Compatible=false; charset=utf-8"
+)
+
+
 def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     """The request-id headers each service puts on every answer, errors included, and a
     401's WWW-Authenticate where the route gave none (RFC 6750 section 3 requires one).
@@ -184,6 +193,8 @@ def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     if service == "graph":
         headers["request-id"] = rid
         headers["client-request-id"] = request.headers.get("client-request-id") or rid
+        if headers.get("Content-Type", "").startswith("application/json"):
+            headers["Content-Type"] = GRAPH_JSON
     elif service in ("vault", "arm"):
         headers["x-ms-request-id"] = rid
         if "x-ms-client-request-id" in request.headers:

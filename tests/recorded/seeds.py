@@ -78,7 +78,20 @@ def _contributor(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
     return {**_subscription(sandbox, step), step["principal"]: sp.object_id}
 
 
+def _application(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """The recorded application (its appId kept) and its service principal, owned by the
+    rotator (the recording created both with POSTs the rotator never makes)."""
+    app = sandbox.state.add_application(sandbox.tenant_id, step["display_name"], step["app_id"])
+    sp = sandbox.state.add_service_principal(app)
+    app.owners.add(sandbox.rotator.principal_id)
+    found = {step["object_id"]: app.object_id}
+    if "sp_id" in step:
+        found[step["sp_id"]] = sp.object_id
+    return found
+
+
 SEEDS: dict[str, Seed] = {
+    "application": _application,
     "subscription": _subscription,
     "acs_resource": _acs_resource,
     "contributor": _contributor,
