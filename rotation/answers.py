@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from rotation import doctor, model
+from rotation.core.drift import RESOLVE
 from rotation.doctor import shared
 from rotation.model import Action, AppState, Mode, Outcome, UsernameSource
 from rotation.telemetry import redaction
@@ -170,8 +171,9 @@ class AppOutcome(AnswerModel):
 class RequestedBy(AnswerModel):
     """Who asked for the run: ids and a sign-in name, never a token."""
 
-    type: Literal["user", "app", "timer", "cli"] = Field(
-        description="a user or a workload (app-only token) of the HTTP API, the timer, or the CLI"
+    type: Literal["user", "app", "timer", "cli", "event"] = Field(
+        description="a user or a workload (app-only token) of the HTTP API, the timer, the "
+        "CLI, or a Key Vault event (near expiry, expired)"
     )
     object_id: str | None = Field(description="Entra object id of the user or service principal")
     app_id: str | None = Field(description="client application the token was issued to (azp)")
@@ -234,6 +236,30 @@ class Username(AnswerModel):
     source: UsernameSource
 
 
+class Drift(AnswerModel):
+    """A current Key Vault version the rotator did not write (rotation/core/drift.py)."""
+
+    version: str
+    appeared: Time = Field(description="when the version was created in Key Vault")
+    seen: Time | None = Field(description="when the rotator caught and checked it (its event)")
+    smtp: model.SmtpCheck = Field(
+        description="whether SMTP AUTH accepted its password (read-only check)"
+    )
+    fix: str = Field(description="how an operator resolves it")
+
+    @classmethod
+    def of(cls, found: model.Drift | None) -> Drift | None:
+        if found is None:
+            return None
+        return cls(
+            version=found.version,
+            appeared=found.appeared,
+            seen=found.seen,
+            smtp=found.smtp,
+            fix=RESOLVE,
+        )
+
+
 class StatusRow(AnswerModel):
     """One managed app (or a skipped sender) as `status` shows it."""
 
@@ -259,6 +285,11 @@ class StatusRow(AnswerModel):
     consumers: ConsumerCheck | None = Field(
         description="Only with ROTATION_CONSUMERS_ENABLED; what each consumer site resolves now."
     )
+    drift: Drift | SkipJsonSchema[None] = Field(
+        default=None,
+        exclude_if=_absent_when_none,
+        description="Only with state drift: the hand-written version, and its SMTP check.",
+    )
 
     @classmethod
     def of(cls, row: service.StatusRow) -> StatusRow:
@@ -276,6 +307,7 @@ class StatusRow(AnswerModel):
             state=row.state,
             reason=row.reason,
             consumers=ConsumerCheck.of(row.consumers),
+            drift=Drift.of(row.drift),
         )
 
 

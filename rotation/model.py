@@ -19,11 +19,18 @@ from pydantic import SecretStr
 #: Every credential this service creates carries this display-name prefix, so that
 #: orphans from a crashed run can be told apart from credentials made by people.
 CREDENTIAL_PREFIX = "acs-smtp-rotation"
+#: The `managed-by` tag of every Key Vault version the rotator writes (with `key-id`).
+MANAGED_BY = "acs-smtp-rotation"
+#: Tags the rotator adds to a hand-written version it caught (drift): when it saw it, and
+#: whether SMTP AUTH accepted its password (SmtpCheck). Key Vault keeps them with the version,
+#: so every instance, run and `status` reads the same state (see rotation/core/drift.py).
+DRIFT_SEEN_TAG = "drift-seen"
+DRIFT_SMTP_TAG = "drift-smtp"
 
 #: How discovery found an app or a username (rotation/run/discovery.py's SOURCE_* names).
 UsernameSource = Literal["smtp-username", "role", "allow-list"]
 #: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
-AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped"]
+AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped", "drift"]
 
 
 class Mode(enum.StrEnum):
@@ -295,6 +302,32 @@ class VaultVersion:
     settled: bool = False
     tags: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    @property
+    def written_by_rotator(self) -> bool:
+        """A promotion of ours: it names its credential (`key-id`) and, when the writer
+        said, the rotator (`managed-by`). A version set by a person or another tool names no
+        credential, or another writer."""
+        return self.key_id is not None and self.tags.get("managed-by", MANAGED_BY) == MANAGED_BY
+
+
+class SmtpCheck(enum.StrEnum):
+    """What SMTP AUTH said of a hand-written version's password (read-only check)."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    UNVERIFIED = "unverified"  # not checked yet, or the SMTP endpoint could not be reached
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A current Key Vault version the rotator did not write: nobody proved it by SMTP AUTH
+    before consumers got it, and the Entra credential it holds is unknown to the rotator."""
+
+    version: str
+    appeared: datetime  # the version's created time
+    seen: datetime | None  # when the rotator caught and checked it; None: not yet
+    smtp: SmtpCheck
+
 
 @dataclass(frozen=True, slots=True)
 class VaultEntry:
@@ -550,7 +583,7 @@ class Requester:
     token) with the app role the request used, the timer, or an operator's command line.
     Ids and a sign-in name only: what the audit (logs, report, workbook) records."""
 
-    type: Literal["user", "app", "timer", "cli"]
+    type: Literal["user", "app", "timer", "cli", "event"]
     object_id: str | None = None  # Entra object id of the user or service principal
     app_id: str | None = None  # the client application the token was issued to (azp)
     name: str | None = None  # the user's sign-in name; for the CLI, user@host
@@ -628,3 +661,11 @@ class RunOptions:
     all_apps: bool = False
     #: Who asked (the run's report carries it); None: not said.
     requested_by: Requester | None = None
+    #: Why a Key Vault event started this run (the plan's reason); None: a person or the timer.
+    because: str | None = None
+
+    def resolves_drift(self, app_id: str) -> bool:
+        """Whether this run may rotate over a hand-written version of the app (drift): only
+        a forced run that names the app and that a person, not an event, started."""
+        named = app_id.lower() in {a.lower() for a in self.app_ids}
+        return named and self.mode is not Mode.DUE and self.because is None

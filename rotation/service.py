@@ -17,12 +17,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from rotation.core.drift import drift
 from rotation.core.policy import app_state
 from rotation.errors import RotationError
 from rotation.model import (
     AppOutcome,
     AppState,
     ConsumerCheck,
+    Drift,
     ManagedApp,
     Mode,
     RunConfig,
@@ -75,6 +77,7 @@ class StatusRow:
     usernames: tuple[tuple[str, UsernameSource], ...] = ()
     reason: str | None = None  # why an app is skipped
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
+    drift: Drift | None = None  # a hand-written current version (state "drift")
 
     @classmethod
     def skipped(cls, skip: Skipped) -> StatusRow:
@@ -243,6 +246,7 @@ class RotationService:
                         if tracker is not None and scan is not None
                         else None
                     ),
+                    drift=drift(obs.entry),
                 )
             )
         return rows + [StatusRow.skipped(s) for s in chosen.skipped]

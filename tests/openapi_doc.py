@@ -44,6 +44,7 @@ MODELS: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
     (answers.Status, "serialization"),
     (answers.StatusRow, "serialization"),
     (answers.Username, "serialization"),
+    (answers.Drift, "serialization"),
     (answers.ConsumerCheck, "serialization"),
     (answers.ConsumerReference, "serialization"),
     (answers.Health, "serialization"),

@@ -46,11 +46,17 @@ from rotation.errors import (
     ServiceUnavailable,
     VaultWriteFailed,
 )
-from rotation.model import DeletedName, ManagedApp, NewSecret, VaultEntry, VaultVersion
+from rotation.model import (
+    MANAGED_BY,
+    DeletedName,
+    ManagedApp,
+    NewSecret,
+    VaultEntry,
+    VaultVersion,
+)
 from rotation.settings import USERNAME_SUFFIX, Settings
 from rotation.telemetry.redaction import register_secret
 
-MANAGED_BY = "acs-smtp-rotation"
 PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)
 USERNAME_CONTENT_TYPE = "smtp-username"
 #: Key Vault's inner error codes of a 409 on a name a soft-deleted secret holds (the .NET

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from rotation.core import drift
 from rotation.model import (
     AppManagementPolicy,
     AppPlan,
@@ -59,11 +60,22 @@ def plan_app(
     mode: Mode = Mode.DUE,
     early: str | None = None,
     passwords: PasswordPolicies | None = None,
+    *,
+    requested: str | None = None,
+    resolve_drift: bool = False,
 ) -> AppPlan:
     """What to do with one app now, and why. `early` (from `early_retirement`) lets
     superseded credentials go before the grace period ends; `passwords` (the tenant's
-    app-management policies) may shorten a new secret's life or forbid it."""
-    reason = rotation_reason(record, vault, now, rules, mode)
+    app-management policies) may shorten a new secret's life or forbid it; `requested` is
+    why a forced run was started (a Key Vault event names itself).
+
+    A hand-written current version (drift, rotation/core/drift.py) blocks the app, with
+    nothing written or retired, unless `resolve_drift` (an operator's named, forced run)."""
+    found = drift.drift(vault)
+    if found is not None and not resolve_drift:
+        why = f"Key Vault's current version {found.version} was not written by the rotator"
+        return Rotate(app, why, blocked=drift.blocked(found))
+    reason = rotation_reason(record, vault, now, rules, mode, requested)
     if reason is not None:
         # Retirement after a rotation is decided again on the state after promotion.
         rotate = Rotate(app, reason, emergency=mode is Mode.EMERGENCY, lifetime=rules.lifetime)
@@ -178,13 +190,18 @@ def retirement_plan(
 
 
 def rotation_reason(
-    record: AppRecord, vault: VaultEntry, now: datetime, rules: Rules, mode: Mode
+    record: AppRecord,
+    vault: VaultEntry,
+    now: datetime,
+    rules: Rules,
+    mode: Mode,
+    requested: str | None = None,
 ) -> str | None:
     """Why the app needs a new secret now, or None when it does not."""
     if mode is Mode.EMERGENCY:
         return "emergency rotation requested: every other secret is removed at once"
     if mode is Mode.FORCE:
-        return "rotation forced by request"
+        return requested or "rotation forced by request"
     current = vault.current
     if current is None:
         return "Key Vault holds no SMTP password for this app yet"
@@ -212,6 +229,8 @@ def app_state(record: AppRecord | None, vault: VaultEntry, now: datetime, rules:
     truth, so status, plan and the expiry warning cannot disagree."""
     if record is None:
         return "app-not-found"
+    if drift.drift(vault) is not None:
+        return "drift"
     if rotation_reason(record, vault, now, rules, Mode.DUE) is None:
         return "ok"
     current = vault.current

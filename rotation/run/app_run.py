@@ -204,6 +204,8 @@ class AppRunner:
                 run.options.mode,
                 early=early,
                 passwords=run.passwords,
+                requested=run.options.because,
+                resolve_drift=run.options.resolves_drift(app.app_id),
             )
             if not isinstance(plan, Keep):
                 # Untouched apps are counted in run.finished, not logged one by one: at

@@ -456,6 +456,63 @@ CONSUMER_UNCONFIRMED = _event(
     context=("run_id", "app_id"),
 )
 
+# ----- Key Vault events (Event Grid trigger, rotation/vault_watch.py) -------------------------
+VAULT_EVENT_MALFORMED = _event(
+    "event.malformed",
+    "An Event Grid delivery that is not a Key Vault secret event of the published schema "
+    "(a field missing, null or of the wrong type; `reason` names it): dropped, never retried.",
+    {"reason": "string", "event_id": "string"},
+    optional=("event_id",),
+    planned=True,
+)
+VAULT_EVENT_IGNORED = _event(
+    "event.ignored",
+    "A Key Vault event that asks nothing of the rotator (`reason`): the rotator's own write, a "
+    "repeat, a version already superseded, another vault, an event type not handled. An "
+    "unmanaged secret's event is logged at debug level only.",
+    {
+        "reason": "string",
+        "event_id": "string",
+        "event_type": "string",
+        "secret_name": "string",
+        "vault_version": "string",
+    },
+    optional=("event_id", "event_type", "secret_name", "vault_version"),
+    planned=True,
+)
+VAULT_EVENT_RECEIVED = _event(
+    "event.received",
+    "A Key Vault event for a managed secret, and what it asks (`verdict`: rotate, check_drift).",
+    {
+        "event_id": "string",
+        "event_type": "string",
+        "secret_name": "string",
+        "vault_version": "string",
+        "verdict": "string",
+        "reason": "string",
+    },
+    context=("app_id",),
+    planned=True,
+)
+VAULT_DRIFT_DETECTED = _event(
+    "vault.drift_detected",
+    "A version of a managed secret the rotator did not write (drift), checked read-only by "
+    "SMTP AUTH: `smtp` accepted, refused or unverified (`error` says why). Warning when "
+    "accepted, error otherwise. The app is blocked (nothing rotated over it, nothing retired) "
+    "until an operator resolves it; alerts.",
+    {
+        "secret_name": "string",
+        "vault_version": "string",
+        "appeared": "string",
+        "smtp": "string",
+        "error": "string",
+        "marked": "bool",
+    },
+    optional=("error",),
+    context=("app_id",),
+    planned=True,
+)
+
 EVENTS: tuple[Event, ...] = (
     RUN_STARTED,
     RUN_FINISHED,
@@ -506,5 +563,9 @@ EVENTS: tuple[Event, ...] = (
     CONSUMERS_CHECKED,
     CONSUMER_CONFIRMED,
     CONSUMER_UNCONFIRMED,
+    VAULT_EVENT_MALFORMED,
+    VAULT_EVENT_IGNORED,
+    VAULT_EVENT_RECEIVED,
+    VAULT_DRIFT_DETECTED,
 )
 BY_NAME: Mapping[str, Event] = {e.name: e for e in EVENTS}

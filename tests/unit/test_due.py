@@ -35,6 +35,10 @@ def test_status_state_and_plan_action_agree_for_any_observed_state(
     found, vault, rules = world
     state = app_state(found, vault, NOW, rules)
     plan = plan_app(APP, found, vault, NOW, rules, Mode.DUE)
+    if state == "drift":  # a hand-written current version: the plan is blocked, no write
+        assert isinstance(plan, Rotate), plan
+        assert plan.blocked is not None, plan
+        return
     assert (state in ROTATING_STATES) == (plan.action is Action.ROTATE), (state, plan.reason)
     assert state in ROTATING_STATES | {"ok"}
 
