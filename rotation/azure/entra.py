@@ -397,10 +397,13 @@ def graph_client(
     *,
     max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
     retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[GraphServiceClient, httpx.AsyncClient]:
     """msgraph-sdk's client for ``settings.graph_endpoint`` (v1.0), with the SDK's default
     middleware (its RetryHandler configured here) and the trusted SSL context. Returns
-    the httpx client too, which the caller closes."""
+    the httpx client too, which the caller closes. `transport` is httpx's own seam for
+    where requests go, under the SDK's middleware (tests/recorded replays Graph's
+    recorded answers through it), as ``transport=`` is for the azure-core clients."""
     endpoint = settings.graph_endpoint
     host = urlsplit(endpoint).hostname or ""
     auth = AzureIdentityAuthenticationProvider(
@@ -414,6 +417,7 @@ def graph_client(
         base_url=f"{endpoint}/v1.0",
         verify=trusted_ssl_context(settings),
         timeout=httpx.Timeout(30.0, connect=10.0),
+        transport=transport,
     )
     http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
     adapter = GraphRequestAdapter(auth, client=http)
