@@ -20,15 +20,17 @@ from rotation.http_api import Answer, Api, doctor_format, to_json
 from rotation.misconfigured import Misconfigured
 from rotation.settings import InvalidSettings, Settings, load_settings
 from rotation.telemetry import logs, redaction
-from rotation.timebudget import load_timer_budget
+from rotation.timebudget import require_schedule, timer_budget
 
 site = Site.from_environment(os.environ)
 settings: Settings | None
 api: Api | Misconfigured
 try:
     settings = load_settings()
-    # The timer run stops starting apps in time to end before host.json's functionTimeout.
-    budget = load_timer_budget(Path(__file__).with_name("host.json"))
+    # The timer run stops starting apps in time to end before host.json's functionTimeout,
+    # which must leave room for one app's worst case; the host reads the schedule itself.
+    budget = timer_budget(Path(__file__).with_name("host.json"), settings)
+    require_schedule(settings, site.in_azure)
 except SettingsError as exc:  # settings, or host.json's functionTimeout: served, not raised
     settings = None
     logs.configure(
@@ -76,6 +78,11 @@ async def rotation_timer(timer: func.TimerRequest) -> None:
     report = await api.timer()
     if not report["ok"]:
         failed = [a["appId"] for a in report["apps"] if a["outcome"] == "failed"]
+        if not failed:  # due apps, none started: a failure too (RunReport.starved)
+            raise RuntimeError(
+                f"rotation run {report['runId']}: {len(report['unfinished'])} app(s) due and "
+                "none started: the run's time budget fitted no app"
+            )
         raise RuntimeError(f"rotation run {report['runId']}: {len(failed)} app(s) failed: {failed}")
 
 

@@ -201,7 +201,10 @@ class RunReport(AnswerModel):
     dry_run: bool
     started: Time
     finished: Time | None
-    ok: bool = Field(description="false when any app failed")
+    ok: bool = Field(
+        description="false when any app failed, or when apps were due and the run started "
+        "none of them (its time budget fitted no app)"
+    )
     counts: dict[str, int] = Field(description="how many apps ended with each outcome")
     unfinished: list[str] = Field(
         description="Apps the run had no time for; the next run takes them."

@@ -47,6 +47,11 @@ class Action(enum.StrEnum):
     RETIRE = "retire"
 
 
+#: How an unfinished app that never started begins its error (rotation/run/app_run.py); the
+#: alert on apps left unstarted run after run reads it too (infra/modules/alerts.bicep).
+NOT_STARTED = "not started: no time left in this run"
+
+
 class Outcome(enum.StrEnum):
     UNCHANGED = "unchanged"
     PLANNED = "planned"  # dry run: what would have happened
@@ -77,6 +82,16 @@ USERNAME_SUFFIX = "-username"
 STEP_MARGIN_SECONDS = 60.0
 
 
+def longest_app_seconds(
+    verify_timeout: float, confirm_timeout: float | None, margin: float = STEP_MARGIN_SECONDS
+) -> float:
+    """The longest one app may take: SMTP verification, then Graph and Key Vault calls, and
+    the consumers' confirmation when they are checked (`confirm_timeout` None: not). A timer
+    run starts an app only while this still fits, so host.json's functionTimeout must leave
+    room for it (rotation/timebudget.py refuses one that does not)."""
+    return verify_timeout + margin + (confirm_timeout or 0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """What the engine runs with besides its ports (built from Settings by
@@ -93,6 +108,8 @@ class RunConfig:
     fully_covered: frozenset[str] = frozenset()
     #: Time an app needs beyond verification (tests scaled down in time shorten it).
     step_margin: float = STEP_MARGIN_SECONDS
+    #: The timer's NCRONTAB schedule: how many runs an app has been due for is counted on it.
+    schedule: str = "0 0 3 * * *"
 
     def covers(self, app_id: str) -> bool:
         """The operator declared that every consumer of this app is a site we find, so its
@@ -630,8 +647,18 @@ class RunReport:
         return [o for o in self.outcomes if o.outcome is Outcome.BUSY]
 
     @property
+    def starved(self) -> bool:
+        """Apps were due and the run started none: its budget fitted no app (discovery ate
+        it, or the time left was too short), and the next run is likely no better. A failure,
+        so that the timer invocation fails and the alerts fire."""
+        waiting = [o for o in self.unfinished if (o.error or "").startswith(NOT_STARTED)]
+        worked = {Outcome.ROTATED, Outcome.RETIRED, Outcome.FAILED, Outcome.UNFINISHED}
+        started = [o for o in self.outcomes if o.outcome in worked and o not in waiting]
+        return bool(waiting) and not started
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.starved
 
     @property
     def counts(self) -> dict[str, int]:

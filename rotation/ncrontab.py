@@ -24,8 +24,10 @@ swaps ``22-2`` into ``2-22``, every hour but the night it reads like).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 _NUMBER = re.compile(r"[0-9]+")
 MONTHS: tuple[str, ...] = ("January", "February", "March", "April", "May", "June", "July")
@@ -112,3 +114,21 @@ def _item(field: Field, item: str) -> set[int]:
         low = field.value(span)
         high = field.high if slash else low
     return set(range(low, high + 1, step))
+
+
+def fired(expression: str, after: datetime, until: datetime, *, at_most: int) -> int:
+    """How many times the schedule fired in (after, until], counted up to `at_most` (UTC).
+
+    NCrontab fires on a day only when both its day of month and its day of week match
+    (CrontabSchedule.TryGetNextOccurrence), unlike classic cron's either-or."""
+    second, minute, hour, day, month, weekday = parse(expression)
+    count, date = 0, after.date()
+    while date <= until.date() and count < at_most:
+        if date.day in day and date.month in month and (date.weekday() + 1) % 7 in weekday:
+            for h, m, s in itertools.product(sorted(hour), sorted(minute), sorted(second)):
+                moment = datetime(date.year, date.month, date.day, h, m, s, tzinfo=UTC)
+                count += after < moment <= until
+                if count >= at_most or moment > until:
+                    break
+        date += timedelta(days=1)
+    return count

@@ -486,6 +486,7 @@ class Settings(BaseSettings):
             verify_timeout_seconds=self.verify_timeout_seconds,
             consumer_confirm_timeout_seconds=self.consumer_confirm_timeout_seconds,
             fully_covered=frozenset(a.lower() for a in self.consumers_fully_covered),
+            schedule=self.schedule,
         )
 
     @property

@@ -6,16 +6,23 @@ unbounded). A killed run is safe (I1-I8 hold) but wasteful and alarming, so the 
 gets a budget a little shorter than the timeout: the engine starts an app only while its
 whole time still fits, lets the apps under way finish, and reports the rest as unfinished
 for the next scheduled run.
+
+A timeout too short for even one app's worst case would make every timer run start nothing,
+the next one no better: `timer_budget` refuses it at start-up, naming both values and the
+fix, as a bad setting is refused (every route 503, doctor's settings check, the timer fails).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from rotation.errors import SettingsError
+from rotation.model import STEP_MARGIN_SECONDS, longest_app_seconds
+from rotation.settings import Settings
 
 #: What the host allows when host.json names no timeout (Flex Consumption's default).
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30 * 60.0
@@ -60,3 +67,46 @@ def load_timer_budget(host_json: Path) -> float | None:
     if not isinstance(host, dict):
         raise SettingsError(f"{host_json.name} is not a JSON object")
     return timer_budget_seconds(function_timeout_seconds(host))
+
+
+def timer_budget(host_json: Path, settings: Settings) -> float | None:
+    """The timer run's budget, refused (SettingsError) when one app's worst case does not
+    fit in it."""
+    budget = load_timer_budget(host_json)
+    confirm = settings.consumer_confirm_timeout_seconds if settings.consumers_enabled else None
+    needed = longest_app_seconds(settings.verify_timeout_seconds, confirm)
+    if budget is None or budget >= needed:
+        return budget
+    parts = f"ROTATION_VERIFY_TIMEOUT_SECONDS {settings.verify_timeout_seconds:g} s"
+    if confirm is not None:
+        parts += f" + ROTATION_CONSUMER_CONFIRM_TIMEOUT_SECONDS {confirm:g} s"
+    shortest = timespan(math.ceil(needed / (1 - SAFETY_FRACTION)))
+    verify_fits = budget - (needed - settings.verify_timeout_seconds)
+    fixes = [f"set functionTimeout in host.json to at least {shortest} and deploy again"]
+    if verify_fits > 0:
+        fixes.append(f"set ROTATION_VERIFY_TIMEOUT_SECONDS to at most {math.floor(verify_fits)}")
+    raise SettingsError(
+        f"host.json functionTimeout {timespan(budget / (1 - SAFETY_FRACTION))} leaves the timer "
+        f"run {budget:g} s ({1 - SAFETY_FRACTION:.0%}), less than one app's worst case, "
+        f"{needed:g} s ({parts} + {STEP_MARGIN_SECONDS:g} s for the other steps): every timer "
+        f"run would start no app. Fix: {', or '.join(fixes)}"
+    )
+
+
+def timespan(seconds: float) -> str:
+    """Seconds as host.json writes a TimeSpan: [d.]hh:mm:ss (whole seconds)."""
+    days, rest = divmod(round(seconds), 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}.{clock}" if days else clock
+
+
+def require_schedule(settings: Settings, in_azure: bool) -> None:
+    """In Azure the timer's schedule is the app setting itself (``%ROTATION_SCHEDULE%``,
+    resolved by the host, never the Python default): unset, the timer never runs, so say so
+    rather than answer healthy."""
+    if in_azure and "schedule" not in settings.model_fields_set:
+        raise SettingsError(
+            "invalid settings: ROTATION_SCHEDULE is not set: the Functions host reads the timer's "
+            "schedule from this app setting, so no timer run happens (set it to NCRONTAB, "
+            "e.g. '0 0 3 * * *'; azd up does)"
+        )

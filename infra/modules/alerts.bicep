@@ -1,12 +1,15 @@
 // Alerts on the rotator's own log events (JSON lines, see rotation/telemetry/logs.py), read from the
 // Application Insights `traces` table, and on the Functions host's record of the timer:
 //   run.finished     fields failed, rotated, unfinished,  -> a real run (not a dry run)
-//                    dry_run                                  with failed > 0
+//                    starved, dry_run                         with failed > 0, or apps due
+//                                                             and none started (starved)
 //   app.expiry_near  fields app_id, days_left (logged only  -> an app within N days of
 //                    when the app was not rotated in a run)    expiry, still not rotated
 //   run.failed       fields error_type, error              -> a run that failed before its
 //                    (discovery, an ARM or Graph 403,          report, so no run.finished
 //                    invalid settings)
+//   app.left_unstarted fields runs, due_since            -> an app due for several scheduled
+//                                                             runs that the budget keeps leaving out
 //   settings.invalid field error (at worker start)         -> the app cannot run at all
 // plus a rule on failed timer invocations (`requests`/`exceptions` of rotation_timer), and a
 // silence alert when no real run has finished for two days (the timer stopped, the app
@@ -42,12 +45,12 @@ var parse = '''
 
 var problemQuery = replace('''
 traces
-| where message contains "run.finished" or message contains "app.expiry_near" or message contains "run.failed" or message contains "settings.invalid"
+| where message contains "run.finished" or message contains "app.expiry_near" or message contains "app.left_unstarted" or message contains "run.failed" or message contains "settings.invalid"
 __PARSE__
-| extend failed = toint(body.failed), unfinished = toint(body.unfinished), rotated = toint(body.rotated)
+| extend failed = toint(body.failed), unfinished = toint(body.unfinished), rotated = toint(body.rotated), starved = tobool(body.starved)
 | extend appId = tostring(body.app_id), daysLeft = todouble(body.days_left), runId = tostring(body.run_id), error = tostring(body.error)
-| where (eventName == "run.finished" and failed > 0 and dryRun != true) or (eventName == "app.expiry_near" and daysLeft <= __DAYS__) or eventName == "run.failed" or eventName == "settings.invalid"
-| project timestamp, eventName, runId, failed, rotated, unfinished, appId, daysLeft, error
+| where (eventName == "run.finished" and (failed > 0 or starved == true) and dryRun != true) or (eventName == "app.expiry_near" and daysLeft <= __DAYS__) or eventName == "app.left_unstarted" or eventName == "run.failed" or eventName == "settings.invalid"
+| project timestamp, eventName, runId, failed, rotated, unfinished, starved, appId, daysLeft, error
 ''', '__DAYS__', string(expiryDays))
 
 // The Functions host records each invocation in `requests` (success false when the function
@@ -95,7 +98,7 @@ resource problems 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'ACS SMTP rotation: a run failed or a password is near expiry'
-    description: 'A rotation run reported failed apps (run.finished with failed > 0; dry runs excluded), a run failed before its report (run.failed), the settings are invalid (settings.invalid), or an app was not rotated and its SMTP password expires within ${expiryDays} days (app.expiry_near). Run GET /api/doctor, and see GET /api/status or the app.failed events.'
+    description: 'A rotation run reported failed apps or started none of its due apps (run.finished with failed > 0 or starved; dry runs excluded), a run failed before its report (run.failed), the settings are invalid (settings.invalid), an app was due for several scheduled runs and none started it (app.left_unstarted), or an app was not rotated and its SMTP password expires within ${expiryDays} days (app.expiry_near). Run GET /api/doctor, and see GET /api/status or the app.failed events.'
     severity: 1
     enabled: true
     scopes: [

@@ -19,10 +19,12 @@ import traceback
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
+from rotation import ncrontab
 from rotation.core.policy import (
     early_retirement,
     plan_app,
@@ -43,6 +45,7 @@ from rotation.errors import (
     internal_error,
 )
 from rotation.model import (
+    NOT_STARTED,
     Action,
     AppOutcome,
     AppPlan,
@@ -61,6 +64,7 @@ from rotation.model import (
     RunOptions,
     RunReport,
     VaultEntry,
+    longest_app_seconds,
 )
 from rotation.run.observe import Observation
 from rotation.run.steps import NotPromoted, Retired, Steps, begin_step, promoted
@@ -71,6 +75,10 @@ if TYPE_CHECKING:
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
 log = logs.get_logger("rotation.engine")
+
+#: Scheduled runs an app may stay due and unstarted before its report says so (several:
+#: one or two are a first run spreading over thousands of apps).
+UNSTARTED_RUNS_REPORTED = 3
 
 #: How an app's work ended: its outcome, and the error the report shows with it.
 Ended = tuple[Outcome, str | None]
@@ -247,7 +255,7 @@ class AppRunner:
         """The plan under the app's busy mark, lease and deadline."""
         key = obs.app.app_id.lower()
         allowed = self._time_allowed(run)
-        refused = self._not_started(run, key, allowed, progress)
+        refused = self._not_started(run, obs, allowed, progress)
         if refused is not None:
             return refused
         job = _Job(obs.app, record, obs.entry, ends=time.monotonic() + allowed)
@@ -268,11 +276,11 @@ class AppRunner:
             self._busy.pop(key, None)
 
     def _not_started(
-        self, run: RunState, key: str, allowed: float, progress: _Progress
+        self, run: RunState, obs: Observation, allowed: float, progress: _Progress
     ) -> Ended | None:
         """Why the app does not start now, if it does not: this process is already at work
         on it, or its time does not fit in what is left of the run."""
-        holder = self._busy.get(key)
+        holder = self._busy.get(obs.app.app_id.lower())
         if holder is not None:
             log.info("app.busy", holder="this instance", held_by=holder)
             progress.held_by = holder
@@ -282,11 +290,31 @@ class AppRunner:
             )
         whole = run.options.whole_apps and allowed < self._own_time(run)
         if allowed <= self.step_margin or whole:
-            return (
-                Outcome.UNFINISHED,
-                "not started: no time left in this run; the next run completes it",
-            )
+            return Outcome.UNFINISHED, self._left_out(obs)
         return None
+
+    def _left_out(self, obs: Observation) -> str:
+        """The error of an app the run had no time for. One due for several scheduled runs
+        is said to be so: each of those runs left it unstarted (or failed it), and the next
+        is no likelier to reach it. The count is derived, not stored: the scheduled times
+        since its secret fell due (its end less ROTATION_ROTATE_BEFORE_DAYS), read from
+        ROTATION_SCHEDULE; nothing new is written anywhere to remember it. An app Key Vault
+        holds no password for yet has no such date and is not named (app.expiry_near is)."""
+        credential = obs.current_credential
+        end = credential.end if credential else None
+        if end is None:
+            return f"{NOT_STARTED}; the next run completes it"
+        due, now = end - self.rules.rotate_before, self.clock()
+        since = max(due, now - timedelta(days=366))  # a long-expired secret: a year is plenty
+        runs = ncrontab.fired(self.config.schedule, since, now, at_most=100)
+        if runs < UNSTARTED_RUNS_REPORTED:
+            return f"{NOT_STARTED}; the next run completes it"
+        log.warning("app.left_unstarted", runs=runs, due_since=due.isoformat())
+        return (
+            f"{NOT_STARTED}, again: due since {due:%Y-%m-%d %H:%M} UTC, {runs} scheduled runs "
+            "ago, and no run has rotated it; give the timer more time (host.json "
+            "functionTimeout, ROTATION_MAX_CONCURRENCY) or rotate it by name"
+        )
 
     async def _rotate(self, run: RunState, job: _Job, plan: Rotate, progress: _Progress) -> Ended:
         if plan.blocked is not None:  # the app's policy forbids it: nothing is written
@@ -419,10 +447,9 @@ class AppRunner:
     def _own_time(self, run: RunState) -> float:
         """The longest one app may take: SMTP verification, then Graph and Key Vault calls
         (and the consumers' confirmation, when checked)."""
-        own = run.verify_timeout + self.step_margin
-        if self.consumers is not None:
-            own += self.config.consumer_confirm_timeout_seconds
-        return own
+        checked = self.consumers is not None
+        confirm = self.config.consumer_confirm_timeout_seconds if checked else None
+        return longest_app_seconds(run.verify_timeout, confirm, self.step_margin)
 
     def _consumer_check(self, run: RunState, obs: Observation) -> ConsumerCheck | None:
         if run.consumers is None or self.consumers is None:

@@ -183,6 +183,7 @@ class Engine:
             failed=len(run.report.failed),
             rotated=sum(o.outcome is Outcome.ROTATED for o in outcomes),
             unfinished=len(run.report.unfinished),
+            starved=run.report.starved,
             counts=run.report.counts,
         )
 

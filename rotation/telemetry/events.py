@@ -91,7 +91,8 @@ RUN_STARTED = _event(
 RUN_FINISHED = _event(
     "run.finished",
     "A run ended. `counts` maps each outcome (rotated, retired, unchanged, planned, failed, "
-    "unfinished, busy, skipped, blocked) to its number of apps; absent outcomes are left out.",
+    "unfinished, busy, skipped, blocked) to its number of apps; absent outcomes are left out. "
+    "`starved`: apps were due and the run started none (a failure, which alerts).",
     {
         "mode": "string",
         "dry_run": "bool",
@@ -99,6 +100,7 @@ RUN_FINISHED = _event(
         "failed": "int",
         "rotated": "int",
         "unfinished": "int",
+        "starved": "bool",
         "counts": "object",
     },
     context=("run_id",),
@@ -142,6 +144,13 @@ APP_UNFINISHED = _event(
     "The app's deadline cut `step`; the next run completes it.",
     {},
     context=("run_id", "app_id", "step"),
+)
+APP_LEFT_UNSTARTED = _event(
+    "app.left_unstarted",
+    "The run had no time for an app that fell due `runs` scheduled runs ago (at `due_since`) "
+    "and is still not rotated: the timer's budget keeps leaving it out. Alerts.",
+    {"runs": "int", "due_since": "string"},
+    context=("run_id", "app_id"),
 )
 APP_EXPIRY_NEAR = _event(
     "app.expiry_near",
@@ -520,6 +529,7 @@ EVENTS: tuple[Event, ...] = (
     APP_FINISHED,
     APP_FAILED,
     APP_UNFINISHED,
+    APP_LEFT_UNSTARTED,
     APP_EXPIRY_NEAR,
     CREDENTIAL_CREATED,
     SMTP_VERIFIED,

@@ -249,6 +249,51 @@ async def test_bad_function_timeout_in_host_json_still_indexes_and_names_it(
     assert sandbox.state.requests.total() == 0
 
 
+async def test_a_function_timeout_too_short_for_one_app_is_refused_by_every_trigger(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 27: with functionTimeout 00:05:00 every timer run started nothing and said ok.
+    Now health, doctor and the timer name both values and the fix."""
+    import function_app
+    from rotation import timebudget
+
+    short = tmp_path / "host.json"
+    short.write_text(json.dumps({"version": "2.0", "functionTimeout": "00:05:00"}))
+    real = timebudget.load_timer_budget
+    monkeypatch.setattr(timebudget, "load_timer_budget", lambda _path: real(short))
+    for key, value in sandbox.env(WEBSITE_SITE_NAME="func-x").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
+    module = importlib.reload(function_app)
+
+    status, health = await get(module, "health")
+    line = health["error"]["message"]
+    assert (status, health["error"]["code"]) == (503, "invalid_settings")
+    for named in ("functionTimeout 00:05:00", "270 s", "360 s", "at least 00:06:40"):
+        assert named in line
+    status, doctor = await get(module, "doctor")
+    assert (status, doctor["checks"][0]["detail"]) == (503, line)
+    assert "ROTATION_VERIFY_TIMEOUT_SECONDS=<value>" in doctor["checks"][0]["fix"]
+    with pytest.raises(SettingsError, match="functionTimeout 00:05:00"):
+        await trigger(module, "rotation_timer")(TimerRequest())
+    assert sandbox.state.requests.total() == 0
+
+
+async def test_in_azure_an_unset_schedule_is_refused_by_name(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import function_app
+
+    for key, value in sandbox.env(WEBSITE_SITE_NAME="func-x").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ROTATION_SCHEDULE", raising=False)
+    module = importlib.reload(function_app)
+
+    status, health = await get(module, "health")
+    assert status == 503
+    assert health["error"]["message"].startswith("invalid settings: ROTATION_SCHEDULE is not set")
+
+
 # ----- health and status ------------------------------------------------------------------
 
 

@@ -168,6 +168,48 @@ async def test_a_run_that_fails_before_its_report_fires_at_once(
     assert fires("silenceQuery", tables) == [{"runs": 0}]
 
 
+async def test_a_run_that_starts_no_due_app_fails_and_fires_and_names_the_app_left_out(
+    sandbox: Sandbox, api: Api, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: a run whose budget fits no app said ok. Now it is a failure (the problem
+    rule and, through the raised invocation, the timer rule), and an app that fell due ten
+    daily runs ago and is left out again is named (app.left_unstarted)."""
+    stale = sandbox.add_sender()
+    assert (await api.timer())["counts"] == {"rotated": 1}  # Key Vault serves a 180-day secret
+    sandbox.state.clock.advance(timedelta(days=160))  # due since ten days: ten daily runs
+    fresh = sandbox.add_sender(lifetime=timedelta(days=29))  # due, but no run has missed it yet
+    captured.truncate(0)
+    captured.seek(0)
+    api.timer_budget_seconds = 0.001  # discovery alone outlives it: nothing can start
+    created = sandbox.state.requests["graph POST /applications/{id}/addPassword"]
+    import function_app
+
+    monkeypatch.setattr(function_app, "api", api)
+    with pytest.raises(RuntimeError, match="2 app\\(s\\) due and none started") as caught:
+        await function_app.rotation_timer(TimerRequest())
+
+    assert fires("timerQuery", host_records(caught.value)) != []
+    rows = fires("problemQuery", {"traces": traces(captured.getvalue())})
+    (run,) = [r for r in rows if r["eventName"] == "run.finished"]
+    assert (run["starved"], run["failed"], run["unfinished"]) == (True, 0, 2)
+    (left,) = [r for r in rows if r["eventName"] == "app.left_unstarted"]
+    assert left["appId"] == stale.app_id
+    assert fresh.app_id not in str(rows)
+    assert sandbox.state.requests["graph POST /applications/{id}/addPassword"] == created
+
+
+async def test_a_run_that_started_its_due_apps_is_not_starved(
+    sandbox: Sandbox, api: Api, captured: io.StringIO
+) -> None:
+    sandbox.add_sender(lifetime=timedelta(days=20))
+
+    report = await api.timer()
+
+    assert (report["ok"], report["counts"]) == (True, {"rotated": 1})
+    assert '"starved": false' in captured.getvalue()
+    assert fires("problemQuery", {"traces": traces(captured.getvalue())}) == []
+
+
 async def test_silence_waits_until_the_first_scheduled_run_could_have_happened() -> None:
     """A fresh deployment has no run yet: quiet until two days after it, then it alerts."""
     empty: kql.Tables = {"traces": []}

@@ -125,6 +125,14 @@ async def _world(sandbox: Sandbox) -> None:
     async with open_service(settings()) as service:  # type: ignore[arg-type]
         await service.run(RunOptions((victim.app_id, blocked.app_id)))
 
+    # A timer run whose budget fits no app: starved, and the apps due for many scheduled runs
+    # (their Key Vault secrets end within the rotation window) named as left unstarted.
+    api = Api(settings(), open_service, timer_budget_seconds=0.001)  # type: ignore[arg-type]
+    try:
+        assert (await api.timer())["ok"] is False
+    finally:
+        await api.close()
+
     # Failures before a run's report: ARM refuses discovery (the identity lost Reader), and
     # a worker starts with invalid settings (its timer fails with the same line).
     sandbox.state.role_assignments = [

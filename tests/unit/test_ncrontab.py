@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -86,3 +87,27 @@ def test_what_the_host_refuses_is_refused_saying_which_field(expression: str, me
         load_settings({**BASE, "ROTATION_SCHEDULE": expression})
     assert str(refused.value).startswith("invalid settings: ROTATION_SCHEDULE: ")
     assert message in str(refused.value)
+
+
+AFTER = datetime(2026, 12, 1, 12, tzinfo=UTC)  # a Tuesday
+UNTIL = datetime(2026, 12, 10, 3, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "times"),
+    [
+        ("0 0 3 * * *", 9),  # 2 December to 10 December, each at 03:00
+        ("0 0 3 * * Mon", 1),  # 7 December
+        ("0 0 3 8 * Mon", 0),  # NCrontab: the 8th AND a Monday (the 8th is a Tuesday)
+        ("0 0 3 8 * Tue", 1),
+        ("0 0 12 1 * *", 0),  # 12:00 on the 1st is the start itself, which does not count
+        ("0 0 */6 * * *", 34),  # 18:00 on the 1st, 4 a day for 8 days, 00:00 on the 10th
+        ("0 0 3 31 2 *", 0),  # never
+    ],
+)
+def test_the_times_a_schedule_fired_are_counted(expression: str, times: int) -> None:
+    assert ncrontab.fired(expression, AFTER, UNTIL, at_most=100) == times
+
+
+def test_counting_stops_at_the_cap() -> None:
+    assert ncrontab.fired("* * * * * *", AFTER, UNTIL, at_most=7) == 7
