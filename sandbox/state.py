@@ -245,6 +245,9 @@ class SandboxState:
         self.role_assignments: list[RoleAssignment] = []
         # ARM pages role-assignment lists (nextLink); tests shrink this to see paging.
         self.arm_page_size = 50
+        #: Items on each successive page of a Key Vault listing; past the end (and when
+        #: empty), pages hold maxresults. See vault_api._window for the recording.
+        self.vault_page_sizes: tuple[int, ...] = ()
         self.subscriptions: set[str] = set()
         self.vault: dict[str, list[SecretVersion]] = {}  # name (lower) -> versions, oldest first
         # The vault's name as App Service references report it (the first label of its host).

@@ -40,9 +40,7 @@ from sandbox.vault_api import (
     _bundle,
     _epoch,
     _name,
-    _next_query,
-    _page_size,
-    _skip,
+    _window,
 )
 
 
@@ -61,13 +59,10 @@ async def list_deleted_secrets(request: web.Request) -> web.Response:
     ready = sorted(
         (d for d in state.deleted_secrets.values() if now >= d.ready), key=lambda d: d.name.lower()
     )
-    page_size, offset = _page_size(request), _skip(request)
-    page = ready[offset : offset + page_size]
-    next_link = None
-    if offset + page_size < len(ready):
-        query = _next_query(request, offset, page_size)
-        next_link = f"{_base_url(request)}/deletedsecrets?{query}"
-    return web.json_response({"value": [_item(request, d) for d in page], "nextLink": next_link})
+    window, query = _window(request, len(ready))
+    next_link = None if query is None else f"{_base_url(request)}/deletedsecrets?{query}"
+    page = [_item(request, d) for d in ready[window]]
+    return web.json_response({"value": page, "nextLink": next_link})
 
 
 def _item(request: web.Request, deleted: DeletedSecret) -> dict[str, Any]:

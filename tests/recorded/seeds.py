@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sandbox.builtin_roles import CONTRIBUTOR
@@ -31,12 +32,15 @@ def _versions(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
     """`count` more versions of secret `name` (a recorded vault had that many)."""
     now = sandbox.state.clock.now()
     versions = sandbox.state.vault.setdefault(step["name"].lower(), [])
+    days = step.get("expires_in_days")
+    expires = None if days is None else now + timedelta(days=days)
+    content_type, tags = step.get("content_type"), step.get("tags", {})
     for i in range(step["count"]):
-        versions.append(
-            SecretVersion(
-                step["name"], uuid.uuid4().hex, str(i), None, {}, True, None, None, now, now
-            )
-        )
+        version = SecretVersion(
+            step["name"], uuid.uuid4().hex, str(i), content_type, dict(tags), True, expires, None,
+            now, now,
+        )  # fmt: skip
+        versions.append(version)
     return {}
 
 
@@ -51,8 +55,14 @@ def _deleted(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
     """`count` soft-deleted secrets (a recorded vault had that many)."""
     for i in range(step["count"]):
         name = f"{step.get('prefix', 'deleted')}-{i:03d}"
-        _versions(sandbox, {"name": name, "count": 1})
+        _versions(sandbox, {**step, "name": name, "count": 1})
         sandbox.state.soft_delete_secret(name)
+    return {}
+
+
+def _vault_pages(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """Key Vault's pages as the recording had them (sizes, empty ones included)."""
+    sandbox.state.vault_page_sizes = tuple(step["sizes"])
     return {}
 
 
@@ -99,4 +109,5 @@ SEEDS: dict[str, Seed] = {
     "versions": _versions,
     "secrets": _secrets,
     "deleted": _deleted,
+    "vault_pages": _vault_pages,
 }

@@ -299,3 +299,25 @@ async def test_add_password_reads_graphs_documented_answer(
     assert answers.sent == [
         ("POST", "https://graph.microsoft.com/v1.0/applications/%7Bid%7D/addPassword")
     ]
+
+
+async def test_deleted_names_follow_the_recorded_empty_pages_to_the_end(
+    closing: list[object],
+) -> None:
+    answers = Answers(entries("kv-list-deleted"), CHALLENGE)
+    adapter = await vault(answers, "https://vaultname.vault.azure.net")
+    closing.append(adapter)
+
+    found = await adapter.deleted_names()
+
+    assert sorted(found) == [
+        "listsecretname-canlistdeletedsecrets-44839414163996950",
+        "listsecretname-canlistdeletedsecrets-44839414163996951",
+        "listsecretname-canlistdeletedsecretsbypage-11880578813340470",
+        "listsecretname-canlistdeletedsecretsbypage-11880578813340471",
+        "livekvtestsecret-name50a138e2",
+        "livekvtestsecret-namee8553665",
+    ]
+    assert found["livekvtestsecret-name50a138e2"].deleted == at(1774471047)
+    assert found["livekvtestsecret-name50a138e2"].purge_on == at(1782247047)
+    assert not answers.pending  # all five pages, the two empty first ones included
