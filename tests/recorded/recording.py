@@ -71,6 +71,9 @@ class Recording:
     service: str  # vault, arm, graph
     source: Mapping[str, str]
     entries: tuple[Entry, ...]
+    #: False for an answer the adapters read but the sandbox does not serve (a request the
+    #: rotator never sends, kept for the shape of what it returns; the file says why).
+    replayed: bool = True
 
     @property
     def exchanges(self) -> list[Entry]:
@@ -82,8 +85,10 @@ def load(path: Path) -> Recording:
     source = raw["source"]
     if not all(source.get(k) for k in ("repo", "path", "commit")):
         raise ValueError(f"{path.name}: source needs repo, path and commit")
+    if raw.get("replayed", True) is False and not raw.get("why_not_replayed"):
+        raise ValueError(f"{path.name}: a recording the sandbox does not replay says why")
     entries = tuple(_entry(i, item) for i, item in enumerate(raw["entries"], start=1))
-    return Recording(path.stem, raw["service"], source, entries)
+    return Recording(path.stem, raw["service"], source, entries, raw.get("replayed", True))
 
 
 def load_all() -> list[Recording]:

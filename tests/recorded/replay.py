@@ -91,7 +91,7 @@ async def replay(
     results = []
     for entry in recording.entries:
         if entry.seed is not None:
-            ids.words.update(seeds.run(sandbox, entry.seed))
+            ids.words.update(seeds.run(sandbox, json.loads(ids.swap(json.dumps(entry.seed)))))
             continue
         answer = await _send(entry, recording.service, sandbox, http, token, ids)
         ids.learn(entry.body, answer.body)

@@ -2,7 +2,8 @@
 (delete a secret, create an ACS resource, register an app), done on the sandbox's state.
 
 Each returns the recorded ids it made sandbox objects for (recorded id -> sandbox id), so
-that later requests naming the recorded ids reach the seeded objects.
+that later requests naming the recorded ids reach the seeded objects; a step naming an id
+an earlier step mapped receives the sandbox's id.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ def run(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _soft_delete(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
-    sandbox.state.soft_delete_secret(step["name"])
+    """A DELETE of the secret; a recording that polled the deletion takes `seconds`."""
+    finishing = timedelta(seconds=step.get("seconds", 0))
+    sandbox.state.soft_delete_secret(step["name"], finishing_in=finishing)
+    return {}
+
+
+def _wait(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """The time that passed between two recorded requests, on the sandbox's clock."""
+    sandbox.state.clock.advance(timedelta(seconds=step["seconds"]))
     return {}
 
 
@@ -100,8 +109,16 @@ def _application(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+def _password(sandbox: Sandbox, step: Mapping[str, Any]) -> dict[str, str]:
+    """A password of the recorded application, as an earlier addPassword made it."""
+    app = sandbox.state.applications[step["object_id"]]  # mapped by the replay already
+    credential = sandbox.state.add_password(app, display_name=step.get("display_name"))
+    return {step["key_id"]: credential.key_id}
+
+
 SEEDS: dict[str, Seed] = {
     "application": _application,
+    "password": _password,
     "subscription": _subscription,
     "acs_resource": _acs_resource,
     "contributor": _contributor,
@@ -109,5 +126,6 @@ SEEDS: dict[str, Seed] = {
     "versions": _versions,
     "secrets": _secrets,
     "deleted": _deleted,
+    "wait": _wait,
     "vault_pages": _vault_pages,
 }

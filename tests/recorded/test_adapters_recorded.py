@@ -321,3 +321,41 @@ async def test_deleted_names_follow_the_recorded_empty_pages_to_the_end(
     assert found["livekvtestsecret-name50a138e2"].deleted == at(1774471047)
     assert found["livekvtestsecret-name50a138e2"].purge_on == at(1782247047)
     assert not answers.pending  # all five pages, the two empty first ones included
+
+
+async def test_add_password_reads_the_recorded_password_credential(
+    settings: Settings, closing: list[object]
+) -> None:
+    """Graph's real bytes (the servicePrincipal action's answer: the same passwordCredential
+    resource, @odata.context and all)."""
+    answers = Answers(entries("graph-sp-add-password"))
+    adapter = entra(settings, answers)
+    closing.append(adapter)
+    record = AppRecord("b469e51b-0483-4042-8ff3-53c0aa2465fd", "app", "ssp550078c992b", ())
+
+    created = await adapter.add_password(record, "sppass", datetime(2024, 7, 24, tzinfo=UTC))
+
+    assert created.credential == Credential(
+        "d8f2597e-c059-4bda-962a-19c13e178dae",
+        "sppass",
+        datetime(2023, 7, 24, 2, 30, 40, 855203, tzinfo=UTC),
+        datetime(2024, 7, 24, 2, 30, 40, 855203, tzinfo=UTC),
+        "bzj",
+    )
+    assert created.value.get_secret_value() == "REDACTED"
+
+
+async def test_remove_password_accepts_the_documented_204(
+    settings: Settings, closing: list[object]
+) -> None:
+    answers = Answers(entries("graph-remove-password"))
+    adapter = entra(settings, answers)
+    closing.append(adapter)
+    record = AppRecord("{id}", "d2f8b1a0-0000-4000-8000-00000000a002", "documented", ())
+
+    removed = await adapter.remove_password(record, "f0b0b335-1d71-4883-8f98-567911bfdca6")
+
+    assert removed is True
+    assert answers.sent == [
+        ("POST", "https://graph.microsoft.com/v1.0/applications/%7Bid%7D/removePassword")
+    ]

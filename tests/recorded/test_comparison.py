@@ -123,6 +123,16 @@ def test_a_vendored_file_must_name_its_source(tmp_path: Path) -> None:
         load(path)
 
 
+def test_a_recording_kept_from_the_sandbox_must_say_why(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    source = {"repo": "r", "path": "p", "commit": "c" * 40}
+    path.write_text(
+        json.dumps({"source": source, "service": "graph", "replayed": False, "entries": []})
+    )
+    with pytest.raises(ValueError, match="does not replay says why"):
+        load(path)
+
+
 def test_every_vendored_recording_names_repo_path_and_commit() -> None:
     for rec in recording.load_all():
         assert len(rec.source["commit"]) == 40, rec.case
