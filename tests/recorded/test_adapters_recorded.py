@@ -15,7 +15,14 @@ from pydantic import SecretStr
 from rotation.azure.acs import ArmReader
 from rotation.azure.entra import EntraAdapter, graph_client
 from rotation.azure.key_vault import VaultAdapter
-from rotation.model import AppRecord, Credential, DeletedName, ManagedApp, NewSecret
+from rotation.model import (
+    AppRecord,
+    Credential,
+    DeletedName,
+    ManagedApp,
+    NewSecret,
+    PrincipalEntry,
+)
 from rotation.settings import Settings, load_settings
 from tests.recorded import recording
 from tests.recorded.recording import Entry
@@ -359,3 +366,24 @@ async def test_remove_password_accepts_the_documented_204(
     assert answers.sent == [
         ("POST", "https://graph.microsoft.com/v1.0/applications/%7Bid%7D/removePassword")
     ]
+
+
+async def test_service_principals_parse_the_recorded_listing(
+    settings: Settings, closing: list[object]
+) -> None:
+    answers = Answers(entries("graph-sp-listing"))
+    adapter = entra(settings, answers)
+    closing.append(adapter)
+
+    found = await adapter.service_principals(["B469E51B-0483-4042-8FF3-53C0AA2465FD"])
+
+    assert found == {
+        "b469e51b-0483-4042-8ff3-53c0aa2465fd": PrincipalEntry(
+            "b469e51b-0483-4042-8ff3-53c0aa2465fd",
+            "0e9cd244-989f-463b-9381-bdc90e02570e",
+            "Application",
+            "54826b22-38d6-4fb2-bad9-b7b93a3e9c5a",
+        )
+    }
+    assert "$filter=id" in answers.sent[0][1]
+    assert "$select=" in answers.sent[0][1]
