@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 
 import jwt
 
-from rotation.errors import SigningKeysUnavailable, UnknownSigningKey
+from rotation.errors import SigningKeysUnavailable, UnknownSigningKey, describe
 from rotation.model import Requester
 from rotation.settings import canonical_guid
 
@@ -141,7 +141,7 @@ class TokenCheck:
                 401, "token_unknown_key", "the token is signed with a key Entra does not publish"
             ) from None
         except SigningKeysUnavailable as exc:
-            raise Refusal(503, "signing_keys_unavailable", str(exc)) from None
+            raise Refusal(503, "signing_keys_unavailable", describe(exc)) from None
         claims = self._verified(token, key, issuer)
         return self._caller(claims)
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rotation import answers, doctor, render
-from rotation.errors import RotationError, SettingsError
+from rotation.errors import RotationError, SettingsError, describe
 from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
+        print(describe(exc), file=sys.stderr)
         return 2
     logs.configure(
         settings.log_format,
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_dispatch(args, settings, console))
     except RotationError as exc:
-        print(f"error: {redaction.scrub(str(exc))}", file=sys.stderr)
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
 
 

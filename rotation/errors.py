@@ -150,8 +150,10 @@ def internal_error(exc: BaseException) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """An error for a report: our own errors' messages (written for operators, scrubbed),
-    the type alone for anything else."""
+    """The one way an error reaches an operator (report, log line, HTTP answer, CLI, doctor):
+    our own errors' messages (written for operators, with the service's request ids when
+    an adapter had them: rotation/azure/errors.reason), scrubbed; the type alone for
+    anything else. tests/unit/test_azure_errors.py holds every other module to it."""
     if isinstance(exc, RotationError):
         return redaction.scrub(str(exc))
     return internal_error(exc)

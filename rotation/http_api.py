@@ -28,7 +28,7 @@ from rotation import answers
 from rotation.auth import Caller, Refusal, Role, TokenCheck, client_address
 from rotation.doctor import Site, diagnose, ok
 from rotation.doctor import text as doctor_lines
-from rotation.errors import LeaseStoreUnavailable, RotationError
+from rotation.errors import LeaseStoreUnavailable, RotationError, describe
 from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
@@ -281,7 +281,7 @@ class Api:
             try:
                 rows = await self.service.status()
             except RotationError as exc:
-                return problem(502, "upstream_failed", str(exc))
+                return problem(502, "upstream_failed", describe(exc))
             return 200, answers.Status.of(rows).body()
 
     async def rotations(self, body: bytes, headers: Mapping[str, str]) -> Answer:
@@ -323,11 +323,11 @@ class Api:
             )
             report = await self.service.run(options)
         except UnknownApps as exc:
-            return problem(404, "unknown_apps", str(exc), app_ids=exc.app_ids)
+            return problem(404, "unknown_apps", describe(exc), app_ids=exc.app_ids)
         except LeaseStoreUnavailable as exc:
-            return problem(503, "lease_store_unavailable", str(exc))
+            return problem(503, "lease_store_unavailable", describe(exc))
         except RotationError as exc:
-            return problem(502, "upstream_failed", str(exc))
+            return problem(502, "upstream_failed", describe(exc))
         log.info("http.rotation_answered", run_id=report.run_id, ok=report.ok)
         if report.busy:
             # Another run (here or on another instance) holds these apps' leases; the
@@ -378,7 +378,7 @@ class Api:
                 )
                 report = await self.service.run(options)
         except Exception as exc:
-            log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
+            log.error("run.failed", error_type=type(exc).__name__, error=describe(exc))
             raise
         return answers.RunReport.of(report).body()
 

@@ -55,9 +55,9 @@ from azure.mgmt.core import AsyncARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
-from rotation.azure.errors import RETRY, error_code, first_line, map_arm_errors
+from rotation.azure.errors import RETRY, map_arm_errors
 from rotation.azure.trust import connection_options
-from rotation.errors import PermissionDenied, ServiceUnavailable
+from rotation.errors import ServiceUnavailable
 from rotation.model import UNREPORTED, ConsumerReference, SettingType
 from rotation.settings import Settings
 
@@ -169,30 +169,24 @@ class WebSiteReader:
 @contextmanager
 def _map_errors(what: str) -> Iterator[None]:
     """ARM's mapping, with the fix for a 403 on a consumer site, and a body that is not JSON."""
-    with map_arm_errors(what):
+    with map_arm_errors(what, _site_forbidden):
         try:
             yield
         except ValueError:
             raise ServiceUnavailable(
                 f"Azure Resource Manager answered {what} with something other than JSON"
             ) from None
-        except HttpResponseError as exc:
-            if exc.status_code != 403:
-                raise
-            # ARM's own message names the exact action it refused; keep it.
-            raise PermissionDenied(
-                f"could not read or refresh {what}: the rotator's identity needs, at that "
-                "scope, the consumer checker role of infra/modules/custom-roles.bicep for "
-                "listing sites and reading app-setting references, and Website Contributor "
-                "for the connection-string references and the refresh, which no published "
-                f"operation names (docs/deploy.md) ({_message(exc)})"
-            ) from None
 
 
-def _message(exc: HttpResponseError) -> str:
-    code = error_code(exc)
-    text = first_line(exc, 400) or type(exc).__name__
-    return f"{code}: {text}" if code else text
+def _site_forbidden(what: str, why: str) -> str:
+    # ARM's own message (`why`) names the exact action it refused; keep it.
+    return (
+        f"could not read or refresh {what}: the rotator's identity needs, at that "
+        "scope, the consumer checker role of infra/modules/custom-roles.bicep for "
+        "listing sites and reading app-setting references, and Website Contributor "
+        "for the connection-string references and the refresh, which no published "
+        f"operation names (docs/deploy.md) ({why})"
+    )
 
 
 def _reference(

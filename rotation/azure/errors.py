@@ -3,14 +3,16 @@
 The adapters (arm, web, vault, entra) each translate SDK exceptions into rotation.errors
 types inside one mapping context manager, shaped like httpx's ``map_exceptions``; the
 pieces they share live here: the retry settings, what a refusal is, the service's error code,
-the first line of its message (with the request ids support asks for), Entra's refusal of a
-token for an endpoint it does not know (a wrong endpoint setting), and the ARM mapping,
-which the ACS reader (arm.py) and the App Service reader (web.py) both use.
+the first line of its message (with the request ids support asks for): `reason`, the one way
+an adapter words what a service said; Entra's refusal of a token for an endpoint it does not
+know (a wrong endpoint setting), and the ARM mapping, written once, which the ACS reader
+(acs.py) and the App Service reader (app_service.py, with its own 403 wording) both use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from azure.core.exceptions import (
@@ -30,6 +32,7 @@ from rotation.errors import (
     RotationError,
     ServiceUnavailable,
 )
+from rotation.telemetry import redaction
 
 #: azure-core retry policy for ARM and Key Vault: up to 5 retries, exponential back-off
 #: from 0.8 s capped at 30 s, and Retry-After honoured whenever the service sends it.
@@ -61,10 +64,19 @@ def first_line(exc: BaseException, limit: int = 300, *, or_str: bool = True) -> 
 
 
 def reason(exc: BaseException, *, code: bool = True) -> str:
-    """ "Code: first line; request-id ..." (the type's name when the service said nothing)."""
-    text = first_line(exc) or type(exc).__name__
+    """The one way an adapter words what a service (or library) said when it failed:
+    "Code: first line; request-id ...", with Entra's own words (the AADSTS line) when a
+    credential passed them on below its summary, and the type's name when nothing was
+    said. Scrubbed: a service never echoes a secret, but its text is not ours."""
+    text = str(exc)
+    entra = AADSTS.search(text)
+    line = entra.group(0)[:300] if entra else first_line(exc) or type(exc).__name__
     found = error_code(exc) if code else None
-    return (f"{found}: {text}" if found else text) + request_ids.suffix(exc)
+    return redaction.scrub((f"{found}: {line}" if found else line) + request_ids.suffix(exc))
+
+
+#: Entra's error line (DefaultAzureCredential puts its own summary first, the cause below).
+AADSTS = re.compile(r"AADSTS\d+:[^\r\n]*")
 
 
 #: Entra's code for a token requested for a resource it does not know: a mistyped or
@@ -83,10 +95,20 @@ def unknown_resource(exc: BaseException, endpoint: str, setting: str) -> str | N
     )
 
 
+def _reader_missing(what: str, why: str) -> str:
+    return (
+        f"could not read {what}: grant the rotator's identity the Reader role on the "
+        f"subscription or resource ({why}); {GRANT_DELAY}"
+    )
+
+
 @contextmanager
-def map_arm_errors(what: str) -> Iterator[None]:
-    """Translates a failed Azure Resource Manager read of `what` into a rotation error that
-    says how to fix it. Our own errors pass through untouched."""
+def map_arm_errors(
+    what: str, forbidden: Callable[[str, str], str] = _reader_missing
+) -> Iterator[None]:
+    """Translates a failed Azure Resource Manager call on `what` into a rotation error that
+    says how to fix it; `forbidden(what, reason)` words a 403 (by default: the Reader role).
+    Our own errors pass through untouched."""
     try:
         yield
     except RotationError:
@@ -104,10 +126,7 @@ def map_arm_errors(what: str) -> Iterator[None]:
                 f"Azure Resource Manager ({reason(exc)})"
             ) from None
         if status == 403:
-            raise PermissionDenied(
-                f"could not read {what}: grant the rotator's identity the Reader role on the "
-                f"subscription or resource ({reason(exc)}); {GRANT_DELAY}"
-            ) from None
+            raise PermissionDenied(forbidden(what, reason(exc))) from None
         if is_refusal(status):
             raise InvalidRequest(
                 f"Azure Resource Manager refused to read {what} ({reason(exc)})"

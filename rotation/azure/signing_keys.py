@@ -25,6 +25,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKClientConnectionError, PyJWKClientError
 
+from rotation.azure.errors import reason as _reason
 from rotation.azure.trust import trusted_ssl_context
 from rotation.errors import SigningKeysUnavailable, UnknownSigningKey
 from rotation.settings import Settings
@@ -142,7 +143,3 @@ class SigningKeys:
                 f"Entra's OpenID Connect metadata ({self.metadata_url}) has no https jwks_uri"
             )
         return jwks_uri
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:200]}"

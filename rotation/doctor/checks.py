@@ -293,7 +293,7 @@ async def smtp(facts: Facts, clients: Clients) -> list[Check]:
             Check(
                 "smtp",
                 "fail",
-                str(exc),
+                describe(exc),
                 f"openssl s_client -starttls smtp -connect {verifier.endpoint}   # from the "
                 "Function App's network: allow outbound TCP to it",
             )

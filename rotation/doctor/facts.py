@@ -8,18 +8,17 @@ import asyncio
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from rotation.azure.errors import reason
 from rotation.doctor.shared import ARM, GRAPH, KEYVAULT, Clients, Facts, Site, Token
 from rotation.errors import RotationError, internal_error
 from rotation.model import AppRecord
 from rotation.permissions import VAULT_DATA_ACTIONS
 from rotation.run.discovery import Inventory, Survey, Unread, action_allowed, explore
 from rotation.settings import Settings
-from rotation.telemetry import redaction
 
 
 async def gather(settings: Settings, site: Site, clients: Clients) -> Facts:
@@ -56,7 +55,7 @@ async def _token(clients: Clients, service: str, resource: str, setting: str) ->
     try:
         token = await clients.credential.get_token(f"{resource}/.default")
     except Exception as exc:  # any credential failure is this token's finding
-        return Token(service, resource, setting, error=_token_reason(exc))
+        return Token(service, resource, setting, error=reason(exc))
     return Token(service, resource, setting, claims=token_claims(token.token))
 
 
@@ -104,13 +103,3 @@ def token_claims(token: str) -> dict[str, Any]:
     except (IndexError, ValueError, binascii.Error):
         return {}
     return decoded if isinstance(decoded, dict) else {}
-
-
-def _token_reason(exc: Exception) -> str:
-    """Entra's own words (the AADSTS line) when the credential chain passed them on; else
-    the first line. DefaultAzureCredential puts its summary first and the cause below."""
-    text = redaction.scrub(str(exc))
-    found = re.search(r"AADSTS\d+:[^\r\n]*", text)
-    lines = text.strip().splitlines()
-    reason = found.group(0) if found else (lines[0] if lines else type(exc).__name__)
-    return f"{type(exc).__name__}: {reason[:300]}"

@@ -68,7 +68,7 @@ from rotation.model import (
 )
 from rotation.run.observe import Observation
 from rotation.run.steps import NotPromoted, Retired, Steps, begin_step, promoted
-from rotation.telemetry import logs, redaction
+from rotation.telemetry import logs
 
 if TYPE_CHECKING:
     from rotation.run.consumers import ConsumerScan, ConsumerTracker
@@ -377,7 +377,7 @@ class AppRunner:
                 # A shortened budget cannot tell slow propagation from a real refusal;
                 # the next timer run, with the full verify timeout, can.
                 return (
-                    f"{redaction.scrub(str(exc))} (this run allowed only {timeout:.0f} s; "
+                    f"{describe(exc)} (this run allowed only {timeout:.0f} s; "
                     "the next timer run completes the rotation)"
                 )
             raise
@@ -402,7 +402,7 @@ class AppRunner:
         try:
             await self.steps.check_names(app, entry, known)
         except SecretNameDeleted as exc:
-            return redaction.scrub(str(exc))
+            return describe(exc)
         return None
 
     async def _settle_untouched(
@@ -492,7 +492,7 @@ def _stopped(exc: Exception, progress: _Progress) -> Ended:
     if isinstance(exc, LeaseTaken):
         log.info("app.busy", holder="another run", held_by=exc.run_id)
         progress.held_by = exc.run_id
-        return Outcome.BUSY, str(exc)
+        return Outcome.BUSY, describe(exc)
     if isinstance(exc, TimeoutError):
         log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
         if progress.promoted:  # only the consumers or the retirement were cut
@@ -500,15 +500,15 @@ def _stopped(exc: Exception, progress: _Progress) -> Ended:
         return Outcome.UNFINISHED, "ran out of time; the next run completes it"
     if isinstance(exc, SecretNameDeleted):
         # Not a failure of ours: an operator must recover (or purge) the name first.
-        error = redaction.scrub(str(exc))
+        error = describe(exc)
         log.warning("app.blocked", secret_name=exc.name, fix=exc.fix, error=error)
         return Outcome.BLOCKED, error
     if isinstance(exc, PasswordAdditionBlocked):  # Graph refused it: a policy we did not see
-        error = redaction.scrub(str(exc))
+        error = describe(exc)
         log.warning("app.blocked", secret_name="", fix=exc.fix, error=error)
         return Outcome.BLOCKED, error
     if isinstance(exc, RotationError):
-        error = redaction.scrub(str(exc))
+        error = describe(exc)
         log.error("app.failed", error=error, error_type=type(exc).__name__)
         return Outcome.FAILED, error
     # A bug (a changed SDK shape, say): this app's failure only.

@@ -31,10 +31,10 @@ from datetime import datetime
 
 from rotation.core.concurrency import bounded
 from rotation.core.ports import WebSites
-from rotation.errors import PermissionDenied, RotationError
+from rotation.errors import PermissionDenied, describe
 from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp, reference_problem
 from rotation.settings import USERNAME_SUFFIX, Settings
-from rotation.telemetry import logs, redaction
+from rotation.telemetry import logs
 
 log = logs.get_logger("rotation.consumers")
 
@@ -182,7 +182,7 @@ class ConsumerTracker:
                     break
                 await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
         except Exception as exc:  # a site's failure is that site's, never the rotation's
-            return seen, _unreachable(site_id, _why(exc))
+            return seen, _unreachable(site_id, describe(exc))
         for ref in seen:
             if ref.confirmed_at is not None:
                 log.info(
@@ -218,7 +218,7 @@ class _Problems:
     denied: list[str] = field(default_factory=list)
 
     def add(self, site: str, exc: Exception) -> None:
-        line = _unreachable(site, _why(exc))
+        line = _unreachable(site, describe(exc))
         self.unreachable.append(line)
         if isinstance(exc, PermissionDenied):
             self.denied.append(line)
@@ -228,13 +228,6 @@ def _unreachable(site: str, why: str) -> str:
     """Logs a consumer candidate that could not be read and says so in one line."""
     log.warning("consumer.unreachable", site=site, error=why)
     return f"{site}: {why}"
-
-
-def _why(exc: Exception) -> str:
-    """An operator's reason: our own errors say it already; anything else is named."""
-    if isinstance(exc, RotationError):
-        return redaction.scrub(str(exc))
-    return f"unexpected {type(exc).__name__}: {redaction.scrub(str(exc))[:200]}"
 
 
 def _secret_names(app: ManagedApp) -> frozenset[str]:
