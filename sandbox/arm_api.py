@@ -568,5 +568,12 @@ def _role_definition_json(role: RoleDefinition, subscription: str | None) -> dic
                     "notDataActions": [],
                 }
             ],
+            # Audit fields as a recorded Contributor carries them, nobody named for a
+            # built-in role (azure-sdk-assets, java/sdk/resourcemanager/azure-resourcemanager-
+            # authorization RoleAssignmentTests.canCRUDRoleAssignment.json, @290e4820).
+            "createdOn": SEEDED_AT,
+            "updatedOn": SEEDED_AT,
+            "createdBy": None if role.role_type == "BuiltInRole" else SEEDED_BY,
+            "updatedBy": None if role.role_type == "BuiltInRole" else SEEDED_BY,
         },
     }

@@ -5,6 +5,7 @@ passes on the bytes Azure really sent, whatever the sandbox says. No network, no
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -387,3 +388,25 @@ async def test_service_principals_parse_the_recorded_listing(
     }
     assert "$filter=id" in answers.sent[0][1]
     assert "$select=" in answers.sent[0][1]
+
+
+async def test_role_definition_parses_the_recorded_definition(closing: list[object]) -> None:
+    """The recorded Contributor, listed by name there, served as the GET by id the rotator
+    makes (the same RoleDefinition resource; arm-role-definition.json says why)."""
+    listing = entries("arm-role-definition")[0]
+    by_id = dataclasses.replace(listing, body=listing.body["value"][0])
+    answers = Answers([by_id])
+    reader = arm(answers)
+    closing.append(reader)
+    definition_id = by_id.body["id"]
+
+    found = await reader.role_definition(definition_id)
+
+    assert (found.id, found.role_name, found.actions) == (definition_id, "Contributor", ("*",))
+    assert "Microsoft.Authorization/*/Write" in found.not_actions
+    assert len(found.not_actions) == 8
+    assert (
+        answers.sent[0][1]
+        .split("?")[0]
+        .endswith("/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c")
+    )

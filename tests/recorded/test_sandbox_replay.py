@@ -82,3 +82,29 @@ async def test_a_recording_the_sandbox_does_not_match_is_caught(sandbox: Sandbox
         "kv-get-deleted-missing#2 GET: error.code: 'SecretGone' recorded, 'SecretNotFound' here",
         "kv-get-deleted-missing#2 GET: header retry-after: absent here",
     ]
+
+
+async def test_a_role_definition_reads_as_the_recorded_one(sandbox: Sandbox) -> None:
+    """The recorded listing's Contributor (arm-role-definition.json, not replayed: the rotator
+    reads definitions by id) against the sandbox's GET of the same definition by id."""
+    rec = recording.load(recording.DATA / "arm-role-definition.json")
+    listed_item = rec.exchanges[0].body["value"][0]
+    cred = client_secret_credential(
+        sandbox, sandbox.rotator.client_id, sandbox.rotator.client_secret
+    )
+    trust = ssl.create_default_context(cafile=str(sandbox.ca_path))
+    async with cred, httpx.AsyncClient(verify=trust, timeout=10) as http:
+        token = (await cred.get_token(sandbox.arm_url + "/.default")).token
+        answer = await http.get(
+            f"{sandbox.arm_url}/subscriptions/{sandbox.subscription_id}/providers"
+            f"/Microsoft.Authorization/roleDefinitions/{listed_item['name']}?api-version=2022-04-01",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 200
+    found = recording.shape_differences(
+        recording.shape(listed_item), recording.shape(answer.json())
+    )
+    keys = {f"{rec.case}#1 GET by id: {text}" for text in found}
+    new, gone = verdict(rec.case, keys, listed())
+    assert not new, f"fix the sandbox or list in {TABLE.name}:\n" + "\n".join(new)
+    assert not gone, f"listed in {TABLE.name} but no longer seen:\n" + "\n".join(gone)
