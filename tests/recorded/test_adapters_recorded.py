@@ -289,7 +289,7 @@ async def test_read_apps_parses_the_recorded_application(
 async def test_add_password_reads_graphs_documented_answer(
     settings: Settings, closing: list[object]
 ) -> None:
-    answers = Answers(entries("graph-add-remove-password"))
+    answers = Answers(entries("graph-add-password"))
     adapter = entra(settings, answers)
     closing.append(adapter)
     record = AppRecord("{id}", "d2f8b1a0-0000-4000-8000-00000000a001", "documented", ())
