@@ -22,6 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 from rotation import doctor, model
 from rotation.core.drift import RESOLVE
 from rotation.doctor import shared
+from rotation.error_codes import ErrorCode
 from rotation.model import Action, AppState, Mode, Outcome, UsernameSource
 from rotation.telemetry import redaction
 
@@ -349,7 +350,9 @@ class DoctorReport(AnswerModel):
 class ProblemDetail(AnswerModel):
     """The optional members appear only in the answers that have them."""
 
-    code: str
+    code: ErrorCode = Field(
+        description="for programs: each code's status and routes are in rotation/error_codes.py"
+    )
     message: str
     # Absent rather than null when not given: SkipJsonSchema keeps None out of the schema.
     field: str | SkipJsonSchema[None] = Field(default=None, exclude_if=_absent_when_none)
@@ -368,7 +371,7 @@ class ProblemDetail(AnswerModel):
     @classmethod
     def of(
         cls,
-        code: str,
+        code: ErrorCode,
         message: str,
         *,
         field: str | None = None,
@@ -388,7 +391,8 @@ class ProblemDetail(AnswerModel):
 
 
 class Problem(AnswerModel):
-    """What was wrong; nothing was changed."""
+    """What was wrong (`error.code` says what, for programs). Nothing was changed, except
+    with 409 rotation_in_progress after a run: its `error.report` says what it did."""
 
     error: ProblemDetail
 

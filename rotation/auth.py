@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 import jwt
 
+from rotation.error_codes import ErrorCode
 from rotation.errors import SigningKeysUnavailable, UnknownSigningKey, describe
 from rotation.model import Requester
 from rotation.settings import canonical_guid
@@ -66,10 +67,10 @@ class Refusal(Exception):
     """Why a request is refused: `status` 401, 403 or 503, a `code` for programs and a
     `message` for people (neither holds anything from the token)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code
+        self.code: ErrorCode = code
         self.message = message
 
 

@@ -28,6 +28,7 @@ from rotation import answers
 from rotation.auth import Caller, Refusal, Role, TokenCheck, client_address
 from rotation.doctor import Site, diagnose, ok
 from rotation.doctor import text as doctor_lines
+from rotation.error_codes import CODES, ErrorCode
 from rotation.errors import LeaseStoreUnavailable, RotationError, describe
 from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
@@ -85,7 +86,7 @@ def doctor_format(params: Mapping[str, str]) -> str | Answer:
 
 def problem(
     status: int,
-    code: str,
+    code: ErrorCode,
     message: str,
     *,
     field: str | None = None,
@@ -426,8 +427,9 @@ def _refused(
     return problem(refusal.status, refusal.code, refusal.message)
 
 
-def _code(answer: Answer) -> str:
-    return str(answer[1].get("error", {}).get("code"))
+def _code(answer: Answer) -> ErrorCode:
+    code = answer[1].get("error", {}).get("code")
+    return code if code in CODES else "invalid_request"  # always one: our own 4xx answers
 
 
 def to_json(body: dict[str, Any]) -> str:

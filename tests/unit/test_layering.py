@@ -1,6 +1,7 @@
 """Layering, read from the folders of rotation/ (design.md, "Parts"):
 
-- the shared vocabulary (settings, model, errors, resource_ids, permissions, ncrontab) and telemetry/
+- the shared vocabulary (settings, model, errors, resource_ids, permissions, ncrontab,
+  error_codes) and telemetry/
   sit at the bottom;
 - core/ is pure: it imports only the vocabulary, and no SDK;
 - run/ imports core/, the vocabulary and telemetry/, never an adapter or an SDK;
@@ -25,7 +26,9 @@ import rotation
 
 PACKAGE = Path(rotation.__file__).parent
 NOT_DEPLOYED = ("sandbox", "demo", "bench", "tests")
-VOCABULARY = frozenset({"settings", "model", "errors", "resource_ids", "permissions", "ncrontab"})
+VOCABULARY = frozenset(
+    {"settings", "model", "errors", "resource_ids", "permissions", "ncrontab", "error_codes"}
+)
 SDKS = frozenset(
     {"azure", "msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "aiosmtplib", "httpx"}
     | {"aiohttp"}
