@@ -110,6 +110,27 @@ async def doctor(req: func.HttpRequest) -> func.HttpResponse:
     return respond(await api.doctor(dict(req.headers)))
 
 
+def event_body(event: func.EventGridEvent) -> dict[str, object]:
+    """The delivered event in Event Grid's schema again (the binding split it into fields),
+    for rotation/vault_events.py to parse and judge."""
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": event.event_time.isoformat() if event.event_time else None,
+        "data": event.get_json(),
+        "dataVersion": event.data_version,
+    }
+
+
+# Key Vault's events (near expiry, expired, new version) through the vault's Event Grid
+# system topic; infra/modules/eventgrid.bicep subscribes this function by name.
+@app.event_grid_trigger(arg_name="event")
+async def key_vault_events(event: func.EventGridEvent) -> None:
+    await api.vault_event(event_body(event))
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     return respond(api.health())

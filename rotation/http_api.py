@@ -383,6 +383,18 @@ class Api:
             raise
         return answers.RunReport.of(report).body()
 
+    async def vault_event(self, raw: Any) -> str:
+        """One Key Vault event from Event Grid (rotation/vault_watch.py): what became of it.
+        A malformed event is dropped, never raised; an Azure failure raises, so Event Grid
+        delivers the event again later."""
+        from rotation.vault_watch import VaultWatch
+
+        try:
+            return (await VaultWatch(self.service).handle(raw)).value
+        except Exception as exc:
+            log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
+            raise
+
 
 def _held(busy: list[AppOutcome]) -> str:
     """Which run holds which busy apps: "run 3f9a0c...: a, b; unnamed: c" (a holder is

@@ -58,9 +58,22 @@ def status_table(rows: Sequence[StatusRow]) -> Table:
             r.expires.date().isoformat() if r.expires else "",
             "" if r.days_left is None else f"{r.days_left:.1f}",
             (r.vault_version or "")[:12],
-            f"{r.state}: {r.reason}" if r.reason else r.state,
+            _state(r),
         )
     return table
+
+
+def _state(row: StatusRow) -> str:
+    """The state, with why a sender is skipped, or what drift was found (rotation/core/drift.py)."""
+    if row.drift is not None:
+        found = row.drift
+        seen = found.seen.isoformat(timespec="seconds") if found.seen else "not yet checked"
+        return (
+            f"drift: version {found.version[:12]} written by hand "
+            f"{found.appeared.isoformat(timespec='seconds')}; SMTP {found.smtp} ({seen}); "
+            "resolve with run --app <id> --force"
+        )
+    return f"{row.state}: {row.reason}" if row.reason else row.state
 
 
 def print_consumers(console: Console, checks: Sequence[tuple[str, ConsumerCheck | None]]) -> None:

@@ -499,6 +499,17 @@ class Settings(BaseSettings):
     def secret_name(self, app_id: str) -> str:
         return self.secret_name_template.format(app_id=app_id.lower())
 
+    def app_id_of(self, secret_name: str) -> str | None:
+        """The app whose secret `secret_name` is, by the template; None for any other name
+        (a companion `-username` secret, a secret of someone else's)."""
+        prefix, _, suffix = self.secret_name_template.partition("{app_id}")
+        name = secret_name.lower()
+        if not (name.startswith(prefix.lower()) and name.endswith(suffix.lower())):
+            return None
+        middle = name[len(prefix) : len(name) - len(suffix)]
+        guid = canonical_guid(middle)
+        return guid if guid is not None and self.secret_name(guid) == name else None
+
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Builds settings from `environ` (default: the process environment) or raises

@@ -18,6 +18,8 @@ also holds the CA of Azurite's certificate, so one ``ROTATION_CA_BUNDLE`` trusts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import socket
 import ssl
@@ -41,6 +43,7 @@ from sandbox.api_app import (
     user_token,
 )
 from sandbox.azurite import Azurite, shared_azurite
+from sandbox.event_grid import EVENTS, EventGrid
 from sandbox.http_common import BASE_URL, CHALLENGE, arm_challenge, graph_challenge
 from sandbox.seed import (
     DEFAULT_SENDER_ADDRESS,
@@ -101,6 +104,9 @@ class Sandbox:
         self._services: dict[str, _Service] = {}
         self._relay: SmtpRelay | None = None
         self._azurite: Azurite | None = None
+        #: Key Vault's Event Grid system topic (sandbox/event_grid.py), made at start.
+        self.event_grid: EventGrid | None = None
+        self._grid_task: asyncio.Task[None] | None = None
         #: This sandbox's blob container for the rotator's leases (Azurite is shared).
         self.lease_container = f"leases-{secrets.token_hex(6)}"
 
@@ -149,6 +155,8 @@ class Sandbox:
             self.vault_url, self.login_url, self.tenant_id
         )
         self._services["arm"].app[CHALLENGE] = arm_challenge(self.login_url, self.tenant_id)
+        self.event_grid = EventGrid(self.state, self.state.vault_resource_id or "", self.vault_url)
+        vault[EVENTS] = self.event_grid
         self._services["graph"].app[CHALLENGE] = graph_challenge(self.login_url)
         try:
             for service in self._services.values():
@@ -158,11 +166,17 @@ class Sandbox:
                 await site.start()
             self._relay = SmtpRelay(self.state, self.server_ssl, host=HOST, port=0)
             await self._relay.start()
+            self._grid_task = asyncio.create_task(self.event_grid.run(self.client_ssl()))
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        if self._grid_task is not None:
+            self._grid_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._grid_task
+            self._grid_task = None
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None

@@ -35,6 +35,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from sandbox.event_grid import EVENTS
 from sandbox.http_common import (
     BASE_URL,
     STATE,
@@ -144,6 +145,9 @@ async def set_secret(request: web.Request) -> web.Response:
         updated=now,
     )
     versions.append(version)
+    grid = request.app.get(EVENTS)
+    if grid is not None:  # Key Vault raises SecretNewVersionCreated (sandbox/event_grid.py)
+        grid.new_version(version)
     return web.json_response(_bundle(request, version, with_value=True))
 
 

@@ -34,6 +34,7 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
+from pydantic import SecretStr
 
 from rotation.azure.errors import RETRY, error_code, is_refusal, reason
 from rotation.azure.trust import connection_options
@@ -235,6 +236,20 @@ class VaultAdapter:
                         item.name, item.deleted_date, item.scheduled_purge_date
                     )
         return found
+
+    async def read_value(self, name: str, version: str) -> SecretStr:
+        """One version's value (GetSecret by version), for a read-only SMTP AUTH check of a
+        hand-written version (drift). Registered for redaction at once; held as a SecretStr."""
+        with self._mapped(name, "read"):
+            secret = await self._client.get_secret(name, version)
+        value = secret.value or ""
+        register_secret(value)
+        return SecretStr(value)
+
+    async def tag(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Replaces one version's tags (UpdateSecret: no new version, so no new event)."""
+        with self._mapped(name, "tag", write=True):
+            await self._client.update_secret_properties(name, version, tags=dict(tags))
 
     async def mark_settled(self, name: str, current: VaultVersion) -> None:
         """Tags the current version as settled (its tags are rewritten whole, so the others

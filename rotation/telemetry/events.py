@@ -472,7 +472,6 @@ VAULT_EVENT_MALFORMED = _event(
     "(a field missing, null or of the wrong type; `reason` names it): dropped, never retried.",
     {"reason": "string", "event_id": "string"},
     optional=("event_id",),
-    planned=True,
 )
 VAULT_EVENT_IGNORED = _event(
     "event.ignored",
@@ -487,7 +486,6 @@ VAULT_EVENT_IGNORED = _event(
         "vault_version": "string",
     },
     optional=("event_id", "event_type", "secret_name", "vault_version"),
-    planned=True,
 )
 VAULT_EVENT_RECEIVED = _event(
     "event.received",
@@ -501,7 +499,6 @@ VAULT_EVENT_RECEIVED = _event(
         "reason": "string",
     },
     context=("app_id",),
-    planned=True,
 )
 VAULT_DRIFT_DETECTED = _event(
     "vault.drift_detected",
@@ -519,7 +516,6 @@ VAULT_DRIFT_DETECTED = _event(
     },
     optional=("error",),
     context=("app_id",),
-    planned=True,
 )
 
 EVENTS: tuple[Event, ...] = (

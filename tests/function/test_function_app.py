@@ -135,11 +135,14 @@ def bindings(module: ModuleType) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-async def test_host_indexes_five_functions_with_their_routes_methods_and_auth(
+FUNCTIONS = {"rotation_timer", "rotations", "status", "doctor", "health", "key_vault_events"}
+
+
+async def test_host_indexes_six_functions_with_their_routes_methods_and_auth(
     fa: ModuleType,
 ) -> None:
     found = bindings(fa)
-    assert set(found) == {"rotation_timer", "rotations", "status", "doctor", "health"}
+    assert set(found) == FUNCTIONS
     http = {name: b[0] for name, b in found.items() if b[0]["type"] == "httpTrigger"}
     # Anonymous to the host: the caller's Entra token is checked in the app (test_api_auth.py)
     assert {n: (b["route"], b["methods"], b["authLevel"]) for n, b in http.items()} == {
@@ -192,7 +195,7 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
 
     module = importlib.reload(function_app)
 
-    assert set(bindings(module)) == {"rotation_timer", "rotations", "status", "doctor", "health"}
+    assert set(bindings(module)) == FUNCTIONS
     status, health = await get(module, "health")
     line = health["error"]["message"]
     assert (status, health["status"], health["error"]["code"]) == (
@@ -220,6 +223,12 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
     with pytest.raises(SettingsError) as caught:
         await trigger(module, "rotation_timer")(TimerRequest())
     assert str(caught.value) == line
+    # Raised, so Event Grid delivers the event again (then dead-letters it), not lost.
+    event = func.EventGridEvent(
+        id="e", data={}, topic="t", subject="s", event_type="x", event_time=None, data_version="1"
+    )
+    with pytest.raises(SettingsError):
+        await trigger(module, "key_vault_events")(event)
     assert bad not in json.dumps([health, doctor]) + line + caplog.text
     assert "run.failed" in caplog.text
     assert sandbox.state.requests.total() == 0  # nothing was called with half a configuration
@@ -241,7 +250,7 @@ async def test_bad_function_timeout_in_host_json_still_indexes_and_names_it(
         monkeypatch.setenv(key, value)
     module = importlib.reload(function_app)
 
-    assert set(bindings(module)) == {"rotation_timer", "rotations", "status", "doctor", "health"}
+    assert set(bindings(module)) == FUNCTIONS
     status, health = await get(module, "health")
     assert (status, health["error"]["code"]) == (503, "invalid_settings")
     assert "functionTimeout 'half an hour'" in health["error"]["message"]

@@ -15,6 +15,7 @@ import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from rotation.settings import InvalidSettings, Settings, load_settings
 from rotation.telemetry import events
+from sandbox.event_grid import NEAR_EXPIRY, NEW_VERSION
 from sandbox.server import Sandbox
+from sandbox.state import SecretVersion
 from tests import leaks
 from tests.infra import queries
 from tests.infra.log_lines import Line, json_lines, rotator_lines
@@ -118,6 +121,7 @@ async def _world(sandbox: Sandbox) -> None:
     sandbox.add_consumer_site("locked", secret, resource_group="rg-locked", grant_rotator=False)
     async with open_service(settings(consumers_enabled="true")) as service:  # type: ignore[arg-type]
         await service.run(RunOptions((watched.app_id,)))
+    await _vault_events(sandbox, settings(http_verify_timeout_seconds=1), open_service)
     victim = sandbox.add_sender(lifetime=timedelta(days=3))
     blocked = sandbox.add_sender(lifetime=timedelta(days=3))  # its Key Vault name is deleted
     sandbox.state.soft_delete_secret(f"acs-smtp-{blocked.app_id}")
@@ -148,6 +152,32 @@ async def _world(sandbox: Sandbox) -> None:
         settings(grace_hours="soon")
     with pytest.raises(SettingsError):
         await Misconfigured(invalid.value.public, Site()).timer()
+
+
+async def _vault_events(sandbox: Sandbox, settings: object, open_service: Any) -> None:
+    """Key Vault events through the trigger's entry (Api.vault_event): a hand-written
+    version caught (SMTP refuses it), its repeat, a malformed event, and near expiry."""
+    grid = sandbox.event_grid
+    assert grid is not None
+    drifted = sandbox.add_sender(lifetime=timedelta(days=20))
+    api = Api(settings, open_service)  # type: ignore[arg-type]
+    try:
+        operator = {"Authorization": f"Bearer {sandbox.user_token(sandbox.add_api_user())}"}
+        body = json.dumps({"appIds": [drifted.app_id], "mode": "force"}).encode()
+        assert (await api.rotations(body, operator))[0] == 200
+        ours = sandbox.state.vault[f"acs-smtp-{drifted.app_id}"][-1]
+        await api.vault_event(grid.event(NEAR_EXPIRY, ours))  # rotates it now
+        now = sandbox.state.clock.now()
+        hand = SecretVersion(
+            ours.name, uuid.uuid4().hex, "typed by hand", None, {}, True, None, None, now, now
+        )
+        sandbox.state.vault[ours.name.lower()].append(hand)
+        caught = grid.event(NEW_VERSION, hand)
+        await api.vault_event(caught)  # vault.drift_detected (SMTP refuses it)
+        await api.vault_event(caught)  # a repeat: event.ignored
+        await api.vault_event({"id": "x", "eventType": NEW_VERSION})  # event.malformed
+    finally:
+        await api.close()
 
 
 @pytest.fixture(scope="module")
