@@ -93,6 +93,25 @@ param smtpHost string = ''
 @maxValue(65535)
 param smtpPort int = 587
 
+// Endpoint overrides (empty: the cloud's own, from ROTATION_CLOUD). US Government DoD (L5)
+// tenants set graphUrl to https://dod-graph.microsoft.us (Microsoft Graph national cloud
+// deployments); a parameter, so that the next `azd provision` keeps it.
+@description('Entra endpoint override (ROTATION_AUTHORITY_HOST). Empty: the cloud\'s own.')
+param authorityHost string = ''
+
+@description('Microsoft Graph endpoint override (ROTATION_GRAPH_URL), e.g. https://dod-graph.microsoft.us for US Government DoD. Empty: the cloud\'s own.')
+param graphUrl string = ''
+
+@description('Resource Manager endpoint override (ROTATION_ARM_URL). Empty: the cloud\'s own.')
+param armUrl string = ''
+
+// For diagnosis; every record is scrubbed of tokens, client secrets and passwords either way.
+@description('ROTATION_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR.')
+param logLevel string = 'INFO'
+
+@description('ROTATION_HTTP_LOGGING: true turns on azure-core\'s network trace (headers and bodies, scrubbed) at DEBUG.')
+param httpLogging string = 'false'
+
 // ----- consumer sites (opt-in; see README "Consumers") --------------------------------------
 
 @description('true (or 1, yes, on, t, y, in any case): after a promotion, refresh the App Service / Functions sites whose Key Vault references use the secret and confirm they resolve the new version (ROTATION_CONSUMERS_ENABLED). Empty means false.')
@@ -428,14 +447,24 @@ module functionApp 'modules/functionapp.bicep' = {
         value: leaseContainerName
       }
       {
-        // DEBUG and the network trace are for diagnosis: set them on the app when needed
-        // (every record is scrubbed of tokens, client secrets and passwords either way).
+        name: 'ROTATION_AUTHORITY_HOST'
+        value: authorityHost
+      }
+      {
+        name: 'ROTATION_GRAPH_URL'
+        value: graphUrl
+      }
+      {
+        name: 'ROTATION_ARM_URL'
+        value: armUrl
+      }
+      {
         name: 'ROTATION_LOG_LEVEL'
-        value: 'INFO'
+        value: logLevel
       }
       {
         name: 'ROTATION_HTTP_LOGGING'
-        value: 'false'
+        value: httpLogging
       }
     ]
   }
