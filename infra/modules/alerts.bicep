@@ -4,7 +4,10 @@
 //                    starved, dry_run                         with failed > 0, or apps due
 //                                                             and none started (starved)
 //   app.expiry_near  fields app_id, days_left (logged only  -> an app within N days of
-//                    when the app was not rotated in a run)    expiry, still not rotated
+//                    when the app was not rotated in a run,    expiry, still not rotated;
+//                    dry runs too)                             whichever run saw it (why:
+//                                                             docs/deploy.md, "Dry runs and
+//                                                             the alerts")
 //   run.failed       fields error_type, error              -> a run that failed before its
 //                    (discovery, an ARM or Graph 403,          report, so no run.finished
 //                    invalid settings)

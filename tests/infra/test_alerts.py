@@ -149,6 +149,52 @@ async def test_dry_runs_do_not_count_as_runs_and_do_not_alert(
     assert fires("silenceQuery", tables) == [{"runs": 0}]
 
 
+RULES = ("problemQuery", "timerQuery", "silenceQuery")
+
+
+def every_rule(lines: str, raised: BaseException | None = None) -> dict[str, list[Any]]:
+    """Each rule's alerting rows for these log lines (and the host's record of the timer
+    invocation when there was one: `raised` or a clean run)."""
+    tables: kql.Tables = {"traces": traces(lines), **host_records(raised)}
+    return {rule: fires(rule, tables) for rule in RULES}
+
+
+async def test_an_expiry_a_dry_run_sees_alerts_and_nothing_else_of_it_does(
+    sandbox: Sandbox, api: Api, captured: io.StringIO
+) -> None:
+    """Issue 27 item 2, decided in docs/deploy.md ("Dry runs and the alerts"): an app 10 days
+    from expiry is overdue whoever notices, so the dry run that sees it raises the expiry
+    alert; it neither fails nor counts as a run. The real run after it rotates the app, and
+    then no rule fires."""
+    sender = sandbox.add_sender()
+    assert (await api.timer())["counts"] == {"rotated": 1}
+    sandbox.state.clock.advance(timedelta(days=170))  # 10 days left on the Key Vault password
+    captured.truncate(0)
+    captured.seek(0)
+    reader = sandbox.add_api_user(roles=["Rotation.Read"])
+    auth = {"Authorization": f"Bearer {sandbox.user_token(reader)}"}
+
+    status, body = await api.rotations(b'{"dryRun": true}', auth)
+
+    assert (status, body["counts"]) == (200, {"planned": 1})
+    dry = every_rule(captured.getvalue())
+    (near,) = dry["problemQuery"]
+    assert (near["eventName"], near["appId"]) == ("app.expiry_near", sender.app_id)
+    assert 9 < near["daysLeft"] <= 10
+    assert dry["timerQuery"] == []
+    assert dry["silenceQuery"] == [{"runs": 0}]  # a dry run is no run: silence still stands
+
+    captured.truncate(0)
+    captured.seek(0)
+    assert (await api.timer())["counts"] == {"rotated": 1}
+
+    assert every_rule(captured.getvalue()) == {
+        "problemQuery": [],
+        "timerQuery": [],
+        "silenceQuery": [],
+    }
+
+
 async def test_a_run_that_fails_before_its_report_fires_at_once(
     sandbox: Sandbox, api: Api, captured: io.StringIO
 ) -> None:
