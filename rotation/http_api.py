@@ -392,7 +392,7 @@ class Api:
         try:
             return (await VaultWatch(self.service).handle(raw)).value
         except Exception as exc:
-            log.error("run.failed", error_type=type(exc).__name__, error=redaction.scrub(str(exc)))
+            log.error("run.failed", error_type=type(exc).__name__, error=describe(exc))
             raise
 
 

@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 import structlog
 
 from rotation.core import drift
-from rotation.errors import FailureKind, RotationError, VerificationFailed
+from rotation.errors import FailureKind, RotationError, VerificationFailed, describe
 from rotation.model import Mode, Requester, RunOptions, SmtpCheck, VaultEntry
 from rotation.service import RotationService, Selection, UnknownApps
 from rotation.settings import Settings
-from rotation.telemetry import logs, redaction
+from rotation.telemetry import logs
 from rotation.vault_events import EventKind, SecretEvent, parse
 
 log = logs.get_logger("rotation.vault_watch")
@@ -137,7 +137,7 @@ class VaultWatch:
             tags = drift.drift_tags(version, seen, smtp)
             await self.service.clients.vault.tag(entry.name, event.version, tags)
         except RotationError as exc:  # still logged below, and status shows the drift
-            untagged = f"not tagged: {redaction.scrub(str(exc))}"
+            untagged = f"not tagged: {describe(exc)}"
             marked, error = False, f"{error}; {untagged}" if error else untagged
         fields = {
             "secret_name": entry.name,
@@ -160,7 +160,7 @@ class VaultWatch:
         except VerificationFailed as exc:
             refused = exc.kind is FailureKind.REJECTED
             check = SmtpCheck.REFUSED if refused else SmtpCheck.UNVERIFIED
-            return check, redaction.scrub(str(exc))
+            return check, describe(exc)
         return SmtpCheck.ACCEPTED, None
 
 
