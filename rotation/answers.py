@@ -1,8 +1,11 @@
 """The JSON answers of the HTTP API and of the CLI's ``--json``, as pydantic models.
 
-One model per shape a client receives, with camelCase names on the wire. Each is built
-from the plain data of `rotation.model` (and the status rows, doctor checks and error
-bodies) by its `of` method, and `body()` gives the JSON-ready dict. docs/openapi.yaml's
+One model per shape a client receives, with camelCase names on the wire. Each is read from
+the plain data of `rotation.model` (and the status rows and doctor checks) by pydantic
+itself (`from_attributes`: `of` is `model_validate`), so a field is named once, here; only
+a name that differs from the model's (a validation alias) or a value shown rounded is
+said, by the field. `body()` gives the JSON-ready dict; the CLI's ``--json`` prints the same
+models the HTTP API answers with. docs/openapi.yaml's
 ``components/schemas`` are generated from these models (`python -m tests.openapi_doc`),
 and a test fails when the two differ, so a change here is a change to the documented API.
 
@@ -13,9 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
@@ -42,8 +54,17 @@ class AnswerModel(BaseModel):
     """camelCase on the wire, snake_case in Python; immutable once built."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True, frozen=True
+        alias_generator=to_camel,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        frozen=True,
+        from_attributes=True,
     )
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        """The answer read from `source`'s attributes (a dataclass of rotation.model)."""
+        return cls.model_validate(source)
 
     def body(self) -> dict[str, Any]:
         """The JSON-ready dict (strings, numbers, lists, dicts), as clients receive it."""
@@ -54,8 +75,17 @@ def _absent_when_none(value: object) -> bool:
     return value is None
 
 
+def _rounded(digits: int) -> Any:
+    """A validator showing a float rounded to `digits` (None stays None)."""
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return rounded
+
+
 class ConsumerReference(AnswerModel):
-    site: str = Field(description="resource id of the site or slot")
+    site: str = Field(validation_alias="site_id", description="resource id of the site or slot")
     setting: str = Field(
         description="the app setting (or connection string: see settingType) holding the reference"
     )
@@ -70,7 +100,10 @@ class ConsumerReference(AnswerModel):
     )
     active_version: str | None = Field(description="the version the site resolved")
     details: str | None = Field(description="App Service's own details text")
-    confirmed: Time | None = Field(description="when it was seen resolving the current version")
+    confirmed: Time | None = Field(
+        validation_alias="confirmed_at",
+        description="when it was seen resolving the current version",
+    )
     problem: str | None = Field(
         description="why it holds an early retirement: pinned, not resolved (with the "
         "details), or App Service did not report its status or the version it serves"
@@ -79,28 +112,14 @@ class ConsumerReference(AnswerModel):
         description="whether `setting` is an app setting or a connection string of the site"
     )
 
-    @classmethod
-    def of(cls, ref: model.ConsumerReference, problem: str | None) -> ConsumerReference:
-        return cls(
-            site=ref.site_id,
-            setting=ref.setting,
-            vault_name=ref.vault_name,
-            secret_name=ref.secret_name,
-            status=ref.status,
-            pinned_version=ref.pinned_version,
-            active_version=ref.active_version,
-            details=ref.details,
-            confirmed=ref.confirmed_at,
-            problem=problem,
-            setting_type=ref.setting_type,
-        )
-
 
 class ConsumerCheck(AnswerModel):
     """The App Service / Functions sites (slots included) whose app settings or connection
     strings reference the app's secret or its -username companion, against the Key Vault
     version served now."""
 
+    #: Which references are the password's (read first, for `references`' problems; never shown).
+    password_secret: SkipJsonSchema[str] = Field(default="", exclude=True)
     version: str | None = Field(description="current Key Vault version of the password")
     confirmed: bool = Field(
         description="Every site answered, every reference resolved, none is pinned, at least "
@@ -112,16 +131,19 @@ class ConsumerCheck(AnswerModel):
         description="<site or subscription>: <why> for each that could not be read or refreshed"
     )
 
+    @field_validator("references", mode="before")
     @classmethod
-    def of(cls, check: model.ConsumerCheck | None) -> ConsumerCheck | None:
-        if check is None:
-            return None
-        return cls(
-            version=check.version,
-            confirmed=check.confirmed,
-            references=[ConsumerReference.of(r, check.problem_of(r)) for r in check.references],
-            unreachable=list(check.unreachable),
-        )
+    def _problems(cls, refs: Any, info: ValidationInfo) -> Any:
+        """Each reference with the problem the policy sees in it (model.reference_problem)."""
+        password = info.data.get("password_secret", "")
+        return [
+            ConsumerReference.of(r).model_copy(
+                update={"problem": model.reference_problem(r, password)}
+            )
+            if isinstance(r, model.ConsumerReference)
+            else r
+            for r in refs
+        ]
 
 
 class AppOutcome(AnswerModel):
@@ -135,7 +157,7 @@ class AppOutcome(AnswerModel):
     new_key_id: str | None
     removed_key_ids: list[str]
     expires: Time | None
-    duration_seconds: float
+    duration_seconds: Annotated[float, AfterValidator(_rounded(3))]
     error: str | None
     consumers: ConsumerCheck | None = Field(
         description="Only with ROTATION_CONSUMERS_ENABLED. After a promotion: what each "
@@ -150,24 +172,6 @@ class AppOutcome(AnswerModel):
         "holder did not say, or the app is not busy)."
     )
 
-    @classmethod
-    def of(cls, o: model.AppOutcome) -> AppOutcome:
-        return cls(
-            app_id=o.app_id,
-            secret_name=o.secret_name,
-            action=o.action,
-            reason=o.reason,
-            outcome=o.outcome,
-            new_key_id=o.new_key_id,
-            removed_key_ids=list(o.removed_key_ids),
-            expires=o.expires,
-            duration_seconds=round(o.duration_seconds, 3),
-            error=o.error,
-            consumers=ConsumerCheck.of(o.consumers),
-            cleanup_failures=list(o.cleanup_failures),
-            held_by=o.held_by,
-        )
-
 
 class RequestedBy(AnswerModel):
     """Who asked for the run: ids and a sign-in name, never a token."""
@@ -180,18 +184,6 @@ class RequestedBy(AnswerModel):
     app_id: str | None = Field(description="client application the token was issued to (azp)")
     name: str | None = Field(description="the user's sign-in name; user@host for the CLI")
     role: str | None = Field(description="the API's app role the request used")
-
-    @classmethod
-    def of(cls, requester: model.Requester | None) -> RequestedBy | None:
-        if requester is None:
-            return None
-        return cls(
-            type=requester.type,
-            object_id=requester.object_id,
-            app_id=requester.app_id,
-            name=requester.name,
-            role=requester.role,
-        )
 
 
 class RunReport(AnswerModel):
@@ -214,30 +206,23 @@ class RunReport(AnswerModel):
     blocked: list[str] = Field(
         description="Apps an operator must act on first; the fix is in each app's error."
     )
-    apps: list[AppOutcome]
+    apps: list[AppOutcome] = Field(validation_alias="outcomes")
     requested_by: RequestedBy | None = Field(description="who asked for the run")
 
+    @field_validator("unfinished", "busy", "blocked", mode="before")
     @classmethod
-    def of(cls, report: model.RunReport) -> RunReport:
-        return cls(
-            run_id=report.run_id,
-            mode=report.mode,
-            dry_run=report.dry_run,
-            started=report.started,
-            finished=report.finished,
-            ok=report.ok,
-            counts=report.counts,
-            unfinished=[o.app_id for o in report.unfinished],
-            busy=[o.app_id for o in report.busy],
-            blocked=[o.app_id for o in report.blocked],
-            apps=[AppOutcome.of(o) for o in report.outcomes],
-            requested_by=RequestedBy.of(report.requested_by),
-        )
+    def _app_ids(cls, outcomes: Any) -> Any:
+        """The report lists these as outcomes; the answer names their apps."""
+        return [o.app_id if isinstance(o, model.AppOutcome) else o for o in outcomes]
 
 
 class Username(AnswerModel):
     username: str
     source: UsernameSource
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
 
 class Drift(AnswerModel):
@@ -249,19 +234,13 @@ class Drift(AnswerModel):
     smtp: model.SmtpCheck = Field(
         description="whether SMTP AUTH accepted its password (read-only check)"
     )
-    fix: str = Field(description="how an operator resolves it")
+    fix: str = Field(
+        default=RESOLVE,  # the same for every drift: no model attribute carries it
+        description="how an operator resolves it",
+        json_schema_extra=_no_default,  # always sent: not a default a client could omit
+    )
 
-    @classmethod
-    def of(cls, found: model.Drift | None) -> Drift | None:
-        if found is None:
-            return None
-        return cls(
-            version=found.version,
-            appeared=found.appeared,
-            seen=found.seen,
-            smtp=found.smtp,
-            fix=RESOLVE,
-        )
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class StatusRow(AnswerModel):
@@ -279,7 +258,7 @@ class StatusRow(AnswerModel):
     secret_name: str
     key_id: str | None
     expires: Time | None
-    days_left: float | None
+    days_left: Annotated[float | None, AfterValidator(_rounded(1))]
     vault_version: str | None
     credentials: int
     state: AppState
@@ -295,24 +274,11 @@ class StatusRow(AnswerModel):
         description="Only with state drift: the hand-written version, and its SMTP check.",
     )
 
+    @field_validator("usernames", mode="before")
     @classmethod
-    def of(cls, row: service.StatusRow) -> StatusRow:
-        return cls(
-            app_id=row.app_id,
-            smtp_username=row.smtp_username,
-            smtp_username_source=row.usernames[0][1] if row.usernames else None,
-            usernames=[Username(username=u, source=source) for u, source in row.usernames],
-            secret_name=row.secret_name,
-            key_id=row.key_id,
-            expires=row.expires,
-            days_left=None if row.days_left is None else round(row.days_left, 1),
-            vault_version=row.vault_version,
-            credentials=row.credentials,
-            state=row.state,
-            reason=row.reason,
-            consumers=ConsumerCheck.of(row.consumers),
-            drift=Drift.of(row.drift),
-        )
+    def _usernames(cls, pairs: Any) -> Any:
+        """The row keeps (username, source) pairs."""
+        return [Username(username=p[0], source=p[1]) if isinstance(p, tuple) else p for p in pairs]
 
 
 class Status(AnswerModel):
@@ -321,19 +287,15 @@ class Status(AnswerModel):
     apps: list[StatusRow]
 
     @classmethod
-    def of(cls, rows: Sequence[service.StatusRow]) -> Status:
-        return cls(apps=[StatusRow.of(r) for r in rows])
+    def of(cls, rows: Sequence[service.StatusRow]) -> Self:  # type: ignore[override]
+        return cls.model_validate({"apps": rows})
 
 
 class DoctorCheck(AnswerModel):
-    check: str
+    check: str = Field(validation_alias="name")
     status: shared.Status
     detail: str
     fix: str | None = Field(description="The command that fixes it (when not ok).")
-
-    @classmethod
-    def of(cls, check: doctor.Check) -> DoctorCheck:
-        return cls(check=check.name, status=check.status, detail=check.detail, fix=check.fix)
 
 
 class DoctorReport(AnswerModel):
@@ -343,8 +305,8 @@ class DoctorReport(AnswerModel):
     checks: list[DoctorCheck]
 
     @classmethod
-    def of(cls, checks: Sequence[doctor.Check]) -> DoctorReport:
-        return cls(ok=doctor.ok(checks), checks=[DoctorCheck.of(c) for c in checks])
+    def of(cls, checks: Sequence[doctor.Check]) -> Self:  # type: ignore[override]
+        return cls.model_validate({"ok": doctor.ok(checks), "checks": checks})
 
 
 class ProblemDetail(AnswerModel):
@@ -369,7 +331,7 @@ class ProblemDetail(AnswerModel):
     )
 
     @classmethod
-    def of(
+    def of(  # type: ignore[override]
         cls,
         code: ErrorCode,
         message: str,
@@ -415,4 +377,4 @@ class DoctorMisconfigured(DoctorReport):
 
     @classmethod
     def refusing(cls, checks: Sequence[doctor.Check], error: ProblemDetail) -> DoctorMisconfigured:
-        return cls(ok=doctor.ok(checks), checks=[DoctorCheck.of(c) for c in checks], error=error)
+        return cls.model_validate({"ok": doctor.ok(checks), "checks": checks, "error": error})

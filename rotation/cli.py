@@ -139,7 +139,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, console: Conso
         if args.command == "status":
             rows = await service.status(args.app or None)
             if args.json:
-                print(json.dumps([answers.StatusRow.of(r).body() for r in rows], indent=2))
+                print(json.dumps(answers.Status.of(rows).body(), indent=2))  # as GET /api/status
             else:
                 console.print(render.status_table(rows))
                 render.print_consumers(console, [(r.app_id, r.consumers) for r in rows])

@@ -79,6 +79,11 @@ class StatusRow:
     consumers: ConsumerCheck | None = None  # only when consumer tracking is on
     drift: Drift | None = None  # a hand-written current version (state "drift")
 
+    @property
+    def smtp_username_source(self) -> UsernameSource | None:
+        """Where the proven username (the first) came from."""
+        return self.usernames[0][1] if self.usernames else None
+
     @classmethod
     def skipped(cls, skip: Skipped) -> StatusRow:
         return cls(skip.app_id, "", "", None, None, None, None, 0, "skipped", reason=skip.reason)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from rotation import answers
 from sandbox.server import Sandbox
 
 
@@ -63,6 +64,11 @@ def test_bad_setting_exits_2_with_one_line_naming_it() -> None:
     assert "ROTATION_TENANT_ID" in line
 
 
+#: The top-level keys of each command's --json: those of the HTTP API's answer models.
+REPORT = list(answers.RunReport.model_json_schema(mode="serialization")["properties"])
+answers_of = {"plan": REPORT, "run": REPORT, "status": ["apps"]}
+
+
 @pytest.mark.parametrize("command", ["plan", "run", "status"])
 async def test_json_output_and_exit_codes_against_a_sandbox(sandbox: Sandbox, command: str) -> None:
     sandbox.add_sender()
@@ -70,8 +76,9 @@ async def test_json_output_and_exit_codes_against_a_sandbox(sandbox: Sandbox, co
     done = await _run_async(command, "--json", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     body = json.loads(done.stdout)
+    assert list(body) == answers_of[command]  # the HTTP API's shape (answers.Status, RunReport)
     if command == "status":
-        assert body[0]["state"] == "no-password"
+        assert body["apps"][0]["state"] == "no-password"
     else:
         assert body["apps"][0]["outcome"] == ("planned" if command == "plan" else "rotated")
     assert not any(secret in done.stdout + done.stderr for secret in sandbox.state.issued_secrets)
