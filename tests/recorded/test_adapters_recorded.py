@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 from azure.keyvault.secrets.aio import SecretClient
 from pydantic import SecretStr
 
-from rotation.azure.acs import ArmReader
+from rotation.azure.acs import ArmReader, parse_resource_id
 from rotation.azure.entra import EntraAdapter, graph_client
 from rotation.azure.key_vault import VaultAdapter
 from rotation.model import (
@@ -30,6 +31,12 @@ from tests.recorded.recording import Entry
 from tests.recorded.transports import Answers, AzureReplay, HttpxReplay, RecordedToken
 
 VAULT = "https://tb0f745ebb7bfae58.vault.azure.net"
+#: The ACS resource of the recorded .NET session (arm-acs-get-list.json).
+ACS_ID = (
+    "/subscriptions/8443df5e-8e12-4cd9-810e-c525196fecae/resourceGroups/Communication-RG-8888"
+    "/providers/Microsoft.Communication/communicationServices/communication-service-9003"
+)
+A = TypeVar("A", VaultAdapter, ArmReader, EntraAdapter)
 #: Key Vault's recorded challenge (for an SDK that probes where the excerpt starts later).
 CHALLENGE = recording.load(recording.DATA / "kv-set-get-extended.json").entries[0]
 
@@ -56,26 +63,44 @@ def settings() -> Settings:
     )
 
 
-async def vault(answers: Answers, url: str = VAULT) -> VaultAdapter:
-    client = SecretClient(url, RecordedToken(), transport=AzureReplay(answers))
-    return VaultAdapter(client, url)
+class Opened:
+    """Adapters over replaying transports, each closed when the test ends."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.adapters: list[VaultAdapter | ArmReader | EntraAdapter] = []
+
+    def vault(self, answers: Answers, url: str = VAULT) -> VaultAdapter:
+        client = SecretClient(url, RecordedToken(), transport=AzureReplay(answers))
+        return self._kept(VaultAdapter(client, url))
+
+    def arm(self, answers: Answers) -> ArmReader:
+        options = {"transport": AzureReplay(answers)}
+        return self._kept(ArmReader(RecordedToken(), "https://management.azure.com", options))
+
+    def entra(self, answers: Answers) -> EntraAdapter:
+        client, http = graph_client(self.settings, RecordedToken(), transport=HttpxReplay(answers))
+        return self._kept(EntraAdapter(client, http, self.settings.graph_endpoint))
+
+    def _kept(self, adapter: A) -> A:
+        self.adapters.append(adapter)
+        return adapter
 
 
 @pytest.fixture
-async def closing() -> AsyncIterator[list[VaultAdapter | ArmReader | EntraAdapter]]:
-    opened: list[VaultAdapter | ArmReader | EntraAdapter] = []
-    yield opened
-    for adapter in opened:
+async def opened(settings: Settings) -> AsyncIterator[Opened]:
+    adapters = Opened(settings)
+    yield adapters
+    for adapter in adapters.adapters:
         await adapter.close()
 
 
 # ----- Key Vault -------------------------------------------------------------------------------
 
 
-async def test_promote_reads_the_recorded_set_answer(closing: list[object]) -> None:
+async def test_promote_reads_the_recorded_set_answer(opened: Opened) -> None:
     answers = Answers(entries("kv-set-get-extended", method="PUT"), CHALLENGE)
-    adapter = await vault(answers)
-    closing.append(adapter)
+    adapter = opened.vault(answers)
     app = ManagedApp("app", "tenant", "864555621", ("acs.app.tenant",))
     secret = NewSecret(
         Credential("key", "acs-smtp-rotation x", None, at(1567128012)), SecretStr("v")
@@ -93,11 +118,10 @@ async def test_promote_reads_the_recorded_set_answer(closing: list[object]) -> N
 
 
 async def test_read_follows_the_recorded_version_pages_to_the_null_next_link(
-    closing: list[object],
+    opened: Opened,
 ) -> None:
     answers = Answers(entries("kv-list-versions", method="GET"), CHALLENGE)
-    adapter = await vault(answers)
-    closing.append(adapter)
+    adapter = opened.vault(answers)
 
     entry = await adapter.read("24924321")
 
@@ -113,11 +137,10 @@ async def test_read_follows_the_recorded_version_pages_to_the_null_next_link(
 
 
 async def test_an_unknown_secret_reads_as_new_from_its_empty_recorded_listing(
-    closing: list[object],
+    opened: Opened,
 ) -> None:
     answers = Answers(entries("kv-list-secrets", method="GET", first=6), CHALLENGE)
-    adapter = await vault(answers, "https://vaultname.vault.azure.net")
-    closing.append(adapter)
+    adapter = opened.vault(answers, "https://vaultname.vault.azure.net")
 
     entry = await adapter.read("secret-name")
 
@@ -125,15 +148,14 @@ async def test_an_unknown_secret_reads_as_new_from_its_empty_recorded_listing(
     assert not answers.pending
 
 
-async def test_read_current_lists_every_recorded_page(closing: list[object]) -> None:
+async def test_read_current_lists_every_recorded_page(opened: Opened) -> None:
     pages = [
         e
         for e in entries("kv-list-secrets", method="GET")
         if e.uri.split("?")[0].endswith("/secrets")
     ]
     answers = Answers(pages, CHALLENGE)
-    adapter = await vault(answers, "https://vaultname.vault.azure.net")
-    closing.append(adapter)
+    adapter = opened.vault(answers, "https://vaultname.vault.azure.net")
 
     current = await adapter.read_current()
 
@@ -150,33 +172,29 @@ async def test_read_current_lists_every_recorded_page(closing: list[object]) -> 
     assert not answers.pending
 
 
-async def test_deleted_reads_the_recorded_deleted_secret(closing: list[object]) -> None:
+async def test_deleted_reads_the_recorded_deleted_secret(opened: Opened) -> None:
     answers = Answers(entries("kv-get-deleted", method="GET"), CHALLENGE)
-    adapter = await vault(answers)
-    closing.append(adapter)
+    adapter = opened.vault(answers)
 
     found = await adapter.deleted("1884471293")
 
     assert found == DeletedName("1884471293", at(1724187324), at(1724792124))
 
 
-async def test_a_recorded_404_of_a_deleted_secret_means_none(closing: list[object]) -> None:
+async def test_a_recorded_404_of_a_deleted_secret_means_none(opened: Opened) -> None:
     answers = Answers(entries("kv-get-deleted-missing"), CHALLENGE)
-    adapter = await vault(answers)
-    closing.append(adapter)
+    adapter = opened.vault(answers)
 
     assert await adapter.deleted("1194283417") is None
     assert not answers.pending
 
 
 async def test_disable_and_mark_settled_accept_the_recorded_update_answers(
-    closing: list[object],
+    opened: Opened,
 ) -> None:
     answers = Answers(entries("kv-update-tags", method="PATCH"), CHALLENGE)
-    adapter = await vault(answers)
-    closing.append(adapter)
-    versions = await vault(Answers(entries("kv-update-tags", method="PUT"), CHALLENGE))
-    closing.append(versions)
+    adapter = opened.vault(answers)
+    versions = opened.vault(Answers(entries("kv-update-tags", method="PUT"), CHALLENGE))
     current = await versions.promote(
         ManagedApp("app", "tenant", "1290542210", ("u",)),
         NewSecret(Credential("k", None, None, None), SecretStr("test")),
@@ -195,22 +213,11 @@ async def test_disable_and_mark_settled_accept_the_recorded_update_answers(
 # ----- ARM ---------------------------------------------------------------------------------
 
 
-def arm(answers: Answers) -> ArmReader:
-    return ArmReader(
-        RecordedToken(), "https://management.azure.com", {"transport": AzureReplay(answers)}
-    )
-
-
-async def test_a_named_acs_resource_is_read_from_the_recorded_get(closing: list[object]) -> None:
+async def test_a_named_acs_resource_is_read_from_the_recorded_get(opened: Opened) -> None:
     answers = Answers(entries("arm-acs-get-list", first=2)[:1])
-    reader = arm(answers)
-    closing.append(reader)
-    rid = (
-        "/subscriptions/8443df5e-8e12-4cd9-810e-c525196fecae/resourceGroups/Communication-RG-8888"
-        "/providers/Microsoft.Communication/communicationServices/communication-service-9003"
-    )
+    reader = opened.arm(answers)
 
-    found = await reader.acs_resources([], [rid])
+    found = await reader.acs_resources([], [ACS_ID])
 
     assert [(r.name, r.resource_group, r.subscription_id) for r in found] == [
         (
@@ -219,13 +226,12 @@ async def test_a_named_acs_resource_is_read_from_the_recorded_get(closing: list[
             "8443df5e-8e12-4cd9-810e-c525196fecae",
         )
     ]
-    assert answers.sent[0][1].split("?")[0].endswith(rid)
+    assert answers.sent[0][1].split("?")[0].endswith(ACS_ID)
 
 
-async def test_the_recorded_acs_listing_gives_its_resources(closing: list[object]) -> None:
+async def test_the_recorded_acs_listing_gives_its_resources(opened: Opened) -> None:
     answers = Answers(entries("arm-acs-get-list", first=3))
-    reader = arm(answers)
-    closing.append(reader)
+    reader = opened.arm(answers)
 
     found = await reader.acs_resources(["8443df5e-8e12-4cd9-810e-c525196fecae"])
 
@@ -233,18 +239,10 @@ async def test_the_recorded_acs_listing_gives_its_resources(closing: list[object
     assert not answers.pending
 
 
-async def test_role_assignments_parse_the_recorded_listing(closing: list[object]) -> None:
+async def test_role_assignments_parse_the_recorded_listing(opened: Opened) -> None:
     answers = Answers(entries("arm-role-assignments"))
-    reader = arm(answers)
-    closing.append(reader)
-    resource = (
-        await arm(Answers(entries("arm-acs-get-list", first=2)[:1])).acs_resources(
-            [],
-            [
-                "/subscriptions/8443df5e-8e12-4cd9-810e-c525196fecae/resourceGroups/Communication-RG-8888/providers/Microsoft.Communication/communicationServices/communication-service-9003"
-            ],
-        )
-    )[0]
+    reader = opened.arm(answers)
+    resource = parse_resource_id(ACS_ID)
 
     found = await reader.role_assignments(resource)
 
@@ -261,17 +259,9 @@ async def test_role_assignments_parse_the_recorded_listing(closing: list[object]
 # ----- Microsoft Graph -------------------------------------------------------------------------
 
 
-def entra(settings: Settings, answers: Answers) -> EntraAdapter:
-    client, http = graph_client(settings, RecordedToken(), transport=HttpxReplay(answers))
-    return EntraAdapter(client, http, settings.graph_endpoint)
-
-
-async def test_read_apps_parses_the_recorded_application(
-    settings: Settings, closing: list[object]
-) -> None:
+async def test_read_apps_parses_the_recorded_application(opened: Opened) -> None:
     answers = Answers(entries("graph-app-and-principal", first=3)[:1])
-    adapter = entra(settings, answers)
-    closing.append(adapter)
+    adapter = opened.entra(answers)
 
     found = await adapter.read_apps(["FD44BE51-B72E-47A1-B872-DC44A00A8DEE"])
 
@@ -286,12 +276,9 @@ async def test_read_apps_parses_the_recorded_application(
     }
 
 
-async def test_add_password_reads_graphs_documented_answer(
-    settings: Settings, closing: list[object]
-) -> None:
+async def test_add_password_reads_graphs_documented_answer(opened: Opened) -> None:
     answers = Answers(entries("graph-add-password"))
-    adapter = entra(settings, answers)
-    closing.append(adapter)
+    adapter = opened.entra(answers)
     record = AppRecord("{id}", "d2f8b1a0-0000-4000-8000-00000000a001", "documented", ())
 
     created = await adapter.add_password(record, "Password friendly name", at(1631217029))
@@ -310,11 +297,10 @@ async def test_add_password_reads_graphs_documented_answer(
 
 
 async def test_deleted_names_follow_the_recorded_empty_pages_to_the_end(
-    closing: list[object],
+    opened: Opened,
 ) -> None:
     answers = Answers(entries("kv-list-deleted"), CHALLENGE)
-    adapter = await vault(answers, "https://vaultname.vault.azure.net")
-    closing.append(adapter)
+    adapter = opened.vault(answers, "https://vaultname.vault.azure.net")
 
     found = await adapter.deleted_names()
 
@@ -331,14 +317,11 @@ async def test_deleted_names_follow_the_recorded_empty_pages_to_the_end(
     assert not answers.pending  # all five pages, the two empty first ones included
 
 
-async def test_add_password_reads_the_recorded_password_credential(
-    settings: Settings, closing: list[object]
-) -> None:
+async def test_add_password_reads_the_recorded_password_credential(opened: Opened) -> None:
     """Graph's real bytes (the servicePrincipal action's answer: the same passwordCredential
     resource, @odata.context and all)."""
     answers = Answers(entries("graph-sp-add-password"))
-    adapter = entra(settings, answers)
-    closing.append(adapter)
+    adapter = opened.entra(answers)
     record = AppRecord("b469e51b-0483-4042-8ff3-53c0aa2465fd", "app", "ssp550078c992b", ())
 
     created = await adapter.add_password(record, "sppass", datetime(2024, 7, 24, tzinfo=UTC))
@@ -353,12 +336,9 @@ async def test_add_password_reads_the_recorded_password_credential(
     assert created.value.get_secret_value() == "REDACTED"
 
 
-async def test_remove_password_accepts_the_documented_204(
-    settings: Settings, closing: list[object]
-) -> None:
+async def test_remove_password_accepts_the_documented_204(opened: Opened) -> None:
     answers = Answers(entries("graph-remove-password"))
-    adapter = entra(settings, answers)
-    closing.append(adapter)
+    adapter = opened.entra(answers)
     record = AppRecord("{id}", "d2f8b1a0-0000-4000-8000-00000000a002", "documented", ())
 
     removed = await adapter.remove_password(record, "f0b0b335-1d71-4883-8f98-567911bfdca6")
@@ -369,12 +349,9 @@ async def test_remove_password_accepts_the_documented_204(
     ]
 
 
-async def test_service_principals_parse_the_recorded_listing(
-    settings: Settings, closing: list[object]
-) -> None:
+async def test_service_principals_parse_the_recorded_listing(opened: Opened) -> None:
     answers = Answers(entries("graph-sp-listing"))
-    adapter = entra(settings, answers)
-    closing.append(adapter)
+    adapter = opened.entra(answers)
 
     found = await adapter.service_principals(["B469E51B-0483-4042-8FF3-53C0AA2465FD"])
 
@@ -390,14 +367,13 @@ async def test_service_principals_parse_the_recorded_listing(
     assert "$select=" in answers.sent[0][1]
 
 
-async def test_role_definition_parses_the_recorded_definition(closing: list[object]) -> None:
+async def test_role_definition_parses_the_recorded_definition(opened: Opened) -> None:
     """The recorded Contributor, listed by name there, served as the GET by id the rotator
     makes (the same RoleDefinition resource; arm-role-definition.json says why)."""
     listing = entries("arm-role-definition")[0]
     by_id = dataclasses.replace(listing, body=listing.body["value"][0])
     answers = Answers([by_id])
-    reader = arm(answers)
-    closing.append(reader)
+    reader = opened.arm(answers)
     definition_id = by_id.body["id"]
 
     found = await reader.role_definition(definition_id)
