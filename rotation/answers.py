@@ -186,6 +186,14 @@ class RequestedBy(AnswerModel):
     role: str | None = Field(description="the API's app role the request used")
 
 
+class SkippedItem(AnswerModel):
+    """One item of an upstream answer left out: the service, the answer, the fields."""
+
+    service: str
+    answer: str
+    reason: str
+
+
 class RunReport(AnswerModel):
     """One run's report (no secret values): each app's outcome, and the apps to look at."""
 
@@ -208,6 +216,10 @@ class RunReport(AnswerModel):
     )
     apps: list[AppOutcome] = Field(validation_alias="outcomes")
     requested_by: RequestedBy | None = Field(description="who asked for the run")
+    skipped_items: list[SkippedItem] = Field(
+        description="Items of upstream answers that could not be read and belong to no app "
+        "(each also logged as item.skipped); the rest of each answer was used."
+    )
 
     @field_validator("unfinished", "busy", "blocked", mode="before")
     @classmethod

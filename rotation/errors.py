@@ -45,6 +45,12 @@ class ServiceUnavailable(RotationError):
     """A cloud service kept failing after the SDK's own retries."""
 
 
+class MalformedAnswer(ServiceUnavailable):
+    """A cloud service answered, but its whole answer cannot be read (not JSON, a listing
+    whose items are not a list): the message names the service and the part that is wrong.
+    One bad item among good ones is never this: it stays that item's problem."""
+
+
 class InvalidRequest(RotationError):
     """A cloud service refused a request as malformed (for example a lifetime over policy)."""
 

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from rotation.telemetry.skipped_items import SkippedItem
+
 #: Every credential this service creates carries this display-name prefix, so that
 #: orphans from a crashed run can be told apart from credentials made by people.
 CREDENTIAL_PREFIX = "acs-smtp-rotation"
@@ -30,7 +32,9 @@ DRIFT_SMTP_TAG = "drift-smtp"
 #: How discovery found an app or a username (rotation/run/discovery.py's SOURCE_* names).
 UsernameSource = Literal["smtp-username", "role", "allow-list"]
 #: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
-AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped", "drift"]
+AppState = Literal[
+    "ok", "due", "no-password", "app-not-found", "skipped", "drift", "unreadable"
+]
 
 
 class Mode(enum.StrEnum):
@@ -150,6 +154,9 @@ class PrincipalEntry:
     app_id: str
     kind: str
     owner_tenant_id: str | None
+    #: Why Graph's answer for it cannot be used (a field missing or of the wrong type):
+    #: discovery then shows the role holder as skipped with this reason.
+    problem: str | None = None
 
 
 # ----- Azure Resource Manager: what discovery and doctor read about ACS ----------------------
@@ -226,6 +233,9 @@ class AppRecord:
     credentials: tuple[Credential, ...]
     #: createdDateTime: an app-management restriction may apply only to apps created after a date.
     created: datetime | None = None
+    #: Why Graph's answer for this app cannot be used (a field missing, null or of the wrong
+    #: type, named): the app is flagged in status and failed by a run, with no write.
+    problem: str | None = None
 
     def credential(self, key_id: str | None) -> Credential | None:
         return next((c for c in self.credentials if c.key_id == key_id), None)
@@ -318,6 +328,9 @@ class VaultVersion:
     # every version of one disabled (a tag the engine writes last; see policy.settled).
     settled: bool = False
     tags: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Set on a vault listing's item that could not be read (why): the app's versions are
+    #: then read one by one instead (policy.needs_versions), never planned from it.
+    unreadable: str | None = None
 
     @property
     def written_by_rotator(self) -> bool:
@@ -627,6 +640,8 @@ class RunReport:
     finished: datetime | None = None
     outcomes: list[AppOutcome] = field(default_factory=list)
     requested_by: Requester | None = None
+    #: Items of upstream answers that belong to no app and could not be read: left out.
+    skipped_items: list[SkippedItem] = field(default_factory=list)
 
     @property
     def failed(self) -> list[AppOutcome]:

@@ -33,7 +33,10 @@ from rotation.model import (
     UsernameSource,
 )
 from rotation.run.engine import Engine, utc_now
+from rotation.run.observe import Unobserved
 from rotation.settings import Settings
+from rotation.telemetry import skipped_items
+from rotation.telemetry.skipped_items import SkippedItem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,6 +91,16 @@ class StatusRow:
     def skipped(cls, skip: Skipped) -> StatusRow:
         return cls(skip.app_id, "", "", None, None, None, None, 0, "skipped", reason=skip.reason)
 
+    @classmethod
+    def unreadable(cls, obs: Unobserved) -> StatusRow:
+        """An app whose own answers could not be used: marked, with the reason (issue 23)."""
+        app = obs.app
+        return cls(
+            app.app_id, app.smtp_username, app.secret_name, None, None, None, None, 0,
+            "unreadable", reason=f"{obs.reason}: {obs.error}",
+            usernames=tuple(zip(app.usernames, app.username_sources, strict=False)),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -95,6 +108,8 @@ class Selection:
 
     apps: list[ManagedApp]
     skipped: list[Skipped]
+    #: Items of discovery's answers that belong to no app and could not be read.
+    items: list[SkippedItem] = dataclasses.field(default_factory=list)
 
 
 class RotationService:
@@ -173,9 +188,10 @@ class RotationService:
 
     async def choose(self, app_ids: Sequence[str] | None) -> Selection:
         """The managed apps named by `app_ids` (all when none), and the skipped ones named."""
-        inventory = await self.survey()
+        with skipped_items.collecting() as items:
+            inventory = await self.survey()
         if not app_ids:
-            return Selection(inventory.apps, inventory.skipped)
+            return Selection(inventory.apps, inventory.skipped, items)
         by_id = {a.app_id.lower(): a for a in inventory.apps}
         skipped = {s.app_id.lower(): s for s in inventory.skipped}
         unknown = [i for i in app_ids if i.lower() not in by_id and i.lower() not in skipped]
@@ -183,7 +199,9 @@ class RotationService:
             raise UnknownApps(unknown)
         wanted = list(dict.fromkeys(i.lower() for i in app_ids))
         return Selection(
-            [by_id[i] for i in wanted if i in by_id], [skipped[i] for i in wanted if i in skipped]
+            [by_id[i] for i in wanted if i in by_id],
+            [skipped[i] for i in wanted if i in skipped],
+            items,
         )
 
     def busy(self, app_ids: Sequence[str]) -> list[str]:
@@ -216,9 +234,12 @@ class RotationService:
         if options.budget_seconds is not None:
             budget = options.budget_seconds - (time.monotonic() - started)
             options = dataclasses.replace(options, budget_seconds=budget)
-        return await self.engine.run(
-            chosen.apps, options, skipped=chosen.skipped, on_outcome=on_outcome
-        )
+        with skipped_items.collecting() as items:
+            report = await self.engine.run(
+                chosen.apps, options, skipped=chosen.skipped, on_outcome=on_outcome
+            )
+        report.skipped_items = [*chosen.items, *items]
+        return report
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
         """One row per managed app: what Key Vault serves and how long it stays valid; then
@@ -230,6 +251,9 @@ class RotationService:
         now = self.engine.clock()
         rows = []
         for obs in observations:
+            if isinstance(obs, Unobserved):
+                rows.append(StatusRow.unreadable(obs))
+                continue
             current = obs.entry.current
             credential = obs.current_credential
             expires = credential.end if credential else None

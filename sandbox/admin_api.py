@@ -7,7 +7,9 @@ secret value (seeded senders come back without their password).
 - ``GET  /requests``                 request counters; ``DELETE /requests`` resets them
 - ``GET  /faults``                   injected faults; ``POST /faults`` adds one
   (``{"route", "status", "retryAfter", "latency", "drop", "probability", "times",
-  "after"}``; ``after``: the route runs, then the status answers instead of its reply);
+  "after", "rewrite"}``; ``after``: the route runs, then the status answers instead of its
+  reply; ``rewrite``: ``{"match": {path: value}, "path", "value" | "delete": true}`` edits one
+  item of the route's JSON answer, see sandbox.faults.Rewrite);
   ``DELETE /faults[?route=...]`` clears them
 - ``PUT  /propagation-delay``        ``{"seconds": 20}``
 - ``POST /clock/advance``            ``{"days": 160}`` or ``{"seconds": 30}``
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from sandbox import tokens
 from sandbox.api_app import ROLES
+from sandbox.faults import Rewrite
 from sandbox.http_common import STATE, ApiError, counted_app, json_body
 from sandbox.seed import Via
 from sandbox.state import BUILTIN_ROLES, SandboxState
@@ -107,8 +110,24 @@ async def add_fault(request: web.Request) -> web.Response:
         probability=_number(body, "probability", 1.0) or 0.0,
         times=int(times) if times is not None else None,
         after=bool(body.get("after", False)),
+        rewrite=_rewrite(body.get("rewrite")),
     )
     return web.json_response(asdict(fault), status=201)
+
+
+def _rewrite(spec: object) -> Rewrite | None:
+    if spec is None:
+        return None
+    match = spec.get("match") if isinstance(spec, dict) else None
+    path = spec.get("path") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(match, dict) or not isinstance(path, str):
+        raise ApiError(
+            400,
+            "BadRequest",
+            '\'rewrite\' must be {"match": {field: value}, "path": "a.b", "value": ...} '
+            'or with "delete": true instead of a value.',
+        )
+    return Rewrite(match, path, spec.get("value"), bool(spec.get("delete", False)))
 
 
 async def clear_faults(request: web.Request) -> web.Response:

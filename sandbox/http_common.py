@@ -10,7 +10,8 @@ there does three things for every request, in this order:
    the service's own shape, or the first fault with ``drop`` closes the connection with no
    reply at all; a fault marked ``after`` answers its status only once the route has run
    (the work is done, the caller hears a failure);
-3. otherwise runs the route, turning an :class:`ApiError` into that service's error body.
+3. otherwise runs the route, turning an :class:`ApiError` into that service's error body,
+   and lets each fault's ``rewrite`` edit the JSON answer (one malformed item).
 
 The route key is ``"<service> <METHOD> <route template>"``, with the template as
 registered (aiohttp's ``canonical``) minus the app's ``key_prefix``, e.g.
@@ -45,6 +46,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from sandbox.faults import Rewrite
 from sandbox.state import IssuedToken, SandboxState
 
 #: The service name this app answers as: "login", "graph", "vault", "arm" or "admin".
@@ -158,11 +160,26 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if fault.status is not None:
             return _fault_response(request, fault.status, fault.retry_after)
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as err:
         return error_response(
             request, err.status, err.code, err.message, headers=err.headers, extra=err.extra
         )
+    return _rewritten(response, [f.rewrite for f in faults if f.rewrite is not None])
+
+
+def _rewritten(response: web.StreamResponse, rewrites: list[Rewrite]) -> web.StreamResponse:
+    """The answer with each rewrite applied to its JSON body (a 2xx JSON answer only)."""
+    if not rewrites or not isinstance(response, web.Response) or response.status >= 300:
+        return response
+    if response.content_type != "application/json" or response.body is None:
+        return response
+    assert isinstance(response.body, bytes)  # json_response's body
+    body = json.loads(response.body)
+    for rewrite in rewrites:
+        body = rewrite.apply(body)
+    response.body = json.dumps(body).encode()
+    return response
 
 
 #: Graph's JSON media type with its OData parameters, as every recorded Graph answer carries

@@ -38,6 +38,7 @@ MODELS: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
     (answers.AppOutcome, "serialization"),
     (answers.RunReport, "serialization"),
     (answers.RequestedBy, "serialization"),
+    (answers.SkippedItem, "serialization"),
     (answers.DoctorReport, "serialization"),
     (answers.DoctorCheck, "serialization"),
     (answers.DoctorMisconfigured, "serialization"),

@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DeserializationError,
     HttpResponseError,
     ResourceNotFoundError,
     map_error,
@@ -25,8 +26,11 @@ from azure.mgmt.communication.aio import CommunicationServiceManagementClient
 from azure.mgmt.core import tools as arm_id
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
+from rotation.azure import arm_items
+from rotation.azure.arm_items import ARM
 from rotation.azure.errors import RETRY, map_arm_errors
 from rotation.azure.trust import connection_options
+from rotation.errors import MalformedAnswer
 from rotation.model import (
     AcsResource,
     PermissionEntry,
@@ -36,9 +40,13 @@ from rotation.model import (
 )
 from rotation.resource_ids import resource_parts
 from rotation.settings import ACS_RESOURCE, Settings
+from rotation.telemetry.skipped_items import skip
 
 #: The role assignments API version azure-mgmt-authorization uses by default.
 ROLE_ASSIGNMENTS_API = "2022-04-01"
+#: The SMTP Usernames API version azure-mgmt-communication uses by default (its
+#: _configuration.py; SmtpUsernames_List in azure-rest-api-specs communication).
+SMTP_USERNAMES_API = "2025-09-01"
 _ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
@@ -100,7 +108,12 @@ class ArmReader:
             client = self._comm(subscription_id)
             with map_arm_errors(f"the ACS resources of subscription {subscription_id}"):
                 async for item in client.communication_services.list_by_subscription():
-                    resource = parse_resource_id(str(item.id))
+                    try:
+                        resource = parse_resource_id(str(item.id))
+                    except ValueError:  # no readable id: it names no resource we can scan
+                        skip(ARM, f"the ACS resources of subscription {subscription_id}",
+                             "an ACS resource: id: not an ACS resource id")  # fmt: skip
+                        continue
                     found.setdefault(resource.id.lower(), resource)
         for resource_id in resource_ids:
             wanted = parse_resource_id(resource_id)
@@ -114,19 +127,14 @@ class ArmReader:
         return sorted(found.values(), key=lambda r: r.id.lower())
 
     async def smtp_usernames(self, resource: AcsResource) -> list[SmtpUsernameEntry]:
-        client = self._comm(resource.subscription_id)
-        entries = []
-        with map_arm_errors(f"the SMTP usernames of {resource.id}"):
-            async for item in client.smtp_usernames.list(resource.resource_group, resource.name):
-                entries.append(
-                    SmtpUsernameEntry(
-                        resource.id,
-                        str(item.username),
-                        str(item.entra_application_id).lower(),
-                        str(item.tenant_id).lower(),
-                    )
-                )
-        return entries
+        """The SMTP Username resources of an ACS resource, read as JSON item by item (an
+        item that cannot be read is skipped: arm_items)."""
+        what = f"the SMTP usernames of {resource.id}"
+        items = await self._json_items(
+            resource.subscription_id, f"{resource.id}/smtpUsernames",
+            {"api-version": SMTP_USERNAMES_API}, what,
+        )  # fmt: skip
+        return arm_items.smtp_usernames(resource.id, items, what)
 
     async def role_assignments(self, resource: AcsResource) -> list[RoleAssignmentEntry]:
         """Assignments that apply to the resource: at its scope and inherited from above.
@@ -134,22 +142,36 @@ class ArmReader:
         Read as JSON through the management client's own pipeline (`send_request`: ARM
         token, retries, Retry-After) rather than azure-mgmt-authorization's models, whose
         deserialization was over half of discovery at 10,000 senders (py-spy). The shape
-        is RoleAssignmentListResult (azure-rest-api-specs, authorization 2022-04-01).
+        is RoleAssignmentListResult (azure-rest-api-specs, authorization 2022-04-01); an
+        item that cannot be read is skipped (arm_items).
         """
-        client = self._comm(resource.subscription_id)
-        entries: list[RoleAssignmentEntry] = []
-        url: str | None = f"{resource.id}/providers/Microsoft.Authorization/roleAssignments"
-        params: dict[str, str] = {"api-version": ROLE_ASSIGNMENTS_API, "$filter": "atScope()"}
-        with map_arm_errors(f"the role assignments on {resource.id}"):
-            while url:
-                response = await client.send_request(HttpRequest("GET", url, params=params))
+        what = f"the role assignments on {resource.id}"
+        items = await self._json_items(
+            resource.subscription_id,
+            f"{resource.id}/providers/Microsoft.Authorization/roleAssignments",
+            {"api-version": ROLE_ASSIGNMENTS_API, "$filter": "atScope()"},
+            what,
+        )
+        return arm_items.role_assignments(items, what)
+
+    async def _json_items(
+        self, subscription_id: str, url: str, params: dict[str, str], what: str
+    ) -> list[object]:
+        """Every item of an ARM listing (following nextLink), as JSON; a page that cannot be
+        read as a whole raises MalformedAnswer naming what was read."""
+        client = self._comm(subscription_id)
+        items: list[object] = []
+        next_url: str | None = url
+        with map_arm_errors(what):
+            while next_url:
+                response = await client.send_request(HttpRequest("GET", next_url, params=params))
                 if response.status_code != 200:
                     map_error(response.status_code, response, _ERRORS)
                     raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-                page = response.json()
-                entries += [_assignment(item) for item in page.get("value") or ()]
-                url, params = page.get("nextLink"), {}  # a next link carries its own query
-        return entries
+                page = _page(response, what)
+                items += page["value"]
+                next_url, params = page.get("nextLink"), {}  # a next link carries its own query
+        return items
 
     async def role_definition(self, definition_id: str) -> RoleDefinitionEntry:
         """A role's actions and notActions (cached by the definition's GUID)."""
@@ -157,16 +179,13 @@ class ArmReader:
         if key in self._definitions:
             return self._definitions[key]
         client = self._authz(_subscription_of(definition_id) or next(iter(self._authorization), ""))
-        with map_arm_errors(f"role definition {definition_id}"):
-            item = await client.role_definitions.get_by_id(definition_id)
-        actions: list[str] = []
-        not_actions: list[str] = []
-        for permission in item.permissions or ():
-            actions.extend(permission.actions or ())
-            not_actions.extend(permission.not_actions or ())
-        entry = RoleDefinitionEntry(
-            str(item.id), str(item.role_name), tuple(actions), tuple(not_actions)
-        )
+        what = f"role definition {definition_id}"
+        with map_arm_errors(what):
+            try:
+                item = await client.role_definitions.get_by_id(definition_id)
+            except DeserializationError:
+                raise MalformedAnswer(f"{ARM} answered {what} unreadably") from None
+        entry = _definition(item, what)
         self._definitions[key] = entry
         return entry
 
@@ -223,13 +242,35 @@ class ArmReader:
         return self._authorization[key]
 
 
-def _assignment(item: Mapping[str, Any]) -> RoleAssignmentEntry:
-    properties: Mapping[str, Any] = item.get("properties") or {}
-    return RoleAssignmentEntry(
-        str(properties.get("scope")),
-        str(properties.get("principalId")).lower(),
-        str(properties.get("principalType")),
-        str(properties.get("roleDefinitionId")),
+def _page(response: Any, what: str) -> dict[str, Any]:
+    """An ARM listing page: an object whose ``value`` is a list and ``nextLink`` a link."""
+    try:
+        page = response.json()
+    except ValueError:
+        raise MalformedAnswer(f"{ARM} answered {what} with something other than JSON") from None
+    if (
+        not isinstance(page, dict)
+        or not isinstance(page.get("value"), list)
+        or not isinstance(page.get("nextLink"), str | None)
+    ):
+        raise MalformedAnswer(
+            f"{ARM} answered {what} with a page that cannot be read: its 'value' is not a "
+            "list, or its 'nextLink' not a link"
+        )
+    return page
+
+
+def _definition(item: Any, what: str) -> RoleDefinitionEntry:
+    """A role definition SDK model as our entry; a permission list that is not text fails."""
+    actions: list[str] = []
+    not_actions: list[str] = []
+    for permission in item.permissions or ():
+        actions.extend(permission.actions or ())
+        not_actions.extend(permission.not_actions or ())
+    if not all(isinstance(a, str) for a in (*actions, *not_actions)) or not item.id:
+        raise MalformedAnswer(f"{ARM} answered {what} unreadably (id, actions or notActions)")
+    return RoleDefinitionEntry(
+        str(item.id), str(item.role_name), tuple(actions), tuple(not_actions)
     )
 
 

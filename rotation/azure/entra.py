@@ -67,13 +67,14 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from rotation.azure import request_ids
+from rotation.azure import graph_items, request_ids
 from rotation.azure.errors import error_code, first_line, is_refusal, unknown_resource
 from rotation.azure.trust import trusted_ssl_context
 from rotation.core.concurrency import bounded
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
+    MalformedAnswer,
     NotFound,
     PasswordAdditionBlocked,
     PermissionDenied,
@@ -183,7 +184,7 @@ class EntraAdapter:
         if not wanted:
             return {}
         found = await _batched(wanted, "appId", self._list_applications)
-        records = (_record(a) for a in found)
+        records = graph_items.applications(found, "applications")
         return {r.app_id: r for r in records if r.app_id in wanted}
 
     async def _list_applications(self, filter_: str | None) -> list[dict[str, Any]]:
@@ -239,7 +240,8 @@ class EntraAdapter:
             fresh = (await self.read_apps([record.app_id])).get(record.app_id.lower())
         except RotationError:
             return False
-        return fresh is not None and fresh.credential(key_id.lower()) is None
+        readable = fresh is not None and fresh.problem is None  # a flagged record says nothing
+        return readable and fresh is not None and fresh.credential(key_id.lower()) is None
 
     async def password_policies(self) -> PasswordPolicies:
         """The tenant default app-management policy, every app-specific one, and which apps
@@ -338,7 +340,7 @@ class EntraAdapter:
         if not wanted:
             return {}
         sps = await _batched(wanted, "id", self._list_service_principals)
-        entries = (_principal(sp) for sp in sps)
+        entries = graph_items.principals(sps, "service principals")
         return {e.object_id: e for e in entries if e.object_id in wanted}
 
     async def _list_service_principals(self, filter_: str | None) -> list[dict[str, Any]]:
@@ -359,17 +361,35 @@ class EntraAdapter:
         items: list[dict[str, Any]] = []
         while True:
             page = await self._read(functools.partial(self._send_json, info), what, hint=hint)
-            items.extend(page.get("value") or [])
+            value = page.get("value")
+            if not isinstance(value, list):
+                raise MalformedAnswer(
+                    f"Microsoft Graph answered a page that cannot be read to {what}: its "
+                    f"'value' is {'missing' if value is None else 'not a list'}"
+                )
+            items.extend(value)
             link = page.get("@odata.nextLink")
             if not link:
                 return items
+            if not isinstance(link, str):
+                raise MalformedAnswer(
+                    f"Microsoft Graph answered a page that cannot be read to {what}: its "
+                    "'@odata.nextLink' is not a link"
+                )
             info = builder.with_url(link).to_get_request_information()
 
     async def _send_json(self, info: Any) -> dict[str, Any]:
         adapter = self._client.request_adapter
         raw: Any = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
-        body: Any = json.loads(raw) if raw else {}
-        return body if isinstance(body, dict) else {}
+        try:
+            body: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            raise MalformedAnswer(
+                "Microsoft Graph answered with something other than JSON"
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedAnswer("Microsoft Graph answered with JSON that is not an object")
+        return body
 
     async def _read(
         self, call: Callable[[], Awaitable[T]], what: str, *, hint: str | None = None
@@ -496,27 +516,14 @@ def _credential(c: PasswordCredential) -> Credential:
 
 
 def _time(value: object) -> datetime | None:
-    return datetime.fromisoformat(str(value)) if value else None
-
-
-def _record(item: dict[str, Any]) -> AppRecord:
-    """An application as Graph's JSON (id, appId, displayName, passwordCredentials)."""
-    return AppRecord(
-        object_id=str(item["id"]),
-        app_id=str(item["appId"]).lower(),
-        display_name=str(item.get("displayName") or ""),
-        created=_time(item.get("createdDateTime")),
-        credentials=tuple(
-            Credential(
-                key_id=str(c["keyId"]).lower(),
-                display_name=c.get("displayName"),
-                start=_time(c.get("startDateTime")),
-                end=_time(c.get("endDateTime")),
-                hint=c.get("hint"),
-            )
-            for c in item.get("passwordCredentials") or ()
-        ),
-    )
+    """A policy's date, or None when it is absent or unreadable (the restriction then
+    applies to every app: the safe side)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _policy(item: Mapping[str, Any], *, assigned: bool) -> AppManagementPolicy:
@@ -560,20 +567,6 @@ def _duration(value: object) -> timedelta | None:
 def _restrictive(policy: AppManagementPolicy) -> bool:
     """An enabled policy with a password restriction: the only ones whose reach matters."""
     return policy.enabled and bool(policy.passwords)
-
-
-def _principal(item: dict[str, Any]) -> PrincipalEntry:
-    """A servicePrincipal as Graph's JSON (id, appId, servicePrincipalType,
-    appOwnerOrganizationId)."""
-    owner = item.get("appOwnerOrganizationId")
-    return PrincipalEntry(
-        object_id=str(item["id"]).lower(),
-        app_id=str(item["appId"]).lower(),
-        # Absent only if Graph ignored $select: treated as an app, which then fails loudly
-        # on its first read if it is not one, rather than being hidden as skipped.
-        kind=str(item.get("servicePrincipalType") or "Application"),
-        owner_tenant_id=str(owner).lower() if owner else None,
-    )
 
 
 def _api_roles(client_id: str, sp: dict[str, Any], assignments: list[dict[str, Any]]) -> ApiRoles:

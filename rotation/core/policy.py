@@ -229,6 +229,8 @@ def app_state(record: AppRecord | None, vault: VaultEntry, now: datetime, rules:
     truth, so status, plan and the expiry warning cannot disagree."""
     if record is None:
         return "app-not-found"
+    if record.problem is not None:
+        return "unreadable"  # never "ok": what Graph said of it cannot be read
     if drift.drift(vault) is not None:
         return "drift"
     if rotation_reason(record, vault, now, rules, Mode.DUE) is None:
@@ -351,6 +353,8 @@ def needs_versions(record: AppRecord, current: VaultVersion | None) -> bool:
     """
     if current is None:
         return False
+    if current.unreadable is not None:
+        return True  # the listing's item could not be read: the versions say it all
     if not current.settled:
         return True  # the last rotation was not seen to finish (or predates the mark)
     return {c.key_id for c in record.credentials} != {current.key_id}

@@ -219,8 +219,13 @@ def role_sightings(
     sightings, skipped = [], []
     for holder in holders:
         principal = by_id.get(holder.principal_id)
-        if principal is None:
-            continue  # gone from the directory since the assignment was made
+        unknown = _unknown_principal(holder, principal)
+        if unknown is not None or principal is None:
+            # Never silently: a sender whose service principal Graph did not answer readably
+            # is shown, keyed by its object id (its app id is what could not be read).
+            if unknown is not None and holder.automatic:
+                skipped.append(Skipped(holder.principal_id, unknown))
+            continue
         app_id = principal.app_id.lower()
         reason = not_ours(principal, tenant_id)
         if reason is not None:
@@ -237,6 +242,21 @@ def role_sightings(
             )
         )
     return sightings, skipped
+
+
+def _unknown_principal(holder: RoleHolder, principal: PrincipalEntry | None) -> str | None:
+    """Why a role holder's app cannot be known: Graph answered its service principal
+    unreadably, or not at all (deleted since the assignment was made)."""
+    where = f"holds a role on {holder.resource.id}"
+    if principal is None:
+        return (
+            f"service principal {holder.principal_id} {where}, but Microsoft Graph does not "
+            "return it (deleted since the role was assigned?): remove the role assignment, "
+            "or list its app in ROTATION_APP_IDS"
+        )
+    if principal.problem is not None:
+        return f"{principal.problem}; it {where}, so its app cannot be known or rotated"
+    return None
 
 
 def not_ours(principal: PrincipalEntry, tenant_id: str) -> str | None:

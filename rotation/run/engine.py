@@ -44,7 +44,7 @@ from rotation.model import (
 )
 from rotation.run.app_run import AppRunner, RunState, failed, log_internal_error
 from rotation.run.discovery import Skipped
-from rotation.run.observe import Observation, Reader
+from rotation.run.observe import Observation, Reader, Unobserved
 from rotation.run.steps import Steps, new_names
 from rotation.telemetry import logs
 
@@ -84,8 +84,9 @@ class Engine:
 
     async def observe(
         self, apps: Sequence[ManagedApp], *, list_vault: bool = True
-    ) -> list[Observation]:
-        """Every app's Entra record and Key Vault entry (rotation/run/observe.py)."""
+    ) -> list[Observation | Unobserved]:
+        """Every app's Entra record and Key Vault entry (rotation/run/observe.py); an app
+        whose own answers cannot be used comes back `Unobserved`, with the reason."""
         return await self.reader.observe(apps, list_vault=list_vault)
 
     async def run(

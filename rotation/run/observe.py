@@ -18,6 +18,8 @@ from rotation.core.ports import Directory, SecretStore
 from rotation.errors import PermissionDenied, describe
 from rotation.model import AppOutcome, AppRecord, Credential, ManagedApp, VaultEntry, VaultVersion
 
+#: The reason of an app whose Entra record could not be read (its `problem` is the error).
+UNREADABLE = "what Entra ID answered about the app cannot be read; nothing was changed"
 #: Builds the failed outcome of an app whose reads failed: (app, reason, error).
 ReadFailed = Callable[[ManagedApp, str, str], AppOutcome]
 
@@ -38,6 +40,15 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Unobserved:
+    """An app whose own answers could not be used: why (`reason`) and the error."""
+
+    app: ManagedApp
+    reason: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reader:
     directory: Directory
     store: SecretStore
@@ -47,11 +58,12 @@ class Reader:
 
     async def observe(
         self, apps: Sequence[ManagedApp], *, list_vault: bool = True
-    ) -> list[Observation]:
-        """Every app's record and entry; a failed read raises."""
+    ) -> list[Observation | Unobserved]:
+        """Every app's record and entry, for `status`: a whole read that fails (Graph's
+        batch read, the vault listing) raises; an app whose own answer cannot be used is
+        marked `Unobserved` with the reason, and the others are read as usual."""
         records, listed = await self._read_all(apps, list_vault)
-        gate = asyncio.Semaphore(self.limit)
-        return list(await asyncio.gather(*(self._one(a, records, listed, gate) for a in apps)))
+        return await self._each(apps, records, listed)
 
     async def observe_each(
         self,
@@ -64,7 +76,8 @@ class Reader:
         Graph's batch read or the vault listing, one for its own Key Vault read). A refusal
         of the batch read is the identity's, not the apps': it fails the run, once (one
         `run.failed` line rather than the same 403 for every app: the state right after a
-        deploy, before the Graph permission is granted)."""
+        deploy, before the Graph permission is granted). An app whose record Graph answered
+        unreadably (`AppRecord.problem`) is failed with that reason, before any write."""
         try:
             records, listed = await self._read_all(apps, list_vault)
         except PermissionDenied:
@@ -73,13 +86,27 @@ class Reader:
             why = describe(exc)
             reason = "could not read the applications from Entra ID or list the Key Vault"
             return [failed(app, reason, why) for app in apps]
+        return [
+            failed(o.app, o.reason, o.error) if isinstance(o, Unobserved) else o
+            for o in await self._each(apps, records, listed)
+        ]
+
+    async def _each(
+        self,
+        apps: Sequence[ManagedApp],
+        records: Mapping[str, AppRecord],
+        listed: Mapping[str, VaultVersion] | None,
+    ) -> list[Observation | Unobserved]:
         gate = asyncio.Semaphore(self.limit)
 
-        async def read(app: ManagedApp) -> Observation | AppOutcome:
+        async def read(app: ManagedApp) -> Observation | Unobserved:
+            record = records.get(app.app_id.lower())
+            if record is not None and record.problem is not None:
+                return Unobserved(app, UNREADABLE, record.problem)
             try:
                 return await self._one(app, records, listed, gate)
             except Exception as exc:
-                return failed(app, "could not read its Key Vault entry", describe(exc))
+                return Unobserved(app, "could not read its Key Vault entry", describe(exc))
 
         return list(await asyncio.gather(*(read(a) for a in apps)))
 

@@ -253,6 +253,14 @@ DISCOVERY_SKIPPED = _event(
     "excluded id, ...). Shown in the workbook, never alerted on.",
     {"app_id": "string", "reason": "string"},
 )
+ITEM_SKIPPED = _event(
+    "item.skipped",
+    "One item of an upstream answer that could not be read and belongs to no app the rotator "
+    "can name (a role assignment whose properties are not an object, a service principal "
+    "without an id): left out, the rest of the answer used; counted in the run report's "
+    "skippedItems. `reason` names the fields, never their values.",
+    {"service": "string", "answer": "string", "reason": "string"},
+)
 DISCOVERY_FINISHED = _event(
     "discovery.finished",
     "How many apps the rotator manages, and how many senders it skips.",
@@ -541,6 +549,7 @@ EVENTS: tuple[Event, ...] = (
     VAULT_SETTLE_FAILED,
     DISCOVERY_SCANNED,
     DISCOVERY_SKIPPED,
+    ITEM_SKIPPED,
     DISCOVERY_FINISHED,
     DISCOVERY_GROUP_IGNORED,
     DISCOVERY_ROLE_MISSING,

@@ -164,6 +164,7 @@ RUN = {
         "name": "ops@contoso.example",
         "role": "Rotation.Rotate",
     },
+    "skippedItems": [],
 }
 EMPTY_RUN = {
     "runId": "run-2",
@@ -178,6 +179,7 @@ EMPTY_RUN = {
     "blocked": [],
     "apps": [],
     "requestedBy": None,
+    "skippedItems": [],
 }
 STATUS = {
     "apps": [
