@@ -129,7 +129,8 @@ async def test_a_role_assignment_without_readable_properties_is_skipped_and_coun
     assert len(report.outcomes) == 4
     (item,) = report.skipped_items
     assert item.service == "Azure Resource Manager"
-    assert "role assignment" in item.reason and "properties" in item.reason
+    assert "role assignment" in item.reason
+    assert "properties" in item.reason
     assert len(await service.status()) == 4
 
 
