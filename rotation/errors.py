@@ -131,6 +131,12 @@ class LeaseTaken(RotationError):
         self.run_id = run_id
 
 
+class LeaseLost(RotationError):
+    """The app's lease was lost while its work ran (taken by another run after a renewal
+    failed, or lapsed while renewals kept failing): the work stopped before its next write,
+    and the next run finishes it (I5)."""
+
+
 class LeaseStoreUnavailable(RotationError):
     """The lease store (the Function App's storage account) cannot be reached or used;
     nothing may rotate until it can."""

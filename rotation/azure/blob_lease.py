@@ -12,7 +12,9 @@ run refused it can say which run holds the app.
 The lease is finite (15-60 s, the only finite durations Azure accepts) and renewed every
 third of it while the app's steps run (SMTP verification may wait minutes for a new secret
 to propagate), then released. A worker that dies stops renewing, and the lease expires by
-itself within ``lease_seconds``.
+itself within ``lease_seconds``. A worker that lives on but loses the lease (a renewal
+refused with 409, or renewals failing until it could have lapsed) is fenced: its app's
+writes stop before the next one (`LeaseFence`, rotation/core/fencing.py).
 
 Reached with the rotator's identity (Storage Blob Data Owner on the account, which infra
 grants for the Functions host already). Errors reaching or using the account become
@@ -22,9 +24,10 @@ grants for the Functions host already). Errors reaching or using the account bec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from azure.core.exceptions import (
     AzureError,
@@ -34,7 +37,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from rotation.errors import LeaseStoreUnavailable, LeaseTaken
+from rotation.core import fencing
+from rotation.errors import LeaseLost, LeaseStoreUnavailable, LeaseTaken
 from rotation.settings import Settings
 from rotation.telemetry import logs, redaction
 from rotation.telemetry.echo import echo
@@ -44,12 +48,19 @@ if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
 
 log = logs.get_logger("rotation.lease")
+T = TypeVar("T")
 
-#: Storage's default retry policy waits 15 s, then 18 s, then 24 s; a run must learn in
-#: seconds that the store is down (it then fails closed), so: three retries 2 s apart.
-RETRY_TOTAL = 3
-RETRY_BACKOFF_SECONDS = 2
-CONNECTION_TIMEOUT_SECONDS = 5
+#: Every storage call is bounded well inside the shortest lease (15 s). Storage's default
+#: retry policy waits 15 s, then 18 s, then 24 s, and the blob client reads for up to 60 s
+#: per try (azure-storage-blob's READ_TIMEOUT): one renewal could outlast the lease. Here a
+#: try connects within 3 s and reads within 4 s, and two retries come 1 s apart: a failing
+#: store is known in seconds (a run then fails closed), and a renewal fails, and is tried
+#: again, before the lease could lapse. `BlobLeases._bounded` cuts a call off at that point
+#: in any case.
+RETRY_TOTAL = 2
+RETRY_BACKOFF_SECONDS = 1
+CONNECTION_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 4
 #: The blob metadata naming the run that holds the lease.
 HOLDER = "run_id"
 
@@ -77,9 +88,10 @@ class BlobLeases:
             settings.lease_blob_url,
             credential=credential,
             retry_policy=LinearRetry(
-                backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRY_TOTAL, random_jitter_range=1
+                backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRY_TOTAL, random_jitter_range=0.5
             ),
             connection_timeout=CONNECTION_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
             **connection_options(settings),
         )
         return cls(service, settings.lease_container, settings.lease_seconds)
@@ -111,25 +123,28 @@ class BlobLeases:
 
     @asynccontextmanager
     async def hold(self, app_id: str, run_id: str | None = None) -> AsyncIterator[None]:
+        """The app's lease for the block, renewed meanwhile, and its fence
+        (rotation/core/fencing.py): the block's writes stop once the lease is lost."""
         from azure.storage.blob.aio import BlobLeaseClient
 
         blob = self._container.get_blob_client(app_id.lower())
         lease = BlobLeaseClient(blob)
         with self._mapped():
+            asked = time.monotonic()  # the lease runs from no earlier than this
             await self._acquire(app_id, blob, lease)
-            try:
-                if run_id is not None:
-                    await self._name_holder(blob, lease, run_id)
-            except BaseException:
-                await asyncio.shield(self._release(lease))
-                raise
-        log.info("lease.acquired", lease_seconds=self.seconds)
-        renewer = asyncio.create_task(self._renew(lease))
+        fence = LeaseFence(app_id, self.seconds, asked)
+        renewer = asyncio.create_task(self._renew(lease, fence))
         try:
-            yield
+            with self._mapped():
+                if run_id is not None:
+                    await self._bounded(fence, self._name_holder(blob, lease, run_id))
+            log.info("lease.acquired", lease_seconds=self.seconds)
+            with fencing.fenced(fence):
+                yield
         finally:
             renewer.cancel()
-            await asyncio.shield(self._release(lease))
+            if not fence.taken:  # a lease another run holds now is not ours to release
+                await asyncio.shield(self._release(lease))
 
     async def _acquire(self, app_id: str, blob: BlobClient, lease: BlobLeaseClient) -> None:
         for _ in range(3):  # the container, then the app's blob, may have to be made first
@@ -183,19 +198,38 @@ class BlobLeases:
         with suppress(ResourceExistsError):
             await blob.upload_blob(b"", overwrite=False)
 
-    async def _renew(self, lease: BlobLeaseClient) -> None:
-        """Renews every third of the lease, so two renewals may fail before it lapses."""
+    async def _renew(self, lease: BlobLeaseClient, fence: LeaseFence) -> None:
+        """Renews every third of the lease, so two renewals may fail before it lapses. Each
+        renewal is cut short where the lease could lapse; once it is lost (409: taken or
+        broken) or could have lapsed, the fence closes and nothing renews it any more."""
         while True:
             await asyncio.sleep(self.seconds / 3)
+            asked = time.monotonic()
             try:
-                await lease.renew()
+                await self._bounded(fence, lease.renew())
+                fence.renewed(asked)
+                continue
             except HttpResponseError as exc:
                 if exc.status_code == 409:  # expired and taken, or broken: not ours any more
+                    fence.lose("taken", f"storage refused its renewal ({_code(exc)})")
                     log.error("lease.lost", error_code=_code(exc))
                     return
                 log.warning("lease.renew_failed", error=redaction.scrub(str(exc.message)))
             except AzureError as exc:
                 log.warning("lease.renew_failed", error=redaction.scrub(str(exc.message)))
+            except TimeoutError:
+                log.warning("lease.renew_failed", error="no answer before the lease could lapse")
+            if fence.lapsed():
+                fence.lose("lapsed", f"no renewal succeeded for {self.seconds} s")
+                log.error("lease.lost", error_code="lapsed")
+                return
+
+    @staticmethod
+    async def _bounded(fence: LeaseFence, call: Awaitable[T]) -> T:
+        """A storage call made while holding the lease, cut off where the lease could lapse
+        (on top of the client's own per-try timeouts and retries)."""
+        async with asyncio.timeout(fence.left()):
+            return await call
 
     async def _release(self, lease: BlobLeaseClient) -> None:
         try:
@@ -226,6 +260,48 @@ class BlobLeases:
                 f"cannot reach the lease store, {where}: {_reason(exc)}; nothing rotates "
                 "until it can be reached"
             ) from None
+
+
+class LeaseFence:
+    """What one holder knows of its lease: held until `valid_until` (monotonic) unless it
+    renews, or until storage says another holds it. `check` (rotation/core/fencing.py)
+    refuses a write from `MARGIN` of the lease before it could lapse: a write that starts
+    then still lands while the lease is ours."""
+
+    #: The part of the lease kept in hand for a write that has begun to land.
+    MARGIN = 0.25
+
+    def __init__(self, app_id: str, seconds: int, asked: float) -> None:
+        self.app_id = app_id
+        self.seconds = seconds
+        self.valid_until = asked + seconds
+        self.taken = False
+        self.lost: str | None = None
+
+    def renewed(self, asked: float) -> None:
+        self.valid_until = asked + self.seconds
+
+    def left(self) -> float:
+        """Seconds until writes must stop (0 once lost or lapsed)."""
+        if self.lost is not None:
+            return 0.0
+        return max(0.0, self.valid_until - self.seconds * self.MARGIN - time.monotonic())
+
+    def lapsed(self) -> bool:
+        return self.left() <= 0
+
+    def lose(self, how: Literal["taken", "lapsed"], why: str) -> None:
+        self.taken = how == "taken"
+        self.lost = why
+
+    def check(self) -> None:
+        if self.lost is None and self.lapsed():
+            self.lose("lapsed", f"no renewal succeeded for {self.seconds} s")
+        if self.lost is not None:
+            raise LeaseLost(
+                f"lost the lease of app {self.app_id} ({self.lost}); its work stopped before "
+                "the next write, and the next run finishes it"
+            )
 
 
 def _code(exc: AzureError) -> str | None:

@@ -35,6 +35,7 @@ from rotation.core.policy import (
 from rotation.core.ports import Leases
 from rotation.errors import (
     FailureKind,
+    LeaseLost,
     LeaseTaken,
     PasswordAdditionBlocked,
     RetirementIncomplete,
@@ -493,6 +494,14 @@ def _stopped(exc: Exception, progress: _Progress) -> Ended:
         log.info("app.busy", holder="another run", held_by=exc.run_id)
         progress.held_by = exc.run_id
         return Outcome.BUSY, describe(exc)
+    if isinstance(exc, LeaseLost):
+        # Stopped before its next write (rotation/core/fencing.py): another run may hold
+        # the app now; the next run finishes what is left (I5 removes an unproven secret).
+        error = describe(exc)
+        log.warning("app.unfinished", error=error)
+        if progress.promoted:
+            return Outcome.ROTATED, f"lost its lease after the promotion: {error}"
+        return Outcome.UNFINISHED, error
     if isinstance(exc, TimeoutError):
         log.warning("app.unfinished")  # `step`: the step the deadline cut (bound by it)
         if progress.promoted:  # only the consumers or the retirement were cut

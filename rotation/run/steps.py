@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from rotation.core import fencing
 from rotation.core.policy import settled
 from rotation.core.ports import Directory, SecretStore, Verifier
 from rotation.errors import SecretNameDeleted, VaultWriteFailed, describe
@@ -119,6 +120,7 @@ class Steps:
         now = self.clock()
         name = f"{CREDENTIAL_PREFIX} {now:%Y-%m-%dT%H:%M:%SZ}"
         end = now + (lifetime or self.config.rules.lifetime)
+        fencing.check()
         new = await self.directory.add_password(record, name, end)
         redaction.register_secret(new.value)
         log.info(
@@ -145,6 +147,7 @@ class Steps:
     async def promote(self, app: ManagedApp, entry: VaultEntry, new: NewSecret) -> VaultVersion:
         """Step 3: the verified secret becomes the current Key Vault version."""
         begin_step("promote")
+        fencing.check()
         version = await self.store.promote(
             app,
             new,
@@ -159,7 +162,8 @@ class Steps:
         self, app: ManagedApp, record: AppRecord, entry: VaultEntry, new: NewSecret
     ) -> VaultVersion | NotPromoted:
         """Step 3, and if it fails, the new credential's removal; but only once Key Vault
-        says it does not hold it (I1)."""
+        says it does not hold it (I1). A lost lease stops it before either write."""
+        fencing.check()
         try:
             return await self.promote(app, entry, new)
         except VaultWriteFailed as refused:
@@ -191,6 +195,7 @@ class Steps:
         cancellation must not leave the removal half done. A failure is returned, not
         raised: the next run removes the credential as an orphan (I5)."""
         key_id = new.credential.key_id
+        fencing.check()  # lost: the credential stays, an orphan the next run removes (I5)
         try:
             await asyncio.shield(self.directory.remove_password(record, key_id))
         except Exception as exc:
@@ -213,6 +218,7 @@ class Steps:
         try:
             for retirement in plan.retire:
                 key_id = retirement.credential.key_id
+                fencing.check()  # outside the try: a lost lease stops, it is no failed removal
                 try:
                     await self.directory.remove_password(record, key_id)
                 except Exception as exc:
@@ -226,6 +232,7 @@ class Steps:
             # Even after a partial failure: a version whose secret is gone must not be served.
             done.disabled = plan.versions_to_disable(done.removed)
             if done.disabled:
+                fencing.check()
                 await self.store.disable(app.secret_name, list(done.disabled))
                 log.info("vault.versions_disabled", versions=len(done.disabled))
         return done
@@ -242,6 +249,7 @@ class Steps:
         current = entry.current
         if current is None or current.settled or not settled(record, entry):
             return False
+        fencing.check()
         try:
             await self.store.mark_settled(app.secret_name, current)
         except Exception as exc:  # whatever it was, the next run sets the mark

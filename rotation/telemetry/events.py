@@ -141,8 +141,10 @@ APP_FAILED = _event(
 )
 APP_UNFINISHED = _event(
     "app.unfinished",
-    "The app's deadline cut `step`; the next run completes it.",
-    {},
+    "The app's deadline cut `step`, or its lease was lost (`error` says how) and its work "
+    "stopped before its next write; the next run completes it.",
+    {"error": "string"},
+    optional=("error",),
     context=("run_id", "app_id", "step"),
 )
 APP_LEFT_UNSTARTED = _event(
@@ -405,8 +407,9 @@ LEASE_RENEW_FAILED = _event(
 )
 LEASE_LOST = _event(
     "lease.lost",
-    "Storage refused a renewal with 409: the lease lapsed and was taken, or was broken. The "
-    "app's steps go on (two runs at once still converge, I8), and nothing renews it any more.",
+    "The app's lease is lost: storage refused a renewal with 409 (it lapsed and was taken, "
+    "or was broken), or renewals kept failing until it could have lapsed (`error_code` "
+    "lapsed). The app's work stops before its next write; the next run finishes it (I5).",
     {"error_code": "string"},
     optional=("error_code",),
     context=("run_id", "app_id"),
