@@ -32,9 +32,7 @@ DRIFT_SMTP_TAG = "drift-smtp"
 #: How discovery found an app or a username (rotation/run/discovery.py's SOURCE_* names).
 UsernameSource = Literal["smtp-username", "role", "allow-list"]
 #: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
-AppState = Literal[
-    "ok", "due", "no-password", "app-not-found", "skipped", "drift", "unreadable"
-]
+AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped", "drift", "unreadable"]
 
 
 class Mode(enum.StrEnum):

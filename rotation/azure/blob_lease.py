@@ -53,7 +53,7 @@ T = TypeVar("T")
 #: Every storage call is bounded well inside the shortest lease (15 s). Storage's default
 #: retry policy waits 15 s, then 18 s, then 24 s, and the blob client reads for up to 60 s
 #: per try (azure-storage-blob's READ_TIMEOUT): one renewal could outlast the lease. Here a
-#: try connects within 3 s and reads within 4 s, and two retries come 1 s apart: a failing
+#: try connects within 3 s and reads within 4 s, and two retries come 1 s (+-1 s) apart: a failing
 #: store is known in seconds (a run then fails closed), and a renewal fails, and is tried
 #: again, before the lease could lapse. `BlobLeases._bounded` cuts a call off at that point
 #: in any case.
@@ -88,7 +88,7 @@ class BlobLeases:
             settings.lease_blob_url,
             credential=credential,
             retry_policy=LinearRetry(
-                backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRY_TOTAL, random_jitter_range=0.5
+                backoff=RETRY_BACKOFF_SECONDS, retry_total=RETRY_TOTAL, random_jitter_range=1
             ),
             connection_timeout=CONNECTION_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
