@@ -2,7 +2,7 @@
 
 The run reads every app at once (rotation/run/observe.py), lists soft-deleted names and scans
 consumer sites (opt-in) once, then hands each app to `AppRunner` (rotation/run/app_run.py),
-which plans it and carries out its steps (rotation/run/steps.py; each logs its event from
+which plans it and carries out its steps (rotation/run/steps.py; each logs its event, catalogued in
 rotation/telemetry/events.py, which the reliability suite hooks to cancel a run at each step
 boundary). Apps run concurrently up to `max_concurrency`, each inside its own deadline;
 one app's failure, a bug included, never stops the others. Whatever happens, the report
@@ -251,7 +251,7 @@ class Engine:
 
     def _log_finished(self, obs: Observation | None, outcome: AppOutcome) -> None:
         """One line per app per run, whatever happened: what the workbook's expiry timeline
-        and run history read (rotation/telemetry/events.py, APP_FINISHED)."""
+        and run history read (`app.finished` in rotation/telemetry/events.py)."""
         expires = outcome.expires if outcome.outcome is Outcome.ROTATED else None
         if expires is None and obs is not None:
             credential = obs.current_credential

@@ -1,7 +1,7 @@
 """The steps of one app's rotation, each a named method you can find from the outside (as
 in the AWS rotation templates): check names, create, verify, promote, retire, settle.
 
-Each step does one thing through the ports, logs its event from rotation/telemetry/events.py when it
+Each step does one thing through the ports, logs its event (catalogued in rotation/telemetry/events.py) when it
 is done (the reliability suite hooks those events to cancel a run at each step boundary)
 and returns what it did; rotation/run/app_run.py decides what comes next and
 builds the app's outcome from those results. No step decides what to retire: the policy's
@@ -35,7 +35,7 @@ from rotation.model import (
     VaultEntry,
     VaultVersion,
 )
-from rotation.telemetry import events, logs, redaction
+from rotation.telemetry import logs, redaction
 
 #: The engine's lines keep one logger name, whichever of its modules writes them.
 log = logs.get_logger("rotation.engine")
@@ -124,7 +124,7 @@ class Steps:
         new = await self.directory.add_password(record, name, end)
         redaction.register_secret(new.value)
         log.info(
-            events.CREDENTIAL_CREATED.name,
+            "credential.created",
             key_id=new.credential.key_id,
             expires=str(new.credential.end),
         )
@@ -137,7 +137,7 @@ class Steps:
         begun = time.monotonic()  # the secret exists from here: this is Entra's propagation
         attempts = await self.verifier.verify(app.smtp_username, new.value, timeout)
         log.info(
-            events.SMTP_VERIFIED.name,
+            "smtp.verified",
             key_id=new.credential.key_id,
             attempts=attempts,
             seconds=round(time.monotonic() - begun, 3),
@@ -155,7 +155,7 @@ class Steps:
             smtp_port=self.config.smtp_port,
             write_username=writes_username(app, entry),
         )
-        log.info(events.VAULT_PROMOTED.name, key_id=new.credential.key_id, version=version.version)
+        log.info("vault.promoted", key_id=new.credential.key_id, version=version.version)
         return version
 
     async def promote_or_roll_back(
@@ -202,7 +202,7 @@ class Steps:
             error = describe(exc)
             log.error("credential.rollback_failed", key_id=key_id, error=error)
             return f"rollback of {key_id} failed: {error} (the next run removes it as an orphan)"
-        log.warning(events.CREDENTIAL_ROLLED_BACK.name, key_id=key_id, why=why)
+        log.warning("credential.rolled_back", key_id=key_id, why=why)
         return None
 
     async def retire(
@@ -227,7 +227,7 @@ class Steps:
                     log.error("credential.remove_failed", key_id=key_id, error=error)
                     continue
                 done.removed.append(key_id)
-                log.info(events.CREDENTIAL_REMOVED.name, key_id=key_id, reason=retirement.reason)
+                log.info("credential.removed", key_id=key_id, reason=retirement.reason)
         finally:
             # Even after a partial failure: a version whose secret is gone must not be served.
             done.disabled = plan.versions_to_disable(done.removed)

@@ -6,7 +6,9 @@ Application Insights' `traces` table. Queries take the object from its first `{`
 then read `body.event` and the fields below. Renaming an event or a field here without
 the workbook and the alerts would empty a panel or silence an alert without an error,
 so tests/infra/test_log_contract.py holds the product, this list and every query
-together. A new outcome needs no new event: `app.finished` carries every outcome.
+together. Log calls name their event as a literal string (no constants to keep in step);
+tests/infra/test_workbook.py reads those names from the code and fails when the code and
+this catalogue disagree, either way. A new outcome needs no new event: `app.finished` carries every outcome.
 
 Field kinds are JSON kinds: "string", "int", "number" (int or float), "bool", "object".
 """
@@ -81,509 +83,446 @@ def _event(
     return Event(name, meaning, fields, frozenset(optional), planned, frozenset(context))
 
 
-# ----- a run --------------------------------------------------------------------------------
-RUN_STARTED = _event(
-    "run.started",
-    "A run began: its mode, whether it is a dry run, how many apps it covers.",
-    {"mode": "string", "dry_run": "bool", "apps": "int"},
-    context=("run_id",),
-)
-RUN_FINISHED = _event(
-    "run.finished",
-    "A run ended. `counts` maps each outcome (rotated, retired, unchanged, planned, failed, "
-    "unfinished, busy, skipped, blocked) to its number of apps; absent outcomes are left out. "
-    "`starved`: apps were due and the run started none (a failure, which alerts).",
-    {
-        "mode": "string",
-        "dry_run": "bool",
-        "duration_seconds": "number",
-        "failed": "int",
-        "rotated": "int",
-        "unfinished": "int",
-        "starved": "bool",
-        "counts": "object",
-    },
-    context=("run_id",),
-)
-
-# ----- one app in a run ---------------------------------------------------------------------
-APP_PLANNED = _event(
-    "app.planned",
-    "What the policy decided for an app it acts on (rotate, retire) and why. An app with "
-    "nothing to do has no such line (at 10,000 apps they were a third of a plan's time): "
-    "its `app.finished` says `nothing` and why.",
-    {"action": "string", "reason": "string"},
-    context=("run_id", "app_id"),
-)
-APP_FINISHED = _event(
-    "app.finished",
-    "One line per app per run, whatever happened: its outcome, and the days left on the "
-    "secret Key Vault serves after the run (null when there is none, or it never expires).",
-    {
-        "outcome": "string",
-        "action": "string",
-        "reason": "string",
-        "error": "string",
-        "expires": "string",
-        "days_left": "number",
-        "rotate_before_days": "int",
-    },
-    optional=("error", "expires", "days_left"),
-    context=("run_id", "app_id"),
-)
-APP_FAILED = _event(
-    "app.failed",
-    "The app's rotation failed at `step`; `error` is the operator's message (no secret), or "
-    "`internal error: <type>` for a bug, with `where` (innermost frames, no exception text).",
-    {"error": "string", "error_type": "string", "where": "string"},
-    optional=("error_type", "where"),
-    context=("run_id", "app_id", "step"),
-)
-APP_UNFINISHED = _event(
-    "app.unfinished",
-    "The app's deadline cut `step`, or its lease was lost (`error` says how) and its work "
-    "stopped before its next write; the next run completes it.",
-    {"error": "string"},
-    optional=("error",),
-    context=("run_id", "app_id", "step"),
-)
-APP_LEFT_UNSTARTED = _event(
-    "app.left_unstarted",
-    "The run had no time for an app that fell due `runs` scheduled runs ago (at `due_since`) "
-    "and is still not rotated: the timer's budget keeps leaving it out. Alerts.",
-    {"runs": "int", "due_since": "string"},
-    context=("run_id", "app_id"),
-)
-APP_EXPIRY_NEAR = _event(
-    "app.expiry_near",
-    "The app was not rotated in this run although policy says it is due (`reason`: "
-    "expiring, expired, its Key Vault version disabled, ...), the same decision as plan "
-    "and status.",
-    {"key_id": "string", "days_left": "number", "reason": "string"},
-    optional=("key_id", "days_left"),
-    context=("run_id", "app_id"),
-)
-
-# ----- the four steps -----------------------------------------------------------------------
-CREDENTIAL_CREATED = _event(
-    "credential.created",
-    "Step 1: a new client secret exists (its key id and end; never its text).",
-    {"key_id": "string", "expires": "string"},
-    context=("run_id", "app_id", "step"),
-)
-SMTP_VERIFIED = _event(
-    "smtp.verified",
-    "Step 2: SMTP AUTH accepted the new secret after `attempts` tries and `seconds` from "
-    "its creation: Entra's propagation as seen in this tenant.",
-    {"key_id": "string", "attempts": "int", "seconds": "number"},
-    context=("run_id", "app_id", "step"),
-)
-VAULT_PROMOTED = _event(
-    "vault.promoted",
-    "Step 3: the verified secret is the current Key Vault version.",
-    {"key_id": "string", "version": "string"},
-    context=("run_id", "app_id", "step"),
-)
-CREDENTIAL_ROLLED_BACK = _event(
-    "credential.rolled_back",
-    "A new secret that failed verification or promotion was removed again (I3).",
-    {"key_id": "string", "why": "string"},
-    context=("run_id", "app_id", "step"),
-)
-CREDENTIAL_ROLLBACK_FAILED = _event(
-    "credential.rollback_failed",
-    "Removing such a secret failed; the next run removes it as an orphan (I5).",
-    {"key_id": "string", "error": "string"},
-    context=("run_id", "app_id", "step"),
-)
-CREDENTIAL_REMOVED = _event(
-    "credential.removed",
-    "Step 4: an old secret was removed, and why (grace ended, emergency, orphan).",
-    {"key_id": "string", "reason": "string"},
-    context=("run_id", "app_id", "step"),
-)
-CREDENTIAL_ALREADY_GONE = _event(
-    "credential.already_gone",
-    "A secret to remove was gone already (Graph answered 400 or 404 and a re-read agreed).",
-    {"app_id": "string", "key_id": "string"},
-)
-CREDENTIAL_REMOVE_FAILED = _event(
-    "credential.remove_failed",
-    "Step 4: removing an old secret failed; the other removals are still attempted and the "
-    "next run tries again.",
-    {"key_id": "string", "error": "string"},
-    context=("run_id", "app_id", "step"),
-)
-VAULT_READ_FAILED = _event(
-    "vault.read_failed",
-    "After a failed promote, Key Vault could not be read to confirm whether it stored the "
-    "new secret: the secret is kept (never removed while Key Vault may serve it).",
-    {"error": "string"},
-    context=("run_id", "app_id"),
-)
-VAULT_VERSIONS_DISABLED = _event(
-    "vault.versions_disabled",
-    "Step 4: Key Vault versions holding removed secrets were disabled.",
-    {"versions": "int"},
-    context=("run_id", "app_id", "step"),
-)
-VAULT_SETTLED = _event(
-    "vault.settled",
-    "The app's rotation finished (every old secret removed, every version of one disabled): "
-    "its current Key Vault version is tagged `settled-version`, and later runs skip its "
-    "version history until something changes.",
-    {"version": "string"},
-    context=("run_id", "app_id"),
-)
-VAULT_SETTLE_FAILED = _event(
-    "vault.settle_failed",
-    "Tagging a finished rotation was refused; nothing is wrong, the next run reads the app's "
-    "versions again and retries.",
-    {"error": "string"},
-    context=("run_id", "app_id"),
-)
-
-# ----- discovery ----------------------------------------------------------------------------
-DISCOVERY_SCANNED = _event(
-    "discovery.scanned",
-    "ACS resources scanned and role holders found on them.",
-    {"resources": "int", "role_holders": "int"},
-)
-DISCOVERY_SKIPPED = _event(
-    "discovery.skipped",
-    "An app seen on ACS that the rotator leaves alone, and why (another tenant's app, an "
-    "excluded id, ...). Shown in the workbook, never alerted on.",
-    {"app_id": "string", "reason": "string"},
-)
-ITEM_SKIPPED = _event(
-    "item.skipped",
-    "One item of an upstream answer that could not be read and belongs to no app the rotator "
-    "can name (a role assignment whose properties are not an object, a service principal "
-    "without an id): left out, the rest of the answer used; counted in the run report's "
-    "skippedItems. `reason` names the fields, never their values.",
-    {"service": "string", "answer": "string", "reason": "string"},
-)
-DISCOVERY_FINISHED = _event(
-    "discovery.finished",
-    "How many apps the rotator manages, and how many senders it skips.",
-    {"apps": "int", "skipped": "int"},
-    optional=("skipped",),
-)
-DISCOVERY_GROUP_IGNORED = _event(
-    "discovery.group_ignored",
-    "A role assignment to a group would let its members send through the ACS resource; "
-    "groups are not followed, so such apps need the allow-list (`hint`).",
-    {"group_id": "string", "resource_id": "string", "role": "string", "hint": "string"},
-)
-DISCOVERY_ROLE_MISSING = _event(
-    "discovery.role_missing",
-    "A role assignment names a role definition that no longer exists.",
-    {"role_definition_id": "string"},
-)
-
-# ----- the HTTP API -------------------------------------------------------------------------
-HTTP_ROTATION_ANSWERED = _event(
-    "http.rotation_answered",
-    "POST /api/rotations answered with the run's report.",
-    {"run_id": "string", "ok": "bool"},
-)
-
-HTTP_AUTHORIZED = _event(
-    "http.authorized",
-    "A call to the HTTP API passed its token and role checks (rotation/auth.py): the `route`, "
-    "and in the caller fields who called and with which app role.",
-    {"route": "string"},
-    context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
-)
-HTTP_REFUSED = _event(
-    "http.refused",
-    "A call to the HTTP API was refused: its `status` (401 no valid token, 403 no role for "
-    "it, 4xx a bad request, 409 busy, 503 not configured or Entra's keys unreadable), `code` "
-    "and `reason`. The caller's ids when its token passed; `client_ip` as the platform "
-    "forwarded it. Never the token.",
-    {
-        "route": "string",
-        "status": "int",
-        "code": "string",
-        "reason": "string",
-        "client_ip": "string",
-    },
-    optional=("reason", "client_ip"),
-)
-HTTP_ROTATION_REQUESTED = _event(
-    "http.rotation_requested",
-    "POST /api/rotations accepted a run: its mode, whether a dry run and its app ids "
-    "(comma-separated, or `all`); the caller fields say who asked.",
-    {"mode": "string", "dry_run": "bool", "app_ids": "string"},
-    context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
-)
-RUN_REQUESTED = _event(
-    "run.requested",
-    "`python -m rotation run|plan` began: mode, dry run, app ids, and the operator (`user@host`).",
-    {"mode": "string", "dry_run": "bool", "app_ids": "string", "caller": "string"},
-)
-RUN_ON_OUTCOME_FAILED = _event(
-    "run.on_outcome_failed",
-    "The run's progress callback raised; the run went on.",
-    {"error": "string"},
-    context=("run_id",),
-)
-
-# ----- failures outside a run (the alert rules watch them) ------------------------------------
-RUN_FAILED = _event(
-    "run.failed",
-    "A scheduled run failed before its report (discovery, an ARM or Graph 403, invalid "
-    "settings): no run.finished follows.",
-    {"error_type": "string", "error": "string"},
-)
-SETTINGS_INVALID = _event(
-    "settings.invalid",
-    "The worker started with invalid settings; `error` names the setting, never its value.",
-    {"error": "string"},
-)
-
-# ----- outcomes outside rotated, retired and failed: skipped, blocked and busy ------------------
-APP_SKIPPED = _event(
-    "app.skipped",
-    "An app the run leaves alone (a managed identity, another tenant's app), and why.",
-    {"reason": "string"},
-    context=("run_id", "app_id"),
-)
-APP_BLOCKED = _event(
-    "app.blocked",
-    "An app an operator must fix first (a soft-deleted Key Vault name, or an app-management "
-    "policy that forbids a new password): `fix` says how.",
-    {"secret_name": "string", "fix": "string", "error": "string"},
-    context=("run_id", "app_id"),
-)
-POLICY_UNREAD = _event(
-    "policy.unread",
-    "The tenant's app-management policies could not be (fully) read (the Graph permission "
-    "Policy.Read.All, or Application.Read.All for app-specific ones, is missing): lifetimes "
-    "are not capped and bans not seen before Graph refuses a new password.",
-    {"error": "string"},
-    context=("run_id",),
-)
-VAULT_DELETED_UNLISTED = _event(
-    "vault.deleted_unlisted",
-    "Listing the vault's soft-deleted secrets failed; each app about to write a new name "
-    "asks about its own names instead.",
-    {"error": "string"},
-    context=("run_id",),
-)
-APP_BUSY = _event(
-    "app.busy",
-    "Another run holds the app's lease (`holder`: this instance or another run; `held_by`: "
-    "that run's id, when known); the app is left to it and reported busy, not failed.",
-    {"holder": "string", "held_by": "string"},
-    optional=("held_by",),
-    context=("run_id", "app_id"),
-)
-
-# ----- the per-app lease in the Function App's storage (rotation/azure/blob_lease.py) ---------------------
-LEASE_CONTAINER_CREATED = _event(
-    "lease.container_created",
-    "The lease container did not exist in the storage account and was made (first run).",
-    {"container": "string"},
-)
-LEASE_ACQUIRED = _event(
-    "lease.acquired",
-    "The app's lease was taken for `lease_seconds`; it is renewed while the app's steps run.",
-    {"lease_seconds": "int"},
-    context=("run_id", "app_id"),
-)
-LEASE_RELEASED = _event(
-    "lease.released",
-    "The app's lease was given back at the end of its steps.",
-    {},
-    context=("run_id", "app_id"),
-)
-LEASE_RENEW_FAILED = _event(
-    "lease.renew_failed",
-    "A renewal failed (storage unreachable or erroring); the next one is tried a third of the "
-    "lease later, so two may fail before the lease lapses.",
-    {"error": "string"},
-    context=("run_id", "app_id"),
-)
-LEASE_LOST = _event(
-    "lease.lost",
-    "The app's lease is lost: storage refused a renewal with 409 (it lapsed and was taken, "
-    "or was broken), or renewals kept failing until it could have lapsed (`error_code` "
-    "lapsed). The app's work stops before its next write; the next run finishes it (I5).",
-    {"error_code": "string"},
-    optional=("error_code",),
-    context=("run_id", "app_id"),
-)
-LEASE_RELEASE_FAILED = _event(
-    "lease.release_failed",
-    "Giving the lease back failed; it expires by itself within the lease time.",
-    {"error": "string"},
-    context=("run_id", "app_id"),
-)
-
-# ----- consumers (opt-in: ROTATION_CONSUMERS_ENABLED) -----------------------------------------
-CONSUMERS_SCANNED = _event(
-    "consumers.scanned",
-    "The run's (or status') look at consumer sites: how many sites and slots were read and "
-    "how many reference our vault.",
-    {"sites": "int", "consumers": "int"},
-)
-CONSUMER_UNREACHABLE = _event(
-    "consumer.unreachable",
-    "A consumer site, its slots or a subscription's site list could not be read or "
-    "refreshed (`error`, ARM's own words); no app retires early while it lasts.",
-    {"site": "string", "error": "string"},
-)
-CONSUMER_REFRESHED = _event(
-    "consumer.refreshed",
-    "After a promotion, a consumer site was asked to resolve its Key Vault references now.",
-    {"site": "string"},
-    context=("run_id", "app_id"),
-)
-CONSUMERS_CHECKED = _event(
-    "consumers.checked",
-    "After a promotion, whether every consumer site confirmed the new `version` "
-    "(`confirmed`), over how many sites, with how many unreachable.",
-    {"version": "string", "confirmed": "bool", "sites": "int", "unreachable": "int"},
-    context=("run_id", "app_id"),
-)
-CONSUMER_CONFIRMED = _event(
-    "consumer.confirmed",
-    "A consumer site's Key Vault reference (`setting`) resolves to the current version "
-    "(`active_version`) of the app's secret (`secret_name`).",
-    {
-        "site": "string",
-        "setting": "string",
-        "setting_type": "string",
-        "secret_name": "string",
-        "active_version": "string",
-    },
-    context=("run_id", "app_id"),
-)
-CONSUMER_UNCONFIRMED = _event(
-    "consumer.unconfirmed",
-    "A consumer site's Key Vault reference does not (yet) resolve to the current version: "
-    "its `status` and `problem`; old secrets wait for the grace period.",
-    {
-        "site": "string",
-        "setting": "string",
-        "setting_type": "string",
-        "status": "string",
-        "active_version": "string",
-        "problem": "string",
-    },
-    optional=("active_version", "problem"),
-    context=("run_id", "app_id"),
-)
-
-# ----- Key Vault events (Event Grid trigger, rotation/vault_watch.py) -------------------------
-VAULT_EVENT_MALFORMED = _event(
-    "event.malformed",
-    "An Event Grid delivery that is not a Key Vault secret event of the published schema "
-    "(a field missing, null or of the wrong type; `reason` names it): dropped, never retried.",
-    {"reason": "string", "event_id": "string"},
-    optional=("event_id",),
-)
-VAULT_EVENT_IGNORED = _event(
-    "event.ignored",
-    "A Key Vault event that asks nothing of the rotator (`reason`): the rotator's own write, a "
-    "repeat, a version already superseded, another vault, an event type not handled. An "
-    "unmanaged secret's event is logged at debug level only.",
-    {
-        "reason": "string",
-        "event_id": "string",
-        "event_type": "string",
-        "secret_name": "string",
-        "vault_version": "string",
-    },
-    optional=("event_id", "event_type", "secret_name", "vault_version"),
-)
-VAULT_EVENT_RECEIVED = _event(
-    "event.received",
-    "A Key Vault event for a managed secret, and what it asks (`verdict`: rotate, check_drift).",
-    {
-        "event_id": "string",
-        "event_type": "string",
-        "secret_name": "string",
-        "vault_version": "string",
-        "verdict": "string",
-        "reason": "string",
-    },
-    context=("app_id",),
-)
-VAULT_DRIFT_DETECTED = _event(
-    "vault.drift_detected",
-    "A version of a managed secret the rotator did not write (drift), checked read-only by "
-    "SMTP AUTH: `smtp` accepted, refused or unverified (`error` says why). Warning when "
-    "accepted, error otherwise. The app is blocked (nothing rotated over it, nothing retired) "
-    "until an operator resolves it; alerts.",
-    {
-        "secret_name": "string",
-        "vault_version": "string",
-        "appeared": "string",
-        "smtp": "string",
-        "error": "string",
-        "marked": "bool",
-    },
-    optional=("error",),
-    context=("app_id",),
-)
-
+#: Every event, in the order docs/events.md lists them. Log calls name events by their
+#: literal `noun.verb` string; tests/infra/test_workbook.py reads those names from the code
+#: and holds them and this catalogue together, both ways.
 EVENTS: tuple[Event, ...] = (
-    RUN_STARTED,
-    RUN_FINISHED,
-    APP_PLANNED,
-    APP_FINISHED,
-    APP_FAILED,
-    APP_UNFINISHED,
-    APP_LEFT_UNSTARTED,
-    APP_EXPIRY_NEAR,
-    CREDENTIAL_CREATED,
-    SMTP_VERIFIED,
-    VAULT_PROMOTED,
-    CREDENTIAL_ROLLED_BACK,
-    CREDENTIAL_ROLLBACK_FAILED,
-    CREDENTIAL_REMOVED,
-    CREDENTIAL_ALREADY_GONE,
-    CREDENTIAL_REMOVE_FAILED,
-    VAULT_READ_FAILED,
-    VAULT_VERSIONS_DISABLED,
-    VAULT_SETTLED,
-    VAULT_SETTLE_FAILED,
-    DISCOVERY_SCANNED,
-    DISCOVERY_SKIPPED,
-    ITEM_SKIPPED,
-    DISCOVERY_FINISHED,
-    DISCOVERY_GROUP_IGNORED,
-    DISCOVERY_ROLE_MISSING,
-    HTTP_ROTATION_ANSWERED,
-    HTTP_AUTHORIZED,
-    HTTP_REFUSED,
-    HTTP_ROTATION_REQUESTED,
-    RUN_REQUESTED,
-    RUN_ON_OUTCOME_FAILED,
-    RUN_FAILED,
-    SETTINGS_INVALID,
-    APP_SKIPPED,
-    APP_BLOCKED,
-    POLICY_UNREAD,
-    VAULT_DELETED_UNLISTED,
-    APP_BUSY,
-    LEASE_CONTAINER_CREATED,
-    LEASE_ACQUIRED,
-    LEASE_RELEASED,
-    LEASE_RENEW_FAILED,
-    LEASE_LOST,
-    LEASE_RELEASE_FAILED,
-    CONSUMERS_SCANNED,
-    CONSUMER_UNREACHABLE,
-    CONSUMER_REFRESHED,
-    CONSUMERS_CHECKED,
-    CONSUMER_CONFIRMED,
-    CONSUMER_UNCONFIRMED,
-    VAULT_EVENT_MALFORMED,
-    VAULT_EVENT_IGNORED,
-    VAULT_EVENT_RECEIVED,
-    VAULT_DRIFT_DETECTED,
+    # ----- a run --------------------------------------------------------------------------------
+    _event(
+        "run.started",
+        "A run began: its mode, whether it is a dry run, how many apps it covers.",
+        {"mode": "string", "dry_run": "bool", "apps": "int"},
+        context=("run_id",),
+    ),
+    _event(
+        "run.finished",
+        "A run ended. `counts` maps each outcome (rotated, retired, unchanged, planned, failed, "
+        "unfinished, busy, skipped, blocked) to its number of apps; absent outcomes are left out. "
+        "`starved`: apps were due and the run started none (a failure, which alerts).",
+        {
+            "mode": "string",
+            "dry_run": "bool",
+            "duration_seconds": "number",
+            "failed": "int",
+            "rotated": "int",
+            "unfinished": "int",
+            "starved": "bool",
+            "counts": "object",
+        },
+        context=("run_id",),
+    ),
+    # ----- one app in a run ---------------------------------------------------------------------
+    _event(
+        "app.planned",
+        "What the policy decided for an app it acts on (rotate, retire) and why. An app with "
+        "nothing to do has no such line (at 10,000 apps they were a third of a plan's time): "
+        "its `app.finished` says `nothing` and why.",
+        {"action": "string", "reason": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "app.finished",
+        "One line per app per run, whatever happened: its outcome, and the days left on the "
+        "secret Key Vault serves after the run (null when there is none, or it never expires).",
+        {
+            "outcome": "string",
+            "action": "string",
+            "reason": "string",
+            "error": "string",
+            "expires": "string",
+            "days_left": "number",
+            "rotate_before_days": "int",
+        },
+        optional=("error", "expires", "days_left"),
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "app.failed",
+        "The app's rotation failed at `step`; `error` is the operator's message (no secret), or "
+        "`internal error: <type>` for a bug, with `where` (innermost frames, no exception text).",
+        {"error": "string", "error_type": "string", "where": "string"},
+        optional=("error_type", "where"),
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "app.unfinished",
+        "The app's deadline cut `step`, or its lease was lost (`error` says how) and its work "
+        "stopped before its next write; the next run completes it.",
+        {"error": "string"},
+        optional=("error",),
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "app.left_unstarted",
+        "The run had no time for an app that fell due `runs` scheduled runs ago (at `due_since`) "
+        "and is still not rotated: the timer's budget keeps leaving it out. Alerts.",
+        {"runs": "int", "due_since": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "app.expiry_near",
+        "The app was not rotated in this run although policy says it is due (`reason`: "
+        "expiring, expired, its Key Vault version disabled, ...), the same decision as plan "
+        "and status.",
+        {"key_id": "string", "days_left": "number", "reason": "string"},
+        optional=("key_id", "days_left"),
+        context=("run_id", "app_id"),
+    ),
+    # ----- the four steps -----------------------------------------------------------------------
+    _event(
+        "credential.created",
+        "Step 1: a new client secret exists (its key id and end; never its text).",
+        {"key_id": "string", "expires": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "smtp.verified",
+        "Step 2: SMTP AUTH accepted the new secret after `attempts` tries and `seconds` from "
+        "its creation: Entra's propagation as seen in this tenant.",
+        {"key_id": "string", "attempts": "int", "seconds": "number"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "vault.promoted",
+        "Step 3: the verified secret is the current Key Vault version.",
+        {"key_id": "string", "version": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "credential.rolled_back",
+        "A new secret that failed verification or promotion was removed again (I3).",
+        {"key_id": "string", "why": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "credential.rollback_failed",
+        "Removing such a secret failed; the next run removes it as an orphan (I5).",
+        {"key_id": "string", "error": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "credential.removed",
+        "Step 4: an old secret was removed, and why (grace ended, emergency, orphan).",
+        {"key_id": "string", "reason": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "credential.already_gone",
+        "A secret to remove was gone already (Graph answered 400 or 404 and a re-read agreed).",
+        {"app_id": "string", "key_id": "string"},
+    ),
+    _event(
+        "credential.remove_failed",
+        "Step 4: removing an old secret failed; the other removals are still attempted and the "
+        "next run tries again.",
+        {"key_id": "string", "error": "string"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "vault.read_failed",
+        "After a failed promote, Key Vault could not be read to confirm whether it stored the "
+        "new secret: the secret is kept (never removed while Key Vault may serve it).",
+        {"error": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "vault.versions_disabled",
+        "Step 4: Key Vault versions holding removed secrets were disabled.",
+        {"versions": "int"},
+        context=("run_id", "app_id", "step"),
+    ),
+    _event(
+        "vault.settled",
+        "The app's rotation finished (every old secret removed, every version of one disabled): "
+        "its current Key Vault version is tagged `settled-version`, and later runs skip its "
+        "version history until something changes.",
+        {"version": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "vault.settle_failed",
+        "Tagging a finished rotation was refused; nothing is wrong, the next run reads the app's "
+        "versions again and retries.",
+        {"error": "string"},
+        context=("run_id", "app_id"),
+    ),
+    # ----- discovery ----------------------------------------------------------------------------
+    _event(
+        "discovery.scanned",
+        "ACS resources scanned and role holders found on them.",
+        {"resources": "int", "role_holders": "int"},
+    ),
+    _event(
+        "discovery.skipped",
+        "An app seen on ACS that the rotator leaves alone, and why (another tenant's app, an "
+        "excluded id, ...). Shown in the workbook, never alerted on.",
+        {"app_id": "string", "reason": "string"},
+    ),
+    _event(
+        "item.skipped",
+        "One item of an upstream answer that could not be read and belongs to no app the rotator "
+        "can name (a role assignment whose properties are not an object, a service principal "
+        "without an id): left out, the rest of the answer used; counted in the run report's "
+        "skippedItems. `reason` names the fields, never their values.",
+        {"service": "string", "answer": "string", "reason": "string"},
+    ),
+    _event(
+        "discovery.finished",
+        "How many apps the rotator manages, and how many senders it skips.",
+        {"apps": "int", "skipped": "int"},
+        optional=("skipped",),
+    ),
+    _event(
+        "discovery.group_ignored",
+        "A role assignment to a group would let its members send through the ACS resource; "
+        "groups are not followed, so such apps need the allow-list (`hint`).",
+        {"group_id": "string", "resource_id": "string", "role": "string", "hint": "string"},
+    ),
+    _event(
+        "discovery.role_missing",
+        "A role assignment names a role definition that no longer exists.",
+        {"role_definition_id": "string"},
+    ),
+    # ----- the HTTP API -------------------------------------------------------------------------
+    _event(
+        "http.rotation_answered",
+        "POST /api/rotations answered with the run's report.",
+        {"run_id": "string", "ok": "bool"},
+    ),
+    _event(
+        "http.authorized",
+        "A call to the HTTP API passed its token and role checks (rotation/auth.py): the `route`, "
+        "and in the caller fields who called and with which app role.",
+        {"route": "string"},
+        context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
+    ),
+    _event(
+        "http.refused",
+        "A call to the HTTP API was refused: its `status` (401 no valid token, 403 no role for "
+        "it, 4xx a bad request, 409 busy, 503 not configured or Entra's keys unreadable), `code` "
+        "and `reason`. The caller's ids when its token passed; `client_ip` as the platform "
+        "forwarded it. Never the token.",
+        {
+            "route": "string",
+            "status": "int",
+            "code": "string",
+            "reason": "string",
+            "client_ip": "string",
+        },
+        optional=("reason", "client_ip"),
+    ),
+    _event(
+        "http.rotation_requested",
+        "POST /api/rotations accepted a run: its mode, whether a dry run and its app ids "
+        "(comma-separated, or `all`); the caller fields say who asked.",
+        {"mode": "string", "dry_run": "bool", "app_ids": "string"},
+        context=("caller_type", "caller_object_id", "caller_app_id", "caller_role"),
+    ),
+    _event(
+        "run.requested",
+        "`python -m rotation run|plan` began: mode, dry run, app ids, and the operator (`user@host`).",
+        {"mode": "string", "dry_run": "bool", "app_ids": "string", "caller": "string"},
+    ),
+    _event(
+        "run.on_outcome_failed",
+        "The run's progress callback raised; the run went on.",
+        {"error": "string"},
+        context=("run_id",),
+    ),
+    # ----- failures outside a run (the alert rules watch them) ------------------------------------
+    _event(
+        "run.failed",
+        "A scheduled run failed before its report (discovery, an ARM or Graph 403, invalid "
+        "settings): no run.finished follows.",
+        {"error_type": "string", "error": "string"},
+    ),
+    _event(
+        "settings.invalid",
+        "The worker started with invalid settings; `error` names the setting, never its value.",
+        {"error": "string"},
+    ),
+    # ----- outcomes outside rotated, retired and failed: skipped, blocked and busy ------------------
+    _event(
+        "app.skipped",
+        "An app the run leaves alone (a managed identity, another tenant's app), and why.",
+        {"reason": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "app.blocked",
+        "An app an operator must fix first (a soft-deleted Key Vault name, or an app-management "
+        "policy that forbids a new password): `fix` says how.",
+        {"secret_name": "string", "fix": "string", "error": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "policy.unread",
+        "The tenant's app-management policies could not be (fully) read (the Graph permission "
+        "Policy.Read.All, or Application.Read.All for app-specific ones, is missing): lifetimes "
+        "are not capped and bans not seen before Graph refuses a new password.",
+        {"error": "string"},
+        context=("run_id",),
+    ),
+    _event(
+        "vault.deleted_unlisted",
+        "Listing the vault's soft-deleted secrets failed; each app about to write a new name "
+        "asks about its own names instead.",
+        {"error": "string"},
+        context=("run_id",),
+    ),
+    _event(
+        "app.busy",
+        "Another run holds the app's lease (`holder`: this instance or another run; `held_by`: "
+        "that run's id, when known); the app is left to it and reported busy, not failed.",
+        {"holder": "string", "held_by": "string"},
+        optional=("held_by",),
+        context=("run_id", "app_id"),
+    ),
+    # ----- the per-app lease in the Function App's storage (rotation/azure/blob_lease.py) ---------------------
+    _event(
+        "lease.container_created",
+        "The lease container did not exist in the storage account and was made (first run).",
+        {"container": "string"},
+    ),
+    _event(
+        "lease.acquired",
+        "The app's lease was taken for `lease_seconds`; it is renewed while the app's steps run.",
+        {"lease_seconds": "int"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "lease.released",
+        "The app's lease was given back at the end of its steps.",
+        {},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "lease.renew_failed",
+        "A renewal failed (storage unreachable or erroring); the next one is tried a third of the "
+        "lease later, so two may fail before the lease lapses.",
+        {"error": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "lease.lost",
+        "The app's lease is lost: storage refused a renewal with 409 (it lapsed and was taken, "
+        "or was broken), or renewals kept failing until it could have lapsed (`error_code` "
+        "lapsed). The app's work stops before its next write; the next run finishes it (I5).",
+        {"error_code": "string"},
+        optional=("error_code",),
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "lease.release_failed",
+        "Giving the lease back failed; it expires by itself within the lease time.",
+        {"error": "string"},
+        context=("run_id", "app_id"),
+    ),
+    # ----- consumers (opt-in: ROTATION_CONSUMERS_ENABLED) -----------------------------------------
+    _event(
+        "consumers.scanned",
+        "The run's (or status') look at consumer sites: how many sites and slots were read and "
+        "how many reference our vault.",
+        {"sites": "int", "consumers": "int"},
+    ),
+    _event(
+        "consumer.unreachable",
+        "A consumer site, its slots or a subscription's site list could not be read or "
+        "refreshed (`error`, ARM's own words); no app retires early while it lasts.",
+        {"site": "string", "error": "string"},
+    ),
+    _event(
+        "consumer.refreshed",
+        "After a promotion, a consumer site was asked to resolve its Key Vault references now.",
+        {"site": "string"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "consumers.checked",
+        "After a promotion, whether every consumer site confirmed the new `version` "
+        "(`confirmed`), over how many sites, with how many unreachable.",
+        {"version": "string", "confirmed": "bool", "sites": "int", "unreachable": "int"},
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "consumer.confirmed",
+        "A consumer site's Key Vault reference (`setting`) resolves to the current version "
+        "(`active_version`) of the app's secret (`secret_name`).",
+        {
+            "site": "string",
+            "setting": "string",
+            "setting_type": "string",
+            "secret_name": "string",
+            "active_version": "string",
+        },
+        context=("run_id", "app_id"),
+    ),
+    _event(
+        "consumer.unconfirmed",
+        "A consumer site's Key Vault reference does not (yet) resolve to the current version: "
+        "its `status` and `problem`; old secrets wait for the grace period.",
+        {
+            "site": "string",
+            "setting": "string",
+            "setting_type": "string",
+            "status": "string",
+            "active_version": "string",
+            "problem": "string",
+        },
+        optional=("active_version", "problem"),
+        context=("run_id", "app_id"),
+    ),
+    # ----- Key Vault events (Event Grid trigger, rotation/vault_watch.py) -------------------------
+    _event(
+        "event.malformed",
+        "An Event Grid delivery that is not a Key Vault secret event of the published schema "
+        "(a field missing, null or of the wrong type; `reason` names it): dropped, never retried.",
+        {"reason": "string", "event_id": "string"},
+        optional=("event_id",),
+    ),
+    _event(
+        "event.ignored",
+        "A Key Vault event that asks nothing of the rotator (`reason`): the rotator's own write, a "
+        "repeat, a version already superseded, another vault, an event type not handled. An "
+        "unmanaged secret's event is logged at debug level only.",
+        {
+            "reason": "string",
+            "event_id": "string",
+            "event_type": "string",
+            "secret_name": "string",
+            "vault_version": "string",
+        },
+        optional=("event_id", "event_type", "secret_name", "vault_version"),
+    ),
+    _event(
+        "event.received",
+        "A Key Vault event for a managed secret, and what it asks (`verdict`: rotate, check_drift).",
+        {
+            "event_id": "string",
+            "event_type": "string",
+            "secret_name": "string",
+            "vault_version": "string",
+            "verdict": "string",
+            "reason": "string",
+        },
+        context=("app_id",),
+    ),
+    _event(
+        "vault.drift_detected",
+        "A version of a managed secret the rotator did not write (drift), checked read-only by "
+        "SMTP AUTH: `smtp` accepted, refused or unverified (`error` says why). Warning when "
+        "accepted, error otherwise. The app is blocked (nothing rotated over it, nothing retired) "
+        "until an operator resolves it; alerts.",
+        {
+            "secret_name": "string",
+            "vault_version": "string",
+            "appeared": "string",
+            "smtp": "string",
+            "error": "string",
+            "marked": "bool",
+        },
+        optional=("error",),
+        context=("app_id",),
+    ),
 )
 BY_NAME: Mapping[str, Event] = {e.name: e for e in EVENTS}

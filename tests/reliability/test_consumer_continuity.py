@@ -34,7 +34,6 @@ import pytest
 
 from rotation import answers
 from rotation.model import Mode, Outcome, RunOptions, RunReport
-from rotation.telemetry.events import CREDENTIAL_REMOVED, VAULT_PROMOTED
 from sandbox.faults import Fault
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
@@ -189,9 +188,9 @@ def assert_no_unexplained(scene: Scene, totals: ConsumerStats) -> None:
 
 def promote_to_remove_gaps(events: EngineEvents) -> list[float]:
     """Per superseded credential: seconds from its successor's promotion to its removal."""
-    promoted = {str(e.fields.get("key_id")): e.at for e in events.named(VAULT_PROMOTED.name)}
+    promoted = {str(e.fields.get("key_id")): e.at for e in events.named("vault.promoted")}
     gaps = []
-    for removed in events.named(CREDENTIAL_REMOVED.name):
+    for removed in events.named("credential.removed"):
         reason = str(removed.fields.get("reason", ""))
         successor = reason.removeprefix("superseded by ").split(";")[0]
         if successor in promoted:

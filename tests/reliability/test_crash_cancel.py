@@ -18,12 +18,6 @@ from dataclasses import dataclass
 import pytest
 
 from rotation.model import Mode, Outcome, RunOptions
-from rotation.telemetry.events import (
-    CREDENTIAL_CREATED,
-    CREDENTIAL_REMOVED,
-    SMTP_VERIFIED,
-    VAULT_PROMOTED,
-)
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
@@ -47,11 +41,11 @@ class Boundary:
 
 
 BOUNDARIES = [
-    Boundary("after create", event=CREDENTIAL_CREATED.name, orphaned=True),
-    Boundary("after verify", event=SMTP_VERIFIED.name, orphaned=True),
+    Boundary("after create", event="credential.created", orphaned=True),
+    Boundary("after verify", event="smtp.verified", orphaned=True),
     Boundary("promote request in flight", request="vault PUT /secrets/{name}", promoted=True),
-    Boundary("after promote", event=VAULT_PROMOTED.name, promoted=True),
-    Boundary("in the middle of retire", event=CREDENTIAL_REMOVED.name, promoted=True),
+    Boundary("after promote", event="vault.promoted", promoted=True),
+    Boundary("in the middle of retire", event="credential.removed", promoted=True),
 ]
 
 
@@ -100,7 +94,7 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
     assert world.password_works(sender), "I1: Key Vault's password broke at the crash"
     served = world.live_key_id(sender)
     assert served == (created.pop() if boundary.promoted else k1)
-    if boundary.event == CREDENTIAL_REMOVED.name:
+    if boundary.event == "credential.removed":
         assert len(world.key_ids(sender)) == len(before), "exactly one of K1, M was removed"
 
     runs = await converge(world, sender, evidence.add)

@@ -18,7 +18,6 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from rotation.model import Mode, RunOptions
-from rotation.telemetry.events import CREDENTIAL_CREATED, SMTP_VERIFIED, VAULT_PROMOTED
 from sandbox.state import SandboxState
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import MakeWorld, function_handlers, load_function_app
@@ -54,8 +53,8 @@ async def test_the_capture_is_the_products_own_log_of_a_real_rotation(
     assert evidence.capture is not None
     lines = [json.loads(line) for line in evidence.capture.getvalue().splitlines() if line]
     events = {line["event"] for line in lines}
-    assert {CREDENTIAL_CREATED.name, SMTP_VERIFIED.name, VAULT_PROMOTED.name} <= events
-    created = next(line for line in lines if line["event"] == CREDENTIAL_CREATED.name)
+    assert {"credential.created", "smtp.verified", "vault.promoted"} <= events
+    created = next(line for line in lines if line["event"] == "credential.created")
     assert created["key_id"] == report.outcomes[0].new_key_id
     # The secret that run created was issued by the sandbox, so the scan after this test
     # looks for it in these very lines (and finds nothing).

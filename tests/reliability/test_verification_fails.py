@@ -30,7 +30,6 @@ import trustme
 from rotation import answers
 from rotation.azure.smtp import SmtpVerifier
 from rotation.model import Mode, Outcome, RunOptions
-from rotation.telemetry.events import CREDENTIAL_ROLLED_BACK
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
@@ -139,7 +138,7 @@ async def test_verification_that_never_succeeds_rolls_back_and_leaves_key_vault_
     for words in breakage.says:
         assert words in outcome.error, outcome.error
     assert world.key_ids(sender) == before_keys, "the unverified credential outlived the run"
-    assert [e.fields["key_id"] for e in events.named(CREDENTIAL_ROLLED_BACK.name)] == [
+    assert [e.fields["key_id"] for e in events.named("credential.rolled_back")] == [
         outcome.new_key_id
     ]
     assert world.count(PUT) == puts, "Key Vault was written although verification failed"
