@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
@@ -68,6 +68,10 @@ USERNAME_CONTENT_TYPE = "smtp-username"
 #: SDK's Sample4, Azure.Security.KeyVault.Secrets, checks these two).
 DELETED_BUT_RECOVERABLE = "ObjectIsDeletedButRecoverable"
 BEING_DELETED = "ObjectIsBeingDeleted"
+#: Key Vault's inner error code of a 403 on reading a disabled version: the secret's state,
+#: not a missing permission (recorded: azure-sdk-assets, js/sdk/keyvault/keyvault-secrets
+#: recording_cant_get_a_disabled_secret.json; tests/recorded/data/kv-get-disabled.json).
+SECRET_DISABLED = "SecretDisabled"  # noqa: S105 (an error code, not a password)
 #: Key Vault's largest page; one page holds every version of a normal app's secret.
 PAGE_SIZE = 25
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -307,6 +311,10 @@ class VaultAdapter:
                 f"could not {verb} {where}: the rotator's identity failed to authenticate to "
                 f"Key Vault ({_reason(exc)}); check its managed identity and tenant"
             ) from None
+        disabled = isinstance(exc, HttpResponseError) and _inner_code(exc) == SECRET_DISABLED
+        if disabled and status == 403 and name:
+            error = VaultWriteFailed if write else InvalidRequest
+            raise error(self._disabled(name, verb, where)) from None
         if isinstance(exc, HttpResponseError) and status == 403:
             message = (
                 f"Key Vault refused to {verb} {where} (403 {_code(exc)}): grant the rotator's "
@@ -335,6 +343,17 @@ class VaultAdapter:
                 f"could not reach Key Vault to {verb} {where} ({type(exc).__name__}: "
                 f"{_reason(exc)}); check ROTATION_KEY_VAULT_URL, network access and CA trust"
             ) from None
+
+    def _disabled(self, name: str, verb: str, where: str) -> str:
+        """A read refused because the version is disabled: no permission is missing."""
+        vault = (urlsplit(self.vault_url).hostname or self.vault_url).split(".", 1)[0]
+        return (
+            f"Key Vault refused to {verb} {where}: its current version is disabled (403 "
+            f"SecretDisabled), so Key Vault serves no value for it and will not say which of "
+            f"the versions made in the same second is current; enable it (`az keyvault secret "
+            f"set-attributes --vault-name {vault} --name {name} --enabled true`) if it should "
+            f"be served, or let the next rotation write a new version"
+        )
 
 
 def _version(properties: SecretProperties) -> VaultVersion:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from rotation.azure.acs import ArmReader, parse_resource_id
 from rotation.azure.entra import EntraAdapter, graph_client
 from rotation.azure.key_vault import VaultAdapter
+from rotation.errors import InvalidRequest
 from rotation.model import (
     AppRecord,
     Credential,
@@ -386,3 +387,27 @@ async def test_role_definition_parses_the_recorded_definition(opened: Opened) ->
         .split("?")[0]
         .endswith("/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c")
     )
+
+
+async def test_a_disabled_current_version_is_named_as_such_not_as_a_missing_role(
+    opened: Opened,
+) -> None:
+    """Versions created in the same second make the rotator ask Key Vault which one is
+    current (kv-versions-tied: five of one recorded secret's thirty shared a second); a
+    disabled current version answers that 403 SecretDisabled (kv-get-disabled, recorded
+    for another secret). That is not a permission the rotator lacks."""
+    tied = entries("kv-versions-tied")
+    disabled = entries("kv-get-disabled", method="GET")
+    answers = Answers(tied + disabled, CHALLENGE)
+    adapter = opened.vault(answers)
+
+    with pytest.raises(InvalidRequest) as caught:
+        await adapter.read("24924321")
+
+    message = str(caught.value)
+    assert "disabled" in message
+    assert "SecretDisabled" in message
+    assert "--enabled true" in message
+    assert "role" not in message
+    assert answers.sent[-1][0] == "GET"
+    assert answers.sent[-1][1].split("?")[0].endswith("/secrets/24924321/")
