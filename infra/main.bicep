@@ -131,6 +131,9 @@ param consumerConfirmTimeoutSeconds string = '120'
 @description('Use this existing Key Vault (RBAC authorization) instead of creating one. Empty creates a new vault.')
 param existingKeyVaultName string = ''
 
+@description('Subscribe the rotator to the vault\'s Key Vault events (near expiry, expired, new versions). The function must be deployed first, as Event Grid validates it: set KEY_VAULT_EVENTS=true and run azd provision after the first azd up.')
+param keyVaultEvents bool = false
+
 @description('Resource group of the existing vault (same subscription); empty means the deployment\'s resource group.')
 param existingKeyVaultResourceGroupName string = ''
 
@@ -209,6 +212,8 @@ var functionAppName = 'func-acs-rotation-${token}'
 var deploymentContainerName = 'app-package-${token}'
 // The rotator's per-app leases (ROTATION_LEASE_CONTAINER), in the host's own storage account.
 var leaseContainerName = 'rotation-leases'
+// Key Vault events Event Grid could not deliver (modules/eventgrid.bicep), same account.
+var deadLetterContainerName = 'key-vault-events-deadletter'
 var createVault = empty(existingKeyVaultName)
 var vaultName = createVault ? 'kv-${token}${toLower(vaultNameSalt)}' : existingKeyVaultName
 // Built from the name (not read from the vault) so the app settings need not wait for it.
@@ -585,6 +590,27 @@ module alerts 'modules/alerts.bicep' = {
     email: alertEmail
     silenceAlert: silenceAlert
     silenceArmedAfter: dateTimeAdd(deployedAt, 'P2D', 'yyyy-MM-ddTHH:mm:ssZ')
+  }
+}
+
+// Key Vault's secret events to the key_vault_events function (issue 26), filtered to the
+// managed secrets' names: the secret name template around {app_id}.
+var nameTemplate = empty(secretNameTemplate) ? 'acs-smtp-{app_id}' : secretNameTemplate
+module keyVaultEventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid-${token}'
+  scope: resourceGroup(vaultResourceGroupName)
+  params: {
+    tags: tags
+    vaultName: createVault ? vault.outputs.name : vaultName
+    systemTopicName: 'evgt-${vaultName}'
+    subscribe: keyVaultEvents
+    functionAppId: functionApp.outputs.id
+    subjectBeginsWith: split(nameTemplate, '{app_id}')[0]
+    subjectEndsWith: split(nameTemplate, '{app_id}')[1]
+    storageAccountId: storage.outputs.id
+    deadLetterContainerName: deadLetterContainerName
+    readerPrincipalId: functionApp.outputs.principalId
+    actionGroupIds: alerts.outputs.actionGroupIds
   }
 }
 

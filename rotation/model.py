@@ -358,6 +358,31 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSubscriptionEntry:
+    """The rotator's Key Vault event subscription, as Event Grid describes it (doctor)."""
+
+    id: str
+    topic_id: str
+    state: str  # provisioningState
+    endpoint_type: str
+    destination: str  # the function's resource id (AzureFunction) or the webhook's base URL
+    event_types: tuple[str, ...]
+    subject_begins_with: str
+    subject_ends_with: str
+    dead_letter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventDeliveries:
+    """What the system topic delivered over the last `days` (its Azure Monitor metrics)."""
+
+    days: int
+    delivered: int
+    dead_lettered: int
+    dropped: int
+
+
+@dataclass(frozen=True, slots=True)
 class VaultEntry:
     """The versions of one app's SMTP password secret, newest first."""
 

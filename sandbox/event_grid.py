@@ -23,6 +23,9 @@ What it models, and where each behaviour comes from:
   secret's name (the schema page's example).
 
 Tests can also deliver any body they like (`post`) to play replays and malformed events.
+The sandbox starts with the subscription infra makes (`acs-smtp-rotation`, filtered to the
+default secret names) but no URL to deliver to; a test that runs the trigger subscribes
+again under that name with its subscriber's URL.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from sandbox.http_common import ApiError
 from sandbox.state import SandboxState, SecretVersion
 
 PREFIX = "Microsoft.KeyVault."
@@ -54,7 +58,8 @@ NOT_RETRIED = frozenset({400, 413})  # delivery-and-retry: "Azure Resources" end
 
 @dataclass
 class Subscription:
-    """An event subscription on the vault's system topic, delivering to `url`."""
+    """An event subscription on the vault's system topic, delivering to `url` (in Azure: to
+    the AzureFunction `function_id`, which ARM shows as its destination)."""
 
     name: str
     url: str
@@ -62,6 +67,8 @@ class Subscription:
     begins_with: str = ""
     ends_with: str = ""
     max_attempts: int = 30
+    function_id: str = ""
+    dead_letter: bool = True
     delivered: int = 0  # acknowledged deliveries
     failed_attempts: int = 0
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
@@ -109,9 +116,18 @@ class EventGrid:
         ends_with: str = "",
         included: Iterable[str] = SECRET_EVENTS,
         max_attempts: int = 30,
+        function: str = "key_vault_events",
     ) -> Subscription:
+        group = self.topic.split("/providers/")[0]
+        function_id = f"{group}/providers/Microsoft.Web/sites/func-sandbox/functions/{function}"
         subscription = Subscription(
-            name, url, tuple(included), begins_with, ends_with, max_attempts=max_attempts
+            name,
+            url,
+            tuple(included),
+            begins_with,
+            ends_with,
+            max_attempts=max_attempts,
+            function_id=function_id,
         )
         self.subscriptions[name.lower()] = subscription
         return subscription
@@ -163,7 +179,8 @@ class EventGrid:
         event = self.event(event_type, version)
         self.published.append(event)
         for subscription in self.subscriptions.values():
-            if subscription.wants(event):
+            # No URL: the deployed subscription of a sandbox whose test runs no function.
+            if subscription.url and subscription.wants(event):
                 self._outbox.append(_Delivery(subscription, [event]))
         self._wake.set()
 
@@ -233,3 +250,121 @@ def _seconds(when: datetime | None) -> int | None:
 
 #: The vault app's Event Grid (set by the sandbox once it knows the vault's URL).
 EVENTS = web.AppKey("event_grid", EventGrid)
+
+
+# ----- Resource Manager: the system topic's subscription and its delivery metrics ---------------
+# Shapes: azure-rest-api-specs, eventgrid stable/2022-06-15 (EventSubscription) and Azure
+# Monitor's metrics API 2018-01-01 (Response: value[].name.value, timeseries[].data[].total);
+# metric names from "Supported metrics for Microsoft.EventGrid/systemTopics". The topic is
+# named as infra names it: evgt-<vault name>.
+
+SUBSCRIPTION = "acs-smtp-rotation"  # infra/modules/eventgrid.bicep's name
+TOPIC = (
+    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.EventGrid/systemTopics/{topic}"
+)
+READ_SUBSCRIPTION = "Microsoft.EventGrid/systemTopics/eventSubscriptions/read"
+READ_METRICS = "Microsoft.Insights/metrics/read"
+
+
+def system_topic_id(vault_resource_id: str) -> str:
+    group, _, vault = vault_resource_id.partition("/providers/")
+    return f"{group}/providers/Microsoft.EventGrid/systemTopics/evgt-{vault.rsplit('/', 1)[-1]}"
+
+
+def add_routes(app: web.Application) -> None:
+    """On the sandbox's Resource Manager (its EVENTS key set by the sandbox)."""
+    app.router.add_get(TOPIC + "/eventSubscriptions/{name}", get_subscription)
+    app.router.add_get(TOPIC + "/providers/Microsoft.Insights/metrics", get_metrics)
+
+
+def _topic(request: web.Request, action: str) -> tuple[EventGrid, str]:
+    from sandbox.arm_api import _authorized, _require
+
+    state, token = _authorized(request)
+    grid = request.app[EVENTS]
+    info = request.match_info
+    topic_id = TOPIC.format(sub=info["sub"], rg=info["rg"], topic=info["topic"])
+    if topic_id.lower() != system_topic_id(grid.topic).lower():
+        raise _missing("Microsoft.EventGrid/systemTopics", info["topic"], info["rg"])
+    _require(state, token, action, topic_id)
+    return grid, topic_id
+
+
+async def get_subscription(request: web.Request) -> web.Response:
+    grid, topic_id = _topic(request, READ_SUBSCRIPTION)
+    name = request.match_info["name"]
+    found = grid.subscriptions.get(name.lower())
+    if found is None:
+        raise _missing("Microsoft.EventGrid/systemTopics/eventSubscriptions", name, "")
+    properties: dict[str, Any] = {
+        "topic": grid.topic,
+        "provisioningState": "Succeeded",
+        "destination": {
+            "endpointType": "AzureFunction",
+            "properties": {
+                "resourceId": found.function_id,
+                "maxEventsPerBatch": 1,
+                "preferredBatchSizeInKilobytes": 64,
+            },
+        },
+        "filter": {
+            "includedEventTypes": list(found.included),
+            "subjectBeginsWith": found.begins_with,
+            "subjectEndsWith": found.ends_with,
+            "isSubjectCaseSensitive": False,
+        },
+        "eventDeliverySchema": "EventGridSchema",
+        "retryPolicy": {
+            "maxDeliveryAttempts": found.max_attempts,
+            "eventTimeToLiveInMinutes": 1440,
+        },
+    }
+    if found.dead_letter:
+        properties["deadLetterWithResourceIdentity"] = {
+            "identity": {"type": "SystemAssigned"},
+            "deadLetterDestination": {"endpointType": "StorageBlob"},
+        }
+    return web.json_response(
+        {
+            "id": f"{topic_id}/eventSubscriptions/{found.name}",
+            "name": found.name,
+            "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+            "properties": properties,
+        }
+    )
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """Totals since the sandbox started (the requested timespan is not sliced)."""
+    grid, topic_id = _topic(request, READ_METRICS)
+    totals = {
+        "DeliverySuccessCount": sum(s.delivered for s in grid.subscriptions.values()),
+        "DeadLetteredCount": sum(len(s.dead_letters) for s in grid.subscriptions.values()),
+        "DroppedEventCount": 0,
+    }
+    wanted = request.query.get("metricnames", "").split(",")
+    now = grid.state.clock.now().isoformat()
+    value = [
+        {
+            "id": f"{topic_id}/providers/Microsoft.Insights/metrics/{name}",
+            "type": "Microsoft.Insights/metrics",
+            "name": {"value": name, "localizedValue": name},
+            "unit": "Count",
+            "timeseries": [{"metadatavalues": [], "data": [{"timeStamp": now, "total": total}]}],
+        }
+        for name, total in totals.items()
+        if name in wanted
+    ]
+    return web.json_response(
+        {"timespan": request.query.get("timespan", ""), "interval": "P1D", "value": value}
+    )
+
+
+def _missing(kind: str, name: str, group: str) -> ApiError:
+    where = f" under resource group '{group}'" if group else ""
+    return ApiError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{kind}/{name}'{where} was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )

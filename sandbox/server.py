@@ -32,7 +32,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from sandbox import admin_api, arm_api, entra_api, graph_api, vault_api, web_api
+from sandbox import admin_api, arm_api, entra_api, event_grid, graph_api, vault_api, web_api
 from sandbox.api_app import (
     AZURE_CLI_APP_ID,
     ROLES,
@@ -139,6 +139,7 @@ class Sandbox:
             "admin": admin_api.build_app(self.state, self),
         }
         web_api.add_routes(apps["arm"])  # Microsoft.Web lives on the same Resource Manager
+        event_grid.add_routes(apps["arm"])  # and Microsoft.EventGrid (the vault's system topic)
         self._services = {
             name: _Service(name, app, _vault_socket() if name == "vault" else _bound_socket())
             for name, app in apps.items()
@@ -157,6 +158,11 @@ class Sandbox:
         self._services["arm"].app[CHALLENGE] = arm_challenge(self.login_url, self.tenant_id)
         self.event_grid = EventGrid(self.state, self.state.vault_resource_id or "", self.vault_url)
         vault[EVENTS] = self.event_grid
+        self._services["arm"].app[EVENTS] = self.event_grid
+        # doctor reads the subscription and its metrics: Reader on the topic, as infra grants.
+        topic_id = event_grid.system_topic_id(self.state.vault_resource_id or "")
+        self.state.assign_role(topic_id, self.rotator.sp, "Reader")
+        self.event_grid.subscribe(event_grid.SUBSCRIPTION, "", begins_with="acs-smtp-")
         self._services["graph"].app[CHALLENGE] = graph_challenge(self.login_url)
         try:
             for service in self._services.values():

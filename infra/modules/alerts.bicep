@@ -14,6 +14,9 @@
 //   app.left_unstarted fields runs, due_since            -> an app due for several scheduled
 //                                                             runs that the budget keeps leaving out
 //   settings.invalid field error (at worker start)         -> the app cannot run at all
+//   vault.drift_detected fields app_id, vault_version,    -> a Key Vault version of a managed
+//                    smtp, error                              secret the rotator did not write
+//                                                             (issue 26; rotation/vault_watch.py)
 // plus a rule on failed timer invocations (`requests`/`exceptions` of rotation_timer), and a
 // silence alert when no real run has finished for two days (the timer stopped, the app
 // cannot start, or its identity lost access to storage), armed only two days after the
@@ -48,11 +51,11 @@ var parse = '''
 
 var problemQuery = replace('''
 traces
-| where message contains "run.finished" or message contains "app.expiry_near" or message contains "app.left_unstarted" or message contains "run.failed" or message contains "settings.invalid"
+| where message contains "run.finished" or message contains "app.expiry_near" or message contains "app.left_unstarted" or message contains "run.failed" or message contains "settings.invalid" or message contains "vault.drift_detected"
 __PARSE__
 | extend failed = toint(body.failed), unfinished = toint(body.unfinished), rotated = toint(body.rotated), starved = tobool(body.starved)
 | extend appId = tostring(body.app_id), daysLeft = todouble(body.days_left), runId = tostring(body.run_id), error = tostring(body.error)
-| where (eventName == "run.finished" and (failed > 0 or starved == true) and dryRun != true) or (eventName == "app.expiry_near" and daysLeft <= __DAYS__) or eventName == "app.left_unstarted" or eventName == "run.failed" or eventName == "settings.invalid"
+| where (eventName == "run.finished" and (failed > 0 or starved == true) and dryRun != true) or (eventName == "app.expiry_near" and daysLeft <= __DAYS__) or eventName == "app.left_unstarted" or eventName == "run.failed" or eventName == "settings.invalid" or eventName == "vault.drift_detected"
 | project timestamp, eventName, runId, failed, rotated, unfinished, starved, appId, daysLeft, error
 ''', '__DAYS__', string(expiryDays))
 
@@ -101,7 +104,7 @@ resource problems 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'ACS SMTP rotation: a run failed or a password is near expiry'
-    description: 'A rotation run reported failed apps or started none of its due apps (run.finished with failed > 0 or starved; dry runs excluded), a run failed before its report (run.failed), the settings are invalid (settings.invalid), an app was due for several scheduled runs and none started it (app.left_unstarted), or an app was not rotated and its SMTP password expires within ${expiryDays} days (app.expiry_near). Run GET /api/doctor, and see GET /api/status or the app.failed events.'
+    description: 'A rotation run reported failed apps or started none of its due apps (run.finished with failed > 0 or starved; dry runs excluded), a run failed before its report (run.failed), the settings are invalid (settings.invalid), an app was due for several scheduled runs and none started it (app.left_unstarted), an app was not rotated and its SMTP password expires within ${expiryDays} days (app.expiry_near), or someone wrote a Key Vault version of a managed secret by hand (vault.drift_detected: the app is blocked until an operator resolves it; smtp says whether its password works). Run GET /api/doctor, and see GET /api/status or the app.failed events.'
     severity: 1
     enabled: true
     scopes: [
@@ -222,3 +225,5 @@ resource silence 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = if (silen
 }
 
 output problemRuleId string = problems.id
+
+output actionGroupIds array = actionGroups

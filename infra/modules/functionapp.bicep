@@ -200,3 +200,4 @@ resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
 output name string = site.name
 output principalId string = site.identity.principalId
 output defaultHostName string = site.properties.defaultHostName
+output id string = site.id

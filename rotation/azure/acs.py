@@ -212,6 +212,23 @@ class ArmReader:
                 )
         return entries
 
+    async def get_json(
+        self, path: str, api_version: str, what: str, **params: str
+    ) -> dict[str, Any] | None:
+        """One ARM GET of `path` as JSON through a management client's pipeline (ARM token,
+        retries); None on 404. For the few reads no SDK of ours covers (Event Grid)."""
+        client = self._comm(_subscription_of(path) or "")
+        query = {"api-version": api_version, **params}
+        with map_arm_errors(what):
+            response = await client.send_request(HttpRequest("GET", path, params=query))
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                map_error(response.status_code, response, _ERRORS)
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            body = response.json()
+        return body if isinstance(body, dict) else {}
+
     async def close(self) -> None:
         self._communication.clear()
         self._authorization.clear()

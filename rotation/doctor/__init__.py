@@ -22,7 +22,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from rotation.doctor import api, apps, checks
+from rotation.doctor import api, apps, checks, events
 from rotation.doctor.shared import Check, Clients, Facts, Site
 from rotation.errors import describe
 from rotation.settings import Settings
@@ -55,6 +55,7 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("vault access", checks.vault_access),
     ("lease store", checks.lease_store),
     ("consumers", checks.consumers),
+    ("key vault events", events.key_vault_events),
     ("smtp", checks.smtp),
     ("api", api.api),
 )

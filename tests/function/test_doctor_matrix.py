@@ -30,6 +30,7 @@ from rotation.doctor import Site
 from rotation.settings import load_settings
 from sandbox import web_api
 from sandbox.app_policies import PasswordRestriction, new_policy
+from sandbox.event_grid import system_topic_id
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import RoleDefinition
@@ -99,6 +100,8 @@ def least_privilege(sandbox: Sandbox) -> World:
     world.grant("vault", SECRET_WRITER_ACTIONS, state.vault_resource_id or "")
     world.grant("web", WEB_ACTIONS, subscription)
     state.vault_permissions[rotator.client_id.lower()] = ALL_OPERATIONS
+    # Reader on the vault's Event Grid system topic (infra/modules/eventgrid.bicep).
+    state.assign_role(system_topic_id(state.vault_resource_id or ""), rotator.sp, "Reader")
     sandbox.add_api_user()  # an operator holding each of the HTTP API's app roles
     return world
 
@@ -220,6 +223,23 @@ CASES = [
         _named("api"),
         "azd provision",
         "api",
+    ),
+    Case(
+        "the Key Vault event subscription",
+        lambda w: w.sandbox.event_grid.subscriptions.clear(),  # type: ignore[union-attr]
+        _named("key vault events"),
+        "azd env set KEY_VAULT_EVENTS true",
+        "key vault events",
+    ),
+    Case(
+        "Reader on the vault's Event Grid system topic",
+        lambda w: w.sandbox.state.role_assignments.__setitem__(
+            slice(None),
+            [a for a in w.sandbox.state.role_assignments if "systemTopics" not in a.scope],
+        ),
+        _named("key vault events"),
+        '--role "Reader"',
+        "key vault events",
     ),
     Case(
         "SMTP reachability",

@@ -25,7 +25,7 @@ from sandbox.state import SecretVersion
 from tests.function.test_function_app import get, load, post, trigger, writes
 from tests.waiting import until
 
-SUBSCRIPTION = "rotator"
+SUBSCRIPTION = "acs-smtp-rotation"  # the one infra makes (and the sandbox starts with)
 
 
 class Subscriber:

@@ -25,7 +25,9 @@ from rotation.http_api import Api
 from rotation.service import RotationService
 from rotation.settings import load_settings
 from rotation.telemetry import logs
+from sandbox.event_grid import NEW_VERSION
 from sandbox.server import Sandbox
+from sandbox.state import SecretVersion
 from tests.infra import bicep, kql
 from tests.infra.test_workbook import kql_analyzer
 from tests.integration.conftest import FAST
@@ -87,7 +89,7 @@ def captured() -> Iterator[io.StringIO]:
 
 @pytest.fixture
 async def api(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
-    env = sandbox.env(verify_timeout_seconds=1)
+    env = sandbox.env(verify_timeout_seconds=1, http_verify_timeout_seconds=1)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     clock = sandbox.state.clock.now
@@ -302,6 +304,33 @@ async def test_invalid_settings_fire_the_problem_and_timer_rules(
     assert "run.failed" in {r["eventName"] for r in rows}
     assert all("soon" not in r["error"] for r in rows)
     assert fires("timerQuery", host_records(caught.value)) != []
+
+
+async def test_a_hand_written_version_fires_the_problem_rule_and_its_repeat_does_not(
+    sandbox: Sandbox, api: Api, captured: io.StringIO
+) -> None:
+    """Drift (issue 26): a version of a managed secret the rotator did not write alerts
+    once, with the app and what SMTP AUTH said; our own promotion's event alerts nothing."""
+    grid = sandbox.event_grid
+    assert grid is not None
+    sender = sandbox.add_sender()
+    await api.timer()  # a fresh secret is not due: promote one first
+    operator = {"Authorization": f"Bearer {sandbox.user_token(sandbox.add_api_user())}"}
+    body = json.dumps({"appIds": [sender.app_id], "mode": "force"}).encode()
+    assert (await api.rotations(body, operator))[0] == 200
+    ours = sandbox.state.vault[f"acs-smtp-{sender.app_id}"][-1]
+    assert await api.vault_event(grid.event(NEW_VERSION, ours)) == "ignored"
+    assert fires("problemQuery", {"traces": traces(captured.getvalue())}) == []
+
+    now = sandbox.state.clock.now()
+    hand = SecretVersion(ours.name, "ab" * 16, "pasted", None, {}, True, None, None, now, now)
+    sandbox.state.vault[ours.name.lower()].append(hand)
+    assert await api.vault_event(grid.event(NEW_VERSION, hand)) == "drift"
+    assert await api.vault_event(grid.event(NEW_VERSION, hand)) == "ignored"  # a repeat
+
+    (row,) = fires("problemQuery", {"traces": traces(captured.getvalue())})
+    assert (row["eventName"], row["appId"]) == ("vault.drift_detected", sender.app_id)
+    assert "pasted" not in captured.getvalue()
 
 
 def host_records(raised: BaseException | None) -> kql.Tables:

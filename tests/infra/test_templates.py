@@ -322,6 +322,7 @@ GRANTED_ROLES = {
     "18a4783c-866b-4cc7-a460-3d5e5662c884": "Application.ReadWrite.OwnedBy",
     "246dd0d5-5bd0-4def-940b-0421030a5b68": "Policy.Read.All",
     "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30": "Application.Read.All",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
 }
 NOT_ROLES = {
     "00000003-0000-0000-c000-000000000000",  # Microsoft Graph's application id

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from rotation import doctor
-from rotation.doctor import Check, Site
+from rotation.doctor import Check, Site, events
 from rotation.permissions import (
     COMMUNICATION_READ,
     COMMUNICATION_WRITE,
@@ -573,3 +573,54 @@ async def test_an_unreadable_api_registration_is_a_warning_with_the_owner_fix(
     assert checks["api"].status == "warn"
     assert "could not be read" in checks["api"].detail
     assert f"az ad app owner add --id {sandbox.api.client_id}" in (checks["api"].fix or "")
+
+
+# ----- Key Vault events (issue 26) ------------------------------------------------------------
+
+
+async def test_the_key_vault_event_subscription_is_checked_and_each_gap_fails(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subscribed and delivering: ok. Then each prerequisite taken away fails with its fix:
+    the subscription's filter, the subscription itself, delivery (an event dead-lettered),
+    and the Reader role on the topic that lets doctor look."""
+    grid = sandbox.event_grid
+    assert grid is not None
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "ok", check
+    assert "acs-smtp-*" in check.detail
+
+    grid.subscribe("acs-smtp-rotation", "", begins_with="acs-smtp-", included=["x"])
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert (check.status, check.fix) == ("fail", events.SUBSCRIBE)
+    assert "leaves out" in check.detail
+
+    grid.subscribe("acs-smtp-rotation", "", begins_with="other-")
+    assert "subject filter" in (await diagnose(sandbox, monkeypatch))["key vault events"].detail
+
+    subscription = grid.subscribe("acs-smtp-rotation", "", begins_with="acs-smtp-")
+    subscription.dead_letters.append({"body": [], "attempts": 30, "lastHttpCode": 500})
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "fail"
+    assert "1 event(s) were dead-lettered" in check.detail
+
+    del grid.subscriptions["acs-smtp-rotation"]
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert (check.status, check.fix) == ("fail", events.SUBSCRIBE)
+    assert "no event subscription" in check.detail
+
+    grid.subscribe("acs-smtp-rotation", "", begins_with="acs-smtp-")
+    me = sandbox.rotator.principal_id  # no role that reads the topic, here or above it
+    sandbox.state.role_assignments = [
+        a for a in sandbox.state.role_assignments if a.principal_id != me
+    ]
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "fail"
+    assert "AuthorizationFailed" in check.detail or "Reader" in check.detail
+
+
+async def test_without_the_vault_resource_id_the_events_are_not_checked(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = await diagnose(sandbox, monkeypatch, key_vault_resource_id=None)
+    assert checks["key vault events"].status == "warn"
