@@ -79,12 +79,13 @@ kql-deps: $(KQL_STAMP)
 
 # Every generated part of the docs, rewritten from the code it describes: README's settings
 # table and local.settings.example.json (rotation/settings.py), docs/openapi.yaml's schemas
-# (rotation/answers.py), README's error codes (rotation/error_codes.py). `make test` fails while
-# any of them differs from the code.
+# (rotation/answers.py), README's error codes (rotation/error_codes.py) and Performance figures
+# (bench/results/latest.json). `make test` fails while any of them differs from what it renders.
 docs: $(STAMP)
 	$(PY) -m tests.settings_doc --write
 	$(PY) -m tests.openapi_doc --write
 	$(PY) -m tests.error_codes_doc --write
+	$(PY) -m tests.bench_doc --write
 
 bench: $(SETUP)
 	$(PY) -m bench

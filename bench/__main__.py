@@ -147,8 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(
             f"{suite.coldstart.time_ratio:.2f}x time, {suite.coldstart.memory_ratio:.2f}x memory"
         )
-    console.print(f"JSON answer: {answers.measure()}")
-    console.print(auth.measure())
+    suite.answers, suite.auth = answers.measure(), auth.measure()
+    console.print(f"JSON answer: {suite.answers}")
+    console.print(suite.auth)
     if args.pacing_delays:
         delays = ",".join(f"{d:g}" for d in args.pacing_delays)
         console.print(f"verification pacing, delays {delays} s ...", end=" ")

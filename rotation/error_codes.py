@@ -77,18 +77,7 @@ _CALLER: tuple[ErrorCode, ...] = (
 )
 #: The codes each route answers with.
 ROUTES: dict[str, tuple[ErrorCode, ...]] = {
-    "/rotations": (
-        *_CALLER,
-        "malformed_json",
-        "duplicate_key",
-        "invalid_request",
-        "emergency_needs_app_ids",
-        "body_too_large",
-        "unknown_apps",
-        "rotation_in_progress",
-        "upstream_failed",
-        "lease_store_unavailable",
-    ),
+    "/rotations": CODES,  # every one: the request, the run, the deployment, the caller
     "/status": (*_CALLER, "upstream_failed"),
     "/doctor": (*_CALLER, "invalid_request"),
     "/health": ("invalid_settings",),
