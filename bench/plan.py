@@ -11,12 +11,14 @@ and the wall time.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.config import WorldConfig
 from bench.memory import peak_rss_kib, reset_peak, rss_kib
-from bench.product import open_product
+from bench.product import LogEvent, open_product
 from bench.world import SandboxProcess
 from rotation.model import Outcome, RunOptions
 
@@ -66,14 +68,15 @@ class PlanResult:
 
 async def run_plan(apps: int, config: WorldConfig, *, concurrency: int = 16) -> PlanResult:
     async with SandboxProcess.start(apps=apps, scenario="steady", config=config) as world:  # noqa: SIM117
-        async with open_product(world, max_concurrency=concurrency) as (service, _):
+        async with open_product(world, max_concurrency=concurrency) as (service, tap):
             await world.reset()
             reset_peak()
             baseline = rss_kib()
+            tap.clear()
+            began = datetime.now(UTC)
             started = time.perf_counter()
-            inventory = await service.inventory()
-            discovered = time.perf_counter()
-            report = await service.engine.run(inventory, RunOptions(dry_run=True))
+            # As `python -m rotation plan` runs it: the vault listing beside discovery.
+            report = await service.run(RunOptions(dry_run=True))
             wall = time.perf_counter() - started
             peak = peak_rss_kib()
             stats = await world.stats()
@@ -95,9 +98,15 @@ async def run_plan(apps: int, config: WorldConfig, *, concurrency: int = 16) -> 
         peak_rss_mib=peak / 1024,
         rss_growth_mib=(peak - baseline) / 1024,
         seed_seconds=world.seed_seconds,
-        discovery_seconds=discovered - started,
+        discovery_seconds=_since(began, tap.events, "discovery.finished"),
         requests=dict(stats.requests),
         vault_list_pages=stats.count("vault", "GET", "/secrets"),
         vault_version_reads=stats.count("vault", "GET", "/secrets/{name}/versions"),
         latency=config.latency_label,
     )
+
+
+def _since(began: datetime, events: Sequence[LogEvent], name: str) -> float:
+    """Seconds from `began` to the first `name` event (discovery ends inside the run now)."""
+    at = next((e.at for e in events if e.event == name), None)
+    return (at - began).total_seconds() if at is not None else 0.0

@@ -295,16 +295,20 @@ def _call_targets(suite: Suite) -> list[Target]:
             )
         )
         per_app = (p.vault_requests - VAULT_CHALLENGES_PER_PROCESS) / p.apps
+        floor = vault_paging_floor(p.apps)
         out.append(
             Target(
                 "Key Vault requests per untouched app (plan)",
                 f"{per_app:.3f} ({p.vault_list_pages} listing requests, "
                 f"{p.vault_version_reads} version listings)",
-                "<= 0.08",
-                per_app <= 0.08,
-                "one paged listing of the vault (25 secrets a page, two secrets per app: the "
-                "password and its -username companion), no version listing for an untouched "
-                "app, plus one authentication challenge per process",
+                f"<= {floor:.3f}",
+                per_app <= floor,
+                "the paging floor, not a goal below it: one paged listing of the vault reads "
+                f"at most {VAULT_PAGE_SIZE} secrets a page and every app has two (the password "
+                "and its -username companion), so no run reads fewer than 2/25 = 0.08 pages per "
+                "app; no version listing for an untouched app; the one authentication "
+                "challenge per process is not counted (the old target, 0.05, was below this "
+                "floor: no correct run could meet it)",
             )
         )
     bare = suite.plan_without_latency
@@ -336,6 +340,16 @@ def _call_targets(suite: Suite) -> list[Target]:
 #: azure-keyvault-secrets learns a vault's tenant from one 401 challenge, then caches it for
 #: the life of the process (VaultAdapter sends its first request alone to pay it once).
 VAULT_CHALLENGES_PER_PROCESS = 1
+#: Key Vault's GetSecrets page: at most 25 secrets (maxresults' maximum, azure-rest-api-specs
+#: keyvault secrets.json), the size rotation/azure/key_vault.py asks for.
+VAULT_PAGE_SIZE = 25
+#: The secrets each managed app keeps: its password and the -username companion.
+SECRETS_PER_APP = 2
+
+
+def vault_paging_floor(apps: int) -> float:
+    """The fewest Key Vault requests per app any plan can make: the listing's pages."""
+    return math.ceil(apps * SECRETS_PER_APP / VAULT_PAGE_SIZE) / apps
 
 
 def _vault_per_app(r: RotationResult) -> float:

@@ -8,10 +8,11 @@ actually runs. The engine gets those clients' ports and a frozen RunConfig, neve
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -31,6 +32,7 @@ from rotation.model import (
     RunOptions,
     RunReport,
     UsernameSource,
+    VaultVersion,
 )
 from rotation.run.engine import Engine, utc_now
 from rotation.run.observe import Unobserved
@@ -230,22 +232,52 @@ class RotationService:
         ):
             raise EmergencyNeedsApps()
         started = time.monotonic()
-        chosen = chosen or await self.choose(options.app_ids)
-        if options.budget_seconds is not None:
-            budget = options.budget_seconds - (time.monotonic() - started)
-            options = dataclasses.replace(options, budget_seconds=budget)
+        # The listing's task is made inside the collection, so the items it skips count
+        # for this run (discovery collects its own: `chosen.items`).
         with skipped_items.collecting() as items:
-            report = await self.engine.run(
-                chosen.apps, options, skipped=chosen.skipped, on_outcome=on_outcome
-            )
+            async with self._listing(options.app_ids) as listing:
+                chosen = chosen or await self.choose(options.app_ids)
+                if options.budget_seconds is not None:
+                    budget = options.budget_seconds - (time.monotonic() - started)
+                    options = dataclasses.replace(options, budget_seconds=budget)
+                report = await self.engine.run(
+                    chosen.apps,
+                    options,
+                    skipped=chosen.skipped,
+                    on_outcome=on_outcome,
+                    listing=listing,
+                )
         report.skipped_items = [*chosen.items, *items]
         return report
+
+    @asynccontextmanager
+    async def _listing(
+        self, app_ids: Sequence[str] | None
+    ) -> AsyncIterator[asyncio.Future[dict[str, VaultVersion]] | None]:
+        """The vault-wide listing, started before discovery so that the two run side by
+        side (it needs nothing discovery finds; design.md, "Parts"); none for named apps,
+        which read their own versions. Cancelled when the block ends without it (discovery
+        failed, the lease store refused), so no listing outlives its run."""
+        if app_ids:
+            yield None
+            return
+        listing = self.engine.start_listing()
+        try:
+            yield listing
+        finally:
+            if not listing.done():
+                listing.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await listing  # its failure, if any, was the run's to report
 
     async def status(self, app_ids: Sequence[str] | None = None) -> list[StatusRow]:
         """One row per managed app: what Key Vault serves and how long it stays valid; then
         one per skipped sender, with the reason."""
-        chosen = await self.choose(app_ids)
-        observations = await self.engine.observe(chosen.apps, list_vault=not app_ids)
+        async with self._listing(app_ids) as listing:
+            chosen = await self.choose(app_ids)
+            observations = await self.engine.observe(
+                chosen.apps, list_vault=not app_ids, listing=listing
+            )
         tracker = self.engine.consumers
         scan = await tracker.scan() if tracker is not None and chosen.apps else None
         now = self.engine.clock()

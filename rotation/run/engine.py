@@ -41,10 +41,11 @@ from rotation.model import (
     RunConfig,
     RunOptions,
     RunReport,
+    VaultVersion,
 )
 from rotation.run.app_run import AppRunner, RunState, failed, log_internal_error
 from rotation.run.discovery import Skipped
-from rotation.run.observe import Observation, Reader, Unobserved
+from rotation.run.observe import Listing, Observation, Reader, Unobserved
 from rotation.run.steps import Steps, new_names
 from rotation.telemetry import logs
 
@@ -82,12 +83,20 @@ class Engine:
         """The given apps that a run in this process is changing right now."""
         return self.runner.busy(app_ids)
 
+    def start_listing(self) -> asyncio.Future[dict[str, VaultVersion]]:
+        """The vault-wide listing, started now, to run beside discovery (Reader.start_listing)."""
+        return self.reader.start_listing()
+
     async def observe(
-        self, apps: Sequence[ManagedApp], *, list_vault: bool = True
+        self,
+        apps: Sequence[ManagedApp],
+        *,
+        list_vault: bool = True,
+        listing: Listing | None = None,
     ) -> list[Observation | Unobserved]:
         """Every app's Entra record and Key Vault entry (rotation/run/observe.py); an app
         whose own answers cannot be used comes back `Unobserved`, with the reason."""
-        return await self.reader.observe(apps, list_vault=list_vault)
+        return await self.reader.observe(apps, list_vault=list_vault, listing=listing)
 
     async def run(
         self,
@@ -96,6 +105,7 @@ class Engine:
         *,
         skipped: Sequence[Skipped] = (),
         on_outcome: Callable[[AppOutcome], None] | None = None,
+        listing: Listing | None = None,
     ) -> RunReport:
         """Plans and (unless `options.dry_run`) carries out the rotation of `apps`.
 
@@ -106,7 +116,8 @@ class Engine:
         the verify timeout and the step margin, still fits in the budget: no app is cut
         short, and the run ends before the Functions host would kill it. Named apps
         (`options.app_ids`) read their own Key Vault versions instead of a listing of the
-        whole vault (see rotation/run/observe.py).
+        whole vault (see rotation/run/observe.py); `listing` is that listing when the caller
+        started it already (beside discovery: `start_listing`).
         """
         started = time.monotonic()
         run = self._start(options, started)
@@ -114,7 +125,7 @@ class Engine:
             log.info(
                 "run.started", mode=options.mode.value, dry_run=options.dry_run, apps=len(apps)
             )
-            observations = await self._prepare(run, apps)
+            observations = await self._prepare(run, apps, listing)
             outcomes = [
                 *await asyncio.gather(*(self._report(run, o, on_outcome) for o in observations)),
                 *(self._skipped(skip, on_outcome) for skip in skipped),
@@ -139,13 +150,13 @@ class Engine:
         )
 
     async def _prepare(
-        self, run: RunState, apps: Sequence[ManagedApp]
+        self, run: RunState, apps: Sequence[ManagedApp], listing: Listing | None
     ) -> list[Observation | AppOutcome]:
         """The run's reads: every app observed, the soft-deleted names and consumer sites."""
         if self.runner.leases is not None and apps and not run.options.dry_run:
             await self.runner.leases.ready()  # fails closed: no lease store, nothing rotates
         observations = await self.reader.observe_each(
-            apps, self._read_failed, list_vault=not run.options.app_ids
+            apps, self._read_failed, list_vault=not run.options.app_ids, listing=listing
         )
         observed = [o for o in observations if isinstance(o, Observation)]
         run.deleted = await self._deleted_names(observed)

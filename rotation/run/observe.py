@@ -10,7 +10,7 @@ apps) each app's versions are read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rotation.core.policy import needs_versions
@@ -20,6 +20,8 @@ from rotation.model import AppOutcome, AppRecord, Credential, ManagedApp, VaultE
 
 #: The reason of an app whose Entra record could not be read (its `problem` is the error).
 UNREADABLE = "what Entra ID answered about the app cannot be read; nothing was changed"
+#: The vault-wide listing (SecretStore.read_current), already under way.
+Listing = Awaitable[Mapping[str, VaultVersion]]
 #: Builds the failed outcome of an app whose reads failed: (app, reason, error).
 ReadFailed = Callable[[ManagedApp, str, str], AppOutcome]
 
@@ -56,13 +58,22 @@ class Reader:
     #: need no read and do not wait for a turn).
     limit: int
 
+    def start_listing(self) -> asyncio.Future[dict[str, VaultVersion]]:
+        """The vault-wide listing, under way from now: it needs nothing discovery finds, so
+        it runs beside discovery instead of after it (the run hands it to `observe_each`)."""
+        return asyncio.ensure_future(self.store.read_current())
+
     async def observe(
-        self, apps: Sequence[ManagedApp], *, list_vault: bool = True
+        self,
+        apps: Sequence[ManagedApp],
+        *,
+        list_vault: bool = True,
+        listing: Listing | None = None,
     ) -> list[Observation | Unobserved]:
         """Every app's record and entry, for `status`: a whole read that fails (Graph's
         batch read, the vault listing) raises; an app whose own answer cannot be used is
         marked `Unobserved` with the reason, and the others are read as usual."""
-        records, listed = await self._read_all(apps, list_vault)
+        records, listed = await self._read_all(apps, list_vault, listing)
         return await self._each(apps, records, listed)
 
     async def observe_each(
@@ -71,6 +82,7 @@ class Reader:
         failed: ReadFailed,
         *,
         list_vault: bool = True,
+        listing: Listing | None = None,
     ) -> list[Observation | AppOutcome]:
         """`observe` for a run: a failed read fails the apps it concerns (all of them for
         Graph's batch read or the vault listing, one for its own Key Vault read). A refusal
@@ -79,7 +91,7 @@ class Reader:
         deploy, before the Graph permission is granted). An app whose record Graph answered
         unreadably (`AppRecord.problem`) is failed with that reason, before any write."""
         try:
-            records, listed = await self._read_all(apps, list_vault)
+            records, listed = await self._read_all(apps, list_vault, listing)
         except PermissionDenied:
             raise
         except Exception as exc:
@@ -111,13 +123,15 @@ class Reader:
         return list(await asyncio.gather(*(read(a) for a in apps)))
 
     async def _read_all(
-        self, apps: Sequence[ManagedApp], list_vault: bool
+        self, apps: Sequence[ManagedApp], list_vault: bool, listing: Listing | None
     ) -> tuple[Mapping[str, AppRecord], Mapping[str, VaultVersion] | None]:
+        """Graph's batch read of the apps beside the vault listing (`listing`, when one is
+        already under way)."""
         ids = [a.app_id for a in apps]
         if not list_vault:
             return await self.directory.read_apps(ids), None
         records, listed = await asyncio.gather(
-            self.directory.read_apps(ids), self.store.read_current()
+            self.directory.read_apps(ids), listing or self.store.read_current()
         )
         return records, listed
 

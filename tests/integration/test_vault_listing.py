@@ -17,11 +17,15 @@ from sandbox.server import Sandbox
 from sandbox.state import SandboxState, SecretVersion
 from tests.integration.conftest import OpenService
 from tests.integration.test_engine_lease import MemoryLeases
+from tests.reliability.harness import Tripwire
 
 LIST = "vault GET /secrets"
 VERSIONS = "vault GET /secrets/{name}/versions"
 PATCH = "vault PATCH /secrets/{name}/{version}"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+ROLE_ASSIGNMENTS = "arm GET /{scope}/providers/Microsoft.Authorization/roleAssignments"
+LIST_PRINCIPALS = "graph GET /servicePrincipals"
 
 
 def vault_requests(state: SandboxState) -> dict[str, int]:
@@ -189,3 +193,29 @@ async def test_named_apps_read_their_own_versions_instead_of_listing_the_vault(
 
     assert LIST not in vault_requests(sandbox.state)
     assert vault_requests(sandbox.state)[VERSIONS] == 1
+
+
+async def test_the_vault_listing_runs_beside_discovery_not_after_it(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """design.md ("Parts"): discovery and the vault listing side by side. ARM's role
+    assignments are slowed, so discovery reaches Graph late; the listing's first page is
+    asked for before discovery's Graph reads, not after them (as it was)."""
+    sandbox.add_sender()
+    sandbox.state.faults.inject(ROLE_ASSIGNMENTS, latency=0.5)
+    graph_reads_then: list[int] = []
+    sandbox.state.faults.add(
+        Tripwire(
+            LIST,
+            lambda: graph_reads_then.append(sandbox.state.requests[LIST_PRINCIPALS]),
+        )
+    )
+    for run in (service.run(RunOptions(dry_run=True)), service.status()):
+        graph_reads_then.clear()
+        sandbox.state.requests.clear()
+        await run
+        assert graph_reads_then == [0], "the vault listing waited for discovery"
+        assert sandbox.state.requests[LIST_PRINCIPALS] > 0  # discovery did read Graph
+        for fault in sandbox.state.faults.faults:
+            if isinstance(fault, Tripwire):
+                fault.fired = False
