@@ -49,8 +49,8 @@ class Action(enum.StrEnum):
     RETIRE = "retire"
 
 
-#: How an unfinished app that never started begins its error (rotation/run/app_run.py); the
-#: alert on apps left unstarted run after run reads it too (infra/modules/alerts.bicep).
+#: How an unfinished app that never started begins its error (rotation/run/app_run.py), which
+#: tells it from one cut short (RunReport.starved).
 NOT_STARTED = "not started: no time left in this run"
 
 
