@@ -13,7 +13,9 @@ confirms too, but reports-app is not declared fully covered, so it keeps its gra
 Then `doctor`, after a sender the rotator does not own has appeared: one failed check, with
 the command that fixes it. Last, the HTTP API through function_app's triggers: no token gets
 401, an operator holding Rotation.Read may dry-run but not rotate (403), one holding
-Rotation.Rotate rotates, and the report names them (`requestedBy`).
+Rotation.Rotate rotates, and the report names them (`requestedBy`). Last, a person pastes
+a password into Key Vault by hand: Key Vault's event reaches the Event Grid trigger, which
+tries it by SMTP AUTH, reports it, and the app is blocked until an operator resolves it.
 
 It lives outside `rotation/` because it starts the sandbox, which is never deployed.
 """
@@ -33,13 +35,14 @@ from rich.rule import Rule
 from rotation import doctor
 from rotation.azure.identity import build_credential
 from rotation.azure.trust import connection_options, trusted_ssl_context
-from rotation.model import RunReport
+from rotation.model import RunOptions, RunReport
 from rotation.render import consumers_table, report_table, status_table
 from rotation.service import RotationService
 from rotation.settings import Settings, load_settings
 from rotation.telemetry import logs, redaction
 from sandbox.api_app import User
 from sandbox.demo import SENDER_ADDRESS, seed_demo
+from sandbox.seed import Principal
 from sandbox.server import Sandbox
 
 PROPAGATION_DELAY = timedelta(seconds=3)
@@ -117,6 +120,9 @@ async def run_demo(console: Console) -> int:
 
             console.print(Rule("7. the HTTP API: operators sign in with Entra ID"))
             api_ok = await _call_the_api(sandbox, billing.client_id, console)
+
+            console.print(Rule("8. someone pastes a password into Key Vault by hand: caught"))
+            caught = await _hand_written_version(sandbox, settings, service, billing, console)
     confirmed_early = bool(early.consumers and early.consumers.confirmed) and (
         early.removed_key_ids == [billing.password.key_id]
     )
@@ -129,6 +135,7 @@ async def run_demo(console: Console) -> int:
         and confirmed_early
         and doctor_ok
         and api_ok
+        and caught
     )
     console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
     return 0 if ok else 1
@@ -186,6 +193,74 @@ async def _call_the_api(sandbox: Sandbox, app_id: str, console: Console) -> bool
     finally:
         await api.close()
     return ok
+
+
+async def _hand_written_version(
+    sandbox: Sandbox,
+    settings: Settings,
+    service: RotationService,
+    sender: Principal,
+    console: Console,
+) -> bool:
+    """A person adds a client secret in the portal and sets it in Key Vault. Key Vault's
+    Event Grid event reaches function_app's key_vault_events trigger: the version is tried
+    by SMTP AUTH (read-only), reported, and the app is blocked, nothing retired, until an
+    operator resolves it."""
+    import azure.functions as func
+
+    import function_app
+
+    name = settings.secret_name(sender.client_id)
+    by_hand = sandbox.state.add_password(sender.app, display_name="added in the portal")
+    version = await _write_secret(settings, name, by_hand.secret_text)
+    console.print(f"a person set version {version[:12]} of {name} (a secret made in the portal)")
+    grid = sandbox.event_grid
+    assert grid is not None
+    (event,) = [e for e in grid.published if e["data"]["Version"] == version]
+    binding = func.EventGridEvent(
+        id=event["id"],
+        data=event["data"],
+        topic=event["topic"],
+        subject=event["subject"],
+        event_type=event["eventType"],
+        event_time=None,
+        data_version=event["dataVersion"],
+    )
+    try:
+        # What the Functions host does with Event Grid's delivery: the trigger, called.
+        await function_app.key_vault_events(binding)
+    finally:
+        await function_app.api.close()
+    rows = await service.status([sender.client_id])
+    console.print(status_table(rows))
+    sandbox.state.clock.advance(timedelta(hours=settings.grace_hours + 1))
+    keys = {p.key_id for p in sender.app.passwords}
+    report = await service.run(RunOptions((sender.client_id,)))  # its next run, named
+    console.print(report_table(report))
+    outcome = next(o for o in report.outcomes if o.app_id == sender.client_id)
+    kept = keys <= {p.key_id for p in sender.app.passwords}
+    console.print(
+        f"{sender.client_id[:8]}: {outcome.outcome.value}; every credential kept: {kept}. "
+        "Resolve: python -m rotation run --app <app id> --force"
+    )
+    drift = rows[0].drift
+    return (
+        drift is not None
+        and drift.smtp.value == "accepted"
+        and outcome.outcome.value == "blocked"
+        and kept
+    )
+
+
+async def _write_secret(settings: Settings, name: str, value: str) -> str:
+    """`az keyvault secret set`, as a person would run it (the real SDK, a new version)."""
+    credential = build_credential(settings)
+    async with (
+        credential,
+        SecretClient(settings.key_vault_url, credential, **connection_options(settings)) as client,
+    ):
+        secret = await client.set_secret(name, value, content_type="text/plain")
+    return secret.properties.version or ""
 
 
 def _auth(sandbox: Sandbox, user: User) -> dict[str, str]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from rotation import ncrontab
+from rotation.core.drift import drift
 from rotation.core.policy import (
     early_retirement,
     plan_app,
@@ -470,8 +471,8 @@ class AppRunner:
         """Warns when an app is due and this run did not rotate it (a dry run, a failure):
         "due" is the policy's decision (`rotation_reason`), as in plan and status."""
         record = obs.record
-        if record is None:
-            return
+        if record is None or drift(obs.entry) is not None:
+            return  # drift: the hand-written version's credential is unknown (vault.drift_detected)
         now = self.clock()
         reason = rotation_reason(record, obs.entry, now, self.rules, Mode.DUE)
         if reason is None:
