@@ -91,10 +91,12 @@ bench: $(SETUP)
 	$(PY) -m bench
 
 # Longer reliability run: 1,000 forced rotations per grace setting under injected faults,
-# and 20,000 fuzzed requests through the HTTP trigger (2,000 in `make test`).
+# 20,000 fuzzed requests through the HTTP trigger (2,000 in `make test`), and 150 malformed
+# upstream answers (one item, one field; 6 in `make test`).
 soak: $(SETUP)
-	RELIABILITY_ROTATIONS=1000 HTTP_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q \
-		tests/reliability/test_consumer_continuity.py tests/reliability/test_http_fuzz.py
+	RELIABILITY_ROTATIONS=1000 HTTP_FUZZ_EXAMPLES=20000 MALFORMED_ANSWER_EXAMPLES=150 \
+		$(PY) -m pytest -q tests/reliability/test_consumer_continuity.py \
+		tests/reliability/test_http_fuzz.py tests/reliability/test_malformed_answers.py
 
 sandbox: $(SETUP)
 	$(PY) -m sandbox

@@ -8,8 +8,8 @@ assignments share a handful of roles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -106,13 +106,13 @@ class ArmReader:
         found: dict[str, AcsResource] = {}
         for subscription_id in subscription_ids:
             client = self._comm(subscription_id)
-            with map_arm_errors(f"the ACS resources of subscription {subscription_id}"):
+            what = f"the ACS resources of subscription {subscription_id}"
+            with map_arm_errors(what), _sdk_parsing(what):
                 async for item in client.communication_services.list_by_subscription():
                     try:
                         resource = parse_resource_id(str(item.id))
                     except ValueError:  # no readable id: it names no resource we can scan
-                        skip(ARM, f"the ACS resources of subscription {subscription_id}",
-                             "an ACS resource: id: not an ACS resource id")  # fmt: skip
+                        skip(ARM, what, "an ACS resource: id: not an ACS resource id")
                         continue
                     found.setdefault(resource.id.lower(), resource)
         for resource_id in resource_ids:
@@ -120,9 +120,10 @@ class ArmReader:
             if wanted.id.lower() in found:
                 continue
             client = self._comm(wanted.subscription_id)
-            with map_arm_errors(f"ACS resource {resource_id} (ROTATION_ACS_RESOURCE_IDS)"):
+            what = f"ACS resource {resource_id} (ROTATION_ACS_RESOURCE_IDS)"
+            with map_arm_errors(what), _sdk_parsing(what):
                 item = await client.communication_services.get(wanted.resource_group, wanted.name)
-            resource = parse_resource_id(str(item.id))
+                resource = parse_resource_id(str(item.id))
             found[resource.id.lower()] = resource
         return sorted(found.values(), key=lambda r: r.id.lower())
 
@@ -180,12 +181,9 @@ class ArmReader:
             return self._definitions[key]
         client = self._authz(_subscription_of(definition_id) or next(iter(self._authorization), ""))
         what = f"role definition {definition_id}"
-        with map_arm_errors(what):
-            try:
-                item = await client.role_definitions.get_by_id(definition_id)
-            except DeserializationError:
-                raise MalformedAnswer(f"{ARM} answered {what} unreadably") from None
-        entry = _definition(item, what)
+        with map_arm_errors(what), _sdk_parsing(what):
+            item = await client.role_definitions.get_by_id(definition_id)
+            entry = _definition(item, what)
         self._definitions[key] = entry
         return entry
 
@@ -257,6 +255,20 @@ class ArmReader:
             self._clients.push_async_callback(client.close)
             self._authorization[key] = client
         return self._authorization[key]
+
+
+@contextmanager
+def _sdk_parsing(what: str) -> Iterator[None]:
+    """An answer the management SDK's models cannot be built from (a page whose ``value``
+    is not a list, a ``nextLink`` that is not a link, a field of the wrong type): the SDK
+    raises DeserializationError, or a bare TypeError/AttributeError/ValueError from its
+    deserializer; each is the service's unreadable answer, not a bug of ours."""
+    try:
+        yield
+    except (DeserializationError, TypeError, AttributeError, ValueError) as exc:
+        raise MalformedAnswer(
+            f"{ARM} answered {what} with something that cannot be read ({type(exc).__name__})"
+        ) from None
 
 
 def _page(response: Any, what: str) -> dict[str, Any]:

@@ -55,9 +55,11 @@ from azure.mgmt.core import AsyncARMPipelineClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
+from rotation.azure.arm_items import ARM
 from rotation.azure.errors import RETRY, map_arm_errors
 from rotation.azure.trust import connection_options
-from rotation.errors import ServiceUnavailable
+from rotation.azure.wire import Problem, Wire, parse
+from rotation.errors import MalformedAnswer, ServiceUnavailable
 from rotation.model import UNREPORTED, ConsumerReference, SettingType
 from rotation.settings import Settings
 
@@ -98,16 +100,16 @@ class WebSiteReader:
 
     async def list_sites(self, subscription_id: str) -> list[str]:
         """The production sites of a subscription (apps and function apps), as ids."""
+        what = f"the App Service sites of subscription {subscription_id}"
         sites = await self._pages(
-            f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites",
-            f"the App Service sites of subscription {subscription_id}",
+            f"/subscriptions/{subscription_id}/providers/Microsoft.Web/sites", what
         )
-        return [str(site["id"]) for site in sites]
+        return _ids(sites, what)
 
     async def list_slots(self, site_id: str) -> list[str]:
         """The deployment slots of a site, as ids."""
-        slots = await self._pages(f"{site_id}/slots", f"the deployment slots of {site_id}")
-        return [str(slot["id"]) for slot in slots]
+        what = f"the deployment slots of {site_id}"
+        return _ids(await self._pages(f"{site_id}/slots", what), what)
 
     async def references(self, site_id: str) -> list[ConsumerReference]:
         """The site's app settings and connection strings that are Key Vault references, as
@@ -140,13 +142,18 @@ class WebSiteReader:
 
     # ----- helpers -----------------------------------------------------------------------
 
-    async def _pages(self, path: str, what: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    async def _pages(self, path: str, what: str) -> list[object]:
+        items: list[object] = []
         url: str | None = path
         while url:
             body = await self._send("GET", url, what)
-            items += list(body.get("value") or [])
-            url = body.get("nextLink")
+            value, url = body.get("value", []), body.get("nextLink")
+            if not isinstance(value, list) or not isinstance(url, str | None):
+                raise MalformedAnswer(
+                    f"{ARM} answered {what} with a page that cannot be read: its 'value' is "
+                    "not a list, or its 'nextLink' not a link"
+                )
+            items += value
         return items
 
     async def _send(self, method: str, path_or_link: str, what: str) -> dict[str, Any]:
@@ -189,19 +196,52 @@ def _site_forbidden(what: str, why: str) -> str:
     )
 
 
-def _reference(
-    site_id: str, item: Mapping[str, Any], setting_type: SettingType
-) -> ConsumerReference:
-    props = item.get("properties") or {}
-    setting = str(item.get("name") or str(item.get("id", "")).rsplit("/", 1)[-1])
+def _ids(items: list[object], what: str) -> list[str]:
+    """The ids of listed sites or slots; one without a readable id could be a consumer we
+    cannot see, so the whole listing is unusable (the subscription or site unreachable)."""
+    ids = [i.get("id") for i in items if isinstance(i, dict)]
+    if len(ids) != len(items) or not all(isinstance(i, str) and i for i in ids):
+        raise MalformedAnswer(f"{ARM} answered {what} with an item whose id cannot be read")
+    return [str(i) for i in ids]
+
+
+class _ReferenceProperties(Wire):
+    """ApiKVReference's properties as read (Microsoft.Web ApiKVReference.tsp); each optional,
+    since Microsoft's own example leaves most of them out."""
+
+    secretName: str | None = None
+    status: str | None = None
+    secretVersion: str | None = None
+    activeVersion: str | None = None
+    details: str | None = None
+    vaultName: str | None = None
+
+
+class _Reference(Wire):
+    name: str | None = None
+    id: str | None = None
+    properties: _ReferenceProperties | None = None
+
+
+def _reference(site_id: str, item: object, setting_type: SettingType) -> ConsumerReference:
+    """One reference of the site; one that cannot be read makes the site's whole answer
+    unusable (MalformedAnswer, naming the field): it may be the password's, so the site is
+    shown unreachable and no app retires early on its word."""
+    found = parse(_Reference, item)
+    if isinstance(found, Problem):
+        raise MalformedAnswer(
+            f"{ARM} answered a Key Vault reference of {site_id} that cannot be read ({found})"
+        )
+    props = found.properties or _ReferenceProperties()
+    setting = found.name or (found.id or "").rsplit("/", 1)[-1]
     return ConsumerReference(
         site_id=site_id,
         setting=setting,
-        secret_name=str(props.get("secretName") or ""),
-        status=str(props.get("status") or UNREPORTED),
-        pinned_version=props.get("secretVersion") or None,
-        active_version=props.get("activeVersion") or None,
-        details=props.get("details") or None,
-        vault_name=str(props.get("vaultName") or ""),
+        secret_name=props.secretName or "",
+        status=props.status or UNREPORTED,
+        pinned_version=props.secretVersion or None,
+        active_version=props.activeVersion or None,
+        details=props.details or None,
+        vault_name=props.vaultName or "",
         setting_type=setting_type,
     )

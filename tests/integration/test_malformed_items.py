@@ -17,6 +17,7 @@ from rotation.model import Mode, Outcome, RunOptions
 from rotation.service import RotationService
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
+from tests.integration.conftest import OpenService
 
 APPS = "graph GET /applications"
 PRINCIPALS = "graph GET /servicePrincipals"
@@ -174,3 +175,25 @@ async def test_an_smtp_username_without_a_readable_app_id_is_skipped_and_counted
     assert [i.reason for i in report.skipped_items] == [
         "an SMTP Username: properties.entraApplicationId: is not a GUID"
     ]
+
+
+async def test_an_unreadable_key_vault_reference_makes_its_site_unreachable_by_name(
+    sandbox: Sandbox, open_service: OpenService
+) -> None:
+    """App Service's answer for one site: unusable as a whole (the reference may be the
+    password's), so that site is unreachable with the field named and no app retires early
+    on its word; the run goes on."""
+    sender = sandbox.add_sender()
+    name = f"acs-smtp-{sender.app_id}"
+    site = sandbox.add_consumer_site("mailer-web", name)
+    sandbox.state.faults.rewrite(
+        ARM, {"properties.secretName": name}, "properties.status", value=42
+    )
+    async with open_service(consumers_enabled="true") as service:
+        (row,) = await service.status()
+        report = await service.run()
+    assert row.consumers is not None
+    (unreachable,) = row.consumers.unreachable
+    assert site.id in unreachable
+    assert "properties.status" in unreachable
+    assert [o.outcome for o in report.outcomes] == [Outcome.ROTATED]
