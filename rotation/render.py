@@ -42,6 +42,10 @@ def report_table(report: RunReport) -> Table:
             o.expires.date().isoformat() if o.expires else "",
             o.error or o.reason,
         )
+    if report.skipped_items:  # upstream items of no app, left out (rotation/azure/wire.py)
+        table.caption = f"{len(report.skipped_items)} unreadable upstream item(s) skipped: " + (
+            "; ".join(f"{i.service}, {i.answer}: {i.reason}" for i in report.skipped_items[:5])
+        )
     return table
 
 

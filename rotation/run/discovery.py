@@ -52,7 +52,7 @@ from typing import Literal
 
 from rotation.core.concurrency import bounded
 from rotation.core.ports import AcsReader, ServicePrincipalDirectory
-from rotation.errors import NotFound, RotationError
+from rotation.errors import MalformedAnswer, NotFound, RotationError, describe
 from rotation.model import (
     AcsResource,
     ManagedApp,
@@ -64,7 +64,7 @@ from rotation.model import (
 )
 from rotation.permissions import EMAIL_WRITE, SENDER_ACTIONS
 from rotation.settings import Settings
-from rotation.telemetry import logs
+from rotation.telemetry import logs, skipped_items
 from rotation.telemetry.echo import echo
 
 log = logs.get_logger("rotation.discovery")
@@ -569,6 +569,11 @@ async def _definition(arm: AcsReader, definition_id: str) -> RoleDefinitionEntry
         return await arm.role_definition(definition_id)
     except NotFound:
         log.warning("discovery.role_missing", role_definition_id=definition_id)
+        return None
+    except MalformedAnswer as exc:  # one unreadable role: its assignments grant nothing
+        skipped_items.skip(
+            "Azure Resource Manager", f"role definition {definition_id}", describe(exc)
+        )
         return None
     except RotationError as exc:
         return Unread("role definitions", definition_id, exc)

@@ -197,3 +197,21 @@ async def test_an_unreadable_key_vault_reference_makes_its_site_unreachable_by_n
     assert site.id in unreachable
     assert "properties.status" in unreachable
     assert [o.outcome for o in report.outcomes] == [Outcome.ROTATED]
+
+
+async def test_an_unreadable_role_definition_grants_nothing_and_is_counted(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """The role's holders are not senders through it (a role that cannot be read cannot be
+    judged), the item is counted, and the run and the other role's holders go on."""
+    owner = sandbox.add_sender(role="Owner")
+    contributors = [sandbox.add_sender() for _ in range(2)]
+    sandbox.state.faults.rewrite(
+        ARM, {"properties.roleName": "Contributor"}, "properties.permissions", value="x"
+    )
+    report = await service.run(FORCE)
+    assert outcomes(report) == {owner.app_id: Outcome.ROTATED}
+    assert not {c.app_id for c in contributors} & set(outcomes(report))
+    (item,) = report.skipped_items
+    assert item.answer.startswith("role definition ")
+    assert "Azure Resource Manager answered" in item.reason
