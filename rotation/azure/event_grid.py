@@ -14,6 +14,7 @@ DeadLetteredCount, DroppedEventCount, totals over the window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,28 +36,32 @@ def system_topic_id(vault_resource_id: str) -> str:
 
 
 async def subscription(arm: ArmReader, vault_resource_id: str) -> EventSubscriptionEntry | None:
-    """The rotator's subscription on the vault's system topic, or None when there is none."""
+    """The rotator's subscription on the vault's system topic, or None when there is none.
+    A field missing, null or of another type reads as empty (doctor then says what is off)."""
     topic = system_topic_id(vault_resource_id)
     path = f"{topic}/eventSubscriptions/{SUBSCRIPTION_NAME}"
     body = await arm.get_json(path, EVENT_GRID_API, f"the Key Vault event subscription {path}")
     if body is None:
         return None
-    properties: Mapping[str, Any] = body.get("properties") or {}
-    destination: Mapping[str, Any] = properties.get("destination") or {}
-    target: Mapping[str, Any] = destination.get("properties") or {}
-    found: Mapping[str, Any] = properties.get("filter") or {}
+    properties = _object(body.get("properties"))
+    destination = _object(properties.get("destination"))
+    target = _object(destination.get("properties"))
+    found = _object(properties.get("filter"))
+    types = found.get("includedEventTypes")
     return EventSubscriptionEntry(
-        id=str(body.get("id") or path),
+        id=_text(body.get("id")) or path,
         topic_id=topic,
-        state=str(properties.get("provisioningState") or ""),
-        endpoint_type=str(destination.get("endpointType") or ""),
-        destination=str(target.get("resourceId") or target.get("endpointBaseUrl") or ""),
-        event_types=tuple(str(t) for t in found.get("includedEventTypes") or ()),
-        subject_begins_with=str(found.get("subjectBeginsWith") or ""),
-        subject_ends_with=str(found.get("subjectEndsWith") or ""),
+        state=_text(properties.get("provisioningState")),
+        endpoint_type=_text(destination.get("endpointType")),
+        destination=_text(target.get("resourceId")) or _text(target.get("endpointBaseUrl")),
+        event_types=tuple(t for t in types if isinstance(t, str))
+        if isinstance(types, list)
+        else (),
+        subject_begins_with=_text(found.get("subjectBeginsWith")),
+        subject_ends_with=_text(found.get("subjectEndsWith")),
         dead_letter=bool(
-            properties.get("deadLetterDestination")
-            or properties.get("deadLetterWithResourceIdentity")
+            _object(properties.get("deadLetterDestination"))
+            or _object(properties.get("deadLetterWithResourceIdentity"))
         ),
     )
 
@@ -75,16 +80,34 @@ async def deliveries(arm: ArmReader, topic_id: str, now: datetime, days: int) ->
         interval="P1D",
     )
     totals = dict.fromkeys(METRICS, 0)
-    for metric in (body or {}).get("value") or ():
-        name = str((metric.get("name") or {}).get("value") or "")
-        for series in metric.get("timeseries") or ():
-            for point in series.get("data") or ():
-                total = point.get("total")
-                if name in totals and isinstance(total, int | float):
-                    totals[name] += int(total)
+    for metric in _objects((body or {}).get("value")):
+        name = _text(_object(metric.get("name")).get("value"))
+        for series in _objects(metric.get("timeseries")):
+            for point in _objects(series.get("data")):
+                if name in totals:
+                    totals[name] += _count(point.get("total"))
     return EventDeliveries(
         days,
         totals["DeliverySuccessCount"],
         totals["DeadLetteredCount"],
         totals["DroppedEventCount"],
     )
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int:
+    """A metric total as a count: a finite number, else nothing (0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value) if math.isfinite(value) and 0 <= value < 1e15 else 0
