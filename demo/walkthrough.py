@@ -212,7 +212,7 @@ async def _hand_written_version(
 
     name = settings.secret_name(sender.client_id)
     by_hand = sandbox.state.add_password(sender.app, display_name="added in the portal")
-    version = await _write_secret(settings, name, by_hand.secret_text)
+    version = await write_secret(settings, name, by_hand.secret_text)
     console.print(f"a person set version {version[:12]} of {name} (a secret made in the portal)")
     grid = sandbox.event_grid
     assert grid is not None
@@ -252,7 +252,7 @@ async def _hand_written_version(
     )
 
 
-async def _write_secret(settings: Settings, name: str, value: str) -> str:
+async def write_secret(settings: Settings, name: str, value: str) -> str:
     """`az keyvault secret set`, as a person would run it (the real SDK, a new version)."""
     credential = build_credential(settings)
     async with (

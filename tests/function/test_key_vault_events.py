@@ -14,12 +14,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 from aiohttp import web
-from azure.keyvault.secrets.aio import SecretClient
 
-from rotation.azure.identity import build_credential
-from rotation.azure.trust import connection_options
+from demo.walkthrough import write_secret
 from rotation.model import DRIFT_SEEN_TAG, DRIFT_SMTP_TAG
+from rotation.settings import load_settings
 from sandbox.event_grid import NEAR_EXPIRY, NEW_VERSION
+from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
 from tests.function.test_function_app import get, load, post, trigger, writes
@@ -122,18 +122,16 @@ async def first_rotation(module: ModuleType, app_id: str) -> None:
 
 
 async def write_by_hand(sandbox: Sandbox, name: str, value: str) -> str:
-    """A person's `az keyvault secret set`: the real SDK, the operator's identity (the
-    sandbox's default for a client without a vault role is Secrets Officer)."""
-    from rotation.settings import load_settings
+    """A person's `az keyvault secret set` (the demo's: the real SDK, a new version)."""
+    return await write_secret(load_settings(sandbox.env()), name, value)
 
-    settings = load_settings(sandbox.env())
-    credential = build_credential(settings)
-    async with (
-        credential,
-        SecretClient(settings.key_vault_url, credential, **connection_options(settings)) as client,
-    ):
-        secret = await client.set_secret(name, value, content_type="text/plain")
-    return secret.properties.version or ""
+
+async def promoted_sender(sandbox: Sandbox, module: ModuleType) -> tuple[Sender, str]:
+    """A sender whose password the rotator has promoted, every event of it delivered."""
+    sender = sandbox.add_sender()
+    await first_rotation(module, sender.app_id)
+    await settled(sandbox)
+    return sender, module.settings.secret_name(sender.app_id)
 
 
 async def test_near_expiry_rotates_the_app_once_and_our_own_write_is_ignored(
@@ -176,10 +174,7 @@ async def test_a_hand_written_version_that_works_is_reported_and_never_retired(
     sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
 ) -> None:
     module, _subscriber = watched
-    sender = sandbox.add_sender()
-    name = module.settings.secret_name(sender.app_id)
-    await first_rotation(module, sender.app_id)
-    await settled(sandbox)
+    sender, name = await promoted_sender(sandbox, module)
     # Someone adds a client secret in the portal and pastes it into Key Vault.
     by_hand = sandbox.state.add_password(sender.app, display_name="added in the portal")
     version = await write_by_hand(sandbox, name, by_hand.secret_text)
@@ -228,10 +223,7 @@ async def test_a_hand_written_version_that_fails_alerts_and_the_proven_one_is_le
     sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
 ) -> None:
     module, _subscriber = watched
-    sender = sandbox.add_sender()
-    name = module.settings.secret_name(sender.app_id)
-    await first_rotation(module, sender.app_id)
-    await settled(sandbox)
+    sender, name = await promoted_sender(sandbox, module)
     proven = versions(sandbox, name)[-1]
     keys_before = {p.key_id for p in sender.app.passwords}
 
@@ -275,10 +267,7 @@ async def test_malformed_events_are_dropped_with_a_line_and_change_nothing(
     sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
 ) -> None:
     module, subscriber = watched
-    sender = sandbox.add_sender()
-    name = module.settings.secret_name(sender.app_id)
-    await first_rotation(module, sender.app_id)
-    await settled(sandbox)
+    _sender, name = await promoted_sender(sandbox, module)
     grid = sandbox.event_grid
     assert grid is not None
     good = grid.published[-1]
