@@ -33,6 +33,7 @@ from rotation.model import Mode, Requester, RunOptions, SmtpCheck, VaultEntry
 from rotation.service import RotationService, Selection, UnknownApps
 from rotation.settings import Settings
 from rotation.telemetry import logs
+from rotation.telemetry.echo import echo
 from rotation.vault_events import EventKind, SecretEvent, parse
 
 log = logs.get_logger("rotation.vault_watch")
@@ -110,7 +111,7 @@ class VaultWatch:
         host = urlsplit(self.settings.key_vault_url).hostname or ""
         ours = host.split(".", 1)[0].lower()
         if event.vault_name.lower() != ours:
-            return f"another vault ({event.vault_name})"
+            return f"another vault ({echo(event.vault_name, quoted=False)})"
         resource_id = self.settings.key_vault_resource_id
         if resource_id and event.topic.lower() != resource_id.lower():
             return "another topic than ROTATION_KEY_VAULT_RESOURCE_ID"
