@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rotation.azure.wire import Guid, Id, Problem, Wire, parse
+from rotation.azure.wire import Guid, Id, Wire, readable
 from rotation.model import RoleAssignmentEntry, SmtpUsernameEntry
-from rotation.telemetry.skipped_items import skip
 
 ARM = "Azure Resource Manager"
 
@@ -34,17 +33,11 @@ class _Assignment(Wire):
 
 def role_assignments(items: Iterable[Any], answer: str) -> list[RoleAssignmentEntry]:
     """RoleAssignment items as entries; one that cannot be read is skipped."""
-    entries = []
-    for item in items:
-        found = parse(_Assignment, item)
-        if isinstance(found, Problem):
-            skip(ARM, answer, f"a role assignment: {found}")
-            continue
-        p = found.properties
-        entries.append(
-            RoleAssignmentEntry(p.scope, p.principalId, p.principalType, p.roleDefinitionId)
-        )
-    return entries
+    found = readable(_Assignment, items, ARM, answer, "a role assignment")
+    return [
+        RoleAssignmentEntry(p.scope, p.principalId, p.principalType, p.roleDefinitionId)
+        for p in (a.properties for a in found)
+    ]
 
 
 class _SmtpUsernameProperties(Wire):
@@ -60,12 +53,8 @@ class _SmtpUsername(Wire):
 def smtp_usernames(resource_id: str, items: Iterable[Any], answer: str) -> list[SmtpUsernameEntry]:
     """SmtpUsernameResource items of one ACS resource; one that cannot be read is skipped
     (its app id unread, it names no app: never a ghost app)."""
-    entries = []
-    for item in items:
-        found = parse(_SmtpUsername, item)
-        if isinstance(found, Problem):
-            skip(ARM, answer, f"an SMTP Username: {found}")
-            continue
-        p = found.properties
-        entries.append(SmtpUsernameEntry(resource_id, p.username, p.entraApplicationId, p.tenantId))
-    return entries
+    found = readable(_SmtpUsername, items, ARM, answer, "an SMTP Username")
+    return [
+        SmtpUsernameEntry(resource_id, p.username, p.entraApplicationId, p.tenantId)
+        for p in (u.properties for u in found)
+    ]

@@ -13,6 +13,7 @@ that app; an item it cannot tie to anything is skipped, logged and counted
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -27,6 +28,8 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+
+from rotation.telemetry.skipped_items import skip
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,6 +58,19 @@ def parse(model: type[M], item: object) -> M | Problem:
         return model.model_validate(item)
     except ValidationError as exc:
         return Problem(reason(exc))
+
+
+def readable(model: type[M], items: Iterable[Any], service: str, answer: str, what: str) -> list[M]:
+    """Each item of `answer` as `model`; one that cannot be read names no app, so it is
+    skipped: logged and counted (rotation.telemetry.skipped_items), `what` naming it."""
+    found = []
+    for item in items:
+        parsed = parse(model, item)
+        if isinstance(parsed, Problem):
+            skip(service, answer, f"{what}: {parsed}")
+        else:
+            found.append(parsed)
+    return found
 
 
 def reason(exc: ValidationError) -> str:
@@ -127,5 +143,6 @@ __all__ = [
     "Timestamp",
     "Wire",
     "parse",
+    "readable",
     "reason",
 ]

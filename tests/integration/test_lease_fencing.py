@@ -28,8 +28,9 @@ from rotation.azure.blob_lease import (
 )
 from rotation.azure.trust import TrustedTransport, connection_options, trusted_ssl_context
 from rotation.errors import LeaseTaken
-from rotation.model import Outcome
+from rotation.model import AppOutcome, Outcome, RunReport
 from rotation.settings import Settings
+from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import SandboxState
 from tests.integration.conftest import OpenService
@@ -116,6 +117,28 @@ async def take_when_free(rival: BlobLeases, app_id: str, stack: contextlib.Async
             await asyncio.sleep(0.5)
 
 
+async def ends_while_rival_holds(
+    sandbox: Sandbox,
+    rival: BlobLeases,
+    sender: Sender,
+    run: asyncio.Task[RunReport],
+    within: float,
+    renewal: float = 0,
+) -> AppOutcome:
+    """The rival takes the app's lease (within `within` s); `renewal` s later the first
+    run's secret starts working, so its verification passes and it goes for its next write.
+    Returns the run's one outcome, once it checked that nothing was written meanwhile."""
+    async with contextlib.AsyncExitStack() as stack:
+        async with asyncio.timeout(within):
+            await take_when_free(rival, sender.app_id, stack)
+        taken_at = writes(sandbox.state)
+        await asyncio.sleep(renewal)  # the holder's next renewal comes meanwhile
+        sandbox.state.propagation_delay = timedelta(0)
+        (outcome,) = (await asyncio.wait_for(run, 60)).outcomes
+        assert writes(sandbox.state) == taken_at  # nothing after the rival took it
+    return outcome
+
+
 async def test_a_run_whose_renewals_hang_past_expiry_writes_nothing_once_another_run_holds_it(
     sandbox: Sandbox,
     settings: Settings,
@@ -131,13 +154,7 @@ async def test_a_run_whose_renewals_hang_past_expiry_writes_nothing_once_another
         run = asyncio.create_task(service.run())
         await until(lambda: any(k.endswith("addPassword") for k in sandbox.state.requests), 10)
         hang.hanging = True  # from now on storage does not answer renewals
-        async with contextlib.AsyncExitStack() as stack:
-            async with asyncio.timeout(3 * LEASE_SECONDS):
-                await take_when_free(rival, sender.app_id, stack)
-            taken_at = writes(sandbox.state)
-            sandbox.state.propagation_delay = timedelta(0)  # the secret works: verify passes
-            (outcome,) = (await asyncio.wait_for(run, 60)).outcomes
-            assert writes(sandbox.state) == taken_at  # nothing after the rival took it
+        outcome = await ends_while_rival_holds(sandbox, rival, sender, run, 3 * LEASE_SECONDS)
         await leases.close()
     assert hang.held >= 1
     assert outcome.outcome is Outcome.UNFINISHED
@@ -174,14 +191,9 @@ async def test_a_renewal_refused_because_another_run_broke_the_lease_stops_the_w
         ) as storage:  # someone breaks the lease (az storage blob lease break)
             blob = storage.get_blob_client(settings.lease_container, sender.app_id.lower())
             await BlobLeaseClient(blob).break_lease(lease_break_period=0)
-        async with contextlib.AsyncExitStack() as stack:
-            async with asyncio.timeout(LEASE_SECONDS):
-                await take_when_free(rival, sender.app_id, stack)
-            taken_at = writes(sandbox.state)
-            await asyncio.sleep(LEASE_SECONDS / 3 + 1)  # the holder's next renewal: 409
-            sandbox.state.propagation_delay = timedelta(0)
-            (outcome,) = (await asyncio.wait_for(run, 60)).outcomes
-            assert writes(sandbox.state) == taken_at
+        outcome = await ends_while_rival_holds(
+            sandbox, rival, sender, run, LEASE_SECONDS, renewal=LEASE_SECONDS / 3 + 1
+        )
         await leases.close()
     assert outcome.outcome is Outcome.UNFINISHED
     assert "storage refused its renewal" in (outcome.error or "")
