@@ -7,6 +7,7 @@ credential from rotation.azure.identity); only azure-core's back-off is shortene
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -314,3 +315,32 @@ async def test_unreachable_vault_is_service_unavailable_with_a_hint(
             await adapter.read("anything")
     finally:
         await adapter.close()
+
+
+async def test_a_value_someone_else_wrote_never_reaches_the_network_trace(
+    settings: Settings, credential: AsyncTokenCredential, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ROTATION_HTTP_LOGGING on, azure-core logs response bodies at DEBUG; a value read
+    back (a hand-written version's, or the current one's) is not yet registered for
+    redaction when its body arrives, so those reads must not be traced at all."""
+    from azure.keyvault.secrets.aio import SecretClient
+
+    from rotation.azure.trust import connection_options
+
+    traced = settings.model_copy(update={"http_logging": True})
+    name = app(settings).secret_name
+    by_hand = "Hand8Q~pasted-by-a-person-9876543210"
+    async with SecretClient(traced.key_vault_url, credential, **connection_options(traced)) as c:
+        version = (await c.set_secret(name, by_hand)).properties.version or ""
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="azure.core.pipeline.policies")
+    adapter = VaultAdapter.from_settings(traced, credential, retry=FAST_RETRY)
+    try:
+        assert (await adapter.read_value(name, version)).get_secret_value() == by_hand
+        await adapter.read(name)  # the current version's value, read to learn its id
+    finally:
+        await adapter.close()
+
+    trace = [r.getMessage() for r in caplog.records if r.name.startswith("azure.core")]
+    assert any("Request URL" in line for line in trace), "the network trace did not run"
+    assert not any(by_hand in line for line in trace)
