@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from bench.config import WorldConfig
 from rotation.azure.smtp import SmtpVerifier
-from rotation.core.pacing import Backoff, allowed_lateness
+from rotation.core.pacing import Backoff, next_start
 from rotation.errors import VerificationFailed
 from sandbox.smtp_relay import SmtpRelay
 from sandbox.state import Application, SandboxState
@@ -35,6 +35,21 @@ from sandbox.tls import SandboxTls, create_tls
 DELAYS = (3.0, 15.0, 60.0)
 WINDOW = 300.0  # the default ROTATION_VERIFY_TIMEOUT_SECONDS
 AUTH = "smtp AUTH"
+
+
+def allowed_lateness(delay: float) -> float:
+    """How late past the propagation delay a secret may be verified (the pacing target in
+    README, "Performance"): max(2 s, 15 % of the delay)."""
+    return max(2.0, 0.15 * delay)
+
+
+def attempt_starts(backoff: Backoff, horizon: float, *, jitter: float = 0.0) -> list[float]:
+    """The start times of every attempt begun within `horizon` seconds, when each attempt
+    fails at once and every gap carries the same `jitter`."""
+    starts = [0.0]
+    while (following := next_start(backoff, starts[-1], jitter)) <= horizon:
+        starts.append(following)
+    return starts
 
 
 @dataclass(frozen=True, slots=True)

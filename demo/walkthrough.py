@@ -92,7 +92,7 @@ async def run_demo(console: Console) -> int:
             )
 
             console.print(Rule("3. a consumer reads Key Vault and sends mail"))
-            for app in await service.inventory():
+            for app in (await service.survey()).apps:
                 await _send_with_vault_password(settings, app.secret_name, console)
 
             console.print(Rule("4. 49 hours later: the grace period is over, old secrets go"))

@@ -570,10 +570,6 @@ class Retire:
     def action(self) -> Action:
         return Action.RETIRE
 
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(r.credential.key_id for r in self.retire)
-
     def versions_to_disable(self, removed: Collection[str]) -> tuple[str, ...]:
         """The versions to disable once the credentials `removed` are gone: those that held
         them (a removal that failed keeps its version), and those already orphaned."""

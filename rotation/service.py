@@ -175,10 +175,6 @@ class RotationService:
         """Closes every client (the credential last), each even if another fails to."""
         await self._stack.aclose()
 
-    async def inventory(self) -> list[ManagedApp]:
-        """Every ACS-enabled app this rotator manages, found afresh."""
-        return (await self.survey()).apps
-
     async def survey(self) -> Inventory:
         """The managed apps and the skipped senders (managed identities, other tenants)."""
         from rotation.run.discovery import survey

@@ -67,8 +67,14 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from rotation.azure import graph_items, request_ids
-from rotation.azure.errors import error_code, first_line, is_refusal, unknown_resource
+from rotation.azure import graph_items
+from rotation.azure.errors import (
+    error_code,
+    first_line,
+    is_refusal,
+    request_ids_suffix,
+    unknown_resource,
+)
 from rotation.azure.trust import trusted_ssl_context
 from rotation.core.concurrency import bounded
 from rotation.errors import (
@@ -323,11 +329,6 @@ class EntraAdapter:
             f"read who holds the API's app roles ({client_id})",
         )
         return _api_roles(client_id, sp, assignments)
-
-    async def service_principal_app_ids(self, object_ids: Collection[str]) -> dict[str, str]:
-        """Service principal object id -> app id (both lower-case); unknown ids absent."""
-        found = await self.service_principals(object_ids)
-        return {object_id: entry.app_id for object_id, entry in found.items()}
 
     async def service_principals(self, object_ids: Collection[str]) -> dict[str, PrincipalEntry]:
         """Service principal object id (lower-case) -> who it is; unknown ids absent.
@@ -597,7 +598,7 @@ def _code(exc: APIError) -> str:
 def _reason(exc: APIError) -> str:
     first = first_line(exc, or_str=False)
     reason = f"{exc.response_status_code} {_code(exc)}: {first}".strip().rstrip(":")
-    return reason + request_ids.suffix(exc)
+    return reason + request_ids_suffix(exc)
 
 
 def _translate(

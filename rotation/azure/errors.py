@@ -23,7 +23,6 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from rotation.azure import request_ids
 from rotation.errors import (
     GRANT_DELAY,
     InvalidRequest,
@@ -72,7 +71,7 @@ def reason(exc: BaseException, *, code: bool = True) -> str:
     entra = AADSTS.search(text)
     line = entra.group(0)[:300] if entra else first_line(exc) or type(exc).__name__
     found = error_code(exc) if code else None
-    return redaction.scrub((f"{found}: {line}" if found else line) + request_ids.suffix(exc))
+    return redaction.scrub((f"{found}: {line}" if found else line) + request_ids_suffix(exc))
 
 
 #: Entra's error line (DefaultAzureCredential puts its own summary first, the cause below).
@@ -137,3 +136,44 @@ def map_arm_errors(
                 "the next run tries again"
             ) from None
         raise
+
+
+# ----- request ids ----------------------------------------------------------------------------
+#: The ids a cloud service gives each request, which Microsoft support asks for first:
+#: Graph's ``request-id`` and ``client-request-id`` (learn.microsoft.com/graph/errors), Key
+#: Vault's and ARM's ``x-ms-request-id`` (ARM also ``x-ms-correlation-request-id``); most
+#: specific first. They identify requests, not secrets.
+REQUEST_ID_HEADERS = (
+    "request-id",
+    "client-request-id",
+    "x-ms-request-id",
+    "x-ms-correlation-request-id",
+)
+
+
+def _from_headers(headers: Mapping[str, str] | None) -> str:
+    """ "request-id 1234, client-request-id 5678" for the id headers present, else ""."""
+    if not headers:
+        return ""
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    found = [f"{name} {lowered[name]}" for name in REQUEST_ID_HEADERS if lowered.get(name)]
+    return ", ".join(found)
+
+
+def request_ids(exc: BaseException) -> str:
+    """The request ids of a failed SDK call: azure-core's HttpResponseError carries the
+    response, kiota's APIError its headers."""
+    headers = getattr(exc, "response_headers", None)
+    if headers is None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    try:
+        return _from_headers(headers)
+    except (AttributeError, TypeError):
+        return ""
+
+
+def request_ids_suffix(exc: BaseException) -> str:
+    """ "; request-id ..." to append to a reason, or ""."""
+    ids = request_ids(exc)
+    return f"; {ids}" if ids else ""

@@ -45,18 +45,3 @@ def wait_before_next(backoff: Backoff, started: float, now: float, jitter: float
     """Seconds to sleep at `now` (since verification began) before the next attempt, the
     previous one having begun at `started`; 0 when that attempt took longer than the gap."""
     return max(0.0, next_start(backoff, started, jitter) - now)
-
-
-def attempt_starts(backoff: Backoff, horizon: float, *, jitter: float = 0.0) -> list[float]:
-    """The start times of every attempt begun within `horizon` seconds, when each attempt
-    fails at once and every gap carries the same `jitter`."""
-    starts = [0.0]
-    while (following := next_start(backoff, starts[-1], jitter)) <= horizon:
-        starts.append(following)
-    return starts
-
-
-def allowed_lateness(delay: float) -> float:
-    """How late past the propagation delay a secret may be verified (the pacing target in
-    README, "Performance"): max(2 s, 15 % of the delay)."""
-    return max(2.0, 0.15 * delay)

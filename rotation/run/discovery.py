@@ -450,13 +450,6 @@ class Survey:
         return next((s for s in self.scans if _same_scope(s.resource.id, resource_id)), None)
 
 
-async def discover(
-    settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory
-) -> list[ManagedApp]:
-    """Every ACS-enabled app in the configured scope, each once, sorted by app id."""
-    return (await survey(settings, arm, entra)).apps
-
-
 async def survey(settings: Settings, arm: AcsReader, entra: ServicePrincipalDirectory) -> Inventory:
     """The managed apps, and the senders this rotator cannot manage with the reason. A read
     that failed fails the whole: a run must not rotate from a partial picture."""

@@ -17,7 +17,7 @@ from rotation.azure.identity import build_credential
 from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import RotationError
 from rotation.permissions import VAULT_DATA_ACTIONS
-from rotation.run.discovery import discover
+from rotation.run.discovery import survey
 from rotation.settings import Settings, load_settings
 from sandbox import web_api
 from sandbox.server import Sandbox
@@ -79,7 +79,7 @@ def give_rotator_only(sandbox: Sandbox, *grants: tuple[list[str], str]) -> None:
 
 async def found(clients: Discovery, settings: Settings) -> set[str] | str:
     try:
-        return {app.app_id for app in await discover(settings, clients.arm, clients.entra)}
+        return {app.app_id for app in (await survey(settings, clients.arm, clients.entra)).apps}
     except RotationError as exc:
         return type(exc).__name__
 

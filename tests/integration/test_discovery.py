@@ -1,4 +1,4 @@
-"""discover() against the sandbox: ArmReader and EntraAdapter as the service builds them.
+"""survey() against the sandbox: ArmReader and EntraAdapter as the service builds them.
 
 Each scenario is seeded the way an operator sets senders up in the portal (a role on the
 ACS resource, an SMTP Username resource, a custom email role, an allow-list entry) and
@@ -21,7 +21,7 @@ from rotation.azure.identity import build_credential
 from rotation.errors import InvalidRequest, NotFound, PermissionDenied
 from rotation.model import ManagedApp
 from rotation.permissions import COMMUNICATION_READ, EMAIL_WRITE, SENDER_ACTIONS
-from rotation.run.discovery import discover, explore, survey
+from rotation.run.discovery import explore, survey
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 from sandbox.state import RoleAssignment
@@ -54,7 +54,7 @@ async def clients(
 
 
 async def run(clients: Clients, settings: Settings) -> dict[str, ManagedApp]:
-    return {a.app_id: a for a in await discover(settings, clients.arm, clients.entra)}
+    return {a.app_id: a for a in (await survey(settings, clients.arm, clients.entra)).apps}
 
 
 async def test_senders_by_role_and_by_smtp_username_each_appear_once(

@@ -35,6 +35,13 @@ REMOVE_PASSWORD = "graph POST /applications/{id}/removePassword"
 Open = Callable[..., EntraAdapter]
 
 
+async def app_ids_of(entra: EntraAdapter, object_ids: list[str]) -> dict[str, str]:
+    """Service principal object id -> app id, from `service_principals` (what discovery reads)."""
+    return {
+        oid: found.app_id for oid, found in (await entra.service_principals(object_ids)).items()
+    }
+
+
 @pytest.fixture
 async def open_adapter(settings: Settings, credential: AsyncTokenCredential) -> AsyncIterator[Open]:
     adapters: list[EntraAdapter] = []
@@ -371,9 +378,7 @@ async def test_remove_password_survives_a_dropped_connection(
 async def test_service_principal_app_ids_in_batches(sandbox: Sandbox, entra: EntraAdapter) -> None:
     senders = [sandbox.add_sender() for _ in range(IN_BATCH + 1)]
     missing = str(uuid.uuid4())
-    mapping = await entra.service_principal_app_ids(
-        [s.principal_id.upper() for s in senders] + [missing]
-    )
+    mapping = await app_ids_of(entra, [s.principal_id.upper() for s in senders] + [missing])
     assert mapping == {s.principal_id: s.app_id for s in senders}
     assert sandbox.state.requests[LIST_SPS] == 2
 
@@ -383,7 +388,7 @@ async def test_errors_are_rotation_errors_and_never_carry_secrets(
 ) -> None:
     sandbox.state.faults.inject("graph *", status=400)
     with pytest.raises(RotationError) as caught:
-        await entra.service_principal_app_ids([str(uuid.uuid4())])
+        await app_ids_of(entra, [str(uuid.uuid4())])
     assert isinstance(caught.value, InvalidRequest)
     _assert_no_secret(sandbox, caught.value)
 

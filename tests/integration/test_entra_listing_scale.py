@@ -16,6 +16,13 @@ LIST_APPS = "graph GET /applications"
 LIST_SPS = "graph GET /servicePrincipals"
 
 
+async def app_ids_of(entra: EntraAdapter, object_ids: list[str]) -> dict[str, str]:
+    """Service principal object id -> app id, from `service_principals` (what discovery reads)."""
+    return {
+        oid: found.app_id for oid, found in (await entra.service_principals(object_ids)).items()
+    }
+
+
 @pytest.fixture
 async def entra(
     settings: Settings, credential: AsyncTokenCredential
@@ -29,7 +36,7 @@ async def test_many_service_principals_are_read_in_one_listing(
     sandbox: Sandbox, entra: EntraAdapter
 ) -> None:
     senders = [sandbox.add_sender() for _ in range(LIST_ALL_ABOVE + 1)]
-    mapping = await entra.service_principal_app_ids([s.principal_id.upper() for s in senders])
+    mapping = await app_ids_of(entra, [s.principal_id.upper() for s in senders])
     assert mapping == {s.principal_id: s.app_id for s in senders}
     assert sandbox.state.requests[LIST_SPS] == 1  # every SP fits one page of 999
 
@@ -38,7 +45,7 @@ async def test_a_few_service_principals_are_read_in_batches_of_15(
     sandbox: Sandbox, entra: EntraAdapter
 ) -> None:
     senders = [sandbox.add_sender() for _ in range(2 * IN_BATCH + 1)]
-    mapping = await entra.service_principal_app_ids([s.principal_id for s in senders[:-1]])
+    mapping = await app_ids_of(entra, [s.principal_id for s in senders[:-1]])
     assert mapping == {s.principal_id: s.app_id for s in senders[:-1]}
     assert sandbox.state.requests[LIST_SPS] == 2
 

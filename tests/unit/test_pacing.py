@@ -6,10 +6,9 @@ import itertools
 
 import pytest
 
+from bench.pacing import allowed_lateness, attempt_starts
 from rotation.core.pacing import (
     Backoff,
-    allowed_lateness,
-    attempt_starts,
     next_start,
     wait_before_next,
 )
