@@ -9,7 +9,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import structlog
@@ -37,7 +37,6 @@ from rotation.model import (
 from rotation.run.app_run import AppRunner, RunState
 from rotation.run.observe import Observation
 from rotation.run.steps import Steps
-from rotation.settings import load_settings
 from tests.unit.fakes import (
     OUR_MESSAGE,
     FakeDirectory,
@@ -47,19 +46,14 @@ from tests.unit.fakes import (
     Faults,
     our_credential,
 )
+from tests.unit.test_engine_isolation import NOW, TENANT
+from tests.unit.test_engine_isolation import SETTINGS as ENGINE_SETTINGS
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-TENANT = "11111111-1111-1111-1111-111111111111"
 APP = "app-1"
 DAY = timedelta(days=1)
-CONFIG = load_settings(
-    {
-        "ROTATION_KEY_VAULT_URL": "https://kv.vault.azure.net/",
-        "ROTATION_TENANT_ID": TENANT,
-        "ROTATION_SUBSCRIPTION_IDS": "22222222-2222-2222-2222-222222222222",
-        "ROTATION_VERIFY_TIMEOUT_SECONDS": "5",
-    }
-).run_config()
+#: The engine tests' settings (kv.vault.azure.net), with a verify timeout short enough for a
+#: shortened run to be told from a full one.
+CONFIG = dataclasses.replace(ENGINE_SETTINGS.run_config(), verify_timeout_seconds=5.0)
 
 
 class FakeLeases:
