@@ -624,3 +624,20 @@ async def test_without_the_vault_resource_id_the_events_are_not_checked(
 ) -> None:
     checks = await diagnose(sandbox, monkeypatch, key_vault_resource_id=None)
     assert checks["key vault events"].status == "warn"
+
+
+async def test_the_checks_find_the_same_whatever_order_they_run_in(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each check is a function of the facts gathered once (issue 21 item 3): none leaves
+    anything for another, so the reverse order finds exactly the same, a failure included."""
+    sandbox.add_sender()
+    sandbox.add_sender(via="smtp-username", role=None)  # a sender without its ACS role
+    sandbox.add_api_user()
+    forward = await diagnose(sandbox, monkeypatch)
+    assert failed(forward) != []
+    monkeypatch.setattr(doctor, "CHECKS", tuple(reversed(doctor.CHECKS)))
+    backward = await diagnose(sandbox, monkeypatch)
+
+    assert backward == forward
+    assert list(backward) != ["settings"]  # the checks ran
