@@ -15,8 +15,10 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from rotation.core import fencing
 from rotation.errors import (
     FailureKind,
+    LeaseLost,
     LeaseStoreUnavailable,
     LeaseTaken,
     PasswordAdditionBlocked,
@@ -385,3 +387,55 @@ def test_a_failed_app_that_is_due_warns_that_its_secret_expires(mode: Mode) -> N
     assert outcome.outcome is Outcome.FAILED
     (warning,) = [e for e in logged if e["event"] == "app.expiry_near"]
     assert warning["days_left"] == 10.0
+
+
+# ----- a lease lost mid-way (rotation/core/fencing.py) -------------------------------------------
+
+
+class LosableLeases(FakeLeases):
+    """Leases whose holder's fence closes when `lose` is called (another run took it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseLost("lost the lease of app-1: another run took it")
+
+    @asynccontextmanager
+    async def hold(self, app_id: str, run_id: str | None = None) -> AsyncIterator[None]:
+        async with super().hold(app_id, run_id):
+            with fencing.fenced(self):
+                yield
+
+
+def losing_during_verification(leases: LosableLeases, *, refuse: bool) -> type[FakeVerifier]:
+    class Losing(FakeVerifier):
+        async def verify(self, username: str, password: SecretStr, timeout: float) -> int:
+            leases.lost = True
+            if refuse:
+                raise VerificationFailed(
+                    "535 5.7.3 Authentication unsuccessful", FailureKind.REJECTED
+                )
+            return await super().verify(username, password, timeout)
+
+    return Losing
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["verified", "refused"])
+def test_a_lease_lost_before_the_promotion_stops_every_write_and_leaves_the_new_secret(
+    refuse: bool,
+) -> None:
+    """Once the lease is lost the app's work writes nothing more (issue 23: another run may
+    hold it now), not even the removal of its own new credential, proven or refused: no
+    Key Vault version holds it, and the next run removes it as an orphan (I5)."""
+    leases = LosableLeases()
+    rig = Rig(leases=leases, verifier=losing_during_verification(leases, refuse=refuse))
+    outcome = rig.run()
+    assert outcome.outcome is Outcome.UNFINISHED, outcome
+    assert "lost the lease of app-1" in (outcome.error or "")
+    assert "promote" not in rig.faults.calls
+    assert "remove_password" not in rig.faults.calls
+    assert rig.served() == rig.current.key_id
+    assert len(rig.key_ids()) == 2  # the new one waits for the next run
