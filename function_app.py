@@ -2,7 +2,9 @@
 
 Settings are read and validated here, at start-up. A bad value no longer stops the worker:
 every function still indexes, and each one answers (or, the timer, fails) with one line
-naming the bad setting, never its value (rotation/misconfigured.py).
+naming the bad setting, never its value (rotation/misconfigured.py). What only the timer
+needs (host.json's functionTimeout, ROTATION_SCHEDULE in Azure) is refused by the timer,
+health and doctor alone: the HTTP routes and Key Vault events keep working.
 """
 
 from __future__ import annotations
@@ -27,11 +29,7 @@ settings: Settings | None
 api: Api | Misconfigured
 try:
     settings = load_settings()
-    # The timer run stops starting apps in time to end before host.json's functionTimeout,
-    # which must leave room for one app's worst case; the host reads the schedule itself.
-    budget = timer_budget(Path(__file__).with_name("host.json"), settings)
-    require_schedule(settings, site.in_azure)
-except SettingsError as exc:  # settings, or host.json's functionTimeout: served, not raised
+except SettingsError as exc:  # served, not raised: every function answers with the line
     settings = None
     logs.configure(
         "json" if site.in_azure else "auto",
@@ -49,7 +47,16 @@ else:
         keep_handlers=True,
         known_secrets=redaction.secrets_in(os.environ),
     )
-    api = Api(settings, site=site, timer_budget_seconds=budget)
+    budget: float | None = None
+    timer_refusal: str | None = None
+    try:
+        # The timer run stops starting apps in time to end before host.json's functionTimeout,
+        # which must leave room for one app's worst case; the host reads the schedule itself.
+        budget = timer_budget(Path(__file__).with_name("host.json"), settings)
+        require_schedule(settings, site.in_azure)
+    except SettingsError as exc:  # the timer's alone: health, doctor and the timer refuse
+        timer_refusal = str(exc)
+    api = Api(settings, site=site, timer_budget_seconds=budget, timer_refusal=timer_refusal)
 # Every HTTP route is anonymous to the Functions host: the host's authLevel only asks for a
 # function key (`function`) or the master key (`admin`), and a function key would then be
 # needed next to the caller's token while proving nothing about who calls. Who may call is

@@ -26,10 +26,10 @@ from pydantic import (
 
 from rotation import answers
 from rotation.auth import Caller, Refusal, Role, TokenCheck, client_address
-from rotation.doctor import Site, diagnose, ok
+from rotation.doctor import Check, Site, diagnose, ok, settings_failed
 from rotation.doctor import text as doctor_lines
 from rotation.error_codes import CODES, ErrorCode
-from rotation.errors import LeaseStoreUnavailable, RotationError, describe
+from rotation.errors import LeaseStoreUnavailable, RotationError, SettingsError, describe
 from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
@@ -208,15 +208,20 @@ class Api:
         open_service: Callable[[Settings], RotationService] = RotationService.open,
         *,
         timer_budget_seconds: float | None = None,
+        timer_refusal: str | None = None,
         site: Site | None = None,
         tokens: TokenCheck | None = None,
     ) -> None:
         """`timer_budget_seconds`: how long the timer run may take (function_app.py
-        derives it from host.json's functionTimeout; None: no limit). `tokens`: how callers'
-        tokens are checked (default: against ROTATION_TENANT_ID's published keys, for
-        ROTATION_API_CLIENT_ID)."""
+        derives it from host.json's functionTimeout; None: no limit). `timer_refusal`: why
+        no timer run can work (a functionTimeout too short for one app, ROTATION_SCHEDULE
+        unset in Azure), or None. Only the timer, health and doctor refuse with it: the
+        other routes and Key Vault events have their own budgets, and an emergency never
+        waits for the timer to be mended. `tokens`: how callers' tokens are checked
+        (default: against ROTATION_TENANT_ID's published keys, for ROTATION_API_CLIENT_ID)."""
         self.settings = settings
         self.timer_budget_seconds = timer_budget_seconds
+        self.timer_refusal = timer_refusal
         self.site = site or Site()
         self._open_service = open_service
         self._service: RotationService | None = None
@@ -247,7 +252,18 @@ class Api:
             self._service = None
 
     def health(self) -> Answer:
+        if self.timer_refusal is not None:  # up, but the schedule would silently do nothing
+            error = answers.ProblemDetail.of("invalid_settings", self.timer_refusal)
+            return 503, answers.Misconfigured(status="misconfigured", error=error).body()
         return 200, answers.Health(status="up").body()
+
+    async def _diagnose(self) -> list[Check]:
+        """Doctor's checks, the settings line failed with the timer's refusal if there is one."""
+        checks = await diagnose(self.settings, self.site)
+        if self.timer_refusal is None:
+            return checks
+        refused = settings_failed(self.timer_refusal, self.site)
+        return [refused if c.name == "settings" else c for c in checks]
 
     async def _caller(self, route: str, headers: Mapping[str, str]) -> Caller | Answer:
         """The caller whose token passed, or the refusal (logged with its reason)."""
@@ -350,7 +366,7 @@ class Api:
         if isinstance(requester, tuple):
             return requester
         with _audited("doctor", requester):
-            checks = await diagnose(self.settings, self.site)
+            checks = await self._diagnose()
             return (200 if ok(checks) else 503), answers.DoctorReport.of(checks).body()
 
     async def doctor_text(self, headers: Mapping[str, str]) -> TextAnswer | Answer:
@@ -360,7 +376,7 @@ class Api:
         if isinstance(requester, tuple):
             return requester
         with _audited("doctor", requester):
-            checks = await diagnose(self.settings, self.site)
+            checks = await self._diagnose()
             return (200 if ok(checks) else 503), doctor_lines(checks)
 
     async def timer(self) -> dict[str, Any]:
@@ -370,6 +386,9 @@ class Api:
         over several), so the host never kills it. A run that fails before its report
         (discovery, an ARM or Graph 403) logs `run.failed`, so the alerts hear of it at
         once instead of through two days of silence."""
+        if self.timer_refusal is not None:  # a failed invocation, which the alerts watch
+            log.error("run.failed", error_type="SettingsError", error=self.timer_refusal)
+            raise SettingsError(self.timer_refusal)
         timer = Requester(type="timer")
         try:
             # Tags the run's lines: the workbook's last-run mark reads scheduled runs only.

@@ -9,7 +9,8 @@ for the next scheduled run.
 
 A timeout too short for even one app's worst case would make every timer run start nothing,
 the next one no better: `timer_budget` refuses it at start-up, naming both values and the
-fix, as a bad setting is refused (every route 503, doctor's settings check, the timer fails).
+fix. Only what depends on the timer refuses with it (health 503, doctor's settings check,
+the timer fails): HTTP runs and Key Vault events have budgets of their own and keep working.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ def load(
     import function_app
 
     module = importlib.reload(function_app)
+    assert isinstance(module.api, Api), f"the whole app is refused: {module.api.health()}"
     clock = sandbox.state.clock.now
 
     def open_service(settings: Settings) -> RotationService:
@@ -71,6 +72,8 @@ def load(
         module.settings,
         open_service,
         timer_budget_seconds=module.api.timer_budget_seconds,  # from host.json
+        timer_refusal=module.api.timer_refusal,  # from host.json and ROTATION_SCHEDULE
+        site=module.site,
     )
     # An operator holding every app role of the API, with the token Azure CLI would get.
     module.auth = {"Authorization": f"Bearer {sandbox.user_token(sandbox.add_api_user())}"}
@@ -234,73 +237,99 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
     assert sandbox.state.requests.total() == 0  # nothing was called with half a configuration
 
 
-async def test_bad_function_timeout_in_host_json_still_indexes_and_names_it(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A host.json functionTimeout the timer budget cannot read is served like a bad
-    setting: every function indexes, health answers 503 with the line."""
-    import function_app
-    from rotation import timebudget
+async def the_rest_still_works(module: ModuleType, sandbox: Sandbox) -> None:
+    """What a timer-only refusal must not take down (finding 9): an emergency, and Key
+    Vault events (a malformed one is dropped, not raised for Event Grid to retry)."""
+    sender = sandbox.add_sender()
+    status, report = await post(module, {"appIds": [sender.app_id], "mode": "emergency"})
+    assert (status, report["apps"][0]["outcome"]) == (200, "rotated")
+    assert [p.key_id for p in sender.app.passwords] == [report["apps"][0]["newKeyId"]]
+    event = func.EventGridEvent(
+        id="e", data={}, topic="t", subject="s", event_type="x", event_time=None, data_version="1"
+    )
+    assert await trigger(module, "key_vault_events")(event) is None
 
-    bad = tmp_path / "host.json"
-    bad.write_text(json.dumps({"version": "2.0", "functionTimeout": "half an hour"}))
-    real = timebudget.load_timer_budget
-    monkeypatch.setattr(timebudget, "load_timer_budget", lambda _path: real(bad))
-    for key, value in sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    module = importlib.reload(function_app)
 
-    assert set(bindings(module)) == FUNCTIONS
+async def timer_refused(module: ModuleType, sandbox: Sandbox) -> str:
+    """The refusal's line, after checking that health, doctor and the timer give it."""
     status, health = await get(module, "health")
-    assert (status, health["error"]["code"]) == (503, "invalid_settings")
-    assert "functionTimeout 'half an hour'" in health["error"]["message"]
-    assert await post(module, {"dryRun": True}) == (503, {"error": health["error"]})
-    assert sandbox.state.requests.total() == 0
+    line: str = health["error"]["message"]
+    assert (status, health["status"], health["error"]["code"]) == (
+        503,
+        "misconfigured",
+        "invalid_settings",
+    )
+    status, doctor = await get(module, "doctor")
+    settings = {c["check"]: c for c in doctor["checks"]}["settings"]
+    assert (status, doctor["ok"], settings["status"], settings["detail"]) == (
+        503,
+        False,
+        "fail",
+        line,
+    )
+    before = sandbox.state.requests.total()
+    with pytest.raises(SettingsError) as caught:
+        await trigger(module, "rotation_timer")(TimerRequest())
+    assert (str(caught.value), sandbox.state.requests.total()) == (line, before)
+    return line
 
 
-async def test_a_function_timeout_too_short_for_one_app_is_refused_by_every_trigger(
+async def test_a_function_timeout_too_short_for_one_app_is_refused_by_the_timer_health_and_doctor(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Issue 27: with functionTimeout 00:05:00 every timer run started nothing and said ok.
-    Now health, doctor and the timer name both values and the fix."""
-    import function_app
+    Now health, doctor and the timer name both values and the fix; the HTTP runs and Key
+    Vault events, with budgets of their own, keep working (finding 9)."""
     from rotation import timebudget
 
     short = tmp_path / "host.json"
     short.write_text(json.dumps({"version": "2.0", "functionTimeout": "00:05:00"}))
     real = timebudget.load_timer_budget
     monkeypatch.setattr(timebudget, "load_timer_budget", lambda _path: real(short))
-    for key, value in sandbox.env(WEBSITE_SITE_NAME="func-x").items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("ROTATION_SCHEDULE", "0 0 3 * * *")
-    module = importlib.reload(function_app)
-
-    status, health = await get(module, "health")
-    line = health["error"]["message"]
-    assert (status, health["error"]["code"]) == (503, "invalid_settings")
-    for named in ("functionTimeout 00:05:00", "270 s", "360 s", "at least 00:06:40"):
-        assert named in line
-    status, doctor = await get(module, "doctor")
-    assert (status, doctor["checks"][0]["detail"]) == (503, line)
-    assert "ROTATION_VERIFY_TIMEOUT_SECONDS=<value>" in doctor["checks"][0]["fix"]
-    with pytest.raises(SettingsError, match="functionTimeout 00:05:00"):
-        await trigger(module, "rotation_timer")(TimerRequest())
-    assert sandbox.state.requests.total() == 0
+    module = load(sandbox, monkeypatch, WEBSITE_SITE_NAME="func-x", schedule="0 0 3 * * *")
+    try:
+        line = await timer_refused(module, sandbox)
+        for named in ("functionTimeout 00:05:00", "270 s", "360 s", "at least 00:06:40"):
+            assert named in line
+        _status, doctor = await get(module, "doctor")
+        assert "ROTATION_VERIFY_TIMEOUT_SECONDS=<value>" in doctor["checks"][0]["fix"]
+        await the_rest_still_works(module, sandbox)
+    finally:
+        await module.api.close()
 
 
-async def test_in_azure_an_unset_schedule_is_refused_by_name(
+async def test_in_azure_an_unset_schedule_is_refused_by_the_timer_health_and_doctor(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import function_app
-
-    for key, value in sandbox.env(WEBSITE_SITE_NAME="func-x").items():
-        monkeypatch.setenv(key, value)
     monkeypatch.delenv("ROTATION_SCHEDULE", raising=False)
-    module = importlib.reload(function_app)
+    module = load(sandbox, monkeypatch, WEBSITE_SITE_NAME="func-x")
+    try:
+        line = await timer_refused(module, sandbox)
+        assert line.startswith("invalid settings: ROTATION_SCHEDULE is not set")
+        await the_rest_still_works(module, sandbox)
+    finally:
+        await module.api.close()
 
-    status, health = await get(module, "health")
-    assert status == 503
-    assert health["error"]["message"].startswith("invalid settings: ROTATION_SCHEDULE is not set")
+
+async def test_bad_function_timeout_in_host_json_still_indexes_and_names_it(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A host.json functionTimeout the timer budget cannot read is served like a bad
+    setting by what needs it: every function indexes, health answers 503 with the line,
+    the timer fails with it; the HTTP runs, with their own budget, still work."""
+    from rotation import timebudget
+
+    bad = tmp_path / "host.json"
+    bad.write_text(json.dumps({"version": "2.0", "functionTimeout": "half an hour"}))
+    real = timebudget.load_timer_budget
+    monkeypatch.setattr(timebudget, "load_timer_budget", lambda _path: real(bad))
+    module = load(sandbox, monkeypatch)
+    try:
+        assert set(bindings(module)) == FUNCTIONS
+        assert "functionTimeout 'half an hour'" in await timer_refused(module, sandbox)
+        await the_rest_still_works(module, sandbox)
+    finally:
+        await module.api.close()
 
 
 # ----- health and status ------------------------------------------------------------------
