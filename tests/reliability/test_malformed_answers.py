@@ -155,7 +155,8 @@ async def test_one_malformed_item_is_only_its_apps_problem(
         where.route, match(where, bad), where.path, value=value, delete=how == "missing"
     )
     answers = [await post(fa), await get(fa, "status")]
-    assert edit.edited >= 1, f"{where} was not in the answer"
+    # A field to remove may be absent already (settled-version before a run settles it).
+    assert edit.edited >= 1 or how == "missing", f"{where} was not in the answer"
     for status, body in answers:
         assert status < 500, body
         text = json.dumps(body)
