@@ -203,8 +203,11 @@ class EventGrid:
                 self.scan()
                 await self._deliver_due(session)
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that lands as it times out (CPython gh-86296), and the sandbox never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.05)
+                    async with asyncio.timeout(0.05):
+                        await self._wake.wait()
 
     async def _deliver_due(self, session: aiohttp.ClientSession) -> None:
         now = asyncio.get_running_loop().time()
