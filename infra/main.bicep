@@ -430,6 +430,11 @@ module functionApp 'modules/functionapp.bicep' = {
         value: consumersEnabled
       }
       {
+        // doctor fails on a missing Key Vault event subscription only when it is meant to exist
+        name: 'ROTATION_KEY_VAULT_EVENTS'
+        value: keyVaultEvents ? 'true' : 'false'
+      }
+      {
         name: 'ROTATION_CONSUMER_SITES'
         value: join(consumerSiteList, ',')
       }

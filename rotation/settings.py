@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         "(`azd up` sets it)",
         json_schema_extra=accepts("a Key Vault resource id"),
     )
+    key_vault_events: bool = Field(
+        False,
+        description="the vault's Key Vault events are meant to reach the `key_vault_events` "
+        "function (`azd up` sets it from `KEY_VAULT_EVENTS`); `doctor` fails on a missing event "
+        "subscription only then",
+    )
     tenant_id: str = Field(
         description="the Entra tenant of the sender apps (part of the SMTP username; `azd up` "
         "sets the deployment's)",

@@ -42,6 +42,16 @@ async def key_vault_events(facts: Facts, clients: Clients) -> list[Check]:
                 f"--scope {topic_id}",
             )
         ]
+    if found is None and not facts.settings.key_vault_events:  # off, infra's default
+        return [
+            Check(
+                NAME,
+                "ok",
+                "off: ROTATION_KEY_VAULT_EVENTS is false (infra's KEY_VAULT_EVENTS, false by "
+                "default) and no subscription exists; near expiry and hand-written versions wait "
+                f"for the next timer run (to turn them on: {SUBSCRIBE.split('   #')[0]})",
+            )
+        ]
     if found is None:
         return [
             Check(

@@ -230,6 +230,7 @@ CASES = [
         _named("key vault events"),
         "azd env set KEY_VAULT_EVENTS true",
         "key vault events",
+        {"ROTATION_KEY_VAULT_EVENTS": "true"},  # meant to be on (infra's KEY_VAULT_EVENTS)
     ),
     Case(
         "Reader on the vault's Event Grid system topic",

@@ -32,6 +32,7 @@ COMPUTED = {
     "log_format",
     "lease_blob_url",
     "lease_container",
+    "key_vault_events",  # from KEY_VAULT_EVENTS, the parameter that makes the subscription
 }
 
 

@@ -605,7 +605,7 @@ async def test_the_key_vault_event_subscription_is_checked_and_each_gap_fails(
     assert "1 event(s) were dead-lettered" in check.detail
 
     del grid.subscriptions["acs-smtp-rotation"]
-    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    check = (await diagnose(sandbox, monkeypatch, key_vault_events=True))["key vault events"]
     assert (check.status, check.fix) == ("fail", events.SUBSCRIBE)
     assert "no event subscription" in check.detail
 
@@ -617,6 +617,20 @@ async def test_the_key_vault_event_subscription_is_checked_and_each_gap_fails(
     check = (await diagnose(sandbox, monkeypatch))["key vault events"]
     assert check.status == "fail"
     assert "AuthorizationFailed" in check.detail or "Reader" in check.detail
+
+
+async def test_with_events_off_by_default_no_subscription_is_ok_and_says_they_are_off(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding 10: infra's KEY_VAULT_EVENTS is false by default, so a fresh deployment
+    has no subscription; doctor said fail (and GET /api/doctor 503) for an opt-in feature."""
+    assert sandbox.event_grid is not None
+    sandbox.event_grid.subscriptions.clear()
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "ok", check
+    assert check.detail.startswith("off: ROTATION_KEY_VAULT_EVENTS is false")
+    on = (await diagnose(sandbox, monkeypatch, key_vault_events=True))["key vault events"]
+    assert (on.status, on.fix) == ("fail", events.SUBSCRIBE)
 
 
 async def test_without_the_vault_resource_id_the_events_are_not_checked(
