@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient, LinearRetry
+from structlog.testing import capture_logs
 
 from rotation.azure.blob_lease import (
     CONNECTION_TIMEOUT_SECONDS,
@@ -123,16 +124,17 @@ async def ends_while_rival_holds(
     sender: Sender,
     run: asyncio.Task[RunReport],
     within: float,
-    renewal: float = 0,
+    learned: Callable[[], bool] = lambda: True,
 ) -> AppOutcome:
-    """The rival takes the app's lease (within `within` s); `renewal` s later the first
-    run's secret starts working, so its verification passes and it goes for its next write.
-    Returns the run's one outcome, once it checked that nothing was written meanwhile."""
+    """The rival takes the app's lease (within `within` s); once the first run has
+    `learned` it, its secret starts working, so its verification passes and it goes for its
+    next write. Returns the run's one outcome, once it checked that nothing was written
+    meanwhile."""
     async with contextlib.AsyncExitStack() as stack:
         async with asyncio.timeout(within):
             await take_when_free(rival, sender.app_id, stack)
         taken_at = writes(sandbox.state)
-        await asyncio.sleep(renewal)  # the holder's next renewal comes meanwhile
+        await until(learned, LEASE_SECONDS)
         sandbox.state.propagation_delay = timedelta(0)
         (outcome,) = (await asyncio.wait_for(run, 60)).outcomes
         assert writes(sandbox.state) == taken_at  # nothing after the rival took it
@@ -152,7 +154,7 @@ async def test_a_run_whose_renewals_hang_past_expiry_writes_nothing_once_another
     leases = blob_leases(sandbox, settings, credential, hang)
     async with open_service(leases=leases) as service:
         run = asyncio.create_task(service.run())
-        await until(lambda: any(k.endswith("addPassword") for k in sandbox.state.requests), 10)
+        await until(lambda: any(k.endswith("addPassword") for k in sandbox.state.requests), 30)
         hang.hanging = True  # from now on storage does not answer renewals
         outcome = await ends_while_rival_holds(sandbox, rival, sender, run, 3 * LEASE_SECONDS)
         await leases.close()
@@ -183,17 +185,39 @@ async def test_a_renewal_refused_because_another_run_broke_the_lease_stops_the_w
     sender = sandbox.add_sender(lifetime=timedelta(days=3))
     hold_new_secrets(sandbox)
     leases = blob_leases(sandbox, settings, credential)
+    with capture_logs() as logged:
+        outcome = await break_and_take(
+            sandbox, settings, credential, open_service, rival, leases, sender, logged
+        )
+    assert outcome.outcome is Outcome.UNFINISHED
+    assert "storage refused its renewal" in (outcome.error or "")
+
+
+def events(logged: list[MutableMapping[str, Any]]) -> list[str]:
+    return [str(e.get("event")) for e in logged]
+
+
+async def break_and_take(
+    sandbox: Sandbox,
+    settings: Settings,
+    credential: AsyncTokenCredential,
+    open_service: OpenService,
+    rival: BlobLeases,
+    leases: BlobLeases,
+    sender: Sender,
+    logged: list[MutableMapping[str, Any]],
+) -> AppOutcome:
+    """Someone breaks the app's lease mid-rotation and the rival takes it."""
     async with open_service(leases=leases) as service:
         run = asyncio.create_task(service.run())
-        await until(lambda: any(k.endswith("addPassword") for k in sandbox.state.requests), 10)
+        await until(lambda: any(k.endswith("addPassword") for k in sandbox.state.requests), 30)
         async with BlobServiceClient(
             sandbox.lease_blob_url, credential=credential, **connection_options(settings)
         ) as storage:  # someone breaks the lease (az storage blob lease break)
             blob = storage.get_blob_client(settings.lease_container, sender.app_id.lower())
             await BlobLeaseClient(blob).break_lease(lease_break_period=0)
         outcome = await ends_while_rival_holds(
-            sandbox, rival, sender, run, LEASE_SECONDS, renewal=LEASE_SECONDS / 3 + 1
+            sandbox, rival, sender, run, LEASE_SECONDS, lambda: "lease.lost" in events(logged)
         )
         await leases.close()
-    assert outcome.outcome is Outcome.UNFINISHED
-    assert "storage refused its renewal" in (outcome.error or "")
+    return outcome
