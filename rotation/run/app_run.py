@@ -47,6 +47,7 @@ from rotation.errors import (
     internal_error,
 )
 from rotation.model import (
+    MANAGED_BY,
     NOT_STARTED,
     Action,
     AppOutcome,
@@ -292,25 +293,32 @@ class AppRunner:
             )
         whole = run.options.whole_apps and allowed < self._own_time(run)
         if allowed <= self.step_margin or whole:
-            return Outcome.UNFINISHED, self._left_out(obs)
+            return Outcome.UNFINISHED, self._left_out(obs, scheduled=run.options.whole_apps)
         return None
 
-    def _left_out(self, obs: Observation) -> str:
-        """The error of an app the run had no time for. One due for several scheduled runs
-        is said to be so: each of those runs left it unstarted (or failed it), and the next
-        is no likelier to reach it. The count is derived, not stored: the scheduled times
-        since its secret fell due (its end less ROTATION_ROTATE_BEFORE_DAYS), read from
-        ROTATION_SCHEDULE; nothing new is written anywhere to remember it. An app Key Vault
-        holds no password for yet has no such date and is not named (app.expiry_near is)."""
+    def _left_out(self, obs: Observation, *, scheduled: bool) -> str:
+        """The error of an app the run had no time for. One that a timer run leaves out
+        after several scheduled runs that could have reached it is said to be so: each of
+        those runs left it unstarted (or failed it), and the next is no likelier to reach it.
+        The count is derived, not stored: the scheduled times, read from ROTATION_SCHEDULE,
+        since the later of when its secret fell due (its end less ROTATION_ROTATE_BEFORE_DAYS)
+        and the oldest version the rotator itself wrote (tagged `managed-by`): before that
+        no run of ours could have rotated it. An app the rotator never wrote is not named:
+        nothing unstored tells when a run first met it (onboarded apps long past due would
+        alert at once), so such an app shows only as unfinished until its first rotation.
+        HTTP runs are not scheduled runs and name none. An app Key Vault holds no password
+        for yet has no such date either (app.expiry_near is)."""
+        plain = f"{NOT_STARTED}; the next run completes it"
         credential = obs.current_credential
         end = credential.end if credential else None
-        if end is None:
-            return f"{NOT_STARTED}; the next run completes it"
+        ours = [v.created for v in obs.entry.versions if v.tags.get("managed-by") == MANAGED_BY]
+        if not scheduled or end is None or not ours:
+            return plain
         due, now = end - self.rules.rotate_before, self.clock()
-        since = max(due, now - timedelta(days=366))  # a long-expired secret: a year is plenty
+        since = max(due, min(ours), now - timedelta(days=366))  # a year is plenty
         runs = ncrontab.fired(self.config.schedule, since, now, at_most=100)
         if runs < UNSTARTED_RUNS_REPORTED:
-            return f"{NOT_STARTED}; the next run completes it"
+            return plain
         log.warning("app.left_unstarted", runs=runs, due_since=due.isoformat())
         return (
             f"{NOT_STARTED}, again: due since {due:%Y-%m-%d %H:%M} UTC, {runs} scheduled runs "

@@ -26,6 +26,7 @@ from rotation.errors import (
     VerificationFailed,
 )
 from rotation.model import (
+    MANAGED_BY,
     AppOutcome,
     DeletedName,
     ManagedApp,
@@ -266,11 +267,24 @@ def test_a_second_run_in_this_process_finds_the_app_busy_and_the_mark_goes_after
 # ----- time --------------------------------------------------------------------------------------
 
 
+def by_the_rotator(rig: Rig) -> Rig:
+    """The app's versions as the rotator's promotions tag them (key_vault.promote)."""
+    name = rig.app.secret_name
+    rig.store.versions[name] = [
+        dataclasses.replace(v, tags={"managed-by": MANAGED_BY}) for v in rig.store.versions[name]
+    ]
+    return rig
+
+
+TIMER = RunOptions(whole_apps=True)
+
+
 def test_an_app_is_not_started_without_time_left_in_the_run() -> None:
-    rig = Rig()
-    outcome = rig.run(budget=CONFIG.step_margin / 2)
+    rig = by_the_rotator(Rig())
+    outcome = rig.run(TIMER, budget=CONFIG.step_margin / 2)
     assert outcome.outcome is Outcome.UNFINISHED, outcome
-    # Its secret fell due twenty daily runs ago, so the report says it is left out again.
+    # Its secret, the rotator's, fell due twenty daily runs ago: the report says it is left
+    # out again.
     assert outcome.error == (
         "not started: no time left in this run, again: due since 2026-11-06 12:00 UTC, 20 "
         "scheduled runs ago, and no run has rotated it; give the timer more time (host.json "
@@ -279,10 +293,38 @@ def test_an_app_is_not_started_without_time_left_in_the_run() -> None:
     assert "add_password" not in rig.faults.calls
 
 
+PLAIN = "not started: no time left in this run; the next run completes it"
+
+
 def test_an_app_due_for_fewer_runs_than_reported_is_simply_not_started() -> None:
-    rig = Rig(config=dataclasses.replace(CONFIG, schedule="0 0 3 1 1 *"))  # yearly: not once
-    outcome = rig.run(budget=CONFIG.step_margin / 2)
-    assert outcome.error == "not started: no time left in this run; the next run completes it"
+    rig = by_the_rotator(Rig(config=dataclasses.replace(CONFIG, schedule="0 0 3 1 1 *")))  # yearly
+    assert rig.run(TIMER, budget=CONFIG.step_margin / 2).error == PLAIN
+
+
+def test_an_http_run_names_no_app_left_unstarted(caplog: pytest.LogCaptureFixture) -> None:
+    """Review finding 11: HTTP runs are not scheduled runs; only the timer's count."""
+    rig = by_the_rotator(Rig())
+    assert rig.run(RunOptions(), budget=CONFIG.step_margin / 2).error == PLAIN
+    assert "app.left_unstarted" not in caplog.text
+
+
+def test_an_app_the_rotator_never_wrote_is_not_named_on_the_run_that_meets_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review finding 11: onboarding apps long past due (twenty daily runs here) fired the
+    alert on the first run that met them. Nothing unstored says when a run first met an app
+    the rotator never wrote, so none is named until its first rotation."""
+    rig = Rig()  # its version has a key-id, but no managed-by tag: not a promotion of ours
+    assert rig.run(TIMER, budget=CONFIG.step_margin / 2).error == PLAIN
+    assert "app.left_unstarted" not in caplog.text
+
+
+def test_the_count_starts_at_the_rotators_oldest_version_when_that_is_after_due() -> None:
+    rig = by_the_rotator(Rig())
+    name = rig.app.secret_name
+    (version,) = rig.store.versions[name]
+    rig.store.versions[name] = [dataclasses.replace(version, created=NOW - 2 * DAY)]
+    assert rig.run(TIMER, budget=CONFIG.step_margin / 2).error == PLAIN  # two runs, not twenty
 
 
 def test_a_timer_run_starts_an_app_only_when_its_whole_time_fits() -> None:
