@@ -59,6 +59,15 @@ def drift(vault: VaultEntry) -> Drift | None:
     return Drift(current.version, current.created, _seen(current), _smtp(current))
 
 
+def before(vault: VaultEntry) -> VaultEntry:
+    """The entry as it stood at the rotator's last proven version (the newest it wrote; the
+    hand-written ones above it left out): that version's credential may still expire, and an
+    app about to lose it must warn whatever blocks its rotation."""
+    versions = vault.versions
+    first = next((i for i, v in enumerate(versions) if v.written_by_rotator), len(versions))
+    return VaultEntry(vault.name, versions[first:])
+
+
 def blocked(found: Drift) -> Blocked:
     smtp = {
         SmtpCheck.ACCEPTED: "SMTP AUTH accepted its password",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from rotation import ncrontab
-from rotation.core.drift import drift
+from rotation.core import drift
 from rotation.core.policy import (
     early_retirement,
     plan_app,
@@ -66,6 +66,7 @@ from rotation.model import (
     Rotate,
     RunOptions,
     RunReport,
+    SmtpCheck,
     VaultEntry,
     longest_app_seconds,
 )
@@ -218,6 +219,8 @@ class AppRunner:
                 requested=run.options.because,
                 resolve_drift=run.options.resolves_drift(app.app_id),
             )
+            if not run.options.resolves_drift(app.app_id):
+                _report_drift(obs.entry)
             if not isinstance(plan, Keep):
                 # Untouched apps are counted in run.finished, not logged one by one: at
                 # 10,000 apps those lines were a third of a plan's time (py-spy), and a
@@ -479,13 +482,20 @@ class AppRunner:
         """Warns when an app is due and this run did not rotate it (a dry run, a failure):
         "due" is the policy's decision (`rotation_reason`), as in plan and status."""
         record = obs.record
-        if record is None or drift(obs.entry) is not None:
-            return  # drift: the hand-written version's credential is unknown (vault.drift_detected)
+        if record is None:
+            return
+        entry, blocked_by = obs.entry, ""
+        if drift.drift(entry) is not None:
+            # The hand-written version's credential is unknown (vault.drift_detected says
+            # so); the last proven one still expires, and drift keeps it from being replaced.
+            entry, blocked_by = drift.before(entry), "drift blocks its rotation; "
+            if entry.current is None or record.credential(entry.current.key_id) is None:
+                return
         now = self.clock()
-        reason = rotation_reason(record, obs.entry, now, self.rules, Mode.DUE)
+        reason = rotation_reason(record, entry, now, self.rules, Mode.DUE)
         if reason is None:
             return
-        credential = obs.current_credential
+        credential = record.credential(entry.current.key_id) if entry.current else None
         days_left = None
         if credential is not None and credential.end is not None:
             days_left = round((credential.end - now).total_seconds() / 86400, 1)
@@ -493,8 +503,30 @@ class AppRunner:
             "app.expiry_near",
             days_left=days_left,
             key_id=credential.key_id if credential else None,
-            reason=reason,
+            reason=blocked_by + reason,
         )
+
+
+def _report_drift(entry: VaultEntry) -> None:
+    """A run that finds drift says so with the event the alert watches, once per app per run:
+    with Key Vault events off (the default) or an event lost, nothing else would. A run
+    checks nothing by SMTP: `smtp` and `marked` are what the version's tags record."""
+    found = drift.drift(entry)
+    if found is None:
+        return
+    unchecked = "not checked by SMTP AUTH: no Key Vault event for it reached the rotator"
+    fields = {
+        "secret_name": entry.name,
+        "vault_version": found.version,
+        "appeared": found.appeared.isoformat(timespec="seconds"),
+        "smtp": found.smtp.value,
+        "error": unchecked if found.seen is None else None,
+        "marked": found.seen is not None,
+    }
+    if found.smtp is SmtpCheck.ACCEPTED:  # the same levels as the event handler's check
+        log.warning("vault.drift_detected", **fields)
+    else:
+        log.error("vault.drift_detected", **fields)
 
 
 def _stopped(exc: Exception, progress: _Progress) -> Ended:

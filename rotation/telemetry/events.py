@@ -512,7 +512,9 @@ EVENTS: tuple[Event, ...] = (
         "A version of a managed secret the rotator did not write (drift), checked read-only by "
         "SMTP AUTH: `smtp` accepted, refused or unverified (`error` says why). Warning when "
         "accepted, error otherwise. The app is blocked (nothing rotated over it, nothing retired) "
-        "until an operator resolves it; alerts.",
+        "until an operator resolves it; alerts. Logged by the Key Vault event handler's check, "
+        "and by every run that meets the drift (once per app per run; events may be off): a run "
+        "checks nothing, its `smtp` and `marked` are what the version's tags record.",
         {
             "secret_name": "string",
             "vault_version": "string",

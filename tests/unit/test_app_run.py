@@ -36,6 +36,7 @@ from rotation.model import (
     RunOptions,
     RunReport,
     VaultEntry,
+    VaultVersion,
 )
 from rotation.run.app_run import AppRunner, RunState
 from rotation.run.observe import Observation
@@ -429,6 +430,58 @@ def test_a_failed_app_that_is_due_warns_that_its_secret_expires(mode: Mode) -> N
     assert outcome.outcome is Outcome.FAILED
     (warning,) = [e for e in logged if e["event"] == "app.expiry_near"]
     assert warning["days_left"] == 10.0
+
+
+# ----- drift: a hand-written current version (review finding 3) ------------------------------
+
+
+def drifted(left: timedelta) -> Rig:
+    rig = Rig(left=left)
+    hand = VaultVersion("vhand", None, NOW - DAY, True)  # no key-id: not the rotator's
+    rig.store.versions[rig.app.secret_name].insert(0, hand)
+    return rig
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_run_that_meets_drift_logs_the_drift_alert_once_and_still_warns_of_expiry(
+    dry_run: bool,
+) -> None:
+    """With Key Vault events off, the run is the only one to see drift: it must log the event
+    the alert watches, and an app whose last proven secret expires must still warn."""
+    rig = drifted(left=10 * DAY)
+    with structlog.testing.capture_logs() as logged:
+        outcome = rig.run(RunOptions(dry_run=dry_run))
+    assert outcome.outcome is Outcome.BLOCKED, outcome
+    (caught,) = [e for e in logged if e["event"] == "vault.drift_detected"]
+    assert (caught["log_level"], caught["vault_version"], caught["smtp"]) == (
+        "error",
+        "vhand",
+        "unverified",
+    )
+    assert caught["marked"] is False
+    assert caught["secret_name"] == rig.app.secret_name
+    (warning,) = [e for e in logged if e["event"] == "app.expiry_near"]
+    assert warning["days_left"] == 10.0
+    assert warning["key_id"] == rig.current.key_id
+    assert warning["reason"].startswith("drift blocks its rotation; ")
+
+
+def test_a_drifted_app_far_from_expiry_alerts_drift_only() -> None:
+    with structlog.testing.capture_logs() as logged:
+        rig = drifted(left=170 * DAY)
+        outcome = rig.run()
+    assert outcome.outcome is Outcome.BLOCKED, outcome
+    assert [
+        e["event"] for e in logged if e["event"] in ("vault.drift_detected", "app.expiry_near")
+    ] == ["vault.drift_detected"]
+
+
+def test_a_named_forced_run_that_resolves_drift_does_not_report_it() -> None:
+    rig = drifted(left=170 * DAY)
+    with structlog.testing.capture_logs() as logged:
+        outcome = rig.run(RunOptions((APP,), Mode.FORCE))
+    assert outcome.outcome is Outcome.ROTATED, outcome
+    assert [e for e in logged if e["event"] == "vault.drift_detected"] == []
 
 
 # ----- a lease lost mid-way (rotation/core/fencing.py) -------------------------------------------
