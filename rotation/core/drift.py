@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rotation.model import (
     DRIFT_SEEN_TAG,
@@ -138,9 +138,14 @@ def on_expiry(version: str, vault: VaultEntry, what: str) -> Decision:
 def _seen(version: VaultVersion) -> datetime | None:
     raw = version.tags.get(DRIFT_SEEN_TAG)
     try:
-        return datetime.fromisoformat(raw) if raw else None
+        seen = datetime.fromisoformat(raw) if raw else None
     except ValueError:  # a tag edited by hand: drift still, just not when
         return None
+    if seen is not None and seen.tzinfo is None:
+        # Hand-edited without an offset: the rotator writes UTC, so read it as UTC (never
+        # naive: status sends it as an OpenAPI date-time, which needs the offset).
+        seen = seen.replace(tzinfo=UTC)
+    return seen
 
 
 def _smtp(version: VaultVersion) -> SmtpCheck:

@@ -3,7 +3,7 @@ app until an operator resolves it; Key Vault events decide idempotently."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from rotation.core import drift
 from rotation.core.policy import app_state, plan_app
@@ -104,6 +104,15 @@ def test_tags_edited_by_hand_still_read_as_drift() -> None:
     assert found is not None
     assert found.seen is None
     assert found.smtp is SmtpCheck.UNVERIFIED
+
+
+def test_a_seen_tag_without_an_offset_reads_as_utc_never_naive() -> None:
+    """Review finding 8: status sends `seen` as an OpenAPI date-time, which needs an offset."""
+    odd = version("vhand", None, 1, **{DRIFT_SEEN_TAG: "2026-01-01T00:00:00"})
+    found = drift.drift(vault(odd))
+    assert found is not None
+    assert found.seen == datetime(2026, 1, 1, tzinfo=UTC)
+    assert found.seen.isoformat() == "2026-01-01T00:00:00+00:00"
 
 
 def test_drift_tags_keep_the_version_s_own() -> None:
