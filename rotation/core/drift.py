@@ -52,10 +52,18 @@ RESOLVE = (
 
 def drift(vault: VaultEntry) -> Drift | None:
     """The drift the app's current version is, or None when the rotator wrote it (or there
-    is none)."""
+    is none), or when the rotator never wrote this secret at all.
+
+    The last is adoption, not drift: an operator who stored the app's password by hand
+    before deploying the rotator (the walkthrough's way) gets it rotated over on the first
+    run, as before. Only a hand-written version over a secret the rotator manages is
+    drift. (A current version that is not settled makes the run read every version, so
+    the history is there whenever the current one is not the rotator's: policy.needs_versions.)"""
     current = vault.current
     if current is None or current.written_by_rotator or not current.enabled:
         return None  # a disabled one serves nobody: the next run replaces it (policy)
+    if not any(v.written_by_rotator for v in vault.versions):
+        return None  # adoption: nothing of the rotator's was ever here
     return Drift(current.version, current.created, _seen(current), _smtp(current))
 
 
@@ -119,6 +127,8 @@ def on_new_version(version: str, vault: VaultEntry) -> Decision:
         return Decision(Verdict.IGNORE, f"superseded by {newer} version {current.version}")
     if not found.enabled:
         return Decision(Verdict.IGNORE, "the version is disabled")
+    if drift(vault) is None:
+        return Decision(Verdict.IGNORE, "the rotator never wrote this secret (adoption)")
     if DRIFT_SEEN_TAG in found.tags:
         return Decision(Verdict.IGNORE, "drift already caught and checked (a repeated event)")
     return Decision(Verdict.CHECK_DRIFT, "a version the rotator did not write")

@@ -52,6 +52,20 @@ def test_our_promotions_and_disabled_versions_are_not_drift() -> None:
     assert drift.drift(vault(disabled, PROVEN)) is None
 
 
+def test_a_secret_the_rotator_never_wrote_is_adoption_not_drift() -> None:
+    """Stored by hand before the rotator was deployed (the walkthrough's way): the first
+    run rotates over it, as before drift existed; only a hand-written version over a
+    secret the rotator manages blocks the app."""
+    assert drift.drift(vault(HAND)) is None
+    assert drift.drift(vault(HAND, version("v0", None, 200))) is None
+    assert drift.drift(vault(HAND, PROVEN)) is not None
+    adopted = drift.on_new_version("vhand", vault(HAND))
+    assert (adopted.verdict, adopted.reason) == (
+        drift.Verdict.IGNORE,
+        "the rotator never wrote this secret (adoption)",
+    )
+
+
 def test_a_version_naming_another_writer_is_drift_even_with_a_key_id() -> None:
     other = version("v2", "k1", 0, **{"managed-by": "someone-else", "key-id": "k1"})
     assert drift.drift(vault(other, PROVEN)) is not None
@@ -100,7 +114,7 @@ def test_status_says_drift_with_the_check_the_tags_record() -> None:
 
 def test_tags_edited_by_hand_still_read_as_drift() -> None:
     odd = version("vhand", None, 1, **{DRIFT_SEEN_TAG: "yesterday", DRIFT_SMTP_TAG: "maybe"})
-    found = drift.drift(vault(odd))
+    found = drift.drift(vault(odd, PROVEN))
     assert found is not None
     assert found.seen is None
     assert found.smtp is SmtpCheck.UNVERIFIED

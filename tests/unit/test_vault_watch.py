@@ -5,7 +5,7 @@ through the trigger, against the sandbox.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -57,7 +57,9 @@ def watch(refusal: FailureKind | None) -> tuple[VaultWatch, Vault]:
     )
     name = settings.secret_name(APP)
     hand = VaultVersion(VERSION, None, NOW, True)
-    vault = Vault(VaultEntry(name, (hand,)))
+    # over a secret the rotator manages (a secret it never wrote is adoption, not drift)
+    ours = VaultVersion("v0", "k0", NOW - timedelta(days=100), True, tags={"key-id": "k0"})
+    vault = Vault(VaultEntry(name, (hand, ours)))
     app = ManagedApp(APP, "t", name, ("user@example",))
 
     async def choose(app_ids: list[str]) -> Any:
