@@ -15,17 +15,85 @@ DeadLetteredCount, DroppedEventCount, totals over the window.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 from rotation.azure.acs import ArmReader
+from rotation.azure.wire import Problem, Wire, parse
 from rotation.model import EventDeliveries, EventSubscriptionEntry
 
 EVENT_GRID_API = "2022-06-15"
 METRICS_API = "2018-01-01"
 SUBSCRIPTION_NAME = "acs-smtp-rotation"
 METRICS = ("DeliverySuccessCount", "DeadLetteredCount", "DroppedEventCount")
+
+
+def _count(value: object) -> float:
+    """A metric total: a finite count (Azure Monitor sends a JSON number); null is no data."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("should be a number")
+    if not (math.isfinite(value) and 0 <= value < 1e15):
+        raise ValueError("is not a count")
+    return float(value)
+
+
+# Optional fields ARM may leave out or send as null read as empty; any other type is wrong.
+Text = Annotated[str, BeforeValidator(lambda v: "" if v is None else v)]
+Count = Annotated[float, BeforeValidator(_count)]
+
+
+class _Target(Wire):
+    resourceId: Text = ""
+    endpointBaseUrl: Text = ""
+
+
+class _Destination(Wire):
+    endpointType: Text = ""
+    properties: _Target | None = None
+
+
+class _Filter(Wire):
+    includedEventTypes: tuple[str, ...] | None = None
+    subjectBeginsWith: Text = ""
+    subjectEndsWith: Text = ""
+
+
+class _SubscriptionProperties(Wire):
+    provisioningState: Text = ""
+    destination: _Destination | None = None
+    filter: _Filter | None = None
+    deadLetterDestination: dict[str, Any] | None = None
+    deadLetterWithResourceIdentity: dict[str, Any] | None = None
+
+
+class _Subscription(Wire):
+    id: Text = ""
+    properties: _SubscriptionProperties
+
+
+class _Point(Wire):
+    total: Count = 0.0
+
+
+class _Series(Wire):
+    data: tuple[_Point, ...] = ()
+
+
+class _Name(Wire):
+    value: str
+
+
+class _Metric(Wire):
+    name: _Name
+    timeseries: tuple[_Series, ...] = ()
+
+
+class _Metrics(Wire):
+    value: list[_Metric]
 
 
 def system_topic_id(vault_resource_id: str) -> str:
@@ -35,39 +103,45 @@ def system_topic_id(vault_resource_id: str) -> str:
     return f"{group}/providers/Microsoft.EventGrid/systemTopics/evgt-{name}"
 
 
-async def subscription(arm: ArmReader, vault_resource_id: str) -> EventSubscriptionEntry | None:
-    """The rotator's subscription on the vault's system topic, or None when there is none.
-    A field missing, null or of another type reads as empty (doctor then says what is off)."""
+async def subscription(
+    arm: ArmReader, vault_resource_id: str
+) -> EventSubscriptionEntry | Problem | None:
+    """The rotator's subscription on the vault's system topic; None when there is none, a
+    Problem naming the field when ARM's answer cannot be read (doctor says so)."""
     topic = system_topic_id(vault_resource_id)
     path = f"{topic}/eventSubscriptions/{SUBSCRIPTION_NAME}"
     body = await arm.get_json(path, EVENT_GRID_API, f"the Key Vault event subscription {path}")
     if body is None:
         return None
-    properties = _object(body.get("properties"))
-    destination = _object(properties.get("destination"))
-    target = _object(destination.get("properties"))
-    found = _object(properties.get("filter"))
-    types = found.get("includedEventTypes")
+    read = parse(_Subscription, body)
+    if isinstance(read, Problem):
+        return read
+    properties = read.properties
+    destination = properties.destination or _Destination()
+    target = destination.properties or _Target()
+    found = properties.filter or _Filter()
     return EventSubscriptionEntry(
-        id=_text(body.get("id")) or path,
+        id=read.id or path,
         topic_id=topic,
-        state=_text(properties.get("provisioningState")),
-        endpoint_type=_text(destination.get("endpointType")),
-        destination=_text(target.get("resourceId")) or _text(target.get("endpointBaseUrl")),
-        event_types=tuple(t for t in types if isinstance(t, str))
-        if isinstance(types, list)
-        else (),
-        subject_begins_with=_text(found.get("subjectBeginsWith")),
-        subject_ends_with=_text(found.get("subjectEndsWith")),
+        state=properties.provisioningState,
+        endpoint_type=destination.endpointType,
+        destination=target.resourceId or target.endpointBaseUrl,
+        event_types=found.includedEventTypes or (),
+        subject_begins_with=found.subjectBeginsWith,
+        subject_ends_with=found.subjectEndsWith,
         dead_letter=bool(
-            _object(properties.get("deadLetterDestination"))
-            or _object(properties.get("deadLetterWithResourceIdentity"))
+            properties.deadLetterDestination or properties.deadLetterWithResourceIdentity
         ),
     )
 
 
-async def deliveries(arm: ArmReader, topic_id: str, now: datetime, days: int) -> EventDeliveries:
-    """The topic's delivered, dead-lettered and dropped events over the last `days`."""
+async def deliveries(
+    arm: ArmReader, topic_id: str, now: datetime, days: int
+) -> EventDeliveries | Problem:
+    """The topic's delivered, dead-lettered and dropped events over the last `days`, or why
+    they cannot be read: no answer (404), another shape, or a metric missing from it (Azure
+    Monitor answers every metric asked for, with no data when there was none), so an
+    unreadable answer is never taken for "nothing lost"."""
     start = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     body = await arm.get_json(
@@ -79,35 +153,18 @@ async def deliveries(arm: ArmReader, topic_id: str, now: datetime, days: int) ->
         aggregation="Total",
         interval="P1D",
     )
-    totals = dict.fromkeys(METRICS, 0)
-    for metric in _objects((body or {}).get("value")):
-        name = _text(_object(metric.get("name")).get("value"))
-        for series in _objects(metric.get("timeseries")):
-            for point in _objects(series.get("data")):
-                if name in totals:
-                    totals[name] += _count(point.get("total"))
+    if body is None:
+        return Problem("no metrics: the metrics API answered 404 Not Found")
+    read = parse(_Metrics, body)
+    if isinstance(read, Problem):
+        return read
+    totals = {m.name.value: sum(p.total for s in m.timeseries for p in s.data) for m in read.value}
+    missing = [name for name in METRICS if name not in totals]
+    if missing:
+        return Problem(f"the answer has no {', '.join(missing)}")
     return EventDeliveries(
         days,
-        totals["DeliverySuccessCount"],
-        totals["DeadLetteredCount"],
-        totals["DroppedEventCount"],
+        int(totals["DeliverySuccessCount"]),
+        int(totals["DeadLetteredCount"]),
+        int(totals["DroppedEventCount"]),
     )
-
-
-def _object(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _count(value: Any) -> int:
-    """A metric total as a count: a finite number, else nothing (0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return int(value) if math.isfinite(value) and 0 <= value < 1e15 else 0

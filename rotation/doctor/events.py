@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rotation.azure import event_grid
+from rotation.azure.wire import Problem
 from rotation.doctor.shared import Check, Clients, Facts
 from rotation.errors import PermissionDenied, describe
 from rotation.model import EventSubscriptionEntry
@@ -62,10 +63,23 @@ async def key_vault_events(facts: Facts, clients: Clients) -> list[Check]:
                 SUBSCRIBE,
             )
         ]
+    if isinstance(found, Problem):  # it exists, but ARM's answer cannot be read
+        return [Check(NAME, "fail", f"cannot read the subscription: {found}", SUBSCRIBE)]
     wrong = _misconfigured(found, facts)
     if wrong is not None:
         return [Check(NAME, "fail", f"subscription {found.id}: {wrong}", SUBSCRIBE)]
     seen = await event_grid.deliveries(clients.arm, found.topic_id, datetime.now(UTC), WINDOW_DAYS)
+    if isinstance(seen, Problem):  # unread is not "none lost"
+        return [
+            Check(
+                NAME,
+                "warn",
+                f"subscribed, but its delivery metrics are not readable ({seen}): dead-lettered "
+                "or dropped events would go unseen here",
+                f"az monitor metrics list --resource {found.topic_id} --metrics "
+                f"{' '.join(event_grid.METRICS)} --aggregation Total --offset {WINDOW_DAYS}d",
+            )
+        ]
     lost = seen.dead_lettered + seen.dropped
     if lost:
         return [

@@ -633,6 +633,21 @@ async def test_with_events_off_by_default_no_subscription_is_ok_and_says_they_ar
     assert (on.status, on.fix) == ("fail", events.SUBSCRIBE)
 
 
+async def test_delivery_metrics_it_cannot_read_are_a_warning_never_none_lost(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding 15: a 404 from the metrics API read as "none dead-lettered" (ok)."""
+    assert (await diagnose(sandbox, monkeypatch))["key vault events"].status == "ok"
+    (metrics,) = [k for k in sandbox.state.requests if k.endswith("/Microsoft.Insights/metrics")]
+    sandbox.state.faults.inject(metrics, status=404)
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "warn", check
+    assert "delivery metrics are not readable (no metrics: the metrics API answered 404" in (
+        check.detail
+    )
+    assert "az monitor metrics list --resource" in (check.fix or "")
+
+
 async def test_without_the_vault_resource_id_the_events_are_not_checked(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,7 @@
 """rotation/azure/event_grid.py reads what Resource Manager answers about the Key Vault event
-subscription and its metrics: any field missing, null or of the wrong type reads as empty,
-never raises (doctor then says what is off)."""
+subscription and its metrics through wire models: an optional field missing or null reads as
+empty, any field of the wrong type makes the answer a Problem naming the field (never its
+value), and nothing raises (doctor then says what is off, or that it could not read it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotation.azure import event_grid
+from rotation.azure.wire import Problem
+from rotation.model import EventDeliveries
 
 VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1"
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -92,56 +95,88 @@ async def test_any_field_of_any_kind_never_raises(path: tuple[str, ...], value: 
         where = where[key]
     where[path[-1]] = value
     found = await event_grid.subscription(Arm(body), VAULT)  # type: ignore[arg-type]
-    assert found is not None
-    assert all(isinstance(t, str) for t in found.event_types)
+    if isinstance(found, Problem):  # the reason names a field of the wrong kind
+        assert str(found).startswith("properties")
+    else:
+        assert found is not None
+        assert all(isinstance(t, str) for t in found.event_types)
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("path", "value"),
     [
-        None,
-        {},
-        {"value": None},
-        {"value": "x"},
-        {"value": [None, 3, {"name": None}]},
-        {"value": [{"name": {"value": "DeadLetteredCount"}, "timeseries": "x"}]},
-        {
-            "value": [
-                {"name": {"value": "DeadLetteredCount"}, "timeseries": [{"data": [{"total": "3"}]}]}
-            ]
-        },
-        {
-            "value": [
-                {
-                    "name": {"value": "DeadLetteredCount"},
-                    "timeseries": [{"data": [{"total": float("nan")}]}],
-                }
-            ]
-        },
-        {
-            "value": [
-                {
-                    "name": {"value": "DeadLetteredCount"},
-                    "timeseries": [{"data": [{"total": True}]}],
-                }
-            ]
-        },
+        (("properties", "destination"), "AzureFunction"),
+        (("properties", "filter"), "acs-smtp-"),
+        (("properties",), "x"),
+        (("properties", "filter", "includedEventTypes"), "Microsoft.KeyVault.SecretNearExpiry"),
     ],
 )
-async def test_metrics_of_any_shape_count_nothing_they_cannot_read(body: Any) -> None:
+async def test_a_string_where_an_object_or_list_belongs_is_a_problem_naming_it(
+    path: tuple[str, ...], value: Any
+) -> None:
+    """Review finding 6: read with `.get` chains such a body raised AttributeError, or (the
+    event types) was read character by character."""
+    body = copy.deepcopy(GOOD)
+    where = body
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = value
+    found = await event_grid.subscription(Arm(body), VAULT)  # type: ignore[arg-type]
+    assert isinstance(found, Problem), found
+    assert ".".join(path) in str(found)
+    assert value not in str(found).replace(".".join(path), "")
+
+
+async def test_optional_fields_null_or_absent_read_as_empty() -> None:
+    body = copy.deepcopy(GOOD)
+    body["properties"]["filter"] = {"includedEventTypes": None, "subjectEndsWith": None}
+    del body["properties"]["deadLetterWithResourceIdentity"]
+    found = await event_grid.subscription(Arm(body), VAULT)  # type: ignore[arg-type]
+    assert not isinstance(found, Problem)
+    assert found is not None
+    assert (found.event_types, found.subject_ends_with, found.dead_letter) == ((), "", False)
+
+
+def metric(name: str, *totals: Any) -> dict[str, Any]:
+    return {"name": {"value": name}, "timeseries": [{"data": [{"total": t} for t in totals]}]}
+
+
+ALL_THREE = [metric(name, 0) for name in event_grid.METRICS]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (None, "no metrics"),  # the metrics API answered 404
+        ({}, "value: missing"),
+        ({"value": None}, "value"),
+        ({"value": "x"}, "value"),
+        ({"value": [None, 3, {"name": None}]}, "value[0]"),
+        ({"value": [{**ALL_THREE[0], "timeseries": "x"}, *ALL_THREE[1:]]}, "timeseries"),
+        ({"value": [metric("DeadLetteredCount", "3"), *ALL_THREE[:2]]}, "total"),
+        ({"value": [metric("DeadLetteredCount", float("nan")), *ALL_THREE[:2]]}, "total"),
+        ({"value": [metric("DeadLetteredCount", True), *ALL_THREE[:2]]}, "total"),
+        ({"value": [metric("DeadLetteredCount", -1), *ALL_THREE[:2]]}, "total"),
+        ({"value": []}, "DeliverySuccessCount, DeadLetteredCount, DroppedEventCount"),
+        ({"value": [metric("DeadLetterCount", 3), *ALL_THREE[:1]]}, "DeadLetteredCount"),
+    ],
+)
+async def test_metrics_it_cannot_read_are_a_problem_saying_why_never_none_lost(
+    body: Any, why: str
+) -> None:
+    """Review finding 15: a 404, another shape or misspelled names read as nothing lost."""
     seen = await event_grid.deliveries(Arm(body), "t", NOW, 7)  # type: ignore[arg-type]
-    assert (seen.delivered, seen.dead_lettered, seen.dropped) == (0, 0, 0)
+    assert isinstance(seen, Problem), seen
+    assert why in str(seen)
 
 
 async def test_metric_totals_add_up() -> None:
     body = {
         "value": [
-            {
-                "name": {"value": "DeadLetteredCount"},
-                "timeseries": [{"data": [{"total": 2.0}, {"total": 1}]}],
-            },
-            {"name": {"value": "DeliverySuccessCount"}, "timeseries": [{"data": [{"total": 5}]}]},
+            metric("DeadLetteredCount", 2.0, 1),
+            metric("DeliverySuccessCount", 5),
+            {"name": {"value": "DroppedEventCount"}, "timeseries": [{"data": [{}]}]},  # no data
         ]
     }
     seen = await event_grid.deliveries(Arm(body), "t", NOW, 7)  # type: ignore[arg-type]
-    assert (seen.delivered, seen.dead_lettered, seen.dropped) == (5, 3, 0)
+    assert seen == EventDeliveries(7, 5, 3, 0)
