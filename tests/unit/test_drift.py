@@ -123,7 +123,7 @@ def test_tags_edited_by_hand_still_read_as_drift() -> None:
 def test_a_seen_tag_without_an_offset_reads_as_utc_never_naive() -> None:
     """Review finding 8: status sends `seen` as an OpenAPI date-time, which needs an offset."""
     odd = version("vhand", None, 1, **{DRIFT_SEEN_TAG: "2026-01-01T00:00:00"})
-    found = drift.drift(vault(odd))
+    found = drift.drift(vault(odd, PROVEN))
     assert found is not None
     assert found.seen == datetime(2026, 1, 1, tzinfo=UTC)
     assert found.seen.isoformat() == "2026-01-01T00:00:00+00:00"
