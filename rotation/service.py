@@ -191,7 +191,9 @@ class RotationService:
         if not app_ids:
             return Selection(inventory.apps, inventory.skipped, items)
         by_id = {a.app_id.lower(): a for a in inventory.apps}
-        skipped = {s.app_id.lower(): s for s in inventory.skipped}
+        # A sender keyed by its service principal's object id is shown, never named: that id
+        # is not an app id, and a named run must not take it for one.
+        skipped = {s.app_id.lower(): s for s in inventory.skipped if not s.by_principal}
         unknown = [i for i in app_ids if i.lower() not in by_id and i.lower() not in skipped]
         if unknown:
             raise UnknownApps(unknown)

@@ -177,8 +177,9 @@ class Sighting:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    app_id: str
+    app_id: str  # a service principal's object id when `by_principal` (its app id is unknown)
     reason: str
+    by_principal: bool = False  # never an app id a named run may ask for (review finding 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +225,7 @@ def role_sightings(
             # Never silently: a sender whose service principal Graph did not answer readably
             # is shown, keyed by its object id (its app id is what could not be read).
             if unknown is not None and holder.automatic:
-                skipped.append(Skipped(holder.principal_id, unknown))
+                skipped.append(Skipped(holder.principal_id, unknown, by_principal=True))
             continue
         app_id = principal.app_id.lower()
         reason = not_ours(principal, tenant_id)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rotation.model import Mode, Outcome, RunOptions
-from rotation.service import RotationService
+from rotation.service import RotationService, UnknownApps
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from tests.integration.conftest import OpenService
@@ -158,6 +158,19 @@ async def test_an_unreadable_service_principal_is_shown_skipped_never_a_ghost(
     assert len(report.outcomes) == 5
     rows = {r.app_id: r for r in await service.status()}
     assert rows[bad.principal_id.lower()].state == "skipped"
+
+
+async def test_a_named_run_does_not_take_a_skipped_principal_s_object_id_for_an_app_id(
+    sandbox: Sandbox, service: RotationService
+) -> None:
+    """Review finding 12: the skipped row is keyed by the object id, which is no app id."""
+    senders = five(sandbox)
+    bad = senders[4]
+    sandbox.state.faults.rewrite(PRINCIPALS, {"appId": bad.app_id}, "appId", value="not-a-guid")
+    with pytest.raises(UnknownApps, match=bad.principal_id):
+        await service.run(RunOptions((bad.principal_id,)))
+    rows = {r.app_id: r for r in await service.status()}
+    assert rows[bad.principal_id.lower()].state == "skipped"  # still shown in status
 
 
 async def test_an_smtp_username_without_a_readable_app_id_is_skipped_and_counted(
