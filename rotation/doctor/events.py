@@ -14,15 +14,12 @@ from rotation.azure.wire import Problem
 from rotation.doctor.shared import Check, Clients, Facts
 from rotation.errors import PermissionDenied, describe
 from rotation.model import EventSubscriptionEntry
+from rotation.vault_events import EventKind
 
 NAME = "key vault events"
 FUNCTION = "key_vault_events"
 WINDOW_DAYS = 7
-EVENT_TYPES = (
-    "Microsoft.KeyVault.SecretNewVersionCreated",
-    "Microsoft.KeyVault.SecretNearExpiry",
-    "Microsoft.KeyVault.SecretExpired",
-)
+EVENT_TYPES = tuple(kind.value for kind in EventKind)  # the ones the handler parses (finding 21)
 SUBSCRIBE = "azd env set KEY_VAULT_EVENTS true && azd provision   # after the code is deployed"
 
 
