@@ -57,7 +57,11 @@ def _text(value: Any) -> Any:
 
 
 def _seconds(value: Any) -> Any:
-    """NBF/EXP: a number, or a string of digits (the published example), in Unix seconds."""
+    """NBF/EXP: a number, or a string of digits (the published example), in Unix seconds.
+
+    Not rotation.azure.wire.EpochTime, on purpose (review finding 19): that one reads Key
+    Vault's REST NumericDate, always a JSON integer, and nothing else; an event's NBF/EXP
+    arrive as strings in Microsoft's example and as numbers in its table, and may be null."""
     if value is None:
         return None
     if isinstance(value, bool):
