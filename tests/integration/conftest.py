@@ -9,6 +9,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation.azure.clients import Overrides
 from rotation.azure.identity import build_credential
+from rotation.azure.key_vault import VaultAdapter
 from rotation.azure.smtp import Backoff
 from rotation.core.ports import Leases, Verifier
 from rotation.service import RotationService
@@ -16,6 +17,8 @@ from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox
 
 FAST = Backoff(initial=0.05, max=0.2, jitter=0.02)
+#: azure-core's back-off, shortened: a test of a refusal or a throttle does not wait seconds.
+FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
 
 OpenService = Callable[..., RotationService]
 
@@ -55,3 +58,13 @@ async def credential(
     cred = build_credential(settings)
     yield cred
     await cred.close()
+
+
+@pytest.fixture
+async def vault(
+    settings: Settings, credential: AsyncTokenCredential
+) -> AsyncIterator[VaultAdapter]:
+    """The Key Vault adapter as the service builds it, on the sandbox's vault."""
+    adapter = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
+    yield adapter
+    await adapter.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,18 +19,9 @@ from rotation.errors import PermissionDenied, ServiceUnavailable, VaultWriteFail
 from rotation.model import Credential, ManagedApp, NewSecret, VaultVersion
 from rotation.settings import Settings, load_settings
 from sandbox.server import Sandbox, unreachable_vault_url
+from tests.integration.conftest import FAST_RETRY
 
-FAST_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.01, "retry_backoff_max": 0.05}
 PASSWORD = "Abc8Q~never-in-a-message-0123456789"
-
-
-@pytest.fixture
-async def vault(
-    settings: Settings, credential: AsyncTokenCredential
-) -> AsyncIterator[VaultAdapter]:
-    adapter = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
-    yield adapter
-    await adapter.close()
 
 
 def app(settings: Settings, username: str = "acs.app.tenant") -> ManagedApp:

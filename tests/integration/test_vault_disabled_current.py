@@ -10,26 +10,13 @@ enables it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from azure.core.credentials_async import AsyncTokenCredential
 
 from rotation.azure.key_vault import VaultAdapter
 from rotation.errors import InvalidRequest
-from rotation.settings import Settings
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
-from tests.integration.test_vault_adapter import FAST_RETRY
-
-
-@pytest.fixture
-async def vault(
-    settings: Settings, credential: AsyncTokenCredential
-) -> AsyncIterator[VaultAdapter]:
-    adapter = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
-    yield adapter
-    await adapter.close()
 
 
 def versions_in_one_second(sandbox: Sandbox, name: str, *, latest_enabled: bool) -> None:
