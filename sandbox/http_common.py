@@ -136,8 +136,13 @@ def route_key(request: web.Request) -> str:
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = str(uuid.uuid4())
+    loop = asyncio.get_running_loop()
+    arrived = loop.time()
     response = await _answer(request, handler)
     _stamp(request, response)
+    response_time = request.app[STATE].response_times.get(request.app[SERVICE], 0.0)
+    if (wait := arrived + response_time - loop.time()) > 0:
+        await asyncio.sleep(wait)
     return response
 
 

@@ -284,6 +284,10 @@ class SandboxState:
         self.resources: dict[str, str] = {k.lower(): v for k, v in PUBLIC_RESOURCES.items()}
         self.messages: list[AcceptedMessage] = []
         self.faults = FaultInjector()
+        # A service's response time ("graph" -> 0.05): no answer leaves sooner after its
+        # request arrived, the sandbox's own work included, as a real service's latency
+        # includes its own processing. Latency faults, by contrast, add their delay.
+        self.response_times: dict[str, float] = {}
         self.requests: Counter[str] = Counter()  # "service METHOD route" -> count
         self.issued_secrets: list[str] = []  # every secret text ever issued, for leak scans
 

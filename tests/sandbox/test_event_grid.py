@@ -5,6 +5,7 @@ to the subscription's attempts, then dead-lettered."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from sandbox import event_grid
 from sandbox.event_grid import EXPIRED, NEAR_EXPIRY, NEAR_EXPIRY_LEAD, NEW_VERSION, EventGrid
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
@@ -46,10 +48,12 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     await runner.cleanup()
 
 
-def put(sandbox: Sandbox, name: str, expires: datetime | None) -> SecretVersion:
+def put(
+    sandbox: Sandbox, name: str, expires: datetime | None, version_id: str = "ab" * 16
+) -> SecretVersion:
     """A version as Key Vault's set would store it, and its SecretNewVersionCreated."""
     now = sandbox.state.clock.now()
-    version = SecretVersion(name, "ab" * 16, "v", None, {}, True, expires, None, now, now)
+    version = SecretVersion(name, version_id, "v", None, {}, True, expires, None, now, now)
     sandbox.state.vault.setdefault(name.lower(), []).append(version)
     grid(sandbox).new_version(version)
     return version
@@ -82,6 +86,24 @@ async def test_near_expiry_comes_thirty_days_before_exp_once_then_expired(
     sandbox.state.clock.advance(timedelta(days=31))
     grid(sandbox).scan()
     assert types(sandbox) == [NEW_VERSION, NEAR_EXPIRY, EXPIRED]
+
+
+async def test_the_background_loop_scans_a_large_vault_slice_by_slice(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivery loop checks `SCAN_SLICE` names a tick: every secret is still reached,
+    a deleted name is passed over, and no event is raised twice."""
+    monkeypatch.setattr(event_grid, "SCAN_SLICE", 2)
+    soon = sandbox.state.clock.now() + timedelta(days=5)
+    names = [f"acs-smtp-{i}" for i in range(7)]
+    for i, name in enumerate(names):
+        put(sandbox, name, soon, version_id=f"{i:032x}")
+    del sandbox.state.vault["acs-smtp-6"]
+    await until(lambda: types(sandbox).count(NEAR_EXPIRY) == 6)
+    near = [e["subject"] for e in grid(sandbox).published if e["eventType"] == NEAR_EXPIRY]
+    assert sorted(near) == names[:6]
+    await asyncio.sleep(0.3)  # several more full cycles
+    assert types(sandbox).count(NEAR_EXPIRY) == 6
 
 
 async def test_events_carry_the_published_data_keys_with_numbers(sandbox: Sandbox) -> None:

@@ -6,6 +6,7 @@ the endpoints and the extra CA come from the sandbox.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -446,6 +447,19 @@ async def test_latency_faults_delay_but_do_not_fail(sandbox: Sandbox, connect: C
     client = await connect()
     assert len(await _apps(client)) == len(sandbox.state.applications)
     assert fault.hits == 1
+
+
+async def test_a_response_time_holds_every_answer_of_its_service(
+    sandbox: Sandbox, connect: Connect
+) -> None:
+    """bench/ sets a service's response time: no answer leaves sooner after its request
+    arrived (the sandbox's own work counts towards it); other services are not held."""
+    sandbox.state.response_times["graph"] = 0.25
+    client = await connect()
+    started = time.monotonic()
+    assert len(await _apps(client)) == len(sandbox.state.applications)
+    assert time.monotonic() - started >= 0.25
+    assert sandbox.state.requests[LIST_APPS] == 1
 
 
 async def test_every_request_is_counted_by_route_template(
