@@ -17,6 +17,7 @@ import hashlib
 import os
 import ssl
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,25 @@ from rotation.settings import Settings
 
 def connection_options(settings: Settings) -> dict[str, Any]:
     """A ``transport`` for azure-core data-plane clients (Key Vault, ARM) when an extra CA
-    is configured; none otherwise (azure-core's default trust is then the right one)."""
+    is configured; none otherwise (azure-core's default trust is then the right one).
+
+    The proxy environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) is honoured when it names a
+    proxy, and only then: with it on, aiohttp looks the proxy and ``~/.netrc`` up again on
+    a worker thread for every request (about 1 ms a request, a third of a Key Vault page's
+    own cost, measured in bench/), and would send a netrc password for a matching host.
+    """
+    use_env = proxy_configured()
     options: dict[str, Any] = {"logging_enable": True} if settings.http_logging else {}
     if settings.ca_bundle is not None:
-        options["transport"] = TrustedTransport(trusted_ssl_context(settings))
+        options["transport"] = TrustedTransport(trusted_ssl_context(settings), use_env=use_env)
+    else:
+        options["use_env_settings"] = use_env  # azure-core's AioHttpTransport keyword
     return options
+
+
+def proxy_configured() -> bool:
+    """Whether the environment names a proxy (the variables aiohttp and httpx read)."""
+    return bool(urllib.request.getproxies())
 
 
 class TrustedTransport(AioHttpTransport):  # type: ignore[misc]  # lazily exported: Any to mypy
@@ -45,10 +60,11 @@ class TrustedTransport(AioHttpTransport):  # type: ignore[misc]  # lazily export
     the running loop, as aiohttp requires; made again if a shared transport was closed.
     """
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, *, use_env: bool = True) -> None:
         super().__init__(session_owner=True)
         self.session: aiohttp.ClientSession | None
         self._context = context
+        self._use_env = use_env
 
     async def open(self) -> None:
         if self.session is None:
@@ -56,7 +72,7 @@ class TrustedTransport(AioHttpTransport):  # type: ignore[misc]  # lazily export
                 connector=aiohttp.TCPConnector(ssl=self._context),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,  # as azure-core's own session: it decompresses itself
-                trust_env=True,
+                trust_env=self._use_env,
             )
         await super().open()
 
