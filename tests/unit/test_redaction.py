@@ -6,6 +6,12 @@ from __future__ import annotations
 import base64
 import logging
 import logging.handlers
+import re
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rotation.telemetry import redaction
 
@@ -79,3 +85,104 @@ def test_records_are_scrubbed_at_birth_by_the_record_scrubber_alone() -> None:
     assert record.getMessage() == "sent [REDACTED]"
     assert record.detail == "pw [REDACTED]"  # type: ignore[attr-defined]
     assert record.token == redaction.REDACTED  # type: ignore[attr-defined]
+
+
+# ----- the word check in front of the credential expression ---------------------------
+
+
+def test_every_non_ascii_letter_the_expression_folds_to_ascii_is_folded() -> None:
+    """`_FOLD` is complete: a letter re.IGNORECASE matches to an ASCII one (such as the
+    Kelvin sign to k) would otherwise hide a credential word from the word check."""
+    ascii_letter = re.compile("[a-z]", re.IGNORECASE)
+    folding = [
+        chr(point)
+        for point in range(0x80, sys.maxunicode + 1)
+        if ascii_letter.fullmatch(chr(point))
+    ]
+    assert folding, "the search found nothing: it cannot tell a complete table from a gap"
+    unfolded = [c for c in folding if not c.translate(redaction._FOLD).isascii()]
+    assert not unfolded, f"letters missing from _FOLD: {unfolded}"
+
+
+#: One text per alternative of the credential expression, written from the expression.
+_CREDENTIALS = (
+    "Bearer abcdefghijklmnop1234",
+    "authorization: Basic dXNlcjpwYXNz",
+    "ACCESS_TOKEN=abc",
+    "refresh_token: abc",
+    "'id_token': 'abc'",
+    "client_secret=abc",
+    "Client_Assertion=abc",
+    "password: abc",
+    "x-functions-key=abc",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln",
+)
+
+
+@pytest.mark.parametrize("text", _CREDENTIALS)
+def test_the_word_check_lets_through_each_kind_of_credential(text: str) -> None:
+    assert redaction._CREDENTIAL_TEXT.search(text)
+    assert redaction.may_hold_credential(text)
+    assert redaction.may_hold_credential(f"x {text.swapcase()} y")
+
+
+_PIECES = st.sampled_from(
+    [
+        *_CREDENTIALS,
+        "bearer",
+        "authorization",
+        "client_secret",
+        "client_assertion",
+        "password",
+        "x-functions-key",
+        "Bearer ",
+        "Basic ",
+        "BEARER\t",
+        "access",
+        "_TOKEN",
+        "\u0130",
+        "\u0131",
+        "\u017f",
+        "\u212a",
+        "=",
+        ": ",
+        '"',
+        "'",
+        " ",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln",
+        "abcdefghijklmnopqrstu0123456789",
+        "pa",
+        "ss",
+        "word",
+        "Cl",
+        "ient_Secret",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join))
+def test_the_word_check_lets_through_every_text_the_expression_matches(text: str) -> None:
+    if redaction._CREDENTIAL_TEXT.search(text):
+        assert redaction.may_hold_credential(text), text
+
+
+def test_the_word_check_passes_credentials_in_folded_letters() -> None:
+    kelvin_jwt = "\u212a eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.sig"
+    long_s = "pa\u017f\u017fword=hunter2hunter2"
+    for text in (kelvin_jwt, long_s, "AUTHORIZATION: Basic dXNlcjpwYXNz"):
+        assert redaction._CREDENTIAL_TEXT.search(text), text
+        assert redaction.may_hold_credential(text)
+        assert redaction.REDACTED in redaction.scrub(text)
+    assert not redaction.may_hold_credential('{"event": "app.finished", "outcome": "unchanged"}')
+
+
+def test_text_shorter_than_a_secret_cannot_hold_a_credential_shape() -> None:
+    """`scrub` returns text shorter than `_MIN_SECRET_LENGTH` untouched: no registered value
+    is that short, and the credential expression's shortest match ('id_token=x') is longer.
+    The width comes from the expression's own parse (re's parser, as re.compile uses it)."""
+    pattern = redaction._CREDENTIAL_TEXT
+    shortest, _ = re._parser.parse(pattern.pattern, pattern.flags).getwidth()  # type: ignore[attr-defined]
+    assert shortest >= redaction._MIN_SECRET_LENGTH
+    assert redaction.scrub("id_toke") == "id_toke"
+    assert redaction.scrub("id_token=x") == "id_token=[REDACTED]"
