@@ -34,7 +34,7 @@ from rotation.model import AppOutcome, Mode, Requester, RunOptions, RunReport
 from rotation.service import RotationService, UnknownApps
 from rotation.settings import Settings, canonical_guid
 from rotation.telemetry import logs, redaction
-from rotation.telemetry.echo import echo
+from rotation.telemetry.redaction import echo
 
 MAX_BODY_BYTES = 64 * 1024
 #: Seconds an HTTP-triggered run may take; the front end cuts connections at 230 s.
@@ -166,7 +166,7 @@ def parse_rotation_request(body: bytes) -> RotationRequest | Answer:
     except ValidationError as exc:
         first = exc.errors()[0]
         # The location may be the caller's own key (an unknown field): shown cut, like
-        # every echoed name (rotation/telemetry/echo.py).
+        # every echoed name (rotation/telemetry/redaction.py's echo).
         field = echo(".".join(str(p) for p in first["loc"]), quoted=False) or "body"
         message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":

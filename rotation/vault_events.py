@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from rotation.telemetry import logs
-from rotation.telemetry.echo import echo
+from rotation.telemetry.redaction import echo
 
 log = logs.get_logger("rotation.vault_events")
 

@@ -33,7 +33,7 @@ from rotation.model import Mode, Requester, RunOptions, SmtpCheck, VaultEntry
 from rotation.service import RotationService, Selection, UnknownApps
 from rotation.settings import Settings
 from rotation.telemetry import logs
-from rotation.telemetry.echo import echo
+from rotation.telemetry.redaction import echo
 from rotation.vault_events import EventKind, SecretEvent, parse
 
 log = logs.get_logger("rotation.vault_watch")

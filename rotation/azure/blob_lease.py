@@ -41,7 +41,7 @@ from rotation.core import fencing
 from rotation.errors import LeaseLost, LeaseStoreUnavailable, LeaseTaken
 from rotation.settings import Settings
 from rotation.telemetry import logs, redaction
-from rotation.telemetry.echo import echo
+from rotation.telemetry.redaction import echo
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential

@@ -65,7 +65,7 @@ from rotation.model import (
 from rotation.permissions import EMAIL_WRITE, SENDER_ACTIONS
 from rotation.settings import Settings
 from rotation.telemetry import logs, skipped_items
-from rotation.telemetry.echo import echo
+from rotation.telemetry.redaction import echo
 
 log = logs.get_logger("rotation.discovery")
 

@@ -15,6 +15,7 @@ handler sees only scrubbed records: the console's, the Functions worker's, and a
 added later, such as an OpenTelemetry exporter, which would otherwise get raw records.
 `redact_event` and `scrub_rendered` are structlog processors by shape only: this module
 knows nothing of how logging is set up (rotation/telemetry/logs.py does that, and uses them).
+`echo` is the one rule for showing outside text back: scrubbed, then cut short.
 """
 
 from __future__ import annotations
@@ -277,3 +278,27 @@ def install_record_scrubber() -> None:
     _installed_factory = factory
     logging.setLogRecordFactory(factory)
     logging.Logger.makeRecord = _scrub_extra  # type: ignore[method-assign]
+
+
+# ----- outside text shown back ----------------------------------------------------------
+# Outside text is a request's key or id, or a field of an upstream answer that could not be
+# read. It can be any size (a 64 kB body may be one key) and hold anything, a secret or a
+# control character too. So it is scrubbed, and cut to ECHO_CHARS characters with an
+# ellipsis marking the cut: enough to recognise a GUID, a resource name or a field, never
+# enough to make an answer grow with its input. One rule for every answer, report and line.
+
+#: The most characters of an outside name or value any answer, report or line shows.
+ECHO_CHARS = 60
+ELLIPSIS = "…"
+
+
+def echo(value: object, *, quoted: bool = True) -> str:
+    """`value` as it may be shown back: its repr when `quoted` (quotes make the exact text,
+    spaces and escapes included, readable inside a sentence), else its text; scrubbed
+    first, then cut (cutting first could leave part of a secret the scrubber no longer
+    recognises)."""
+    text = repr(value) if quoted or not isinstance(value, str) else value
+    text = scrub(text)
+    if len(text) <= ECHO_CHARS:
+        return text
+    return text[: ECHO_CHARS - len(ELLIPSIS)] + ELLIPSIS

@@ -5,8 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rotation.telemetry.echo import ECHO_CHARS, ELLIPSIS, echo
-from rotation.telemetry.redaction import REDACTED, register_secret
+from rotation.telemetry.redaction import ECHO_CHARS, ELLIPSIS, REDACTED, echo, register_secret
 
 
 def test_short_text_is_shown_whole_and_quoted() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rotation.http_api import RotationRequest, parse_rotation_request
 from rotation.model import Mode
-from rotation.telemetry.echo import ECHO_CHARS, ELLIPSIS
+from rotation.telemetry.redaction import ECHO_CHARS, ELLIPSIS
 from tests import json_bodies
 
 APP = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
