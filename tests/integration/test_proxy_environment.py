@@ -1,5 +1,5 @@
 """The proxy environment is honoured when it names a proxy, and only then
-(rotation.azure.trust.connection_options).
+(rotation.azure.trust.connection_options; README, "Command line").
 
 With no proxy named, aiohttp's per-request look-ups of the proxy variables and ~/.netrc are
 off (`use_env_settings=False`: about 1 ms a request, measured in bench/). With HTTPS_PROXY
@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from rotation.azure.acs import ArmReader
+from rotation.azure.entra import EntraAdapter
 from rotation.azure.identity import build_credential
 from rotation.azure.key_vault import VaultAdapter
 from rotation.azure.trust import connection_options, proxy_configured
@@ -114,13 +116,20 @@ async def _read_through_the_clients(settings: Settings) -> None:
     credential = build_credential(settings)
     vault = VaultAdapter.from_settings(settings, credential, retry=FAST_RETRY)
     arm = ArmReader.from_settings(settings, credential, retry=FAST_RETRY)
+    entra = EntraAdapter.from_settings(settings, credential)
     try:
         await vault.read_current()
         await arm.acs_resources([settings.subscription_ids[0]])
+        await entra.read_apps([str(uuid.uuid4())])
     finally:
         await vault.close()
         await arm.close()
+        await entra.close()
         await credential.close()
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0]
 
 
 @pytest.mark.usefixtures("no_proxy_environment")
@@ -130,10 +139,9 @@ async def test_key_vault_and_arm_go_through_a_named_proxy(
     async with ConnectProxy().serving() as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         await _read_through_the_clients(settings)
-    vault_host = sandbox.vault_url.split("://", 1)[1].split("/", 1)[0]
-    arm_host = sandbox.arm_url.split("://", 1)[1].split("/", 1)[0]
-    assert vault_host in proxy.tunnels
-    assert arm_host in proxy.tunnels
+    # Sign-in (azure-identity), Graph (httpx), Key Vault and ARM (azure-core): all tunnelled.
+    for url in (sandbox.login_url, sandbox.graph_url, sandbox.vault_url, sandbox.arm_url):
+        assert _host(url) in proxy.tunnels, url
     assert sandbox.state.requests["vault GET /secrets"] >= 1
 
 
