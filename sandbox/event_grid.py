@@ -56,8 +56,8 @@ NEAR_EXPIRY_LEAD = timedelta(days=30)
 NOT_RETRIED = frozenset({400, 413})  # delivery-and-retry: "Azure Resources" endpoints
 #: Secrets the background loop checks for expiry per 50 ms tick. A scan of a whole vault
 #: of 20,000 secrets took about 8 ms, every tick, on the sandbox's one event loop: 12 % of
-#: its time in a 10,000-app plan, stalling the requests it was answering (py-spy, bench
-#: plan). In slices, a vault up to this size is still scanned whole on every tick.
+#: the sandbox process's CPU in a 10,000-app plan (py-spy on `python -m bench.case plan`).
+#: In slices, a vault up to this size is still scanned whole on every tick.
 SCAN_SLICE = 2000
 
 
