@@ -143,3 +143,25 @@ async def hold_while_taken(
                 await until(lambda: any(e["event"] == "lease.lost" for e in logged), timeout=15)
     finally:
         await store.close()
+
+
+async def test_a_lease_being_broken_is_refused_as_held_not_as_a_store_failure(
+    sandbox: Sandbox,
+    settings: Settings,
+    credential: AsyncTokenCredential,
+    leases: BlobLeases,
+    rival: BlobLeases,
+) -> None:
+    """An operator's `az storage blob lease break --lease-break-period N` on a stuck run's
+    lease. Until the period ends, an acquire with another lease id (ours always proposes a
+    new one) is refused with 409 LeaseAlreadyPresent, as Azurite answers here: Storage gives
+    LeaseIsBreakingAndCannotBeAcquired only when "the lease ID matched, but the lease is
+    currently in breaking state" (that code's description in the storage SDKs' generated
+    error list; Lease Blob, learn.microsoft.com/rest/api/storageservices/lease-blob). So the
+    app is held, LeaseTaken, never LeaseStoreUnavailable (a review's worry, checked)."""
+    async with rival.hold(APP), storage(sandbox, settings, credential) as client:
+        blob = client.get_container_client(sandbox.lease_container).get_blob_client(APP)
+        await BlobLeaseClient(blob).break_lease(lease_break_period=60)
+        with pytest.raises(LeaseTaken, match=f"holds the lease of app {APP}"):
+            async with leases.hold(APP):
+                pytest.fail("a lease acquired while it was being broken")
