@@ -2,7 +2,9 @@
 
 The cancellation is exact, never timed: the engine's own log event for a step (or the
 sandbox receiving the promote request) cancels the run's task synchronously, so the
-CancelledError lands at the engine's very next await. Throughout, a monitor checks every
+CancelledError lands at the engine's very next suspension. That suspension can come after
+the next request's bytes have left (a pooled connection and a cached token need no wait), so
+a boundary that means "before that request" also loses it, as a crash would. Throughout, a monitor checks every
 5 ms that the password in Key Vault works.
 
 Each scenario starts from an app whose Key Vault password exists (key K1) and that also
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from rotation.model import Mode, Outcome, RunOptions
+from sandbox.faults import Fault
 from sandbox.server import Sandbox
 from tests.reliability.evidence import LeakScan, Ledger
 from tests.reliability.harness import (
@@ -38,11 +41,14 @@ class Boundary:
     request: str | None = None  # or: sandbox route whose arrival cancels it
     orphaned: bool = False  # the new credential never reached Key Vault
     promoted: bool = False  # Key Vault serves the new credential after the crash
+    lost: str | None = None  # route of the next request, lost if it leaves after the cancel
 
 
 BOUNDARIES = [
     Boundary("after create", event="credential.created", orphaned=True),
-    Boundary("after verify", event="smtp.verified", orphaned=True),
+    Boundary(
+        "after verify", event="smtp.verified", orphaned=True, lost="vault PUT /secrets/{name}"
+    ),
     Boundary("promote request in flight", request="vault PUT /secrets/{name}", promoted=True),
     Boundary("after promote", event="vault.promoted", promoted=True),
     Boundary("in the middle of retire", event="credential.removed", promoted=True),
@@ -80,6 +86,10 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
 
         def cancel(*_: object) -> None:
             crashed.cancel()
+            if boundary.lost:
+                lost.append(sandbox.state.faults.inject(boundary.lost, drop=True, times=1))
+
+        lost: list[Fault] = []
 
         if boundary.event:
             events.triggers[boundary.event] = cancel
@@ -88,6 +98,8 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
             sandbox.state.faults.add(Tripwire(boundary.request, cancel))
         with pytest.raises(asyncio.CancelledError):
             await crashed
+    for fault in lost:  # a request that never left must not be lost by the next run
+        sandbox.state.faults.faults.remove(fault)
 
     created = world.our_key_ids(sender) - before
     assert len(created) == 1, "the cancelled run should have created exactly one credential"
