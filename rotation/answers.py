@@ -35,7 +35,7 @@ from rotation import doctor, model
 from rotation.core.drift import RESOLVE
 from rotation.doctor import shared
 from rotation.error_codes import ErrorCode
-from rotation.model import Action, AppState, Mode, Outcome, UsernameSource
+from rotation.model import Action, AppState, Mode, Outcome, RequesterType, UsernameSource
 from rotation.telemetry import redaction
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class AppOutcome(AnswerModel):
 class RequestedBy(AnswerModel):
     """Who asked for the run: ids and a sign-in name, never a token."""
 
-    type: Literal["user", "app", "timer", "cli", "event"] = Field(
+    type: RequesterType = Field(
         description="a user or a workload (app-only token) of the HTTP API, the timer, the "
         "CLI, or a Key Vault event (near expiry, expired)"
     )

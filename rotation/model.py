@@ -33,6 +33,8 @@ DRIFT_SMTP_TAG = "drift-smtp"
 UsernameSource = Literal["smtp-username", "role", "allow-list"]
 #: What `status` says of an app: policy.app_state's answer, or skipped by discovery.
 AppState = Literal["ok", "due", "no-password", "app-not-found", "skipped", "drift", "unreadable"]
+#: Who asked for a run (Requester.type; the run report's requestedBy.type says the same).
+RequesterType = Literal["user", "app", "timer", "cli", "event"]
 
 
 class Mode(enum.StrEnum):
@@ -632,7 +634,7 @@ class Requester:
     token) with the app role the request used, the timer, or an operator's command line.
     Ids and a sign-in name only: what the audit (logs, report, workbook) records."""
 
-    type: Literal["user", "app", "timer", "cli", "event"]
+    type: RequesterType
     object_id: str | None = None  # Entra object id of the user or service principal
     app_id: str | None = None  # the client application the token was issued to (azp)
     name: str | None = None  # the user's sign-in name; for the CLI, user@host
