@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -14,8 +15,40 @@ from rotation.errors import LeaseLost
 APP = "8d2f6f4e-54b5-4a4e-9a51-0a1f36a8a0c1"
 
 
-def test_without_a_lease_store_every_write_passes() -> None:
-    fencing.check()
+class _Closed:
+    """A fence whose lease is gone: every check it is asked raises, and is counted."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def check(self) -> None:
+        self.asked += 1
+        raise LeaseLost("the lease is gone")
+
+
+async def test_without_a_lease_store_every_write_passes() -> None:
+    """No lease store: no fence is set, so `check` asks none, even while another app's
+    task holds a closed one (each task sees only its own) and after a block has ended."""
+    closed = _Closed()
+    inside, done = asyncio.Event(), asyncio.Event()
+
+    async def other_app() -> None:
+        with fencing.fenced(closed):
+            inside.set()
+            await done.wait()
+            with pytest.raises(LeaseLost):
+                fencing.check()
+
+    task = asyncio.create_task(other_app())
+    await inside.wait()
+    fencing.check()  # this task: no lease store, no fence
+    done.set()
+    await task
+    assert closed.asked == 1  # asked by its own task only
+    with fencing.fenced(closed), pytest.raises(LeaseLost):
+        fencing.check()
+    fencing.check()  # the block has ended: no fence again
+    assert closed.asked == 2
 
 
 def test_a_fresh_lease_lets_writes_through_until_its_margin() -> None:
