@@ -56,14 +56,50 @@ class Site:
         return cls(name, environ.get("WEBSITE_RESOURCE_GROUP") or "<resource group>", True)
 
     def set_setting(self, names: Sequence[str]) -> str:
-        """The command that sets these settings where the rotator reads them."""
+        """The command that sets these settings where the rotator reads them: in Azure, the
+        lasting way first (an app setting set by hand is put back at the next `azd provision`),
+        then the one that works at once."""
         pairs = " ".join(f"{n}=<value>" for n in names) or "ROTATION_<NAME>=<value>"
-        if self.in_azure:
-            return (
-                f"az functionapp config appsettings set -g {self.resource_group} "
-                f"-n {self.function_app} --settings {pairs}"
-            )
-        return f"export {pairs}"
+        if not self.in_azure:
+            return f"export {pairs}"
+        by_hand = (
+            f"az functionapp config appsettings set -g {self.resource_group} "
+            f"-n {self.function_app} --settings {pairs}"
+        )
+        if any(n in NOT_FROM_AZD for n in names):
+            return by_hand
+        deployed = [n for n in names if n in SET_BY_AZD and n not in AZD_VARIABLE]
+        variables = [AZD_VARIABLE.get(n, n) for n in names if n not in deployed]
+        if not names:
+            variables = ["ROTATION_<NAME>"]
+        steps = [*(f"azd env set {v} <value>" for v in variables), "azd provision"]
+        why = f" (the deployment sets {', '.join(deployed)} itself)" if deployed else ""
+        return f"{' && '.join(steps)}{why}; or at once, until the next provision: {by_hand}"
+
+
+#: Settings the azd deployment writes itself, again at each `azd provision` (docs/deploy.md,
+#: "The deployment sets these settings itself"); two of them from an azd variable of another
+#: name (`AZD_VARIABLE`). Every other setting the deployment passes comes from the azd variable
+#: of its own name. tests/infra/test_deploy_doc.py holds all three to infra/.
+SET_BY_AZD = frozenset(
+    {
+        "ROTATION_KEY_VAULT_URL",
+        "ROTATION_KEY_VAULT_RESOURCE_ID",
+        "ROTATION_TENANT_ID",
+        "ROTATION_API_CLIENT_ID",
+        "ROTATION_CLOUD",
+        "ROTATION_LOG_FORMAT",
+        "ROTATION_KEY_VAULT_EVENTS",
+        "ROTATION_LEASE_BLOB_URL",
+        "ROTATION_LEASE_CONTAINER",
+    }
+)
+AZD_VARIABLE = {
+    "ROTATION_API_CLIENT_ID": "EXISTING_API_CLIENT_ID",
+    "ROTATION_KEY_VAULT_EVENTS": "KEY_VAULT_EVENTS",
+}
+#: Settings the deployment neither passes nor sets: only the app setting changes them.
+NOT_FROM_AZD = frozenset({"ROTATION_LEASE_SECONDS", "ROTATION_CA_BUNDLE"})
 
 
 @dataclass(frozen=True, slots=True)

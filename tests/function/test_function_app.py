@@ -219,8 +219,9 @@ async def test_bad_setting_still_indexes_and_every_trigger_names_it_without_its_
             "check": "settings",
             "status": "fail",
             "detail": line,
-            "fix": "az functionapp config appsettings set -g <resource group> -n func-x "
-            "--settings ROTATION_TENANT_ID=<value>",
+            "fix": "azd provision (the deployment sets ROTATION_TENANT_ID itself); or at once, "
+            "until the next provision: az functionapp config appsettings set -g <resource group> "
+            "-n func-x --settings ROTATION_TENANT_ID=<value>",
         }
     ]
     with pytest.raises(SettingsError) as caught:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rotation.doctor import shared
 from rotation.settings import ENV_PREFIX, Settings
 from tests.infra import bicep
 
@@ -165,3 +166,19 @@ def test_what_the_docs_tell_a_user_to_set_is_a_parameter() -> None:
     told = set(re.findall(r"(?:azd env set|[Ss]et) `?(ROTATION_[A-Z_]+)", DOC + readme))
     assert "ROTATION_GRAPH_URL" in told
     assert told - set(variables()) == set()
+
+
+def test_doctor_tells_how_azd_sets_each_setting() -> None:
+    """doctor's fix line says `azd env set <variable>` and `azd provision`: its three lists
+    (set by the deployment, under another variable's name, not from azd at all) are main.bicep's."""
+    fed = {v for v in variables() if v.startswith(ENV_PREFIX)}
+    settings = bicep.app_settings()
+    assert set(settings) - fed == shared.SET_BY_AZD
+    assert shared.NOT_FROM_AZD == UNSET
+    for setting, variable in shared.AZD_VARIABLE.items():
+        assert setting in shared.SET_BY_AZD
+        parameter = variables()[variable][0]
+        expression = settings[setting]
+        if isinstance(expression, str):  # a variable of main.bicep
+            expression = bicep.variable(bicep.MAIN, expression)
+        assert f"'{parameter}'" in repr(expression), (setting, variable, expression)

@@ -248,9 +248,22 @@ async def test_unreachable_vault_and_smtp_fail_with_their_fixes(
 def test_site_names_the_function_app_in_azure() -> None:
     site = Site.from_environment({"WEBSITE_SITE_NAME": "func-a", "WEBSITE_RESOURCE_GROUP": "rg-a"})
 
+    by_hand = "az functionapp config appsettings set -g rg-a -n func-a --settings "
+    at_once = "; or at once, until the next provision: " + by_hand
+    assert site.set_setting(["ROTATION_GRACE_HOURS"]) == (
+        "azd env set ROTATION_GRACE_HOURS <value> && azd provision"
+        f"{at_once}ROTATION_GRACE_HOURS=<value>"
+    )
     assert site.set_setting(["ROTATION_TENANT_ID"]) == (
-        "az functionapp config appsettings set -g rg-a -n func-a --settings "
-        "ROTATION_TENANT_ID=<value>"
+        "azd provision (the deployment sets ROTATION_TENANT_ID itself)"
+        f"{at_once}ROTATION_TENANT_ID=<value>"
+    )
+    assert site.set_setting(["ROTATION_API_CLIENT_ID"]) == (
+        "azd env set EXISTING_API_CLIENT_ID <value> && azd provision"
+        f"{at_once}ROTATION_API_CLIENT_ID=<value>"
+    )
+    assert site.set_setting(["ROTATION_LEASE_SECONDS"]) == (
+        f"{by_hand}ROTATION_LEASE_SECONDS=<value>"  # no azd variable feeds it
     )
     assert Site.from_environment({}).set_setting(["ROTATION_X"]) == "export ROTATION_X=<value>"
 
@@ -354,7 +367,9 @@ async def test_a_function_app_without_a_lease_store_is_warned_with_the_settings_
     assert lease.status == "warn"
     assert "ROTATION_LEASE_BLOB_URL is not set" in lease.detail
     assert lease.fix == (
-        "az functionapp config appsettings set -g rg-rotator -n func-rotator "
+        "azd provision (the deployment sets ROTATION_LEASE_BLOB_URL, ROTATION_LEASE_CONTAINER "
+        "itself); or at once, until the next provision: az functionapp config appsettings set "
+        "-g rg-rotator -n func-rotator "
         "--settings ROTATION_LEASE_BLOB_URL=<value> ROTATION_LEASE_CONTAINER=<value>"
     )
     assert "lease store" not in local  # a lone CLI run needs none

@@ -269,7 +269,11 @@ def test_error_bodies_carry_only_the_members_they_were_given() -> None:
 async def test_the_misconfigured_answers_keep_their_wire_form() -> None:
     line = "invalid settings: ROTATION_TENANT_ID: not a GUID"
     error = {"code": "invalid_settings", "message": line}
-    fix = "az functionapp config appsettings set -g rg-x -n func-x --settings ROTATION_TENANT_ID=<value>"
+    fix = (
+        "azd provision (the deployment sets ROTATION_TENANT_ID itself); or at once, until the "
+        "next provision: az functionapp config appsettings set -g rg-x -n func-x --settings "
+        "ROTATION_TENANT_ID=<value>"
+    )
     app = Misconfigured(line, Site("func-x", "rg-x", True))
     assert same_bytes(app.health()[1], {"status": "misconfigured", "error": error})
     check = {"check": "settings", "status": "fail", "detail": line, "fix": fix}

@@ -47,6 +47,8 @@ def test_settings_failure_names_each_setting_once_in_the_fix() -> None:
 
     assert check.status == "fail"
     assert check.fix == (
+        "azd env set ROTATION_GRACE_HOURS <value> && azd provision (the deployment sets "
+        "ROTATION_TENANT_ID itself); or at once, until the next provision: "
         "az functionapp config appsettings set -g rg-a -n func-a --settings "
         "ROTATION_TENANT_ID=<value> ROTATION_GRACE_HOURS=<value>"
     )
