@@ -107,7 +107,9 @@ class Fault:
     code); `latency` delays the answer; `drop` closes the connection without a reply.
     `after` (HTTP only) lets the route do its work first and then answers `status`
     instead of its reply: a gateway timeout after the write landed, which is how a
-    504 from Graph can follow a created credential."""
+    504 from Graph can follow a created credential. `page` answers `status` with that
+    text as an HTML page instead of the service's JSON error body: what a gateway or an
+    intercepting proxy in front of a service sends, even with a 200."""
 
     route: str
     status: int | None = None
@@ -119,6 +121,7 @@ class Fault:
     hits: int = 0
     after: bool = False
     rewrite: Rewrite | None = None  # edits one item of the answer (the route runs as usual)
+    page: str | None = None
 
     def matches(self, route: str) -> bool:
         if self.route.endswith("*"):
@@ -147,6 +150,7 @@ class FaultInjector:
         times: int | None = None,
         after: bool = False,
         rewrite: Rewrite | None = None,
+        page: str | None = None,
     ) -> Fault:
         return self.add(
             Fault(
@@ -159,6 +163,7 @@ class FaultInjector:
                 times,
                 after=after,
                 rewrite=rewrite,
+                page=page,
             )
         )
 

@@ -162,6 +162,8 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             with contextlib.suppress(ApiError):
                 await handler(request)  # the work lands; its answer is lost
             return _fault_response(request, fault.status, fault.retry_after)
+        if fault.status is not None and fault.page is not None:
+            return web.Response(status=fault.status, text=fault.page, content_type="text/html")
         if fault.status is not None:
             return _fault_response(request, fault.status, fault.retry_after)
     try:

@@ -224,7 +224,7 @@ class ArmReader:
             if response.status_code != 200:
                 map_error(response.status_code, response, _ERRORS)
                 raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            body = response.json()
+            body = _json(response, what)
         return body if isinstance(body, dict) else {}
 
     async def close(self) -> None:
@@ -273,10 +273,7 @@ def _sdk_parsing(what: str) -> Iterator[None]:
 
 def _page(response: Any, what: str) -> dict[str, Any]:
     """An ARM listing page: an object whose ``value`` is a list and ``nextLink`` a link."""
-    try:
-        page = response.json()
-    except ValueError:
-        raise MalformedAnswer(f"{ARM} answered {what} with something other than JSON") from None
+    page = _json(response, what)
     if (
         not isinstance(page, dict)
         or not isinstance(page.get("value"), list)
@@ -287,6 +284,15 @@ def _page(response: Any, what: str) -> dict[str, Any]:
             "list, or its 'nextLink' not a link"
         )
     return page
+
+
+def _json(response: Any, what: str) -> object:
+    """A 200's body as JSON; a body that is not (a gateway's HTML page) is ARM's unreadable
+    answer, not a bug of ours."""
+    try:
+        return response.json()
+    except ValueError:
+        raise MalformedAnswer(f"{ARM} answered {what} with something other than JSON") from None
 
 
 def _definition(item: Any, what: str) -> RoleDefinitionEntry:

@@ -663,6 +663,27 @@ async def test_delivery_metrics_it_cannot_read_are_a_warning_never_none_lost(
     assert "az monitor metrics list --resource" in (check.fix or "")
 
 
+@pytest.mark.parametrize(
+    ("route", "what"),
+    [
+        ("/eventSubscriptions/{name}", "the Key Vault event subscription /subscriptions/"),
+        ("/Microsoft.Insights/metrics", "the delivery metrics of /subscriptions/"),
+    ],
+)
+async def test_an_event_grid_answer_that_is_not_json_fails_naming_what_was_read(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, route: str, what: str
+) -> None:
+    """Review finding 6: a 200 whose body is not JSON (a gateway's HTML page) escaped ARM's
+    error mapping as a bare ValueError ("internal error: JSONDecodeError")."""
+    assert (await diagnose(sandbox, monkeypatch))["key vault events"].status == "ok"
+    (key,) = [k for k in sandbox.state.requests if k.endswith(route)]
+    sandbox.state.faults.inject(key, status=200, page="<html><body>Gateway</body></html>")
+    check = (await diagnose(sandbox, monkeypatch))["key vault events"]
+    assert check.status == "fail", check
+    assert f"Azure Resource Manager answered {what}" in check.detail, check
+    assert "with something other than JSON" in check.detail, check
+
+
 async def test_without_the_vault_resource_id_the_events_are_not_checked(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
