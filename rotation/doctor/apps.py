@@ -1,5 +1,7 @@
-"""doctor's checks of each managed app: the rotator's identity owns it, a role lets it send
-through ACS, and its Key Vault names are readable, or absent and not soft-deleted.
+"""doctor's checks of each managed app: Entra ID's answer about it is readable and the
+rotator's identity owns it, a role lets it send through ACS, and its Key Vault names are
+readable, or absent and not soft-deleted, with no hand-written version over the rotator's
+(drift). An app `status` calls unreadable or drift is never ok here.
 
 The apps are the ones discovery found (the gathered survey); nothing here scans again.
 The owner check uses ``GET /applications/{id}/owners``, which Application.ReadWrite.OwnedBy
@@ -10,6 +12,7 @@ of the rotator's own token.
 from __future__ import annotations
 
 from rotation.core.concurrency import bounded
+from rotation.core.drift import blocked, drift
 from rotation.core.policy import password_rule, within_policy
 from rotation.doctor.checks import sending_roles
 from rotation.doctor.shared import GRAPH, RBAC_DELAY, READ_WRITE_ALL, Check, Clients, Facts
@@ -89,6 +92,14 @@ async def _owner(
             f"no application with app id {app.app_id} in tenant {facts.settings.tenant_id}",
             facts.site.set_setting(["ROTATION_EXCLUDE_APP_IDS"]),
         )
+    if record.problem is not None:  # status shows it unreadable
+        return Check(
+            name,
+            "fail",
+            f"what Entra ID answered about the app cannot be read ({record.problem}): every "
+            "run fails it before any write, until Graph answers it readably",
+            f"az ad app show --id {app.app_id}",
+        )
     if facts.token(GRAPH).claims is None:
         return Check(name, "warn", "not checked: no Graph token (see token graph)")
     if READ_WRITE_ALL in facts.graph_roles:
@@ -158,6 +169,10 @@ async def _vault_names(facts: Facts, clients: Clients, app: ManagedApp) -> Check
             return Check(name, "fail", _refused(facts, exc), facts.vault_fix())
         except RotationError as exc:
             return Check(name, "fail", describe(exc), facts.vault_fix())
+        hand_written = drift(entry) if secret == app.secret_name else None
+        if hand_written is not None:  # status shows drift: every run leaves the app blocked
+            why = blocked(hand_written)
+            return Check(name, "fail", why.reason, why.fix.replace("<app id>", app.app_id))
         if entry.versions:
             found.append(f"{secret} {len(entry.versions)} version(s)")
             continue

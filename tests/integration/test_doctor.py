@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from demo.walkthrough import write_secret
 from rotation import doctor
 from rotation.doctor import Check, Site, events
+from rotation.model import Mode, Outcome, RunOptions
 from rotation.permissions import (
     COMMUNICATION_READ,
     COMMUNICATION_WRITE,
@@ -16,6 +18,7 @@ from rotation.permissions import (
     SENDER_ACTIONS,
     listed,
 )
+from rotation.service import RotationService
 from rotation.settings import load_settings
 from sandbox.app_policies import PasswordRestriction, new_policy
 from sandbox.server import Sandbox, unreachable_vault_url
@@ -448,6 +451,54 @@ async def test_ownership_missing_on_some_apps_names_each_with_its_own_command(
             f"az ad app owner add --id {stranger.app_id} "
             f"--owner-object-id {sandbox.rotator.principal_id}"
         )
+
+
+async def test_an_app_whose_entra_answer_cannot_be_read_fails_its_owner_line_naming_the_field(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding 14: an app status calls unreadable (Graph's application item has a
+    field of the wrong type) was "ok" in doctor, whose owner line read the flagged record
+    as any other. Ownership made unnecessary (ReadWrite.All) must not hide it either."""
+    good, bad = sandbox.add_sender(), sandbox.add_sender()
+    sandbox.state.faults.rewrite(
+        "graph GET /applications", {"appId": bad.app_id}, "passwordCredentials", value="x"
+    )
+    for read_write_all in (False, True):
+        if read_write_all:
+            sandbox.rotator.sp.graph_roles = {*sandbox.rotator.sp.graph_roles, GRAPH_READ_WRITE_ALL}
+        checks = await diagnose(sandbox, monkeypatch)
+        assert checks[f"owner {good.app_id}"].status == "ok"
+        owner = checks[f"owner {bad.app_id}"]
+        assert owner.status == "fail", owner
+        assert owner.detail.startswith("what Entra ID answered about the app cannot be read"), owner
+        assert "passwordCredentials: should be a valid list" in owner.detail
+        assert owner.fix == f"az ad app show --id {bad.app_id}"
+
+
+async def test_a_hand_written_version_over_the_rotators_fails_the_vault_line_as_drift(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, service: RotationService
+) -> None:
+    """Review finding 14: an app status calls drift (its current version not the rotator's)
+    was "ok" in doctor. A password stored by hand before the rotator ever wrote the secret
+    is adoption, not drift: still ok."""
+    drifted, adopted = sandbox.add_sender(), sandbox.add_sender()
+    report = await service.run(RunOptions(mode=Mode.FORCE, app_ids=(drifted.app_id,)))
+    assert [o.outcome for o in report.outcomes] == [Outcome.ROTATED]
+    settings = load_settings(sandbox.env())
+    version = await write_secret(settings, settings.secret_name(drifted.app_id), "by hand")
+    await write_secret(settings, settings.secret_name(adopted.app_id), adopted.password.secret_text)
+    sandbox.state.requests.clear()  # doctor's own writes are counted from here
+
+    checks = await diagnose(sandbox, monkeypatch)
+
+    vault = checks[f"vault {drifted.app_id}"]
+    assert vault.status == "fail", vault
+    assert f"Key Vault's current version {version} " in vault.detail
+    assert "was not written by the rotator (drift;" in vault.detail
+    assert vault.fix is not None
+    assert f'{{"appIds": ["{drifted.app_id}"], "mode": "force"}}' in vault.fix
+    assert f"run --app {drifted.app_id} --force" in vault.fix
+    assert checks[f"vault {adopted.app_id}"].status == "ok"
 
 
 async def test_a_broken_check_is_a_failed_line_and_the_others_still_answer(
