@@ -333,10 +333,11 @@ class VaultVersion:
     unreadable: str | None = None
 
     @property
-    def written_by_rotator(self) -> bool:
-        """A promotion of ours: it names its credential (`key-id`) and, when the writer
-        said, the rotator (`managed-by`). A version set by a person or another tool names no
-        credential, or another writer."""
+    def tagged_by_rotator(self) -> bool:
+        """Its tags claim a promotion of ours: it names its credential (`key-id`) and, when
+        the writer said, the rotator (`managed-by`). A version set by a person or another
+        tool names no credential, or another writer, unless it copied a promotion's tags:
+        VaultEntry.written_by_rotator tells the two apart."""
         return self.key_id is not None and self.tags.get("managed-by", MANAGED_BY) == MANAGED_BY
 
 
@@ -399,6 +400,43 @@ class VaultEntry:
     @property
     def known_key_ids(self) -> frozenset[str]:
         return frozenset(v.key_id for v in self.versions if v.key_id)
+
+    def written_by_rotator(self, version: VaultVersion) -> bool:
+        """`version` (one of this entry's) is a promotion of ours, not a copy of one.
+
+        Each rotation promotes a new credential, so the rotator never writes a key id that
+        an older version of the secret already names, except when it sends the same write
+        again: azure-core re-sends a PUT whose answer was lost or a 5xx (its RetryPolicy
+        retries PUT), and Key Vault then keeps both (review finding 4). A re-send has the
+        same expiry, is written within RESEND_WINDOW, and no other version came between the
+        two. Any other later version naming the same credential copied its tags (a script
+        setting a new value with the old version's tags): it is not the rotator's, whatever
+        its tags say."""
+        if not version.tagged_by_rotator:
+            return False
+        if version.settled:  # marked by the rotator, who judged it its own: a copy made
+            return True  # by hand cannot carry its own new version id in its tags
+        at = next((i for i, v in enumerate(self.versions) if v is version), len(self.versions))
+        older = self.versions[at + 1 :]
+        first = next((v for v in older if v.key_id == version.key_id), None)
+        if first is None:
+            return True
+        # Whole seconds: versions of one second may be listed in any order (key_vault.read).
+        between = any(first.created < v.created < version.created for v in older)
+        return _resent(first, version) and not between
+
+
+#: How long after a promotion its PUT may land again: azure-core's RetryPolicy makes up to
+#: six attempts (RETRY in rotation/azure/errors.py), each waiting up to its read timeout
+#: (300 s, azure-core's default), with backoffs of at most 30 s: under 33 minutes.
+RESEND_WINDOW = timedelta(hours=1)
+
+
+def _resent(first: VaultVersion, again: VaultVersion) -> bool:
+    """`again` is `first`'s write sent again (the same password, tags and expiry)."""
+    return again.expires == first.expires and (
+        timedelta(0) <= again.created - first.created <= RESEND_WINDOW
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Somebody (a person, a pipeline) set a new version by hand. Consumers now read a password
 that nobody proved by SMTP AUTH, held by an Entra credential the rotator cannot name (the
-version carries no `key-id`). Rotating over it would hide it, and retiring "the other
+version carries no `key-id`, or one copied from a promotion's tags: VaultEntry.written_by_rotator). Rotating over it would hide it, and retiring "the other
 credentials" after the grace period could remove the very credential it holds. So, until an
 operator resolves it:
 
@@ -60,9 +60,9 @@ def drift(vault: VaultEntry) -> Drift | None:
     drift. (A current version that is not settled makes the run read every version, so
     the history is there whenever the current one is not the rotator's: policy.needs_versions.)"""
     current = vault.current
-    if current is None or current.written_by_rotator or not current.enabled:
+    if current is None or vault.written_by_rotator(current) or not current.enabled:
         return None  # a disabled one serves nobody: the next run replaces it (policy)
-    if not any(v.written_by_rotator for v in vault.versions):
+    if not any(vault.written_by_rotator(v) for v in vault.versions):
         return None  # adoption: nothing of the rotator's was ever here
     return Drift(current.version, current.created, _seen(current), _smtp(current))
 
@@ -72,7 +72,7 @@ def before(vault: VaultEntry) -> VaultEntry:
     hand-written ones above it left out): that version's credential may still expire, and an
     app about to lose it must warn whatever blocks its rotation."""
     versions = vault.versions
-    first = next((i for i, v in enumerate(versions) if v.written_by_rotator), len(versions))
+    first = next((i for i, v in enumerate(versions) if vault.written_by_rotator(v)), len(versions))
     return VaultEntry(vault.name, versions[first:])
 
 
@@ -119,11 +119,11 @@ def on_new_version(version: str, vault: VaultEntry) -> Decision:
     found = next((v for v in vault.versions if v.version == version), None)
     if found is None:
         return Decision(Verdict.IGNORE, "the version is not in Key Vault (deleted since)")
-    if found.written_by_rotator:
+    if vault.written_by_rotator(found):
         return Decision(Verdict.IGNORE, "written by the rotator (its own promotion)")
     current = vault.current
     if current is not None and current.version != version:
-        newer = "the rotator's" if current.written_by_rotator else "another hand-written"
+        newer = "the rotator's" if vault.written_by_rotator(current) else "another hand-written"
         return Decision(Verdict.IGNORE, f"superseded by {newer} version {current.version}")
     if not found.enabled:
         return Decision(Verdict.IGNORE, "the version is disabled")

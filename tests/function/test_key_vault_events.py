@@ -14,8 +14,11 @@ from typing import Any
 import azure.functions as func
 import pytest
 from aiohttp import web
+from azure.keyvault.secrets.aio import SecretClient
 
 from demo.walkthrough import write_secret
+from rotation.azure.identity import build_credential
+from rotation.azure.trust import connection_options
 from rotation.model import DRIFT_SEEN_TAG, DRIFT_SMTP_TAG
 from rotation.settings import load_settings
 from sandbox.event_grid import NEAR_EXPIRY, NEW_VERSION
@@ -247,6 +250,65 @@ async def test_a_hand_written_version_that_fails_alerts_and_the_proven_one_is_le
     assert "REFUSED" in outcome["error"]
     assert {p.key_id for p in sender.app.passwords} == keys_before
     assert versions(sandbox, name)[-1].version == version
+
+
+async def copy_by_hand(sandbox: Sandbox, name: str, value: str) -> str:
+    """A script's `az keyvault secret set --tags <the current version's tags>`: a new value
+    under the proven version's tags, its key-id included (the real SDK, a new version)."""
+    settings = load_settings(sandbox.env())
+    credential = build_credential(settings)
+    async with (
+        credential,
+        SecretClient(settings.key_vault_url, credential, **connection_options(settings)) as client,
+    ):
+        proven = (await client.get_secret(name)).properties
+        secret = await client.set_secret(
+            name, value, tags=proven.tags, content_type=proven.content_type
+        )
+    return secret.properties.version or ""
+
+
+async def test_a_hand_written_version_copying_the_proven_tags_is_drift_and_never_retired(
+    sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review finding 4: the copy's key-id made it "written by the rotator": its event was
+    ignored, no run was blocked, and once the grace ended the run removed the portal's
+    credential, the one the version Key Vault serves holds (I1)."""
+    module, _subscriber = watched
+    sender, name = await promoted_sender(sandbox, module)
+    by_hand = sandbox.state.add_password(sender.app, display_name="added in the portal")
+    version = await copy_by_hand(sandbox, name, by_hand.secret_text)
+    await settled(sandbox)
+    assert versions(sandbox, name)[-1].tags["key-id"] == versions(sandbox, name)[-2].tags["key-id"]
+
+    (caught,) = lines(caplog, "vault.drift_detected")
+    assert (caught["vault_version"], caught["smtp"]) == (version, "accepted")
+    sandbox.state.clock.advance(timedelta(days=5))  # the grace long over
+    report = await module.api.timer()
+    (outcome,) = [a for a in report["apps"] if a["appId"] == sender.app_id]
+    assert outcome["outcome"] == "blocked"
+    assert by_hand.key_id in {p.key_id for p in sender.app.passwords}
+    status, body = await get(module, "status")
+    (row,) = [r for r in body["apps"] if r["appId"] == sender.app_id]
+    assert (status, row["state"], row["drift"]["version"]) == (200, "drift", version)
+
+
+async def test_the_rotators_own_promotion_sent_twice_is_not_drift(
+    sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Key Vault answers 503 after storing the promotion; azure-core sends the PUT again
+    and Key Vault keeps both versions, one key id: both the rotator's, never drift."""
+    module, _subscriber = watched
+    sender, name = await promoted_sender(sandbox, module)
+    sandbox.state.faults.inject("vault PUT /secrets/{name}", status=503, after=True, times=1)
+    await first_rotation(module, sender.app_id)
+    await settled(sandbox)
+    twice = versions(sandbox, name)[-2:]
+    assert twice[0].tags["key-id"] == twice[1].tags["key-id"]
+    assert lines(caplog, "vault.drift_detected") == []
+    status, body = await get(module, "status")
+    (row,) = [r for r in body["apps"] if r["appId"] == sender.app_id]
+    assert (status, row["state"]) == (200, "ok")
 
 
 async def test_a_named_forced_run_resolves_drift_and_the_hand_written_credential_keeps_its_grace(

@@ -11,6 +11,7 @@ from rotation.model import (
     DRIFT_SEEN_TAG,
     DRIFT_SMTP_TAG,
     MANAGED_BY,
+    RESEND_WINDOW,
     Mode,
     Retire,
     Rotate,
@@ -69,6 +70,43 @@ def test_a_secret_the_rotator_never_wrote_is_adoption_not_drift() -> None:
 def test_a_version_naming_another_writer_is_drift_even_with_a_key_id() -> None:
     other = version("v2", "k1", 0, **{"managed-by": "someone-else", "key-id": "k1"})
     assert drift.drift(vault(other, PROVEN)) is not None
+
+
+def test_a_copy_of_a_promotion_s_tags_is_drift_but_a_re_sent_promotion_is_not() -> None:
+    """Review finding 4: a version set by hand with the proven version's tags (key-id
+    included) was taken for the rotator's own, so retiring "the other credentials" could
+    remove the one it holds. Only the rotator's own write sent again (azure-core re-sends a
+    PUT whose answer was lost: the very next version, same expiry, within minutes) shares
+    a key id with an older version and is still the rotator's."""
+    ends = NOW + timedelta(days=80)
+    proven = VaultVersion("v1", "k1", NOW - timedelta(days=100), True, ends, tags=OURS)
+    copied = VaultVersion("vcopy", "k1", NOW - timedelta(days=1), True, tags=OURS)
+    assert drift.drift(vault(copied, proven)) is not None
+    assert drift.on_new_version("vcopy", vault(copied, proven)).verdict is drift.Verdict.CHECK_DRIFT
+    assert drift.before(vault(copied, proven)).versions == (proven,)
+    plan = plan_app(APP, WORLD, vault(copied, proven), NOW, RULES, Mode.DUE)
+    assert isinstance(plan, Rotate)  # blocked: k0, whose grace is long over, is kept
+    assert plan.blocked is not None
+    assert "vcopy" in plan.blocked.reason
+
+    resent = VaultVersion("v1b", "k1", proven.created + timedelta(minutes=6), True, ends, tags=OURS)
+    assert drift.drift(vault(resent, proven)) is None
+    assert drift.on_new_version("v1b", vault(resent, proven)).verdict is drift.Verdict.IGNORE
+    twice = VaultVersion("v1c", "k1", resent.created + timedelta(seconds=1), True, ends, tags=OURS)
+    assert drift.drift(vault(twice, resent, proven)) is None
+
+    # With the expiry copied too, a copy is told apart by when it came: after RESEND_WINDOW,
+    # or with a version in between.
+    later = VaultVersion("vlate", "k1", proven.created + RESEND_WINDOW * 2, True, ends, tags=OURS)
+    assert drift.drift(vault(later, proven)) is not None
+    between = VaultVersion("v2", "k2", proven.created + timedelta(seconds=1), True, tags=OURS)
+    after = VaultVersion("vx", "k1", between.created + timedelta(seconds=1), True, ends, tags=OURS)
+    assert drift.drift(vault(after, between, proven)) is not None
+    # A version whose settled mark names itself was judged the rotator's when marked.
+    marked = VaultVersion("vlate", "k1", later.created, True, ends, settled=True, tags=OURS)
+    assert drift.drift(vault(marked, proven)) is None
+    # Adoption is unchanged: a copy over nothing of the rotator's is no drift.
+    assert drift.drift(vault(HAND)) is None
 
 
 def test_drift_blocks_the_app_and_retires_nothing() -> None:
