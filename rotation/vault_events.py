@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from rotation.azure.wire import reason
 from rotation.telemetry import logs
 from rotation.telemetry.redaction import echo
 
@@ -167,7 +168,7 @@ def parse(raw: Any) -> SecretEvent | None:
     try:
         envelope = _Envelope.model_validate(_keyed(raw, _ENVELOPE_KEYS))
     except ValidationError as exc:
-        return _dropped(_first(exc, "event"), event_id)
+        return _dropped(reason(exc, "event"), event_id)
     if not envelope.event_type.startswith(PREFIX):
         return _dropped(f"eventType {echo(envelope.event_type)} is not a Key Vault event", event_id)
     try:
@@ -183,7 +184,7 @@ def parse(raw: Any) -> SecretEvent | None:
     try:
         data = SecretEventData.model_validate(_keyed(envelope.data, _DATA_KEYS))
     except ValidationError as exc:
-        return _dropped(_first(exc, "data"), event_id)
+        return _dropped(reason(exc, "data"), event_id)
     if data.object_type.lower() != "secret":
         return _dropped(f"data.ObjectType {echo(data.object_type)} is not Secret", event_id)
     if not _id_matches(data):
@@ -209,16 +210,6 @@ def _id_matches(data: SecretEventData) -> bool:
         and parts[-2].lower() == data.object_name.lower()
         and parts[-1].lower() == data.version.lower()
     )
-
-
-def _first(exc: ValidationError, where: str) -> str:
-    """The first problem, named by field (a value is never echoed: only its kind)."""
-    error = exc.errors()[0]
-    field = ".".join(str(p) for p in error["loc"]) or where
-    if error["type"] == "missing":
-        return f"{where}.{field} is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}.{field}: {message}"
 
 
 def _dropped(reason: str, event_id: str | None) -> SecretEvent | None:

@@ -73,13 +73,15 @@ def readable(model: type[M], items: Iterable[Any], service: str, answer: str, wh
     return found
 
 
-def reason(exc: ValidationError) -> str:
+def reason(exc: ValidationError, within: str = "") -> str:
     """The fields a validation failed on and why, in Graph's and ARM's own field names
-    (``passwordCredentials[0].endDateTime: missing``); never the values."""
+    (``passwordCredentials[0].endDateTime: missing``); never the values. `within` names
+    the object they are in (an event's ``data``: ``data.version: missing``)."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False)[:3]:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        parts.append(f"{where.lstrip('.') or 'the item'}: {_words(error)}")
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        where = (within + path).lstrip(".")
+        parts.append(f"{where or 'the item'}: {_words(error)}")
     more = len(exc.errors()) - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 

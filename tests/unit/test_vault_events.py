@@ -109,6 +109,17 @@ def test_each_data_field_missing_null_or_wrong_type_is_dropped(key: str, value: 
     assert lines[0]["event_id"] == "00eccf70-95a7-4e7c-8299-2eb17ee9ad64"
 
 
+def test_a_malformed_event_is_named_as_other_upstream_answers_are() -> None:
+    """Review finding 18: the event parser had its own "field: why" wording; it now uses
+    rotation/azure/wire.reason, as every Graph, Key Vault and ARM item does (never a value)."""
+    raw = published()
+    del raw["data"]["Version"]
+    assert capture(raw)[1][0]["reason"] == "data.version: missing"
+    raw = published()
+    raw["subject"] = ["secret-text"]
+    assert capture(raw)[1][0]["reason"] == "event.subject: should be a valid string"
+
+
 @pytest.mark.parametrize("key", REQUIRED_TOP)
 @pytest.mark.parametrize("value", [*WRONG, "missing"])
 def test_each_envelope_field_missing_null_or_wrong_type_is_dropped(key: str, value: Any) -> None:
