@@ -39,3 +39,11 @@ def _one_child(parts: dict[str, str], child: str | None) -> bool:
         and "child_namespace_1" not in parts
         and parts.get("child_type_1", "").lower() == child.lower()
     )
+
+
+def system_topic_id(vault_resource_id: str) -> str:
+    """The Event Grid system topic infra makes on the vault (infra/main.bicep:
+    ``evgt-${vaultName}``), in the vault's resource group. The sandbox serves it here too."""
+    group, _, vault = vault_resource_id.rstrip("/").partition("/providers/")
+    name = vault.rsplit("/", 1)[-1]
+    return f"{group}/providers/Microsoft.EventGrid/systemTopics/evgt-{name}"

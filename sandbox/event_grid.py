@@ -43,6 +43,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from rotation.resource_ids import system_topic_id  # infra's name for it, one copy (finding 21)
 from sandbox.http_common import ApiError
 from sandbox.state import SandboxState, SecretVersion
 
@@ -286,11 +287,6 @@ TOPIC = (
 )
 READ_SUBSCRIPTION = "Microsoft.EventGrid/systemTopics/eventSubscriptions/read"
 READ_METRICS = "Microsoft.Insights/metrics/read"
-
-
-def system_topic_id(vault_resource_id: str) -> str:
-    group, _, vault = vault_resource_id.partition("/providers/")
-    return f"{group}/providers/Microsoft.EventGrid/systemTopics/evgt-{vault.rsplit('/', 1)[-1]}"
 
 
 def add_routes(app: web.Application) -> None:

@@ -32,6 +32,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from rotation.resource_ids import system_topic_id
 from sandbox import admin_api, arm_api, entra_api, event_grid, graph_api, vault_api, web_api
 from sandbox.api_app import (
     AZURE_CLI_APP_ID,
@@ -160,7 +161,7 @@ class Sandbox:
         vault[EVENTS] = self.event_grid
         self._services["arm"].app[EVENTS] = self.event_grid
         # doctor reads the subscription and its metrics: Reader on the topic, as infra grants.
-        topic_id = event_grid.system_topic_id(self.state.vault_resource_id or "")
+        topic_id = system_topic_id(self.state.vault_resource_id or "")
         self.state.assign_role(topic_id, self.rotator.sp, "Reader")
         self.event_grid.subscribe(event_grid.SUBSCRIPTION, "", begins_with="acs-smtp-")
         self._services["graph"].app[CHALLENGE] = graph_challenge(self.login_url)

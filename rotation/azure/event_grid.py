@@ -23,6 +23,7 @@ from pydantic import BeforeValidator
 from rotation.azure.acs import ArmReader
 from rotation.azure.wire import Problem, Wire, parse
 from rotation.model import EventDeliveries, EventSubscriptionEntry
+from rotation.resource_ids import system_topic_id
 
 EVENT_GRID_API = "2022-06-15"
 METRICS_API = "2018-01-01"
@@ -94,13 +95,6 @@ class _Metric(Wire):
 
 class _Metrics(Wire):
     value: list[_Metric]
-
-
-def system_topic_id(vault_resource_id: str) -> str:
-    """The system topic infra makes on the vault: evgt-<vault>, in the vault's group."""
-    group, _, vault = vault_resource_id.rstrip("/").partition("/providers/")
-    name = vault.rsplit("/", 1)[-1]
-    return f"{group}/providers/Microsoft.EventGrid/systemTopics/evgt-{name}"
 
 
 async def subscription(

@@ -14,6 +14,7 @@ from rotation.azure.wire import Problem
 from rotation.doctor.shared import Check, Clients, Facts
 from rotation.errors import PermissionDenied, describe
 from rotation.model import EventSubscriptionEntry
+from rotation.resource_ids import system_topic_id
 from rotation.vault_events import EventKind
 
 NAME = "key vault events"
@@ -27,7 +28,7 @@ async def key_vault_events(facts: Facts, clients: Clients) -> list[Check]:
     vault_id = facts.settings.key_vault_resource_id
     if not vault_id:
         return [Check(NAME, "warn", "not checked: ROTATION_KEY_VAULT_RESOURCE_ID is not set")]
-    topic_id = event_grid.system_topic_id(vault_id)
+    topic_id = system_topic_id(vault_id)
     try:
         found = await event_grid.subscription(clients.arm, vault_id)
     except PermissionDenied as exc:

@@ -27,10 +27,10 @@ from rich.console import Console
 
 from rotation import cli, doctor
 from rotation.doctor import Site
+from rotation.resource_ids import system_topic_id
 from rotation.settings import load_settings
 from sandbox import web_api
 from sandbox.app_policies import PasswordRestriction, new_policy
-from sandbox.event_grid import system_topic_id
 from sandbox.seed import Sender
 from sandbox.server import Sandbox
 from sandbox.state import RoleDefinition

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from rotation.resource_ids import system_topic_id
 from sandbox import event_grid
 from sandbox.event_grid import EXPIRED, NEAR_EXPIRY, NEAR_EXPIRY_LEAD, NEW_VERSION, EventGrid
 from sandbox.server import Sandbox
@@ -164,3 +165,14 @@ async def test_failures_are_retried_then_dead_lettered_and_400_at_once(
     put(sandbox, "acs-smtp-c", None)
     await until(lambda: grid(sandbox).pending() == 0)
     assert [d["lastHttpCode"] for d in subscription.dead_letters] == [500, 400]
+
+
+def test_the_sandbox_names_the_system_topic_as_the_product_reads_it() -> None:
+    """Review finding 21: the sandbox had its own copy of the topic's name, which lost the
+    vault's name from an id written with a trailing slash ("evgt-"); it now uses the
+    product's pure helper (the product never imports the sandbox)."""
+    vault = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1"
+    topic = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventGrid/systemTopics/evgt-kv1"
+    for written in (vault, vault + "/"):
+        assert event_grid.system_topic_id(written) == topic
+        assert system_topic_id(written) == topic

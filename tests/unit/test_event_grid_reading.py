@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from rotation.azure import event_grid
 from rotation.azure.wire import Problem
 from rotation.model import EventDeliveries
+from rotation.resource_ids import system_topic_id
 
 VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1"
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -48,7 +49,7 @@ class Arm:
 
 
 def test_the_topic_is_named_as_infra_names_it() -> None:
-    assert event_grid.system_topic_id(VAULT) == (
+    assert system_topic_id(VAULT) == (
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventGrid/systemTopics/evgt-kv1"
     )
 
