@@ -36,7 +36,8 @@ from typing import Any
 from bench.config import WorldConfig
 from bench.memory import rss_kib
 from rotation.azure.key_vault import SETTLED_TAG
-from rotation.settings import USERNAME_SUFFIX, load_settings
+from rotation.model import USERNAME_SUFFIX
+from rotation.settings import load_settings
 from sandbox.server import Sandbox
 from sandbox.state import SecretVersion
 

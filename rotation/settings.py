@@ -25,8 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rotation import ncrontab
 from rotation.errors import SettingsError
-from rotation.model import USERNAME_SUFFIX as USERNAME_SUFFIX  # re-exported: its old home
-from rotation.model import Rules, RunConfig
+from rotation.model import USERNAME_SUFFIX, Rules, RunConfig
 
 ENV_PREFIX = "ROTATION_"
 KEY_VAULT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")

@@ -53,13 +53,14 @@ from rotation.errors import (
 )
 from rotation.model import (
     MANAGED_BY,
+    USERNAME_SUFFIX,
     DeletedName,
     ManagedApp,
     NewSecret,
     VaultEntry,
     VaultVersion,
 )
-from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.settings import Settings
 from rotation.telemetry.redaction import register_secret
 
 PASSWORD_CONTENT_TYPE = "smtp-password"  # noqa: S105 (a content type, not a password)

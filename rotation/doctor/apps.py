@@ -18,6 +18,7 @@ from rotation.doctor.checks import sending_roles
 from rotation.doctor.shared import GRAPH, RBAC_DELAY, READ_WRITE_ALL, Check, Clients, Facts
 from rotation.errors import PermissionDenied, RotationError, SecretNameDeleted, describe
 from rotation.model import (
+    USERNAME_SUFFIX,
     AppManagementPolicy,
     AppRecord,
     ManagedApp,
@@ -26,7 +27,6 @@ from rotation.model import (
 )
 from rotation.permissions import SENDER_ACTIONS, VAULT_GET, VAULT_READ_METADATA, listed, short
 from rotation.run.discovery import grants_smtp, lacks
-from rotation.settings import USERNAME_SUFFIX
 
 #: Ownership is read from the directory when Graph is called, not from the token.
 OWNER_DELAY = "an owner added now counts at the next call (no new token needed)"

@@ -32,8 +32,14 @@ from datetime import datetime
 from rotation.core.concurrency import bounded
 from rotation.core.ports import WebSites
 from rotation.errors import PermissionDenied, describe
-from rotation.model import ConsumerCheck, ConsumerReference, ManagedApp, reference_problem
-from rotation.settings import USERNAME_SUFFIX, Settings
+from rotation.model import (
+    USERNAME_SUFFIX,
+    ConsumerCheck,
+    ConsumerReference,
+    ManagedApp,
+    reference_problem,
+)
+from rotation.settings import Settings
 from rotation.telemetry import logs
 
 log = logs.get_logger("rotation.consumers")
