@@ -402,14 +402,14 @@ class Api:
             raise
         return answers.RunReport.of(report).body()
 
-    async def vault_event(self, raw: Any) -> str:
-        """One Key Vault event from Event Grid (rotation/vault_watch.py): what became of it.
-        A malformed event is dropped, never raised; an Azure failure raises, so Event Grid
-        delivers the event again later."""
+    async def vault_event(self, raw: Any) -> None:
+        """One Key Vault event from Event Grid (rotation/vault_watch.py), which logs what
+        became of it. A malformed event is dropped, never raised; an Azure failure raises,
+        so Event Grid delivers the event again later."""
         from rotation.vault_watch import VaultWatch
 
         try:
-            return (await VaultWatch(self.service).handle(raw)).value
+            await VaultWatch(self.service).handle(raw)
         except Exception as exc:
             log.error("run.failed", error_type=type(exc).__name__, error=describe(exc))
             raise

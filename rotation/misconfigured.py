@@ -57,7 +57,7 @@ class Misconfigured:
         log.error("run.failed", error_type="SettingsError", error=self.message)
         raise SettingsError(self.message)
 
-    async def vault_event(self, raw: Any) -> str:
+    async def vault_event(self, raw: Any) -> None:
         """Raised, so that Event Grid retries the delivery (then dead-letters it) while the
         settings are wrong, rather than the event being lost."""
         log.error("run.failed", error_type="SettingsError", error=self.message)

@@ -45,7 +45,8 @@ DRIFT_CHECK_SECONDS = 20.0
 
 
 class Handled(enum.StrEnum):
-    """What became of one delivered event (the trigger logs it; tests read it)."""
+    """What became of one delivered event; each is logged where it is decided
+    (event.malformed, event.ignored, event.received, vault.drift_detected)."""
 
     DROPPED = "dropped"  # malformed
     IGNORED = "ignored"

@@ -319,18 +319,31 @@ async def test_a_hand_written_version_fires_the_problem_rule_and_its_repeat_does
     body = json.dumps({"appIds": [sender.app_id], "mode": "force"}).encode()
     assert (await api.rotations(body, operator))[0] == 200
     ours = sandbox.state.vault[f"acs-smtp-{sender.app_id}"][-1]
-    assert await api.vault_event(grid.event(NEW_VERSION, ours)) == "ignored"
+    await api.vault_event(grid.event(NEW_VERSION, ours))
+    assert handled(captured)[-1] == ("event.ignored", "written by the rotator (its own promotion)")
     assert fires("problemQuery", {"traces": traces(captured.getvalue())}) == []
 
     now = sandbox.state.clock.now()
     hand = SecretVersion(ours.name, "ab" * 16, "pasted", None, {}, True, None, None, now, now)
     sandbox.state.vault[ours.name.lower()].append(hand)
-    assert await api.vault_event(grid.event(NEW_VERSION, hand)) == "drift"
-    assert await api.vault_event(grid.event(NEW_VERSION, hand)) == "ignored"  # a repeat
+    await api.vault_event(grid.event(NEW_VERSION, hand))
+    assert handled(captured)[-1][0] == "vault.drift_detected"
+    await api.vault_event(grid.event(NEW_VERSION, hand))  # a repeat
+    assert handled(captured)[-1][1].startswith("drift already caught and checked")
 
     (row,) = fires("problemQuery", {"traces": traces(captured.getvalue())})
     assert (row["eventName"], row["appId"]) == ("vault.drift_detected", sender.app_id)
     assert "pasted" not in captured.getvalue()
+
+
+def handled(captured: io.StringIO) -> list[tuple[str, str | None]]:
+    """What became of each event, as the product logs it: (event name, reason)."""
+    parsed = [json.loads(line) for line in captured.getvalue().splitlines() if line.strip()]
+    return [
+        (line["event"], line.get("reason"))
+        for line in parsed
+        if line["event"] in ("event.ignored", "event.malformed", "vault.drift_detected")
+    ]
 
 
 def host_records(raised: BaseException | None) -> kql.Tables:
