@@ -2,7 +2,8 @@
 
 Somebody (a person, a pipeline) set a new version by hand. Consumers now read a password
 that nobody proved by SMTP AUTH, held by an Entra credential the rotator cannot name (the
-version carries no `key-id`, or one copied from a promotion's tags: VaultEntry.written_by_rotator). Rotating over it would hide it, and retiring "the other
+version carries no `key-id`, or one copied from a promotion's tags: see
+VaultEntry.written_by_rotator). Rotating over it would hide it, and retiring "the other
 credentials" after the grace period could remove the very credential it holds. So, until an
 operator resolves it:
 
