@@ -19,6 +19,7 @@ from azure.keyvault.secrets.aio import SecretClient
 from demo.walkthrough import write_secret
 from rotation.azure.identity import build_credential
 from rotation.azure.trust import connection_options
+from rotation.azure.vault_items import SETTLED_TAG
 from rotation.model import DRIFT_SEEN_TAG, DRIFT_SMTP_TAG
 from rotation.settings import load_settings
 from sandbox.event_grid import NEAR_EXPIRY, NEW_VERSION
@@ -291,6 +292,31 @@ async def test_a_hand_written_version_copying_the_proven_tags_is_drift_and_never
     status, body = await get(module, "status")
     (row,) = [r for r in body["apps"] if r["appId"] == sender.app_id]
     assert (status, row["state"], row["drift"]["version"]) == (200, "drift", version)
+
+
+async def test_a_copy_of_a_settled_version_mark_included_shows_as_drift_once_caught(
+    sandbox: Sandbox, watched: tuple[ModuleType, Subscriber], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The copy carries the settled mark too, so the vault-wide listing reads it as settled
+    and status planned from it alone ("ok"); once its event has caught it, its drift-seen
+    tag makes status and runs read the history, which shows the copy."""
+    module, _subscriber = watched
+    sender, name = await promoted_sender(sandbox, module)
+    sandbox.state.clock.advance(timedelta(days=3))  # the seeded credential's grace ends
+    await module.api.timer()  # retired, then marked settled
+    await settled(sandbox)
+    assert SETTLED_TAG in versions(sandbox, name)[-1].tags
+    await copy_by_hand(sandbox, name, "a typo of a password")
+    await settled(sandbox)
+    (caught,) = lines(caplog, "vault.drift_detected")
+    assert caught["smtp"] == "refused"
+
+    status, body = await get(module, "status")
+    (row,) = [r for r in body["apps"] if r["appId"] == sender.app_id]
+    assert (status, row["state"]) == (200, "drift")
+    report = await module.api.timer()
+    (outcome,) = [a for a in report["apps"] if a["appId"] == sender.app_id]
+    assert outcome["outcome"] == "blocked"
 
 
 async def test_the_rotators_own_promotion_sent_twice_is_not_drift(

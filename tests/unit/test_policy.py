@@ -20,6 +20,7 @@ from rotation.core.policy import (
 )
 from rotation.model import (
     CREDENTIAL_PREFIX,
+    DRIFT_SEEN_TAG,
     AppManagementPolicy,
     AppRecord,
     Credential,
@@ -377,6 +378,15 @@ def test_an_unmarked_current_version_needs_versions() -> None:
 def test_any_credential_besides_the_current_one_needs_versions() -> None:
     person = cred("k2", ours=False)
     assert needs_versions(record(cred("k1"), person), marked("k1"))
+
+
+def test_a_marked_current_version_caught_as_drift_needs_versions() -> None:
+    """A hand-written version that copied a settled version's tags, mark included, reads as
+    settled in the vault-wide listing (which names no version); once a Key Vault event has
+    caught it (its drift-seen tag), status and runs read the history that shows the copy
+    (VaultEntry.written_by_rotator) instead of taking the listing's word."""
+    caught = dataclasses.replace(marked("k1"), tags={DRIFT_SEEN_TAG: NOW.isoformat()})
+    assert needs_versions(record(cred("k1")), caught)
 
 
 def test_a_marked_app_whose_current_credential_is_gone_needs_versions() -> None:
