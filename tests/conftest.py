@@ -40,7 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks each test with its folder, and `uses_sandbox` when it starts one through the
     fixture (`make test-fast` runs the others); moves the slow ones to the front, so that
-    parallel workers (`make test` runs pytest-xdist) do not end waiting on one long test."""
+    parallel workers (`make test` runs pytest-xdist) do not end waiting on one long test.
+    That needs pyproject's `--maxschedchunk=1`: xdist's first blocks of consecutive tests
+    would otherwise give every slow test to one worker."""
     for item in items:
         suite = item.path.relative_to(TESTS).parts[0]
         if suite in SUITES:
