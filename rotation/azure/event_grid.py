@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator
 
-from rotation.azure.acs import ArmReader
 from rotation.azure.wire import Problem, Wire, parse
 from rotation.model import EventDeliveries, EventSubscriptionEntry
 from rotation.resource_ids import system_topic_id
+
+if TYPE_CHECKING:  # a type only: importing acs would load the ARM SDKs and aiohttp at cold start
+    from rotation.azure.acs import ArmReader
 
 EVENT_GRID_API = "2022-06-15"
 METRICS_API = "2018-01-01"
