@@ -83,13 +83,12 @@ async def test_a_cancelled_run_converges_on_the_next_runs(
     events = EngineEvents()
     with events.attached():
         crashed = asyncio.create_task(world.service.run(RunOptions(mode=Mode.FORCE)))
+        lost: list[Fault] = []
 
         def cancel(*_: object) -> None:
             crashed.cancel()
             if boundary.lost:
                 lost.append(sandbox.state.faults.inject(boundary.lost, drop=True, times=1))
-
-        lost: list[Fault] = []
 
         if boundary.event:
             events.triggers[boundary.event] = cancel
